@@ -151,8 +151,10 @@ gdpg__server_start()
         return 1
     local before=0
     [[ -f $root/log/postgres.log ]] && before=$(wc -l <"$root/log/postgres.log")
-    if gdpg_as_owner "$bin/pg_ctl" -D "$root/data" -l "$root/log/postgres.log" \
-        -w -t 60 -s start >/dev/null; then
+    # Own session: a Ctrl-C meant for the tests must not shut the server down
+    # under them; the caller stops it.
+    if gdpg_as_owner setsid -w "$bin/pg_ctl" -D "$root/data" -l "$root/log/postgres.log" \
+        -w -t 60 -s start >/dev/null </dev/null; then
         return 0
     fi
     if tail -n +"$((before + 1))" "$root/log/postgres.log" 2>/dev/null |
