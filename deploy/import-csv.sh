@@ -26,7 +26,10 @@ prog=${0##*/}
 
 usage()
 {
-    sed -n '3,21s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    {
+        printf 'usage:'
+        sed -n '4,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+    } >&2
     exit 2
 }
 
@@ -59,6 +62,10 @@ shift $((OPTIND - 1))
 
 kind=$1
 file=$2
+case $kind in
+org | categories | sla | calendar) ;;
+*) usage ;;
+esac
 dsn=${3:-${GD_DB_DSN:-}}
 [[ -n $dsn ]] || die "no database: pass a DSN as the third argument or set GD_DB_DSN"
 [[ -z $sla_file || $kind == categories ]] || die "-s SLA_FILE goes only with KIND categories"
@@ -96,9 +103,9 @@ case $kind in
 org)
     {
         copy_line import_org_unit "$org_columns" "$path"
-        echo "$quiet_context"
-        echo 'SELECT gd_import_org_units() AS n \gset'
-        echo '\echo imported :n org units'
+        printf '%s\n' "$quiet_context"
+        printf '%s\n' 'SELECT gd_import_org_units() AS n \gset'
+        printf '%s\n' '\echo imported :n org units'
     } >"$script"
     ;;
 categories)
@@ -107,36 +114,33 @@ categories)
         if [[ -n $sla_file ]]; then
             copy_line import_category_sla "$sla_columns" "$(csv_path "$sla_file")"
         fi
-        echo "$quiet_context"
+        printf '%s\n' "$quiet_context"
         # The function empties the staging tables, so count the SLA rows first.
-        echo 'SELECT count(*) AS n_sla FROM import_category_sla \gset'
-        echo 'SELECT gd_import_categories() AS n \gset'
+        printf '%s\n' 'SELECT count(*) AS n_sla FROM import_category_sla \gset'
+        printf '%s\n' 'SELECT gd_import_categories() AS n \gset'
         if [[ -n $sla_file ]]; then
-            echo '\echo imported :n categories and :n_sla SLA rows'
+            printf '%s\n' '\echo imported :n categories and :n_sla SLA rows'
         else
-            echo '\echo imported :n categories'
+            printf '%s\n' '\echo imported :n categories'
         fi
     } >"$script"
     ;;
 sla)
     {
         copy_line import_category_sla "$sla_columns" "$path"
-        echo "$quiet_context"
-        echo 'SELECT count(*) AS n_sla FROM import_category_sla \gset'
-        echo 'SELECT gd_import_categories() AS n \gset'
-        echo '\echo imported :n_sla SLA rows'
+        printf '%s\n' "$quiet_context"
+        printf '%s\n' 'SELECT count(*) AS n_sla FROM import_category_sla \gset'
+        printf '%s\n' 'SELECT gd_import_categories() AS n \gset'
+        printf '%s\n' '\echo imported :n_sla SLA rows'
     } >"$script"
     ;;
 calendar)
     {
         copy_line import_calendar_day "$calendar_columns" "$path"
-        echo "$quiet_context"
-        echo 'SELECT gd_import_calendar() AS n \gset'
-        echo '\echo imported :n calendar days'
+        printf '%s\n' "$quiet_context"
+        printf '%s\n' 'SELECT gd_import_calendar() AS n \gset'
+        printf '%s\n' '\echo imported :n calendar days'
     } >"$script"
-    ;;
-*)
-    usage
     ;;
 esac
 
