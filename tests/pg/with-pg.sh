@@ -57,7 +57,8 @@ fi
 
 # Run CMD in the background (stdin passed through) so that a signal to this
 # script is handled at once rather than after CMD finishes.
-exec 3<&0
+# (With no stdin at all, as under some CI runners, CMD gets /dev/null.)
+{ exec 3<&0; } 2>/dev/null || exec 3</dev/null
 "$@" <&3 3<&- &
 child=$!
 wait "$child"
