@@ -10,7 +10,7 @@ packages=(
     # build
     gcc clang libclang-rt-14-dev meson ninja-build pkg-config
     # libraries
-    libzmq3-dev libpq-dev libmsgpack-dev libuv1-dev libcmocka-dev
+    libzmq3-dev libpq-dev libmsgpack-dev libuv1-dev libcmocka-dev uthash-dev
     libjansson-dev libinih-dev
     # PostgreSQL server (private test clusters) and client tools
     postgresql-15 postgresql-client-15
