@@ -1,0 +1,185 @@
+/* broker.h - the broker's data model and the one struct that main owns.
+ *
+ * Every module receives a struct broker pointer; there is no other
+ * process state (besides the log level). Incidents, queues, sessions and
+ * intake clients are defined here because every module walks them; each
+ * module's header declares the functions that change them.
+ */
+#ifndef GD_BROKER_BROKER_H
+#define GD_BROKER_BROKER_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <uthash.h>
+#include <uv.h>
+
+#include "config.h"
+#include "gdp.h"
+#include "org.h"
+#include "store.h"
+#include "zsock.h"
+
+struct session;
+struct client;
+
+/* Someone waiting for a reply that is sent once a change is durable. */
+struct waiter {
+    struct waiter *next;
+    enum gd_type type;        /* ACCEPTED for SUBMIT, DONE, OK */
+    bool duplicate;           /* ACCEPTED: answer duplicate=true */
+    bool applied;             /* OK: applied flag */
+    uint64_t ref;
+    struct client *client;    /* intake endpoint, or */
+    uint64_t session_id;      /* work endpoint */
+};
+
+/* An open incident (closed ones leave memory once their last change is
+ * durable). Strings are owned by the incident. */
+struct incident {
+    uint64_t id;
+    uint32_t version;
+    enum gd_state state;
+    enum gd_priority priority;
+    char *source;
+    char *external_id;
+    char *key;                 /* source "\x1f" external_id: dedup hash key */
+    char *category_code;       /* as submitted; "" if none */
+    struct category *category; /* NULL when unknown */
+    char *location_code;       /* as submitted; "" if none */
+    struct unit *location;     /* NULL when unknown */
+    char *address;
+    bool has_coords;
+    double lat, lon;
+    char *description;
+    char *reporter_name;       /* PII: only to the owning worker */
+    char *reporter_phone;
+    char *reporter_address;
+    uint32_t n_attachments;
+    char *attachments[GD_MAX_ATTACHMENTS];
+    int64_t reported_at, received_at;
+    int64_t sign_due, resolve_due;
+    uint32_t attempts, escalations;
+    bool flagged;
+
+    struct queue *queue;       /* owning queue */
+    struct unit *owner;        /* owning unit; NULL for triage */
+    enum gd_level level;       /* owning level */
+
+    bool durable;              /* its insert has committed */
+    bool queued;               /* linked in queue->items[priority] */
+    int64_t enqueued_at;
+    struct incident *qprev, *qnext;
+
+    struct session *session;   /* delivered to, until signed/finished */
+    uint64_t delivery_id;
+    bool in_flight;            /* counted in session credit and queue in_flight */
+    struct incident *sprev, *snext;
+
+    enum gd_event_kind last_event;
+    uint64_t last_session;     /* session whose command made the last event */
+    uint32_t pending_changes;  /* changes not yet durable: keeps it alive */
+    bool doomed;               /* closed or dropped: free when pending == 0 */
+    struct waiter *waiters;    /* SUBMITs waiting for the first commit */
+
+    UT_hash_handle hh;         /* by id */
+    UT_hash_handle hk;         /* by key */
+};
+
+/* A queue: a unit's inbox (grid, community, district), a town sector's
+ * (<town>.<sector>), or the district triage queue. */
+struct queue {
+    char *name;
+    struct unit *unit;         /* NULL for triage */
+    int sector;                /* town sector queues: enum sector; else -1 */
+    struct incident *items[GD_PRIO_COUNT]; /* FIFO per priority (utlist DL) */
+    uint32_t depth;
+    uint32_t in_flight;
+    uint32_t overdue;
+    struct session **consumers;
+    uint32_t n_consumers, cap_consumers;
+    uint32_t next_consumer;    /* round-robin position */
+    uint64_t entered, finished;         /* totals, for rates */
+    uint64_t last_entered, last_finished;
+    bool reported;             /* gauges published at least once */
+    bool dirty;                /* waiting for a dispatch pass */
+    struct queue *dirty_next;
+    UT_hash_handle hh;
+};
+
+struct session {
+    uint64_t id;
+    uint8_t rid[256];          /* ZeroMQ routing id */
+    size_t rid_len;
+    char name[GD_MAX_NAME + 1];
+    enum gd_role role;
+    uint32_t credit;
+    uint32_t in_flight;
+    struct queue **queues;
+    uint32_t n_queues;
+    uint32_t next_queue;       /* round-robin start for fairness */
+    int64_t last_recv, last_send;
+    struct incident *deliveries;  /* in-flight (utlist DL via sprev/snext) */
+    UT_hash_handle hh;         /* by routing id */
+    UT_hash_handle hi;         /* by id */
+};
+
+/* An intake peer with requests waiting for a commit. Exists only while
+ * it has some; bounds what one client can make us hold. */
+struct client {
+    uint8_t rid[256];
+    size_t rid_len;
+    uint32_t pending;
+    UT_hash_handle hh;
+};
+
+struct counters {
+    uint64_t submitted, accepted, duplicates, rejected, busy;
+    uint64_t delivered, signed_, resolved, closed, reopened, returned, requeued;
+    uint64_t extended, progressed, dispatched, escalated, poisoned, worker_errors;
+    uint64_t sessions_opened, sessions_lost;
+};
+
+struct broker {
+    struct config cfg;
+    uv_loop_t *loop;
+    void *zctx;
+    struct zsock intake;
+    struct zsock work;
+    struct zsock status;
+    struct store *store;
+    struct org org;
+
+    struct incident *incidents;   /* by id */
+    struct incident *by_key;      /* by (source, external_id) */
+    uint32_t n_open;
+    uint64_t next_id;
+    uint64_t next_delivery;
+
+    struct queue *queues;         /* by name */
+    struct queue *triage;
+    struct session *sessions;     /* by routing id */
+    struct session *sessions_by_id;
+    uint32_t n_sessions;
+    uint64_t next_session;
+    struct client *clients;
+
+    struct gd_decoder *decoder;
+    struct gd_buf out;            /* scratch encode buffer */
+
+    struct queue *dirty;          /* queues to dispatch on the next pass */
+    uv_idle_t dispatch_idle;
+    uv_timer_t heartbeat_timer;
+    uv_timer_t gauge_timer;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t shutdown_timer;
+    bool stopping;
+    int64_t stop_started;
+    int64_t started_at;
+    int64_t last_gauge_at;
+    struct counters counters;
+};
+
+/* Wall-clock now in ms since the Unix epoch. */
+int64_t broker_now(const struct broker *b);
+
+#endif

@@ -1,0 +1,43 @@
+/* config.h - the broker's settings: defaults, command line and environment. */
+#ifndef GD_BROKER_CONFIG_H
+#define GD_BROKER_CONFIG_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+struct config {
+    const char *db_dsn;          /* libpq conninfo; env GD_DB_DSN */
+    const char *intake_endpoint; /* ZeroMQ endpoint the intake ROUTER binds */
+    const char *work_endpoint;   /* ... the work ROUTER */
+    const char *status_endpoint; /* ... the status XPUB */
+    const char *migrations_dir;  /* apply *.sql from here at start; NULL: don't */
+    const char *district;        /* district code: top of the escalation ladder */
+
+    uint32_t flush_ms;           /* longest a change waits before its commit starts */
+    uint32_t batch_max;          /* most changes in one transaction */
+    uint32_t backlog_max;        /* uncommitted changes before new work gets BUSY */
+    uint32_t busy_retry_ms;      /* retry hint sent with BUSY */
+    uint32_t db_retry_ms;        /* pause between reconnection attempts */
+
+    uint32_t heartbeat_ms;       /* heartbeat interval, both directions */
+    uint32_t liveness;           /* missed heartbeats before a worker is dead */
+    uint32_t max_attempts;       /* unsigned deliveries before moving up + alarm */
+    uint32_t max_sessions;       /* worker/SLA sessions at once */
+    uint32_t max_credit;         /* cap on a worker's credit */
+    uint32_t max_pending;        /* unanswered requests per intake client */
+    uint32_t max_open;           /* open incidents held in memory */
+
+    uint32_t gauge_ms;           /* period of queue.* and broker status */
+    int log_level;
+};
+
+/* Fills `cfg` with the defaults, then the environment, then argv.
+ * Returns 0; 1 when --help or --version was handled (exit 0); -1 after
+ * printing a usage error to `err` (exit 2). */
+int config_parse(struct config *cfg, int argc, char **argv, FILE *err);
+
+/* Prints the effective configuration, one "key = value" per line, with
+ * the password in the DSN masked. */
+void config_print(const struct config *cfg, FILE *out);
+
+#endif

@@ -1,0 +1,511 @@
+/* intake.c - the intake endpoint: SUBMIT, QUERY, FEEDBACK, SNAPSHOT, DISPATCH. */
+#include "intake.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "lifecycle.h"
+#include "log.h"
+#include "queue.h"
+#include "route.h"
+#include "status.h"
+#include "work.h"
+
+/* A SUBMIT may say it was reported at most this far in the future
+ * (clock skew between the reporting system and us). */
+#define MAX_CLOCK_SKEW_MS (5 * 60 * 1000)
+#define GAUGES_PER_MESSAGE 200
+
+static void send_to(struct broker *b, const uint8_t *rid, size_t rid_len, const struct gd_msg *m)
+{
+    uint8_t header[GD_HEADER_LEN];
+    gd_encode_header(m->type, header);
+    gd_buf_reset(&b->out);
+    int rc = gd_encode(m, &b->out);
+    if (rc < 0) {
+        log_error("intake", "cannot encode %s: %s", gd_type_name(m->type),
+                  gd_code_name((enum gd_code)-rc));
+        return;
+    }
+    const void *parts[3] = {rid, header, b->out.data};
+    size_t lens[3] = {rid_len, sizeof(header), b->out.len};
+    zsock_send(&b->intake, parts, lens, 3); /* a vanished client just misses it */
+    if (m->type == GD_T_ACCEPTED)
+        m->u.accepted.duplicate ? b->counters.duplicates++ : b->counters.accepted++;
+    else if (m->type == GD_T_REJECTED)
+        b->counters.rejected++;
+    else if (m->type == GD_T_BUSY)
+        b->counters.busy++;
+}
+
+static void reject(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref,
+                   enum gd_code code, const char *field, const char *message)
+{
+    struct gd_msg m = {.type = GD_T_REJECTED};
+    m.u.error = (struct gd_error_reply){
+        .ref = ref,
+        .code = code,
+        .message = gd_str_c(message ? message : gd_code_message(code)),
+        .field = gd_str_c(field),
+    };
+    send_to(b, rid, rid_len, &m);
+}
+
+static void busy(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref,
+                 const char *reason)
+{
+    struct gd_msg m = {.type = GD_T_BUSY};
+    m.u.busy = (struct gd_busy){
+        .ref = ref, .retry_ms = b->cfg.busy_retry_ms, .reason = gd_str_c(reason)};
+    send_to(b, rid, rid_len, &m);
+}
+
+/* Why new work cannot be taken now, or NULL when it can. */
+static const char *overloaded(struct broker *b)
+{
+    if (b->stopping)
+        return "shutdown";
+    if (!store_is_up(b->store))
+        return "database_down";
+    if (store_backlog(b->store) >= b->cfg.backlog_max)
+        return "backlog";
+    return NULL;
+}
+
+/* ---- clients with requests in progress ---- */
+
+/* The client record for `rid`, created if needed, with one more pending
+ * request; NULL when the client is at its limit (or out of memory). */
+static struct client *client_hold(struct broker *b, const uint8_t *rid, size_t rid_len)
+{
+    struct client *c = NULL;
+    HASH_FIND(hh, b->clients, rid, rid_len, c);
+    if (!c) {
+        c = calloc(1, sizeof(*c));
+        if (!c)
+            return NULL;
+        memcpy(c->rid, rid, rid_len);
+        c->rid_len = rid_len;
+        HASH_ADD(hh, b->clients, rid, c->rid_len, c);
+    }
+    if (c->pending >= b->cfg.max_pending)
+        return NULL;
+    c->pending++;
+    return c;
+}
+
+static void client_release(struct broker *b, struct client *c)
+{
+    if (--c->pending == 0) {
+        HASH_DELETE(hh, b->clients, c);
+        free(c);
+    }
+}
+
+void intake_answer(struct broker *b, struct waiter *w, const struct gd_msg *m)
+{
+    send_to(b, w->client->rid, w->client->rid_len, m);
+    client_release(b, w->client);
+}
+
+/* A waiter for this request, counted against the client's limit; NULL
+ * (after answering REJECTED) when the client has too many requests open. */
+static struct waiter *hold(struct broker *b, const uint8_t *rid, size_t rid_len, enum gd_type type,
+                           uint64_t ref)
+{
+    struct client *c = client_hold(b, rid, rid_len);
+    struct waiter *w = c ? waiter_for_client(c, type, ref) : NULL;
+    if (!w) {
+        if (c)
+            client_release(b, c);
+        char msg[128];
+        snprintf(msg, sizeof(msg),
+                 "more than %u requests of this client are waiting for the database; "
+                 "wait for answers before sending more",
+                 b->cfg.max_pending);
+        reject(b, rid, rid_len, ref, GD_E_LIMIT, NULL, msg);
+    }
+    return w;
+}
+
+/* ---- SUBMIT ---- */
+
+static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
+                          const struct gd_submit *m)
+{
+    b->counters.submitted++;
+    struct incident *inc = incident_by_key(b, m->source, m->external_id);
+    if (inc) {
+        if (inc->durable) {
+            struct gd_msg r = {.type = GD_T_ACCEPTED};
+            r.u.accepted = (struct gd_accepted){
+                .ref = m->ref,
+                .incident_id = inc->id,
+                .version = inc->version,
+                .duplicate = true,
+                .state = inc->state,
+                .queue = gd_str_c(inc->queue->name),
+            };
+            send_to(b, rid, rid_len, &r);
+            return;
+        }
+        /* the first copy is still being stored: answer both together */
+        struct waiter *w = hold(b, rid, rid_len, GD_T_ACCEPTED, m->ref);
+        if (w) {
+            w->duplicate = true;
+            w->next = inc->waiters;
+            inc->waiters = w;
+        }
+        return;
+    }
+    const char *why = overloaded(b);
+    if (!why && b->n_open >= b->cfg.max_open)
+        why = "capacity";
+    if (why) {
+        busy(b, rid, rid_len, m->ref, why);
+        return;
+    }
+    int64_t now = broker_now(b);
+    if (m->reported_at > now + MAX_CLOCK_SKEW_MS) {
+        reject(b, rid, rid_len, m->ref, GD_E_BAD_VALUE, "reported_at",
+               "reported_at is in the future; send milliseconds since the Unix epoch, UTC");
+        return;
+    }
+    struct category *cat = org_category(&b->org, m->category.ptr, m->category.len);
+    struct unit *loc = org_unit(&b->org, m->location.unit.ptr, m->location.unit.len);
+    struct route r;
+    if (route_resolve(b, cat, loc, &r) < 0) {
+        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    struct waiter *w = hold(b, rid, rid_len, GD_T_ACCEPTED, m->ref);
+    if (!w)
+        return;
+    inc = incident_from_submit(m, cat, loc, b->next_id, now);
+    if (!inc) {
+        struct client *c = w->client;
+        free(w);
+        client_release(b, c);
+        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    b->next_id++;
+    lifecycle_receive(b, inc, &r, w);
+}
+
+/* ---- QUERY ---- */
+
+static const char sql_query_by_id[] =
+    "SELECT " INCIDENT_COLUMNS ", e.version, gd_ms(e.at), e.kind, coalesce(e.from_state, ''), "
+    "e.to_state, e.queue, e.actor, e.note "
+    "FROM incident i LEFT JOIN LATERAL (SELECT * FROM incident_event ev "
+    "WHERE ev.incident_id = i.id ORDER BY ev.version DESC LIMIT 513) e ON $2 "
+    "WHERE i.id = $1 ORDER BY e.version";
+
+static const char sql_query_by_key[] =
+    "SELECT " INCIDENT_COLUMNS ", e.version, gd_ms(e.at), e.kind, coalesce(e.from_state, ''), "
+    "e.to_state, e.queue, e.actor, e.note "
+    "FROM incident i LEFT JOIN LATERAL (SELECT * FROM incident_event ev "
+    "WHERE ev.incident_id = i.id ORDER BY ev.version DESC LIMIT 513) e ON $3 "
+    "WHERE i.source = $1 AND i.external_id = $2 ORDER BY e.version";
+
+struct query_ctx {
+    struct broker *b;
+    struct waiter *w;
+};
+
+static void on_query_result(void *ctx, const PGresult *res)
+{
+    struct query_ctx *q = ctx;
+    struct broker *b = q->b;
+    struct waiter *w = q->w;
+    free(q);
+    struct gd_msg m = {0};
+    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+        m.type = GD_T_BUSY;
+        m.u.busy = (struct gd_busy){.ref = w->ref,
+                                    .retry_ms = b->cfg.busy_retry_ms,
+                                    .reason = GD_STR("database_down")};
+        if (res)
+            log_error("intake", "QUERY failed: %s", PQresultErrorMessage(res));
+    } else if (PQntuples(res) == 0) {
+        m.type = GD_T_REJECTED;
+        m.u.error = (struct gd_error_reply){
+            .ref = w->ref,
+            .code = GD_E_NOT_FOUND,
+            .message = GD_STR("no such incident"),
+        };
+    } else {
+        struct incident *tmp = incident_from_row(b, res, 0);
+        if (!tmp) {
+            m.type = GD_T_REJECTED;
+            m.u.error = (struct gd_error_reply){
+                .ref = w->ref, .code = GD_E_INTERNAL, .message = GD_STR("out of memory")};
+            intake_answer(b, w, &m);
+            free(w);
+            return;
+        }
+        m.type = GD_T_INCIDENT;
+        struct gd_incident_reply *r = &m.u.incident;
+        r->ref = w->ref;
+        work_view(tmp, true, &r->incident);
+        r->incident.queue = gd_str_c(PQgetvalue(res, 0, 7));
+        r->incident.owner = gd_str_c(PQgetvalue(res, 0, 8));
+        int level = gd_level_parse(gd_str_c(PQgetvalue(res, 0, 9)));
+        r->incident.level = level < 0 ? GD_LEVEL_DISTRICT : (enum gd_level)level;
+        int n = PQntuples(res);
+        int first = 0;
+        if (PQgetisnull(res, 0, INCIDENT_NCOLUMNS))
+            n = 0; /* events not asked for */
+        if (n > GD_MAX_EVENTS) {
+            r->truncated = true;
+            first = n - GD_MAX_EVENTS;
+            n = GD_MAX_EVENTS;
+        }
+        struct gd_event *ev = calloc((size_t)(n ? n : 1), sizeof(*ev));
+        for (int i = 0; ev && i < n; i++) {
+            int row = first + i, col = INCIDENT_NCOLUMNS;
+            int k = 0;
+            for (; k < GD_EV_COUNT; k++)
+                if (strcmp(gd_event_kind_name((enum gd_event_kind)k),
+                           PQgetvalue(res, row, col + 2)) == 0)
+                    break;
+            int from = gd_state_parse(gd_str_c(PQgetvalue(res, row, col + 3)));
+            int to = gd_state_parse(gd_str_c(PQgetvalue(res, row, col + 4)));
+            ev[i] = (struct gd_event){
+                .version = (uint32_t)strtoul(PQgetvalue(res, row, col), NULL, 10),
+                .at = strtoll(PQgetvalue(res, row, col + 1), NULL, 10),
+                .kind = (enum gd_event_kind)(k < GD_EV_COUNT ? k : GD_EV_RECEIVE),
+                .from = from < 0 ? GD_ST_RECEIVED : (enum gd_state)from,
+                .to = to < 0 ? GD_ST_RECEIVED : (enum gd_state)to,
+                .queue = gd_str_c(PQgetvalue(res, row, col + 5)),
+                .actor = gd_str_c(PQgetvalue(res, row, col + 6)),
+                .note = gd_str_c(PQgetvalue(res, row, col + 7)),
+            };
+        }
+        r->events = ev;
+        r->n_events = ev ? (uint32_t)n : 0;
+        intake_answer(b, w, &m);
+        free(ev);
+        incident_free(tmp);
+        free(w);
+        return;
+    }
+    intake_answer(b, w, &m);
+    free(w);
+}
+
+static void handle_query(struct broker *b, const uint8_t *rid, size_t rid_len,
+                         const struct gd_query *m)
+{
+    const char *why = overloaded(b);
+    if (why) {
+        busy(b, rid, rid_len, m->ref, why);
+        return;
+    }
+    struct query_ctx *q = malloc(sizeof(*q));
+    struct waiter *w = q ? hold(b, rid, rid_len, GD_T_INCIDENT, m->ref) : NULL;
+    if (!w) {
+        free(q);
+        return;
+    }
+    *q = (struct query_ctx){.b = b, .w = w};
+    char id[24], src[GD_MAX_CODE + 1], ext[GD_MAX_EXTERNAL_ID + 1];
+    const char *events = m->events ? "true" : "false";
+    int rc;
+    if (m->incident_id) {
+        snprintf(id, sizeof(id), "%llu", (unsigned long long)m->incident_id);
+        const char *params[2] = {id, events};
+        rc = store_query(b->store, sql_query_by_id, 2, params, on_query_result, q);
+    } else {
+        snprintf(src, sizeof(src), "%.*s", (int)m->source.len, m->source.ptr);
+        snprintf(ext, sizeof(ext), "%.*s", (int)m->external_id.len, m->external_id.ptr);
+        const char *params[3] = {src, ext, events};
+        rc = store_query(b->store, sql_query_by_key, 3, params, on_query_result, q);
+    }
+    if (rc < 0) {
+        free(q);
+        struct client *c = w->client;
+        free(w);
+        client_release(b, c);
+        busy(b, rid, rid_len, m->ref, "database_down");
+    }
+}
+
+/* ---- FEEDBACK (回访) and DISPATCH ---- */
+
+static struct incident *open_incident(struct broker *b, const uint8_t *rid, size_t rid_len,
+                                      uint64_t ref, uint64_t id)
+{
+    struct incident *inc = incident_by_id(b, id);
+    if (!inc || !inc->durable) {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "incident %llu is not open (unknown, or already closed)",
+                 (unsigned long long)id);
+        reject(b, rid, rid_len, ref, GD_E_NOT_FOUND, "incident_id", msg);
+        return NULL;
+    }
+    return inc;
+}
+
+static void handle_feedback(struct broker *b, const uint8_t *rid, size_t rid_len,
+                            const struct gd_feedback *m)
+{
+    const char *why = overloaded(b);
+    if (why) {
+        busy(b, rid, rid_len, m->ref, why);
+        return;
+    }
+    struct incident *inc = open_incident(b, rid, rid_len, m->ref, m->incident_id);
+    if (!inc)
+        return;
+    if (inc->state != GD_ST_RESOLVED) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "feedback is taken for RESOLVED incidents; this one is %s",
+                 gd_state_name(inc->state));
+        reject(b, rid, rid_len, m->ref, GD_E_BAD_STATE, NULL, msg);
+        return;
+    }
+    struct waiter *w = hold(b, rid, rid_len, GD_T_DONE, m->ref);
+    if (!w)
+        return;
+    int rc = m->satisfied
+                 ? lifecycle_apply_str(b, inc, GD_EV_CLOSE, GD_ST_CLOSED, NULL, false, "feedback",
+                                       m->comment, w)
+                 : lifecycle_apply_str(b, inc, GD_EV_REOPEN, GD_ST_QUEUED, NULL, false, "feedback",
+                                       m->comment, w);
+    if (rc < 0) {
+        struct client *c = w->client;
+        free(w);
+        client_release(b, c);
+        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    m->satisfied ? b->counters.closed++ : b->counters.reopened++;
+}
+
+static void handle_dispatch(struct broker *b, const uint8_t *rid, size_t rid_len,
+                            const struct gd_dispatch *m)
+{
+    const char *why = overloaded(b);
+    if (why) {
+        busy(b, rid, rid_len, m->ref, why);
+        return;
+    }
+    struct incident *inc = open_incident(b, rid, rid_len, m->ref, m->incident_id);
+    if (!inc)
+        return;
+    char msg[160];
+    if (m->version != inc->version) {
+        snprintf(msg, sizeof(msg), "incident %llu is at version %u, not %u; read it again",
+                 (unsigned long long)inc->id, inc->version, m->version);
+        reject(b, rid, rid_len, m->ref, GD_E_STALE_VERSION, "version", msg);
+        return;
+    }
+    if (inc->state != GD_ST_QUEUED) {
+        snprintf(msg, sizeof(msg), "only QUEUED incidents can be dispatched; this one is %s",
+                 gd_state_name(inc->state));
+        reject(b, rid, rid_len, m->ref, GD_E_BAD_STATE, NULL, msg);
+        return;
+    }
+    struct route r;
+    int rc = route_named(b, inc, m->unit.ptr, m->unit.len, &r);
+    if (rc < 0) {
+        reject(b, rid, rid_len, m->ref, (enum gd_code)-rc, "unit",
+               rc == -GD_E_NOT_FOUND
+                   ? "no such org unit or queue"
+                   : "that unit has no queue for this incident: give a grid, community or "
+                     "district code, or <town>.<sector>");
+        return;
+    }
+    struct waiter *w = hold(b, rid, rid_len, GD_T_DONE, m->ref);
+    if (!w)
+        return;
+    if (lifecycle_apply_str(b, inc, GD_EV_DISPATCH, GD_ST_QUEUED, &r, false, "dispatcher",
+                            m->note, w) < 0) {
+        struct client *c = w->client;
+        free(w);
+        client_release(b, c);
+        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    b->counters.dispatched++;
+}
+
+/* ---- SNAPSHOT ---- */
+
+static void handle_snapshot(struct broker *b, const uint8_t *rid, size_t rid_len,
+                            const struct gd_snapshot *m)
+{
+    struct gd_gauge g[GAUGES_PER_MESSAGE];
+    int64_t now = broker_now(b);
+    uint32_t n = 0;
+    for (struct queue *q = b->queues;; q = q->hh.next) {
+        if (q && (m->prefix.len > strlen(q->name) ||
+                  memcmp(q->name, m->prefix.ptr, m->prefix.len) != 0))
+            continue;
+        if (q && n < GAUGES_PER_MESSAGE) {
+            status_gauge(b, q, now, &g[n++]);
+            continue;
+        }
+        /* a full message, or the end: a part with truncated=true means
+         * more parts follow */
+        struct gd_msg r = {.type = GD_T_GAUGES};
+        r.u.gauges = (struct gd_gauges){
+            .ref = m->ref, .at = now, .n_gauges = n, .gauges = g, .truncated = q != NULL};
+        send_to(b, rid, rid_len, &r);
+        if (!q)
+            break;
+        n = 0;
+        status_gauge(b, q, now, &g[n++]);
+    }
+}
+
+static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overflow)
+{
+    struct broker *b = zs->data;
+    if (n < 1)
+        return;
+    const uint8_t *rid = zmq_msg_data(&frames[0]);
+    size_t rid_len = zmq_msg_size(&frames[0]);
+    if (overflow || n != 3) {
+        reject(b, rid, rid_len, 0, GD_E_BAD_HEADER, NULL,
+               "a message is two frames: the GDP1 header and one msgpack body");
+        return;
+    }
+    struct gd_msg m;
+    struct gd_decode_error derr = {0};
+    if (gd_decode(b->decoder, zmq_msg_data(&frames[1]), zmq_msg_size(&frames[1]),
+                  zmq_msg_data(&frames[2]), zmq_msg_size(&frames[2]), &m, &derr) < 0) {
+        char msg[160];
+        snprintf(msg, sizeof(msg), "%s%s%s", gd_code_message(derr.code),
+                 derr.field && *derr.field ? ": " : "", derr.field ? derr.field : "");
+        reject(b, rid, rid_len, 0, derr.code, derr.field, msg);
+        return;
+    }
+    switch (m.type) {
+    case GD_T_SUBMIT: handle_submit(b, rid, rid_len, &m.u.submit); break;
+    case GD_T_QUERY: handle_query(b, rid, rid_len, &m.u.query); break;
+    case GD_T_FEEDBACK: handle_feedback(b, rid, rid_len, &m.u.feedback); break;
+    case GD_T_DISPATCH: handle_dispatch(b, rid, rid_len, &m.u.dispatch); break;
+    case GD_T_SNAPSHOT: handle_snapshot(b, rid, rid_len, &m.u.snapshot); break;
+    default: {
+        char msg[96];
+        snprintf(msg, sizeof(msg), "%s is not a message for the intake endpoint",
+                 gd_type_name(m.type));
+        reject(b, rid, rid_len, 0, GD_E_UNKNOWN_TYPE, NULL, msg);
+    }
+    }
+}
+
+int intake_open(struct broker *b, char *err, size_t errlen)
+{
+    return zsock_bind(&b->intake, b->loop, b->zctx, ZMQ_ROUTER, b->cfg.intake_endpoint,
+                      GD_MAX_BODY + 1024, on_message, b, err, errlen);
+}
+
+void intake_close(struct broker *b)
+{
+    zsock_close(&b->intake);
+}

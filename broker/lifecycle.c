@@ -1,0 +1,621 @@
+/* lifecycle.c - incidents in memory and their transitions, made durable through the store.
+ *
+ * A transition changes the incident in memory at once (so the next
+ * command sees the new version) and queues a store_change carrying the
+ * event and the projection after it. Whoever asked is answered, and the
+ * transition is published, only when that change has committed. An
+ * incident stays allocated while it has uncommitted changes. */
+#include "lifecycle.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "intake.h"
+#include "log.h"
+#include "queue.h"
+#include "status.h"
+#include "work.h"
+
+/* A store_change plus what to do when it is durable. */
+struct lc_change {
+    struct store_change c;      /* first: the store frees it as a store_change */
+    struct broker *b;
+    struct waiter *waiters;
+};
+
+static char *dup_str(struct gd_str s)
+{
+    char *p = malloc((size_t)s.len + 1);
+    if (p) {
+        if (s.len)
+            memcpy(p, s.ptr, s.len);
+        p[s.len] = '\0';
+    }
+    return p;
+}
+
+bool lifecycle_in_hand(enum gd_state s)
+{
+    return s == GD_ST_DELIVERED || s == GD_ST_SIGNED || s == GD_ST_IN_PROGRESS;
+}
+
+struct incident *incident_from_submit(const struct gd_submit *m, struct category *cat,
+                                      struct unit *location, uint64_t id, int64_t now)
+{
+    struct incident *inc = calloc(1, sizeof(*inc));
+    if (!inc)
+        return NULL;
+    inc->id = id;
+    inc->priority = m->priority;
+    inc->source = dup_str(m->source);
+    inc->external_id = dup_str(m->external_id);
+    inc->category_code = dup_str(m->category);
+    inc->location_code = dup_str(m->location.unit);
+    inc->address = dup_str(m->location.address);
+    inc->description = dup_str(m->description);
+    inc->reporter_name = dup_str(m->reporter.name);
+    inc->reporter_phone = dup_str(m->reporter.phone);
+    inc->reporter_address = dup_str(m->reporter.address);
+    inc->key = malloc((size_t)m->source.len + m->external_id.len + 2);
+    bool ok = inc->source && inc->external_id && inc->category_code && inc->location_code &&
+              inc->address && inc->description && inc->reporter_name && inc->reporter_phone &&
+              inc->reporter_address && inc->key;
+    for (uint32_t i = 0; ok && i < m->n_attachments; i++) {
+        inc->attachments[i] = dup_str(m->attachments[i]);
+        ok = inc->attachments[i] != NULL;
+        inc->n_attachments = i + 1;
+    }
+    if (!ok) {
+        incident_free(inc);
+        return NULL;
+    }
+    snprintf(inc->key, (size_t)m->source.len + m->external_id.len + 2, "%s\x1f%s", inc->source,
+             inc->external_id);
+    inc->has_coords = m->location.has_coords;
+    inc->lat = m->location.lat;
+    inc->lon = m->location.lon;
+    inc->category = cat;
+    inc->location = location;
+    inc->reported_at = m->reported_at;
+    inc->received_at = now;
+    inc->state = GD_ST_RECEIVED;
+    return inc;
+}
+
+void incident_free(struct incident *inc)
+{
+    if (!inc)
+        return;
+    free(inc->source);
+    free(inc->external_id);
+    free(inc->key);
+    free(inc->category_code);
+    free(inc->location_code);
+    free(inc->address);
+    free(inc->description);
+    free(inc->reporter_name);
+    free(inc->reporter_phone);
+    free(inc->reporter_address);
+    for (uint32_t i = 0; i < inc->n_attachments; i++)
+        free(inc->attachments[i]);
+    while (inc->waiters) {
+        struct waiter *w = inc->waiters;
+        inc->waiters = w->next;
+        free(w);
+    }
+    free(inc);
+}
+
+void incident_index(struct broker *b, struct incident *inc)
+{
+    HASH_ADD(hh, b->incidents, id, sizeof(inc->id), inc);
+    HASH_ADD_KEYPTR(hk, b->by_key, inc->key, strlen(inc->key), inc);
+    b->n_open++;
+}
+
+struct incident *incident_by_id(struct broker *b, uint64_t id)
+{
+    struct incident *inc = NULL;
+    HASH_FIND(hh, b->incidents, &id, sizeof(id), inc);
+    return inc;
+}
+
+struct incident *incident_by_key(struct broker *b, struct gd_str source, struct gd_str external_id)
+{
+    char key[GD_MAX_CODE + GD_MAX_EXTERNAL_ID + 2];
+    if ((size_t)source.len + external_id.len + 2 > sizeof(key))
+        return NULL;
+    memcpy(key, source.ptr, source.len);
+    key[source.len] = '\x1f';
+    memcpy(key + source.len + 1, external_id.ptr, external_id.len);
+    struct incident *inc = NULL;
+    HASH_FIND(hk, b->by_key, key, (size_t)source.len + 1 + external_id.len, inc);
+    return inc;
+}
+
+static void release(struct incident *inc)
+{
+    if (inc->doomed && inc->pending_changes == 0)
+        incident_free(inc);
+}
+
+void incident_drop(struct broker *b, struct incident *inc)
+{
+    if (inc->doomed)
+        return;
+    work_detach(b, inc);
+    if (inc->queue && lifecycle_in_hand(inc->state))
+        inc->queue->in_flight--;
+    queue_unlink(inc);
+    HASH_DELETE(hh, b->incidents, inc);
+    HASH_DELETE(hk, b->by_key, inc);
+    b->n_open--;
+    inc->doomed = true;
+    release(inc);
+}
+
+struct waiter *waiter_for_client(struct client *c, enum gd_type type, uint64_t ref)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (w) {
+        w->type = type;
+        w->ref = ref;
+        w->client = c;
+        w->applied = true;
+    }
+    return w;
+}
+
+struct waiter *waiter_for_session(uint64_t session_id, uint64_t ref)
+{
+    struct waiter *w = calloc(1, sizeof(*w));
+    if (w) {
+        w->type = GD_T_OK;
+        w->ref = ref;
+        w->session_id = session_id;
+        w->applied = true;
+    }
+    return w;
+}
+
+/* Answers one waiter with the outcome of change `c` and frees it. */
+static void answer(struct broker *b, struct waiter *w, const struct incident *inc,
+                   const struct store_change *c, enum gd_code code)
+{
+    struct gd_msg m = {0};
+    if (code != GD_OK) {
+        m.type = w->client ? GD_T_REJECTED : GD_T_ERR;
+        m.u.error = (struct gd_error_reply){
+            .ref = w->ref,
+            .code = code,
+            .message = gd_str_c(code == GD_E_INTERNAL
+                                    ? "the database refused this change; it was not applied"
+                                    : gd_code_message(code)),
+        };
+    } else if (w->type == GD_T_ACCEPTED) {
+        m.type = GD_T_ACCEPTED;
+        m.u.accepted = (struct gd_accepted){
+            .ref = w->ref,
+            .incident_id = inc->id,
+            .version = c->version,
+            .duplicate = w->duplicate,
+            .state = c->to,
+            .queue = gd_str_c(c->queue),
+        };
+    } else if (w->type == GD_T_DONE) {
+        m.type = GD_T_DONE;
+        m.u.done = (struct gd_done){
+            .ref = w->ref,
+            .incident_id = inc->id,
+            .version = c->version,
+            .state = c->to,
+            .queue = gd_str_c(c->queue),
+        };
+    } else {
+        m.type = GD_T_OK;
+        m.u.ok = (struct gd_ok){
+            .ref = w->ref,
+            .incident_id = inc->id,
+            .version = c->version,
+            .applied = w->applied,
+        };
+    }
+    if (w->client)
+        intake_answer(b, w, &m);
+    else
+        work_answer(b, w->session_id, &m);
+    free(w);
+}
+
+static void answer_all(struct broker *b, struct waiter **list, const struct incident *inc,
+                       const struct store_change *c, enum gd_code code)
+{
+    while (*list) {
+        struct waiter *w = *list;
+        *list = w->next;
+        answer(b, w, inc, c, code);
+    }
+}
+
+/* ---- duplicates found by the database ---- */
+
+struct conflict_lookup {
+    struct broker *b;
+    struct incident *inc;   /* ours, never stored; dropped after the answer */
+    struct waiter *waiters;
+};
+
+static void on_conflict_lookup(void *ctx, const PGresult *res)
+{
+    struct conflict_lookup *cl = ctx;
+    struct broker *b = cl->b;
+    if (res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res) == 1) {
+        struct incident shown = {.id = strtoull(PQgetvalue(res, 0, 0), NULL, 10)};
+        struct store_change c = {
+            .version = (uint32_t)strtoul(PQgetvalue(res, 0, 1), NULL, 10),
+            .to = (enum gd_state)gd_state_parse(gd_str_c(PQgetvalue(res, 0, 2))),
+            .queue = PQgetvalue(res, 0, 3),
+        };
+        for (struct waiter *w = cl->waiters; w; w = w->next)
+            w->duplicate = w->duplicate || shown.id != cl->inc->id;
+        answer_all(b, &cl->waiters, &shown, &c, GD_OK);
+    } else {
+        log_error("lifecycle", "lookup of the stored duplicate of incident %llu failed",
+                  (unsigned long long)cl->inc->id);
+        struct store_change c = {0};
+        answer_all(b, &cl->waiters, cl->inc, &c, res ? GD_E_INTERNAL : GD_E_BUSY);
+    }
+    cl->inc->pending_changes--;
+    release(cl->inc);
+    free(cl);
+}
+
+/* Our insert met an existing (source, external_id) that was not in
+ * memory (an incident closed before this broker started): answer with
+ * the stored one's id. */
+static void lookup_conflict(struct broker *b, struct incident *inc)
+{
+    struct conflict_lookup *cl = calloc(1, sizeof(*cl));
+    struct waiter *waiters = inc->waiters;
+    inc->waiters = NULL;
+    for (struct waiter *w = waiters; w; w = w->next)
+        w->duplicate = true;
+    incident_drop(b, inc);
+    if (cl) {
+        *cl = (struct conflict_lookup){.b = b, .inc = inc, .waiters = waiters};
+        const char *params[2] = {inc->source, inc->external_id};
+        inc->pending_changes++;
+        if (store_query(b->store,
+                        "SELECT id, version, state, queue FROM incident "
+                        "WHERE source = $1 AND external_id = $2",
+                        2, params, on_conflict_lookup, cl) == 0)
+            return;
+        inc->pending_changes--;
+        free(cl);
+    }
+    struct store_change c = {0};
+    answer_all(b, &waiters, inc, &c, GD_E_BUSY);
+    release(inc);
+}
+
+/* ---- commit callbacks ---- */
+
+static void on_done(void *ctx, struct store_change *sc, enum store_result result)
+{
+    struct lc_change *lc = (struct lc_change *)sc;
+    struct broker *b = lc->b;
+    struct incident *inc = sc->inc;
+
+    if (result == STORE_COMMITTED) {
+        if (sc->kind == STORE_NEW) {
+            inc->durable = true;
+            if (!inc->doomed) {
+                queue_push(inc->queue, inc, false, broker_now(b));
+                /* everyone who sent this (source, external_id) meanwhile */
+                struct waiter *dups = inc->waiters;
+                inc->waiters = NULL;
+                answer_all(b, &lc->waiters, inc, sc, GD_OK);
+                answer_all(b, &dups, inc, sc, GD_OK);
+            }
+        } else {
+            answer_all(b, &lc->waiters, inc, sc, GD_OK);
+        }
+        status_transition(b, inc, sc);
+        if (sc->to == GD_ST_CLOSED)
+            incident_drop(b, inc);
+        if (sc->kind == STORE_NEW && !inc->doomed)
+            work_kick(b, inc->queue);
+    } else if (result == STORE_CONFLICT) {
+        /* the waiters of the first SUBMIT and of any repeats */
+        struct waiter **tail = &inc->waiters;
+        while (*tail)
+            tail = &(*tail)->next;
+        *tail = lc->waiters;
+        lc->waiters = NULL;
+        lookup_conflict(b, inc);
+    } else {
+        answer_all(b, &lc->waiters, inc, sc, GD_E_INTERNAL);
+        answer_all(b, &inc->waiters, inc, sc, GD_E_INTERNAL);
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "the database refused a change (%s, version %u); the incident was taken out "
+                 "of memory and is recovered from the database on restart",
+                 gd_event_kind_name(sc->event), sc->version);
+        status_alarm(b, "store_refused", "critical", inc->id, sc->queue, msg);
+        incident_drop(b, inc);
+    }
+    (void)ctx;
+    store_change_free(sc);
+    inc->pending_changes--;
+    release(inc);
+}
+
+static struct lc_change *change_new(struct broker *b, struct incident *inc,
+                                    enum store_change_kind kind, enum gd_event_kind ev,
+                                    enum gd_state from, const char *actor, const char *note,
+                                    size_t note_len)
+{
+    struct lc_change *lc = calloc(1, sizeof(*lc));
+    if (!lc)
+        return NULL;
+    lc->b = b;
+    lc->c.kind = kind;
+    lc->c.inc = inc;
+    lc->c.incident_id = inc->id;
+    lc->c.event = ev;
+    lc->c.from = from;
+    lc->c.at = broker_now(b);
+    lc->c.done = on_done;
+    lc->c.ctx = lc;
+    lc->c.actor = strdup(actor ? actor : "");
+    lc->c.note = strndup(note ? note : "", note ? note_len : 0);
+    if (!lc->c.actor || !lc->c.note) {
+        store_change_free(&lc->c);
+        return NULL;
+    }
+    return lc;
+}
+
+/* Copies the incident's projection after a transition into its change. */
+static void capture(struct lc_change *lc, const struct incident *inc)
+{
+    lc->c.version = inc->version;
+    lc->c.to = inc->state;
+    lc->c.queue = inc->queue->name;
+    lc->c.owner_unit = inc->owner ? inc->owner->code : "";
+    lc->c.owner_level = inc->level;
+    lc->c.sign_due = inc->sign_due;
+    lc->c.resolve_due = inc->resolve_due;
+    lc->c.attempts = inc->attempts;
+    lc->c.escalations = inc->escalations;
+    lc->c.flagged = inc->flagged;
+}
+
+/* Wall-clock deadlines from the category's limits. Working-time limits
+ * need the calendar, which the SLA module applies; until then they are
+ * left unset rather than guessed. */
+static void set_deadlines(struct incident *inc, int64_t dispatched_at)
+{
+    const struct sla *sla = inc->category ? &inc->category->sla[inc->priority] : NULL;
+    if (!sla || !sla->set || sla->working_time)
+        return;
+    inc->sign_due = dispatched_at + sla->sign_limit_s * 1000;
+    inc->resolve_due = inc->received_at + sla->resolve_limit_s * 1000;
+}
+
+void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
+                       struct waiter *w)
+{
+    inc->queue = r->queue;
+    inc->owner = r->owner;
+    inc->level = r->level;
+    inc->state = GD_ST_QUEUED;
+    inc->version = 1;
+    inc->last_event = GD_EV_RECEIVE;
+    set_deadlines(inc, inc->received_at);
+    incident_index(b, inc);
+    struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED,
+                                      inc->source, NULL, 0);
+    if (!lc) {
+        /* cannot even record it: refuse, as if the database had */
+        if (w) {
+            struct store_change c = {0};
+            answer(b, w, inc, &c, GD_E_INTERNAL);
+        }
+        incident_drop(b, inc);
+        return;
+    }
+    capture(lc, inc);
+    lc->waiters = w;
+    inc->pending_changes++;
+    store_append(b->store, &lc->c);
+}
+
+int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                        enum gd_state to, const struct route *move, bool at_head,
+                        const char *actor, struct gd_str note, struct waiter *w)
+{
+    struct lc_change *lc =
+        change_new(b, inc, STORE_TRANSITION, ev, inc->state, actor, note.ptr, note.len);
+    if (!lc)
+        return -ENOMEM;
+    int64_t now = lc->c.at;
+    struct queue *old_queue = inc->queue;
+    bool was_in_hand = lifecycle_in_hand(inc->state);
+    bool moving = move && move->queue != inc->queue;
+
+    if (inc->session && (moving || !lifecycle_in_hand(to)))
+        work_detach(b, inc);
+    if (was_in_hand)
+        old_queue->in_flight--;
+    if (moving || to == GD_ST_RESOLVED || to == GD_ST_CLOSED)
+        old_queue->finished++;
+    if (move) {
+        queue_unlink(inc);
+        inc->queue = move->queue;
+        inc->owner = move->owner;
+        inc->level = move->level;
+    }
+    if (to != GD_ST_QUEUED)
+        queue_unlink(inc);
+    inc->state = to;
+    inc->version++;
+    inc->last_event = ev;
+    if (lifecycle_in_hand(to))
+        inc->queue->in_flight++;
+    if (to == GD_ST_QUEUED && (moving || !inc->queued)) {
+        queue_push(inc->queue, inc, at_head, now);
+        work_kick(b, inc->queue);
+        if (moving && ev != GD_EV_REOPEN)
+            set_deadlines(inc, now); /* a new owner's sign-for clock starts */
+    }
+    capture(lc, inc);
+    lc->waiters = w;
+    inc->pending_changes++;
+    store_append(b->store, &lc->c);
+    return 0;
+}
+
+int lifecycle_apply(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                    enum gd_state to, const struct route *move, bool at_head, const char *actor,
+                    const char *note, struct waiter *w)
+{
+    return lifecycle_apply_str(b, inc, ev, to, move, at_head, actor,
+                               note ? gd_str_c(note) : GD_STR_NULL, w);
+}
+
+/* ---- recovery ---- */
+
+static const char sql_open[] =
+    "SELECT " INCIDENT_COLUMNS " FROM incident i WHERE i.state <> 'CLOSED' "
+    "ORDER BY CASE i.priority WHEN 'emergency' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, "
+    "i.updated_at, i.id";
+
+/* Attachments come back as a JSON array of strings that we wrote
+ * ourselves; only \" and \\ escapes and \u00XX control characters occur. */
+static void parse_attachments(struct incident *inc, const char *json)
+{
+    const char *p = strchr(json, '"');
+    while (p && inc->n_attachments < GD_MAX_ATTACHMENTS) {
+        char *out = malloc(strlen(p) + 1);
+        if (!out)
+            return;
+        size_t n = 0;
+        for (p++; *p && *p != '"'; p++) {
+            if (*p == '\\' && p[1] == 'u' && strlen(p) >= 6) {
+                out[n++] = (char)strtol((char[]){p[2], p[3], p[4], p[5], 0}, NULL, 16);
+                p += 5;
+            } else if (*p == '\\' && p[1]) {
+                out[n++] = *++p;
+            } else {
+                out[n++] = *p;
+            }
+        }
+        out[n] = '\0';
+        inc->attachments[inc->n_attachments++] = out;
+        p = *p ? strchr(p + 1, '"') : NULL;
+    }
+}
+
+struct incident *incident_from_row(struct broker *b, const PGresult *res, int i)
+{
+    struct gd_submit m = {
+        .source = gd_str_c(PQgetvalue(res, i, 1)),
+        .external_id = gd_str_c(PQgetvalue(res, i, 2)),
+        .category = gd_str_c(PQgetvalue(res, i, 3)),
+        .location = {.unit = gd_str_c(PQgetvalue(res, i, 10)),
+                     .address = gd_str_c(PQgetvalue(res, i, 11))},
+        .description = gd_str_c(PQgetvalue(res, i, 14)),
+        .reporter = {.name = gd_str_c(PQgetvalue(res, i, 15)),
+                     .phone = gd_str_c(PQgetvalue(res, i, 16)),
+                     .address = gd_str_c(PQgetvalue(res, i, 17))},
+    };
+    int prio = gd_priority_parse(gd_str_c(PQgetvalue(res, i, 4)));
+    m.priority = prio < 0 ? GD_PRIO_NORMAL : (enum gd_priority)prio;
+    if (!PQgetisnull(res, i, 12) && !PQgetisnull(res, i, 13)) {
+        m.location.has_coords = true;
+        m.location.lat = strtod(PQgetvalue(res, i, 12), NULL);
+        m.location.lon = strtod(PQgetvalue(res, i, 13), NULL);
+    }
+    struct category *cat = org_category(&b->org, m.category.ptr, m.category.len);
+    struct unit *loc = org_unit(&b->org, m.location.unit.ptr, m.location.unit.len);
+    uint64_t id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+    struct incident *inc = incident_from_submit(&m, cat, loc, id, 0);
+    if (!inc)
+        return NULL;
+    parse_attachments(inc, PQgetvalue(res, i, 18));
+    inc->reported_at = strtoll(PQgetvalue(res, i, 19), NULL, 10);
+    inc->received_at = strtoll(PQgetvalue(res, i, 20), NULL, 10);
+    inc->sign_due = strtoll(PQgetvalue(res, i, 21), NULL, 10);
+    inc->resolve_due = strtoll(PQgetvalue(res, i, 22), NULL, 10);
+    inc->attempts = (uint32_t)strtoul(PQgetvalue(res, i, 23), NULL, 10);
+    inc->escalations = (uint32_t)strtoul(PQgetvalue(res, i, 24), NULL, 10);
+    inc->flagged = PQgetvalue(res, i, 25)[0] == 't';
+    inc->version = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
+    int st = gd_state_parse(gd_str_c(PQgetvalue(res, i, 5)));
+    inc->state = st < 0 ? GD_ST_QUEUED : (enum gd_state)st;
+    inc->durable = true;
+    return inc;
+}
+
+int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen)
+{
+    PGresult *res = PQexec(conn, "SELECT coalesce(max(id), 0) FROM incident");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    b->next_id = strtoull(PQgetvalue(res, 0, 0), NULL, 10) + 1;
+    PQclear(res);
+
+    res = PQexec(conn, sql_open);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+        PQclear(res);
+        return -1;
+    }
+    int64_t now = broker_now(b);
+    uint32_t requeued = 0;
+    for (int i = 0; i < PQntuples(res); i++) {
+        struct incident *inc = incident_from_row(b, res, i);
+        if (!inc) {
+            PQclear(res);
+            snprintf(err, errlen, "out of memory loading open incidents");
+            return -1;
+        }
+        const char *qname = PQgetvalue(res, i, 7);
+        const char *owner = PQgetvalue(res, i, 8);
+        struct queue *q = queue_lookup(b, qname, strlen(qname));
+        struct route r;
+        if (!q) {
+            /* its queue no longer exists (org tree changed): triage */
+            log_warn("lifecycle", "incident %llu: queue %s no longer exists; sent to triage",
+                     (unsigned long long)inc->id, qname);
+            route_resolve(b, NULL, NULL, &r);
+            q = r.queue;
+        }
+        inc->queue = q;
+        inc->owner = org_unit(&b->org, owner, strlen(owner));
+        inc->level = inc->owner ? inc->owner->level : GD_LEVEL_DISTRICT;
+        incident_index(b, inc);
+        if (inc->state == GD_ST_QUEUED) {
+            queue_push(q, inc, false, now);
+        } else if (inc->state == GD_ST_DELIVERED) {
+            /* Nobody signed for it before the broker stopped: it goes
+             * back to the head of its queue (DESIGN §5). */
+            inc->queue->in_flight++;
+            lifecycle_apply(b, inc, GD_EV_REQUEUE, GD_ST_QUEUED, NULL, true, NULL,
+                            "broker restart before sign-for", NULL);
+            requeued++;
+        } else if (lifecycle_in_hand(inc->state)) {
+            q->in_flight++;
+        }
+    }
+    log_info("lifecycle", "recovered %d open incidents (%u put back in their queues); next id %llu",
+             PQntuples(res), requeued, (unsigned long long)b->next_id);
+    PQclear(res);
+    return 0;
+}

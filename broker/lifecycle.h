@@ -1,0 +1,73 @@
+/* lifecycle.h - incidents in memory and their transitions, made durable through the store. */
+#ifndef GD_BROKER_LIFECYCLE_H
+#define GD_BROKER_LIFECYCLE_H
+
+#include "broker.h"
+#include "route.h"
+
+/* Builds an incident from a validated SUBMIT (strings are copied).
+ * Returns NULL when out of memory. */
+struct incident *incident_from_submit(const struct gd_submit *m, struct category *cat,
+                                      struct unit *location, uint64_t id, int64_t now);
+
+/* Frees an incident and its strings and waiters; accepts NULL. */
+void incident_free(struct incident *inc);
+
+/* Adds to / looks up in the broker's indexes by id and by
+ * (source, external_id). */
+void incident_index(struct broker *b, struct incident *inc);
+struct incident *incident_by_id(struct broker *b, uint64_t id);
+struct incident *incident_by_key(struct broker *b, struct gd_str source, struct gd_str external_id);
+
+/* Takes `inc` out of the broker: out of its queue, its session and the
+ * indexes; it is freed once its last pending change is durable. */
+void incident_drop(struct broker *b, struct incident *inc);
+
+/* True for DELIVERED, SIGNED and IN_PROGRESS: in a worker's hands. */
+bool lifecycle_in_hand(enum gd_state s);
+
+/* Stores a new incident (first event RECEIVE, state QUEUED at `r`). It is
+ * indexed now and enters its queue when the insert has committed; `w`
+ * (may be NULL) is answered ACCEPTED then. */
+void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
+                       struct waiter *w);
+
+/* Records one transition of an incident that is already durable: bumps
+ * the version, sets `to`, moves it to `move` when not NULL (to the head
+ * of the new queue's FIFO when `at_head`), detaches it from its worker
+ * when it leaves the worker's hands, queues the change for commit, and
+ * answers `w` (may be NULL) once it is durable. `actor` and `note` may be
+ * NULL; they are copied. Returns 0, or -ENOMEM with nothing changed. */
+int lifecycle_apply(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                    enum gd_state to, const struct route *move, bool at_head, const char *actor,
+                    const char *note, struct waiter *w);
+
+/* Same as lifecycle_apply, for callers that hold `note` as a view. */
+int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                        enum gd_state to, const struct route *move, bool at_head,
+                        const char *actor, struct gd_str note, struct waiter *w);
+
+/* Allocates a waiter for an intake client / a work session. NULL when
+ * out of memory. */
+struct waiter *waiter_for_client(struct client *c, enum gd_type type, uint64_t ref);
+struct waiter *waiter_for_session(uint64_t session_id, uint64_t ref);
+
+/* The incident columns, in the order incident_row_view() reads them. */
+#define INCIDENT_COLUMNS                                                                          \
+    "i.id, i.source, i.external_id, i.category, i.priority, i.state, i.version, i.queue, "        \
+    "i.owner_unit, i.owner_level, i.location_unit, i.address, i.lat, i.lon, i.description, "      \
+    "i.reporter_name, i.reporter_phone, i.reporter_address, array_to_json(i.attachments)::text, " \
+    "gd_ms(i.reported_at), gd_ms(i.received_at), gd_ms(i.sign_due), gd_ms(i.resolve_due), "       \
+    "i.attempts, i.escalations, i.flagged"
+#define INCIDENT_NCOLUMNS 26
+
+/* Builds an incident from row `row` of a result whose first columns are
+ * INCIDENT_COLUMNS. Returns NULL when out of memory. */
+struct incident *incident_from_row(struct broker *b, const PGresult *res, int row);
+
+/* Loads every open incident from the database into memory and queues
+ * (start-up, blocking connection). Items that were DELIVERED go back to
+ * the head of their queue. Returns 0, or -1 with a message in err. */
+int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen);
+
+#endif

@@ -1,0 +1,189 @@
+/* main.c - gd-broker: wires configuration, store, org tree and endpoints onto one libuv loop. */
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "intake.h"
+#include "lifecycle.h"
+#include "log.h"
+#include "queue.h"
+#include "status.h"
+#include "work.h"
+
+/* Longest a clean shutdown waits for the last commits. */
+#define SHUTDOWN_FLUSH_MS 10000
+
+int64_t broker_now(const struct broker *b)
+{
+    (void)b;
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_store_state(void *ctx, bool up)
+{
+    struct broker *b = ctx;
+    if (up) {
+        work_kick_all(b);
+    } else {
+        status_alarm(b, "db_down", "critical", 0, NULL,
+                     "the database is unreachable: new work is answered BUSY until it returns");
+    }
+}
+
+static void finish(struct broker *b)
+{
+    log_info("broker", "stopping: %u changes not committed",
+             b->store ? store_backlog(b->store) : 0);
+    work_close(b);
+    intake_close(b);
+    status_close(b);
+    store_close(b->store, NULL, NULL);
+    b->store = NULL;
+    uv_close((uv_handle_t *)&b->sigterm, NULL);
+    uv_close((uv_handle_t *)&b->sigint, NULL);
+}
+
+/* Waits until every accepted change is durable (or the database has been
+ * away for too long), then closes everything. */
+static void on_shutdown_tick(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+    int64_t waited = broker_now(b) - b->stop_started;
+    if (store_backlog(b->store) == 0 || waited >= SHUTDOWN_FLUSH_MS) {
+        uv_timer_stop(t);
+        uv_close((uv_handle_t *)t, NULL);
+        finish(b);
+        return;
+    }
+    store_flush(b->store);
+}
+
+static void on_signal(uv_signal_t *h, int signum)
+{
+    struct broker *b = h->data;
+    if (b->stopping) {
+        log_warn("broker", "second signal: exiting without waiting for commits");
+        _exit(1);
+    }
+    log_info("broker", "%s: no new work; committing what is in progress", strsignal(signum));
+    b->stopping = true;
+    b->stop_started = broker_now(b);
+    uv_timer_init(b->loop, &b->shutdown_timer);
+    b->shutdown_timer.data = b;
+    store_flush(b->store);
+    uv_timer_start(&b->shutdown_timer, on_shutdown_tick, 0, 10);
+}
+
+/* Start-up work over a blocking connection: migrations, the org tree and
+ * the open incidents. Waits for the database if it is not up yet. */
+static int load(struct broker *b)
+{
+    char err[1024];
+    PGconn *conn;
+    for (int tries = 0;; tries++) {
+        conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
+        if (conn)
+            break;
+        if (tries % 10 == 0)
+            log_warn("broker", "waiting for the database: %s", err);
+        usleep(b->cfg.db_retry_ms * 1000);
+    }
+    int rc = -1;
+    if (b->cfg.migrations_dir && store_migrate(conn, b->cfg.migrations_dir, err, sizeof(err)) < 0) {
+        log_error("broker", "migration failed: %s", err);
+        goto out;
+    }
+    if (org_load(&b->org, conn, b->cfg.district, err, sizeof(err)) < 0) {
+        log_error("broker", "cannot load the org tree: %s", err);
+        goto out;
+    }
+    log_info("broker", "org tree: %zu units, %zu categories", b->org.n_units, b->org.n_categories);
+    if (lifecycle_recover(b, conn, err, sizeof(err)) < 0) {
+        log_error("broker", "cannot load open incidents: %s", err);
+        goto out;
+    }
+    rc = 0;
+out:
+    PQfinish(conn);
+    return rc;
+}
+
+static void free_incidents(struct broker *b)
+{
+    struct incident *inc, *tmp;
+    HASH_ITER(hh, b->incidents, inc, tmp) {
+        HASH_DELETE(hh, b->incidents, inc);
+        HASH_DELETE(hk, b->by_key, inc);
+        incident_free(inc);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static struct broker broker;
+    struct broker *b = &broker;
+    int rc = config_parse(&b->cfg, argc, argv, stderr);
+    if (rc != 0)
+        return rc > 0 ? 0 : 2;
+    log_set_level((enum log_level)b->cfg.log_level);
+    signal(SIGPIPE, SIG_IGN);
+
+    b->loop = uv_default_loop();
+    b->started_at = broker_now(b);
+    b->zctx = zmq_ctx_new();
+    b->decoder = gd_decoder_new();
+    if (!b->zctx || !b->decoder) {
+        log_error("broker", "out of memory");
+        return 1;
+    }
+    struct store_options so = {
+        .dsn = b->cfg.db_dsn,
+        .flush_ms = b->cfg.flush_ms,
+        .batch_max = b->cfg.batch_max,
+        .retry_ms = b->cfg.db_retry_ms,
+        .on_state = on_store_state,
+        .ctx = b,
+    };
+    if (store_open(&b->store, b->loop, &so) < 0) {
+        log_error("broker", "out of memory");
+        return 1;
+    }
+    if (load(b) < 0)
+        return 1;
+
+    char err[512];
+    if (status_open(b, err, sizeof(err)) < 0 || intake_open(b, err, sizeof(err)) < 0 ||
+        work_open(b, err, sizeof(err)) < 0) {
+        log_error("broker", "%s", err);
+        return 1;
+    }
+    uv_signal_init(b->loop, &b->sigterm);
+    uv_signal_init(b->loop, &b->sigint);
+    b->sigterm.data = b->sigint.data = b;
+    uv_signal_start(&b->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&b->sigint, on_signal, SIGINT);
+
+    char intake[256] = "", work[256] = "", status[256] = "";
+    zsock_last_endpoint(&b->intake, intake, sizeof(intake));
+    zsock_last_endpoint(&b->work, work, sizeof(work));
+    zsock_last_endpoint(&b->status, status, sizeof(status));
+    log_info("broker", "ready: intake %s work %s status %s", intake, work, status);
+
+    uv_run(b->loop, UV_RUN_DEFAULT);
+
+    free_incidents(b);
+    queue_free_all(b);
+    org_clear(&b->org);
+    gd_decoder_free(b->decoder);
+    gd_buf_fini(&b->out);
+    zmq_ctx_term(b->zctx);
+    uv_loop_close(b->loop);
+    log_info("broker", "stopped");
+    return 0;
+}

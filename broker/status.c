@@ -1,0 +1,196 @@
+/* status.c - the status endpoint: transitions, queue gauges, alarms and broker health on XPUB. */
+#include "status.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "log.h"
+#include "store.h"
+
+static void publish(struct broker *b, const char *topic, const struct gd_status *st)
+{
+    gd_buf_reset(&b->out);
+    int rc = gd_encode_status(st, &b->out);
+    if (rc < 0) {
+        log_error("status", "cannot encode %s on %s: %s", gd_status_kind_name(st->kind), topic,
+                  gd_code_name((enum gd_code)-rc));
+        return;
+    }
+    const void *parts[2] = {topic, b->out.data};
+    size_t lens[2] = {strlen(topic), b->out.len};
+    zsock_send(&b->status, parts, lens, 2); /* XPUB drops for slow subscribers */
+}
+
+/* inc.<town>.<community>.<grid> from the incident's location; coarser
+ * locations give shorter topics; unknown locations inc.triage. */
+static void transition_topic(const struct incident *inc, char *buf, size_t size)
+{
+    const struct unit *u = inc->location;
+    if (!u || !u->town) {
+        snprintf(buf, size, "inc.%s", u ? "district" : "triage");
+        return;
+    }
+    int n = snprintf(buf, size, "inc.%s", u->town->code);
+    if (u->community && n > 0 && (size_t)n < size)
+        n += snprintf(buf + n, size - (size_t)n, ".%s", u->community->code);
+    if (u->grid && n > 0 && (size_t)n < size)
+        snprintf(buf + n, size - (size_t)n, ".%s", u->grid->code);
+}
+
+void status_transition(struct broker *b, const struct incident *inc, const struct store_change *c)
+{
+    char topic[GD_MAX_TOPIC];
+    transition_topic(inc, topic, sizeof(topic));
+    struct gd_status st = {.kind = GD_STATUS_TRANSITION};
+    st.u.transition = (struct gd_status_transition){
+        .incident_id = inc->id,
+        .version = c->version,
+        .at = c->at,
+        .event = c->event,
+        .from = c->kind == STORE_NEW ? GD_ST_RECEIVED : c->from,
+        .to = c->to,
+        .priority = inc->priority,
+        .level = c->owner_level,
+        .category = gd_str_c(inc->category_code),
+        .queue = gd_str_c(c->queue),
+        .unit = gd_str_c(inc->location_code),
+        .source = gd_str_c(inc->source),
+        .received_at = inc->received_at,
+        .sign_due = c->sign_due,
+        .resolve_due = c->resolve_due,
+        .flagged = c->flagged,
+    };
+    publish(b, topic, &st);
+}
+
+void status_alarm(struct broker *b, const char *kind, const char *severity, uint64_t incident_id,
+                  const char *queue, const char *message)
+{
+    char topic[GD_MAX_TOPIC];
+    snprintf(topic, sizeof(topic), "alarm.%s", kind);
+    struct gd_status st = {.kind = GD_STATUS_ALARM};
+    st.u.alarm = (struct gd_status_alarm){
+        .at = broker_now(b),
+        .kind = gd_str_c(kind),
+        .severity = gd_str_c(severity),
+        .incident_id = incident_id,
+        .queue = gd_str_c(queue),
+        .message = gd_str_c(message),
+    };
+    log_warn("status", "alarm %s (%s): %s", kind, severity, message);
+    publish(b, topic, &st);
+}
+
+void status_gauge(struct broker *b, const struct queue *q, int64_t now, struct gd_gauge *g)
+{
+    const struct incident *oldest = NULL;
+    for (int p = 0; p < GD_PRIO_COUNT; p++)
+        if (q->items[p] && (!oldest || q->items[p]->enqueued_at < oldest->enqueued_at))
+            oldest = q->items[p];
+    double period = b->cfg.gauge_ms / 1000.0;
+    *g = (struct gd_gauge){
+        .queue = gd_str_c(q->name),
+        .depth = q->depth,
+        .in_flight = q->in_flight,
+        .oldest_age_ms = oldest ? now - oldest->enqueued_at : 0,
+        .overdue = q->overdue,
+        .consumers = q->n_consumers,
+        .in_rate = (double)(q->entered - q->last_entered) / period,
+        .out_rate = (double)(q->finished - q->last_finished) / period,
+    };
+}
+
+static void add_counter(struct gd_status_broker *s, const char *name, uint64_t v)
+{
+    if (s->n_counters < GD_MAX_COUNTERS)
+        s->counters[s->n_counters++] = (struct gd_counter){gd_str_c(name), v};
+}
+
+static void publish_broker(struct broker *b, int64_t now)
+{
+    struct store_stats ss;
+    store_take_stats(b->store, &ss);
+    struct gd_status st = {.kind = GD_STATUS_BROKER};
+    struct gd_status_broker *s = &st.u.broker;
+    *s = (struct gd_status_broker){
+        .at = now,
+        .started_at = b->started_at,
+        .db_up = store_is_up(b->store),
+        .active = true,
+        .open_incidents = b->n_open,
+        .sessions = b->n_sessions,
+        .commit_backlog = store_backlog(b->store),
+        .commit_p50_us = ss.commit_p50_us,
+        .commit_p99_us = ss.commit_p99_us,
+    };
+    const struct counters *c = &b->counters;
+    add_counter(s, "submitted", c->submitted);
+    add_counter(s, "accepted", c->accepted);
+    add_counter(s, "duplicates", c->duplicates);
+    add_counter(s, "rejected", c->rejected);
+    add_counter(s, "busy", c->busy);
+    add_counter(s, "delivered", c->delivered);
+    add_counter(s, "signed", c->signed_);
+    add_counter(s, "resolved", c->resolved);
+    add_counter(s, "closed", c->closed);
+    add_counter(s, "reopened", c->reopened);
+    add_counter(s, "returned", c->returned);
+    add_counter(s, "requeued", c->requeued);
+    add_counter(s, "extended", c->extended);
+    add_counter(s, "progressed", c->progressed);
+    add_counter(s, "dispatched", c->dispatched);
+    add_counter(s, "poisoned", c->poisoned);
+    add_counter(s, "worker_errors", c->worker_errors);
+    add_counter(s, "sessions_opened", c->sessions_opened);
+    add_counter(s, "sessions_lost", c->sessions_lost);
+    add_counter(s, "commits", ss.commits);
+    add_counter(s, "changes_committed", ss.changes);
+    add_counter(s, "changes_refused", ss.failures);
+    add_counter(s, "db_reconnects", ss.reconnects);
+    publish(b, "broker", &st);
+}
+
+/* Every period: the broker's health, and the gauges of every queue that
+ * has something to show (or had, the last time: so a drained queue
+ * reports its zeros once). */
+static void on_gauge_timer(uv_timer_t *t)
+{
+    struct broker *b = t->data;
+    int64_t now = broker_now(b);
+    char topic[GD_MAX_TOPIC];
+    for (struct queue *q = b->queues; q; q = q->hh.next) {
+        struct gd_status st = {.kind = GD_STATUS_GAUGE};
+        status_gauge(b, q, now, &st.u.gauge);
+        const struct gd_gauge *g = &st.u.gauge;
+        bool active = g->depth || g->in_flight || g->consumers || g->in_rate > 0 || g->out_rate > 0;
+        if (active || q->reported) {
+            snprintf(topic, sizeof(topic), "queue.%s", q->name);
+            publish(b, topic, &st);
+        }
+        q->reported = active;
+        q->last_entered = q->entered;
+        q->last_finished = q->finished;
+    }
+    publish_broker(b, now);
+    b->last_gauge_at = now;
+}
+
+int status_open(struct broker *b, char *err, size_t errlen)
+{
+    /* subscriptions are read (and ignored) so that ZMQ_FD keeps working */
+    int rc = zsock_bind(&b->status, b->loop, b->zctx, ZMQ_XPUB, b->cfg.status_endpoint, 1024,
+                        NULL, b, err, errlen);
+    if (rc < 0)
+        return rc;
+    uv_timer_init(b->loop, &b->gauge_timer);
+    b->gauge_timer.data = b;
+    uv_timer_start(&b->gauge_timer, on_gauge_timer, b->cfg.gauge_ms, b->cfg.gauge_ms);
+    return 0;
+}
+
+void status_close(struct broker *b)
+{
+    uv_timer_stop(&b->gauge_timer);
+    uv_close((uv_handle_t *)&b->gauge_timer, NULL);
+    zsock_close(&b->status);
+}

@@ -1,0 +1,1033 @@
+/* store.c - durable state changes: group commit to PostgreSQL in pipeline mode. */
+#include "store.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "log.h"
+
+#define LATENCY_SAMPLES 4096
+#define MAX_QUERIES_IN_FLIGHT 10000
+
+enum op_kind { OP_COMMIT, OP_QUERY };
+
+/* Something sent down the pipeline whose results we are waiting for, in
+ * the order it was sent. A commit is up to three statements and a Sync;
+ * a query is one statement and a Sync. */
+struct op {
+    struct op *next;
+    enum op_kind kind;
+    struct store_change *changes; /* OP_COMMIT, in order */
+    uint32_t n_changes;
+    int n_commands;               /* statements before the Sync */
+    int results;                  /* statement results seen so far */
+    bool awaiting_null;           /* libpq ends each statement's results with NULL */
+    bool failed;
+    char *error;                  /* first error message */
+    char sqlstate[6];             /* of the first error */
+    uint64_t *inserted;           /* OP_COMMIT: ids the NEW statement returned */
+    size_t n_inserted;
+    int new_command;              /* index of the NEW statement, or -1 */
+    uint64_t started_us;
+    store_query_cb cb;            /* OP_QUERY */
+    void *ctx;
+    PGresult *result;
+};
+
+enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
+
+struct store {
+    uv_loop_t *loop;
+    struct store_options opt;
+    char *dsn;
+    PGconn *conn;
+    enum conn_state state;
+    uv_poll_t poll;
+    bool poll_active;
+    int poll_events;
+    uv_timer_t flush_timer;
+    uv_timer_t retry_timer;
+
+    struct store_change *pending, *pending_tail; /* not yet sent */
+    uint32_t n_pending;
+    struct op *ops, *ops_tail;    /* sent, awaiting results */
+    bool commit_in_flight;
+    uint32_t n_in_flight;         /* changes in the commit in flight */
+    uint32_t n_queries;
+    uint32_t singles_left;        /* after a failed batch: commits of one change */
+
+    struct store_stats stats;
+    uint32_t latency[LATENCY_SAMPLES];
+    uint32_t n_latency;
+    int handles_open;
+    bool closing;
+    void (*closed)(void *);
+    void *closed_ctx;
+};
+
+static void pump(struct store *s);
+static void conn_lost(struct store *s, const char *why);
+
+struct store_change *store_change_new(void)
+{
+    return calloc(1, sizeof(struct store_change));
+}
+
+void store_change_free(struct store_change *c)
+{
+    if (!c)
+        return;
+    free(c->actor);
+    free(c->note);
+    free(c);
+}
+
+bool store_is_up(const struct store *s)
+{
+    return s->state == CONN_UP;
+}
+
+uint32_t store_backlog(const struct store *s)
+{
+    return s->n_pending + s->n_in_flight;
+}
+
+static uint64_t now_us(const struct store *s)
+{
+    (void)s;
+    return uv_hrtime() / 1000;
+}
+
+/* ---- array parameters ---- */
+
+/* One array parameter being built as a PostgreSQL array literal. */
+struct arr {
+    struct gd_buf buf;
+    bool first;
+};
+
+static int buf_reserve(struct gd_buf *b, size_t more)
+{
+    if (b->len + more <= b->cap)
+        return 0;
+    size_t cap = b->cap ? b->cap : 256;
+    while (cap < b->len + more)
+        cap *= 2;
+    char *p = realloc(b->data, cap);
+    if (!p)
+        return -1;
+    b->data = p;
+    b->cap = cap;
+    return 0;
+}
+
+static void buf_putc(struct gd_buf *b, char c)
+{
+    if (buf_reserve(b, 1) == 0)
+        b->data[b->len++] = c;
+}
+
+static void buf_put(struct gd_buf *b, const char *p, size_t n)
+{
+    if (buf_reserve(b, n) == 0) {
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+    }
+}
+
+static void arr_begin(struct arr *a)
+{
+    a->buf.len = 0;
+    a->first = true;
+    buf_putc(&a->buf, '{');
+}
+
+static void arr_sep(struct arr *a)
+{
+    if (!a->first)
+        buf_putc(&a->buf, ',');
+    a->first = false;
+}
+
+/* A text element, quoted: backslash and double quote are escaped. */
+static void arr_text(struct arr *a, const char *s)
+{
+    arr_sep(a);
+    buf_putc(&a->buf, '"');
+    if (s) {
+        for (const char *p = s; *p; p++) {
+            if (*p == '"' || *p == '\\')
+                buf_putc(&a->buf, '\\');
+            buf_putc(&a->buf, *p);
+        }
+    }
+    buf_putc(&a->buf, '"');
+}
+
+static void arr_null(struct arr *a)
+{
+    arr_sep(a);
+    buf_put(&a->buf, "NULL", 4);
+}
+
+static void arr_i64(struct arr *a, int64_t v)
+{
+    char tmp[24];
+    arr_sep(a);
+    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
+    buf_put(&a->buf, tmp, (size_t)n);
+}
+
+static void arr_f64(struct arr *a, double v)
+{
+    char tmp[32];
+    arr_sep(a);
+    int n = snprintf(tmp, sizeof(tmp), "%.9g", v);
+    buf_put(&a->buf, tmp, (size_t)n);
+}
+
+static void arr_bool(struct arr *a, bool v)
+{
+    arr_sep(a);
+    buf_putc(&a->buf, v ? 't' : 'f');
+}
+
+/* Attachments travel as one JSON array text per row (unnest() cannot
+ * expand an array of arrays of different lengths). */
+static void arr_json_strings(struct arr *a, char *const *v, uint32_t n)
+{
+    struct gd_buf j = {0};
+    buf_putc(&j, '[');
+    for (uint32_t i = 0; i < n; i++) {
+        if (i)
+            buf_putc(&j, ',');
+        buf_putc(&j, '"');
+        for (const unsigned char *p = (const unsigned char *)v[i]; *p; p++) {
+            if (*p == '"' || *p == '\\') {
+                buf_putc(&j, '\\');
+                buf_putc(&j, (char)*p);
+            } else if (*p < 0x20) {
+                char esc[8];
+                snprintf(esc, sizeof(esc), "\\u%04x", *p);
+                buf_put(&j, esc, 6);
+            } else {
+                buf_putc(&j, (char)*p);
+            }
+        }
+        buf_putc(&j, '"');
+    }
+    buf_putc(&j, ']');
+    buf_putc(&j, '\0');
+    arr_text(a, j.data);
+    gd_buf_fini(&j);
+}
+
+static const char *arr_end(struct arr *a)
+{
+    buf_putc(&a->buf, '}');
+    buf_putc(&a->buf, '\0');
+    return a->buf.data;
+}
+
+/* ---- statements ---- */
+
+static const char sql_new[] =
+    "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], "
+    "$5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], "
+    "$12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[], "
+    "$18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[], $23::int8[], "
+    "$24::int8[], $25::text[], $26::text[]) AS r(id, source, external_id, category, priority, "
+    "state, version, queue, owner_unit, owner_level, location_unit, address, lat, lon, "
+    "description, reporter_name, reporter_phone, reporter_address, attachments, reported_at, "
+    "received_at, sign_due, resolve_due, at, actor, note)), "
+    "ins AS (INSERT INTO incident (id, source, external_id, category, priority, state, version, "
+    "queue, owner_unit, owner_level, location_unit, address, lat, lon, description, "
+    "reporter_name, reporter_phone, reporter_address, attachments, reported_at, received_at, "
+    "sign_due, resolve_due, updated_at) "
+    "SELECT id, source, external_id, category, priority, state, version, queue, owner_unit, "
+    "owner_level, location_unit, address, lat, lon, description, reporter_name, "
+    "reporter_phone, reporter_address, ARRAY(SELECT json_array_elements_text(attachments::json)), "
+    "gd_ts(reported_at), gd_ts(received_at), gd_ts(sign_due), gd_ts(resolve_due), gd_ts(at) "
+    "FROM r ON CONFLICT DO NOTHING RETURNING id), "
+    "ev AS (INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, "
+    "queue, owner_unit, owner_level, actor, note) "
+    "SELECT r.id, r.version, gd_ts(r.at), 'receive', NULL, r.state, r.queue, r.owner_unit, "
+    "r.owner_level, r.actor, r.note FROM r JOIN ins USING (id)) "
+    "SELECT id FROM ins ORDER BY id";
+#define SQL_NEW_PARAMS 26
+
+static const char sql_update[] =
+    "UPDATE incident i SET state = u.state, version = u.version, queue = u.queue, "
+    "owner_unit = u.owner_unit, owner_level = u.owner_level, sign_due = gd_ts(u.sign_due), "
+    "resolve_due = gd_ts(u.resolve_due), attempts = u.attempts, escalations = u.escalations, "
+    "flagged = u.flagged, updated_at = gd_ts(u.at) "
+    "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], "
+    "$7::int8[], $8::int8[], $9::int[], $10::int[], $11::bool[], $12::int8[]) "
+    "AS u(id, state, version, queue, owner_unit, owner_level, sign_due, resolve_due, attempts, "
+    "escalations, flagged, at) "
+    "WHERE i.id = u.id AND i.version < u.version";
+#define SQL_UPDATE_PARAMS 12
+
+static const char sql_events[] =
+    "INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, queue, "
+    "owner_unit, owner_level, actor, note) "
+    "SELECT id, version, gd_ts(at), kind, from_state, to_state, queue, owner_unit, owner_level, "
+    "actor, note FROM unnest($1::bigint[], $2::int[], $3::int8[], $4::text[], $5::text[], "
+    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) "
+    "AS e(id, version, at, kind, from_state, to_state, queue, owner_unit, owner_level, actor, note) "
+    "ON CONFLICT (incident_id, version) DO NOTHING";
+#define SQL_EVENTS_PARAMS 11
+
+#define MAX_PARAMS SQL_NEW_PARAMS
+
+struct params {
+    struct arr a[MAX_PARAMS];
+    const char *values[MAX_PARAMS];
+};
+
+static void params_begin(struct params *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        arr_begin(&p->a[i]);
+}
+
+static void params_end(struct params *p, int n)
+{
+    for (int i = 0; i < n; i++)
+        p->values[i] = arr_end(&p->a[i]);
+}
+
+static void params_fini(struct params *p)
+{
+    for (int i = 0; i < MAX_PARAMS; i++)
+        gd_buf_fini(&p->a[i].buf);
+}
+
+static void add_new_row(struct params *p, const struct store_change *c)
+{
+    const struct incident *inc = c->inc;
+    struct arr *a = p->a;
+    arr_i64(&a[0], (int64_t)inc->id);
+    arr_text(&a[1], inc->source);
+    arr_text(&a[2], inc->external_id);
+    arr_text(&a[3], inc->category_code);
+    arr_text(&a[4], gd_priority_name(inc->priority));
+    arr_text(&a[5], gd_state_name(c->to));
+    arr_i64(&a[6], c->version);
+    arr_text(&a[7], c->queue);
+    arr_text(&a[8], c->owner_unit);
+    arr_text(&a[9], gd_level_name(c->owner_level));
+    arr_text(&a[10], inc->location_code);
+    arr_text(&a[11], inc->address);
+    if (inc->has_coords) {
+        arr_f64(&a[12], inc->lat);
+        arr_f64(&a[13], inc->lon);
+    } else {
+        arr_null(&a[12]);
+        arr_null(&a[13]);
+    }
+    arr_text(&a[14], inc->description);
+    arr_text(&a[15], inc->reporter_name);
+    arr_text(&a[16], inc->reporter_phone);
+    arr_text(&a[17], inc->reporter_address);
+    arr_json_strings(&a[18], inc->attachments, inc->n_attachments);
+    arr_i64(&a[19], inc->reported_at);
+    arr_i64(&a[20], inc->received_at);
+    arr_i64(&a[21], c->sign_due);
+    arr_i64(&a[22], c->resolve_due);
+    arr_i64(&a[23], c->at);
+    arr_text(&a[24], c->actor);
+    arr_text(&a[25], c->note);
+}
+
+static void add_update_row(struct params *p, const struct store_change *c)
+{
+    struct arr *a = p->a;
+    arr_i64(&a[0], (int64_t)c->incident_id);
+    arr_text(&a[1], gd_state_name(c->to));
+    arr_i64(&a[2], c->version);
+    arr_text(&a[3], c->queue);
+    arr_text(&a[4], c->owner_unit);
+    arr_text(&a[5], gd_level_name(c->owner_level));
+    arr_i64(&a[6], c->sign_due);
+    arr_i64(&a[7], c->resolve_due);
+    arr_i64(&a[8], c->attempts);
+    arr_i64(&a[9], c->escalations);
+    arr_bool(&a[10], c->flagged);
+    arr_i64(&a[11], c->at);
+}
+
+static void add_event_row(struct params *p, const struct store_change *c)
+{
+    struct arr *a = p->a;
+    arr_i64(&a[0], (int64_t)c->incident_id);
+    arr_i64(&a[1], c->version);
+    arr_i64(&a[2], c->at);
+    arr_text(&a[3], gd_event_kind_name(c->event));
+    arr_text(&a[4], gd_state_name(c->from));
+    arr_text(&a[5], gd_state_name(c->to));
+    arr_text(&a[6], c->queue);
+    arr_text(&a[7], c->owner_unit);
+    arr_text(&a[8], gd_level_name(c->owner_level));
+    arr_text(&a[9], c->actor);
+    arr_text(&a[10], c->note);
+}
+
+/* ---- the connection ---- */
+
+static void on_poll(uv_poll_t *h, int status, int events);
+
+static void watch(struct store *s, int events)
+{
+    if (s->poll_active && s->poll_events == events)
+        return;
+    s->poll_events = events;
+    s->poll_active = true;
+    uv_poll_start(&s->poll, events, on_poll);
+}
+
+static void unwatch(struct store *s)
+{
+    if (s->poll_active) {
+        uv_poll_stop(&s->poll);
+        s->poll_active = false;
+    }
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+    struct store *s = h->data;
+    if (--s->handles_open > 0 || !s->closing)
+        return;
+    void (*closed)(void *) = s->closed;
+    void *ctx = s->closed_ctx;
+    free(s->dsn);
+    free(s);
+    if (closed)
+        closed(ctx);
+}
+
+/* Re-initialises the poll handle for a new socket. The old one must have
+ * been closed first; libuv forbids two handles on one fd. */
+static void poll_reinit(struct store *s, int fd)
+{
+    uv_poll_init(s->loop, &s->poll, fd);
+    s->poll.data = s;
+    s->poll_active = false;
+    s->handles_open++;
+}
+
+static void drop_conn(struct store *s)
+{
+    if (!s->conn)
+        return;
+    unwatch(s);
+    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+    PQfinish(s->conn);
+    s->conn = NULL;
+}
+
+static void on_retry(uv_timer_t *t);
+
+static void start_connect(struct store *s)
+{
+    s->conn = PQconnectStart(s->dsn);
+    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
+        log_warn("store", "cannot start connecting: %s",
+                 s->conn ? PQerrorMessage(s->conn) : "out of memory");
+        if (s->conn)
+            PQfinish(s->conn);
+        s->conn = NULL;
+        uv_timer_start(&s->retry_timer, on_retry, s->opt.retry_ms, 0);
+        return;
+    }
+    s->state = CONN_CONNECTING;
+    poll_reinit(s, PQsocket(s->conn));
+    watch(s, UV_WRITABLE);
+}
+
+static void on_retry(uv_timer_t *t)
+{
+    struct store *s = t->data;
+    if (s->state == CONN_DOWN && !s->conn && s->poll_active == false)
+        start_connect(s);
+}
+
+static void connected(struct store *s)
+{
+    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) {
+        conn_lost(s, PQerrorMessage(s->conn));
+        return;
+    }
+    s->state = CONN_UP;
+    log_info("store", "database connected");
+    watch(s, UV_READABLE);
+    if (s->opt.on_state)
+        s->opt.on_state(s->opt.ctx, true);
+    pump(s);
+}
+
+static void continue_connect(struct store *s)
+{
+    switch (PQconnectPoll(s->conn)) {
+    case PGRES_POLLING_READING: watch(s, UV_READABLE); break;
+    case PGRES_POLLING_WRITING: watch(s, UV_WRITABLE); break;
+    case PGRES_POLLING_OK: connected(s); break;
+    default: conn_lost(s, PQerrorMessage(s->conn)); break;
+    }
+}
+
+static void op_free(struct op *op)
+{
+    free(op->error);
+    free(op->inserted);
+    if (op->result)
+        PQclear(op->result);
+    free(op);
+}
+
+/* Puts a list of changes back at the head of the pending queue. */
+static void requeue_front(struct store *s, struct store_change *head, uint32_t n)
+{
+    if (!head)
+        return;
+    struct store_change *tail = head;
+    while (tail->next)
+        tail = tail->next;
+    tail->next = s->pending;
+    if (!s->pending)
+        s->pending_tail = tail;
+    s->pending = head;
+    s->n_pending += n;
+}
+
+static void conn_lost(struct store *s, const char *why)
+{
+    bool was_up = s->state == CONN_UP;
+    log_warn("store", "database connection %s: %s", was_up ? "lost" : "failed",
+             why && *why ? why : "(no message)");
+    drop_conn(s);
+    s->state = CONN_DOWN;
+    s->stats.reconnects += was_up;
+    /* Whatever was in flight has an unknown outcome: commits are sent
+     * again (they are idempotent), queries are answered with NULL. */
+    struct op *op = s->ops;
+    s->ops = s->ops_tail = NULL;
+    struct store_change *resend = NULL, *resend_tail = NULL;
+    uint32_t n_resend = 0;
+    while (op) {
+        struct op *next = op->next;
+        if (op->kind == OP_COMMIT) {
+            if (resend_tail)
+                resend_tail->next = op->changes;
+            else
+                resend = op->changes;
+            if (op->changes) {
+                resend_tail = op->changes;
+                while (resend_tail->next)
+                    resend_tail = resend_tail->next;
+            }
+            n_resend += op->n_changes;
+            op->changes = NULL;
+        } else {
+            s->n_queries--;
+            op->cb(op->ctx, NULL);
+        }
+        op_free(op);
+        op = next;
+    }
+    requeue_front(s, resend, n_resend);
+    s->commit_in_flight = false;
+    s->n_in_flight = 0;
+    if (was_up && s->opt.on_state)
+        s->opt.on_state(s->opt.ctx, false);
+    if (!s->closing)
+        uv_timer_start(&s->retry_timer, on_retry, s->opt.retry_ms, 0);
+}
+
+/* ---- sending ---- */
+
+static void push_op(struct store *s, struct op *op)
+{
+    if (s->ops_tail)
+        s->ops_tail->next = op;
+    else
+        s->ops = op;
+    s->ops_tail = op;
+}
+
+static bool send_params(struct store *s, const char *sql, int n, const char *const *values)
+{
+    return PQsendQueryParams(s->conn, sql, n, NULL, values, NULL, NULL, 0) == 1;
+}
+
+/* Takes up to `max` changes from the pending queue and sends them as one
+ * transaction. */
+static void send_commit(struct store *s, uint32_t max)
+{
+    struct op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return;
+    op->kind = OP_COMMIT;
+    op->new_command = -1;
+    struct store_change *tail = NULL;
+    while (s->pending && op->n_changes < max) {
+        struct store_change *c = s->pending;
+        s->pending = c->next;
+        c->next = NULL;
+        if (tail)
+            tail->next = c;
+        else
+            op->changes = c;
+        tail = c;
+        op->n_changes++;
+    }
+    if (!s->pending)
+        s->pending_tail = NULL;
+    s->n_pending -= op->n_changes;
+
+    static const int nparams[3] = {SQL_NEW_PARAMS, SQL_UPDATE_PARAMS, SQL_EVENTS_PARAMS};
+    struct params p[3];
+    memset(p, 0, sizeof(p));
+    for (int i = 0; i < 3; i++)
+        params_begin(&p[i], nparams[i]);
+    uint32_t n_new = 0, n_trans = 0;
+    for (struct store_change *c = op->changes; c; c = c->next) {
+        if (c->kind == STORE_NEW) {
+            add_new_row(&p[0], c);
+            n_new++;
+            continue;
+        }
+        add_event_row(&p[2], c);
+        n_trans++;
+        /* The projection: only the last change of each incident in this
+         * batch is written (UPDATE ... FROM cannot apply two rows to one
+         * target row). */
+        bool last = true;
+        for (struct store_change *d = c->next; d; d = d->next)
+            if (d->incident_id == c->incident_id && d->kind == STORE_TRANSITION) {
+                last = false;
+                break;
+            }
+        if (last)
+            add_update_row(&p[1], c);
+    }
+    for (int i = 0; i < 3; i++)
+        params_end(&p[i], nparams[i]);
+
+    bool ok = true;
+    if (n_new) {
+        op->new_command = op->n_commands++;
+        ok = ok && send_params(s, sql_new, SQL_NEW_PARAMS, p[0].values);
+    }
+    if (n_trans) {
+        op->n_commands += 2;
+        ok = ok && send_params(s, sql_update, SQL_UPDATE_PARAMS, p[1].values);
+        ok = ok && send_params(s, sql_events, SQL_EVENTS_PARAMS, p[2].values);
+    }
+    ok = ok && PQpipelineSync(s->conn) == 1;
+    for (int i = 0; i < 3; i++)
+        params_fini(&p[i]);
+    op->started_us = now_us(s);
+    s->commit_in_flight = true;
+    s->n_in_flight = op->n_changes;
+    push_op(s, op);
+    if (!ok)
+        conn_lost(s, PQerrorMessage(s->conn));
+}
+
+static void on_flush_timer(uv_timer_t *t)
+{
+    pump(t->data);
+}
+
+/* Sends what can be sent and flushes libpq's output buffer. */
+static void pump(struct store *s)
+{
+    if (s->state != CONN_UP)
+        return;
+    if (!s->commit_in_flight && s->pending) {
+        if (s->n_pending >= s->opt.batch_max || s->opt.flush_ms == 0 ||
+            !uv_is_active((uv_handle_t *)&s->flush_timer)) {
+            /* Either a full batch, or the flush timer expired (we are
+             * called from it), or nothing is waiting for it yet: a lone
+             * change after a quiet period goes out at once, and later
+             * ones gather behind it while its commit runs. */
+            uv_timer_stop(&s->flush_timer);
+            send_commit(s, s->singles_left ? 1 : s->opt.batch_max);
+            if (s->state != CONN_UP)
+                return;
+        }
+    }
+    int rc = PQflush(s->conn);
+    if (rc < 0) {
+        conn_lost(s, PQerrorMessage(s->conn));
+        return;
+    }
+    watch(s, rc == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+}
+
+void store_append(struct store *s, struct store_change *c)
+{
+    c->next = NULL;
+    if (s->pending_tail)
+        s->pending_tail->next = c;
+    else
+        s->pending = c;
+    s->pending_tail = c;
+    s->n_pending++;
+    if (s->state != CONN_UP || s->commit_in_flight)
+        return; /* goes out when the connection returns / after this commit */
+    if (s->n_pending >= s->opt.batch_max || s->opt.flush_ms == 0) {
+        pump(s);
+    } else if (!uv_is_active((uv_handle_t *)&s->flush_timer)) {
+        uv_timer_start(&s->flush_timer, on_flush_timer, s->opt.flush_ms, 0);
+    }
+}
+
+void store_flush(struct store *s)
+{
+    uv_timer_stop(&s->flush_timer);
+    pump(s);
+}
+
+int store_query(struct store *s, const char *sql, int nparams, const char *const *values,
+                store_query_cb cb, void *ctx)
+{
+    if (s->state != CONN_UP)
+        return -ENOTCONN;
+    if (s->n_queries >= MAX_QUERIES_IN_FLIGHT)
+        return -EAGAIN;
+    struct op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return -ENOMEM;
+    op->kind = OP_QUERY;
+    op->cb = cb;
+    op->ctx = ctx;
+    op->n_commands = 1;
+    op->new_command = -1;
+    op->started_us = now_us(s);
+    bool ok = PQsendQueryParams(s->conn, sql, nparams, NULL, values, NULL, NULL, 0) == 1 &&
+              PQpipelineSync(s->conn) == 1;
+    s->n_queries++;
+    push_op(s, op);
+    if (!ok) {
+        conn_lost(s, PQerrorMessage(s->conn));
+        return 0; /* conn_lost answered the callback with NULL */
+    }
+    pump(s);
+    return 0;
+}
+
+/* ---- results ---- */
+
+static void record_latency(struct store *s, uint64_t us)
+{
+    if (s->n_latency < LATENCY_SAMPLES)
+        s->latency[s->n_latency++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void complete_commit(struct store *s, struct op *op)
+{
+    s->commit_in_flight = false;
+    s->n_in_flight = 0;
+    bool single = s->singles_left > 0;
+    if (single)
+        s->singles_left--;
+    if (op->failed) {
+        if (op->n_changes > 1) {
+            /* Retry each change in its own transaction, so that one bad
+             * change cannot fail its neighbours. */
+            log_warn("store", "batch of %u changes failed (%s); retrying them one by one",
+                     op->n_changes, op->error ? op->error : "?");
+            requeue_front(s, op->changes, op->n_changes);
+            s->singles_left = op->n_changes;
+            op->changes = NULL;
+            return;
+        }
+        struct store_change *c = op->changes;
+        op->changes = NULL;
+        s->stats.failures++;
+        log_error("store", "incident %llu: change refused by the database: %s",
+                  (unsigned long long)c->incident_id, op->error ? op->error : "?");
+        c->done(c->ctx, c, STORE_FAILED);
+        return;
+    }
+    record_latency(s, now_us(s) - op->started_us);
+    s->stats.commits++;
+    s->stats.changes += op->n_changes;
+    qsort(op->inserted, op->n_inserted, sizeof(uint64_t), cmp_u64);
+    size_t k = 0;
+    struct store_change *c = op->changes;
+    op->changes = NULL;
+    while (c) {
+        struct store_change *next = c->next;
+        c->next = NULL;
+        enum store_result r = STORE_COMMITTED;
+        if (c->kind == STORE_NEW) {
+            while (k < op->n_inserted && op->inserted[k] < c->incident_id)
+                k++;
+            if (k >= op->n_inserted || op->inserted[k] != c->incident_id)
+                r = STORE_CONFLICT;
+        }
+        c->done(c->ctx, c, r);
+        c = next;
+    }
+}
+
+/* Errors in the data itself (SQLSTATE classes 22 and 23) are the
+ * change's fault; anything else (disk full, shutdown, serialization,
+ * connection) is the database's, and the batch is sent again later. */
+static bool data_error(const char *sqlstate)
+{
+    return strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0;
+}
+
+static void finish_op(struct store *s, struct op *op)
+{
+    if (op->kind == OP_QUERY) {
+        s->n_queries--;
+        op->cb(op->ctx, op->result);
+        return;
+    }
+    if (op->failed && !data_error(op->sqlstate)) {
+        requeue_front(s, op->changes, op->n_changes);
+        op->changes = NULL;
+        s->commit_in_flight = false;
+        s->n_in_flight = 0;
+        char why[256];
+        snprintf(why, sizeof(why), "commit failed, will retry: %s",
+                 op->error ? op->error : "unknown error");
+        conn_lost(s, why);
+        return;
+    }
+    complete_commit(s, op);
+}
+
+/* Consumes every result libpq has ready, in pipeline order. */
+static void read_results(struct store *s)
+{
+    while (s->ops && s->state == CONN_UP) {
+        struct op *op = s->ops;
+        if (PQisBusy(s->conn))
+            break;
+        PGresult *res = PQgetResult(s->conn);
+        if (!res) {
+            if (!op->awaiting_null)
+                break;
+            op->awaiting_null = false;
+            continue;
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            s->ops = op->next;
+            if (!s->ops)
+                s->ops_tail = NULL;
+            finish_op(s, op);
+            op_free(op);
+            continue;
+        }
+        op->awaiting_null = true;
+        if (st == PGRES_FATAL_ERROR || st == PGRES_PIPELINE_ABORTED) {
+            if (!op->failed && st == PGRES_FATAL_ERROR) {
+                const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+                snprintf(op->sqlstate, sizeof(op->sqlstate), "%s", state ? state : "XX000");
+                op->error = strdup(PQresultErrorMessage(res));
+                if (op->error)
+                    op->error[strcspn(op->error, "\n")] = '\0';
+            }
+            op->failed = true;
+        }
+        if (op->kind == OP_QUERY && !op->result) {
+            op->result = res;
+            res = NULL;
+        } else if (op->kind == OP_COMMIT && op->results == op->new_command &&
+                   st == PGRES_TUPLES_OK) {
+            int n = PQntuples(res);
+            op->inserted = malloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
+            if (op->inserted) {
+                for (int i = 0; i < n; i++)
+                    op->inserted[i] = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+                op->n_inserted = (size_t)n;
+            }
+        }
+        op->results++;
+        if (res)
+            PQclear(res);
+    }
+    if (s->state == CONN_UP && PQstatus(s->conn) == CONNECTION_BAD)
+        conn_lost(s, PQerrorMessage(s->conn));
+}
+
+static void on_poll(uv_poll_t *h, int status, int events)
+{
+    struct store *s = h->data;
+    if (s->state == CONN_CONNECTING) {
+        continue_connect(s);
+        return;
+    }
+    if (s->state != CONN_UP)
+        return;
+    if (status < 0) {
+        conn_lost(s, uv_strerror(status));
+        return;
+    }
+    if (events & UV_READABLE) {
+        if (!PQconsumeInput(s->conn)) {
+            conn_lost(s, PQerrorMessage(s->conn));
+            return;
+        }
+        read_results(s);
+    }
+    pump(s);
+}
+
+/* ---- life cycle ---- */
+
+int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *opt)
+{
+    struct store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    s->loop = loop;
+    s->opt = *opt;
+    s->dsn = strdup(opt->dsn);
+    if (!s->dsn) {
+        free(s);
+        return -ENOMEM;
+    }
+    uv_timer_init(loop, &s->flush_timer);
+    uv_timer_init(loop, &s->retry_timer);
+    s->flush_timer.data = s;
+    s->retry_timer.data = s;
+    s->handles_open = 2;
+    s->state = CONN_DOWN;
+    start_connect(s);
+    *ret = s;
+    return 0;
+}
+
+void store_take_stats(struct store *s, struct store_stats *ret)
+{
+    *ret = s->stats;
+    ret->commit_p50_us = ret->commit_p99_us = 0;
+    if (s->n_latency) {
+        uint64_t *v = malloc(sizeof(uint64_t) * s->n_latency);
+        if (v) {
+            for (uint32_t i = 0; i < s->n_latency; i++)
+                v[i] = s->latency[i];
+            qsort(v, s->n_latency, sizeof(uint64_t), cmp_u64);
+            ret->commit_p50_us = (uint32_t)v[(s->n_latency - 1) / 2];
+            ret->commit_p99_us = (uint32_t)v[(s->n_latency - 1) * 99 / 100];
+            free(v);
+        }
+    }
+    s->n_latency = 0;
+}
+
+void store_close(struct store *s, void (*closed)(void *ctx), void *ctx)
+{
+    if (!s)
+        return;
+    s->closing = true;
+    s->closed = closed;
+    s->closed_ctx = ctx;
+    while (s->pending) {
+        struct store_change *c = s->pending;
+        s->pending = c->next;
+        store_change_free(c);
+    }
+    while (s->ops) {
+        struct op *op = s->ops;
+        s->ops = op->next;
+        while (op->changes) {
+            struct store_change *c = op->changes;
+            op->changes = c->next;
+            store_change_free(c);
+        }
+        op_free(op);
+    }
+    drop_conn(s);
+    uv_timer_stop(&s->flush_timer);
+    uv_timer_stop(&s->retry_timer);
+    uv_close((uv_handle_t *)&s->flush_timer, on_handle_closed);
+    uv_close((uv_handle_t *)&s->retry_timer, on_handle_closed);
+}
+
+PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen)
+{
+    PGconn *conn = PQconnectdb(dsn);
+    if (PQstatus(conn) != CONNECTION_OK) {
+        snprintf(err, errlen, "%s", PQerrorMessage(conn));
+        err[strcspn(err, "\n")] = '\0';
+        PQfinish(conn);
+        return NULL;
+    }
+    return conn;
+}
+
+static int sql_file(const struct dirent *d)
+{
+    size_t n = strlen(d->d_name);
+    return n > 4 && strcmp(d->d_name + n - 4, ".sql") == 0;
+}
+
+int store_migrate(PGconn *conn, const char *dir, char *err, size_t errlen)
+{
+    struct dirent **names;
+    int n = scandir(dir, &names, sql_file, alphasort);
+    if (n < 0) {
+        snprintf(err, errlen, "cannot read migrations directory %s: %s", dir, strerror(errno));
+        return -1;
+    }
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof(path), "%s/%s", dir, names[i]->d_name);
+        if (rc == 0) {
+            FILE *f = fopen(path, "r");
+            char *sql = NULL;
+            size_t len = 0;
+            if (f) {
+                FILE *mem = open_memstream(&sql, &len);
+                char chunk[8192];
+                size_t got;
+                while (mem && (got = fread(chunk, 1, sizeof(chunk), f)) > 0)
+                    fwrite(chunk, 1, got, mem);
+                if (mem)
+                    fclose(mem);
+                fclose(f);
+            }
+            if (!sql) {
+                snprintf(err, errlen, "cannot read %s: %s", path, strerror(errno));
+                rc = -1;
+            } else {
+                PGresult *res = PQexec(conn, sql);
+                ExecStatusType st = PQresultStatus(res);
+                if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+                    snprintf(err, errlen, "%s: %s", path, PQresultErrorMessage(res));
+                    err[strcspn(err, "\n")] = '\0';
+                    rc = -1;
+                    /* leave no transaction half open on this connection */
+                    PQclear(PQexec(conn, "ROLLBACK"));
+                }
+                PQclear(res);
+                free(sql);
+            }
+        }
+        free(names[i]);
+    }
+    free(names);
+    return rc;
+}

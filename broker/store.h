@@ -1,0 +1,148 @@
+/* store.h - durable state changes: group commit to PostgreSQL in pipeline mode.
+ *
+ * The store owns one non-blocking libpq connection in pipeline mode,
+ * watched by a uv_poll on PQsocket. State changes are queued with
+ * store_append(); they are gathered for at most flush_ms or batch_max
+ * changes and written in one transaction made of a few multi-row
+ * statements (rows are passed as array parameters and expanded with
+ * unnest(), so a batch of 1000 changes is still 3 statements). Only one
+ * commit is in flight at a time; changes arriving meanwhile form the next
+ * batch. Each change's callback runs once its transaction committed, or
+ * once the database refused it.
+ *
+ * If the connection fails, the batch in flight goes back to the head of
+ * the queue and is sent again after reconnecting. Statements are written
+ * so that sending a batch twice has the effect of sending it once (insert
+ * ON CONFLICT DO NOTHING; updates guarded by version), since a lost
+ * connection leaves the outcome of the last COMMIT unknown.
+ *
+ * If a batch fails for another reason, its changes are retried one per
+ * transaction, so that one bad change never fails its neighbours.
+ */
+#ifndef GD_BROKER_STORE_H
+#define GD_BROKER_STORE_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <uv.h>
+
+#include "gdp.h"
+
+struct incident;
+struct store;
+
+enum store_change_kind {
+    STORE_NEW,        /* insert the incident and its first event */
+    STORE_TRANSITION, /* append an event and update the projection */
+};
+
+/* Outcome passed to a change's callback. */
+enum store_result {
+    STORE_COMMITTED = 0,
+    STORE_CONFLICT = 1, /* STORE_NEW: (source, external_id) already stored */
+    STORE_FAILED = -1,  /* the database refused this change */
+};
+
+struct store_change;
+typedef void (*store_change_cb)(void *ctx, struct store_change *c, enum store_result result);
+
+/* One state change. The event and the incident's projection after it are
+ * captured when the change is made, so that a batch never writes a state
+ * that its own events do not explain. Strings `queue`, `owner_unit` must
+ * outlive the change (they point at the broker's queue/unit names);
+ * `actor` and `note` are owned by the change and freed with it. */
+struct store_change {
+    struct store_change *next;
+    enum store_change_kind kind;
+    struct incident *inc;       /* STORE_NEW: the row's immutable fields */
+    uint64_t incident_id;
+    /* event row */
+    uint32_t version;
+    int64_t at;                 /* ms since epoch */
+    enum gd_event_kind event;
+    enum gd_state from, to;     /* from is ignored for STORE_NEW */
+    const char *queue;
+    const char *owner_unit;
+    enum gd_level owner_level;
+    char *actor;
+    char *note;
+    /* projection after the event */
+    int64_t sign_due, resolve_due;
+    uint32_t attempts, escalations;
+    bool flagged;
+    /* completion */
+    store_change_cb done;
+    void *ctx;
+};
+
+/* Allocates a zeroed change; NULL when out of memory. */
+struct store_change *store_change_new(void);
+/* Frees a change and its actor/note; accepts NULL. */
+void store_change_free(struct store_change *c);
+
+typedef void (*store_state_cb)(void *ctx, bool up);
+/* Called with the result of store_query(): `res` is NULL when the query
+ * could not run (connection lost); it is freed after the callback. */
+typedef void (*store_query_cb)(void *ctx, const PGresult *res);
+
+struct store_options {
+    const char *dsn;
+    uint32_t flush_ms;
+    uint32_t batch_max;
+    uint32_t retry_ms;
+    store_state_cb on_state; /* connection went up or down */
+    void *ctx;
+};
+
+/* Creates the store and starts connecting (asynchronously) on `loop`.
+ * Returns 0 or -ENOMEM. */
+int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *opt);
+
+/* Queues a change for the next commit. Never fails; the change is owned
+ * by the store until its callback has run (the callback may free it or
+ * keep it; after the callback the store forgets it). */
+void store_append(struct store *s, struct store_change *c);
+
+/* Queues a read-only query with text parameters, run in order with the
+ * commits (it sees every batch sent before it). Returns 0, or -ENOMEM;
+ * -ENOTCONN when the database is down (the callback is then not called). */
+int store_query(struct store *s, const char *sql, int nparams, const char *const *values,
+                store_query_cb cb, void *ctx);
+
+bool store_is_up(const struct store *s);
+
+/* Changes not yet committed (queued or in flight). */
+uint32_t store_backlog(const struct store *s);
+
+struct store_stats {
+    uint64_t commits;         /* transactions committed */
+    uint64_t changes;         /* changes committed */
+    uint64_t failures;        /* changes refused by the database */
+    uint64_t reconnects;
+    uint32_t commit_p50_us;   /* since the last call of store_take_stats */
+    uint32_t commit_p99_us;
+};
+
+/* Copies the counters and the latency percentiles of the commits since
+ * the previous call, then restarts the latency window. */
+void store_take_stats(struct store *s, struct store_stats *ret);
+
+/* Sends whatever is queued now, without waiting for flush_ms. */
+void store_flush(struct store *s);
+
+/* Closes the connection and frees the store. Changes still queued are
+ * dropped without their callbacks: flush and wait for store_backlog() to
+ * reach 0 first for a clean shutdown. Calls `closed` once libuv has
+ * released its handles. Accepts NULL. */
+void store_close(struct store *s, void (*closed)(void *ctx), void *ctx);
+
+/* Opens a blocking connection for start-up work (migrations, loading).
+ * Returns NULL with a message in err on failure. */
+PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen);
+
+/* Applies every *.sql file of `dir` in name order over `conn`. Returns 0,
+ * or -1 with the file name and PostgreSQL's message in err. */
+int store_migrate(PGconn *conn, const char *dir, char *err, size_t errlen);
+
+#endif
