@@ -1948,6 +1948,98 @@ static void test_utf8_validation(void **state)
     assert_true(gd_str_eq_c(GD_STR_NULL, NULL));
 }
 
+/* An independent, obviously-correct validator: decode each code point and
+ * check it against the Unicode rules. */
+static bool reference_utf8_valid(const uint8_t *p, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        uint32_t c = p[i], cp;
+        size_t len;
+        if (c == 0)
+            return false;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            len = 2;
+            cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            len = 3;
+            cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            len = 4;
+            cp = c & 0x07;
+        } else {
+            return false;
+        }
+        if (n - i < len)
+            return false;
+        for (size_t k = 1; k < len; k++) {
+            if ((p[i + k] & 0xc0) != 0x80)
+                return false;
+            cp = cp << 6 | (p[i + k] & 0x3f);
+        }
+        static const uint32_t min_cp[5] = {0, 0, 0x80, 0x800, 0x10000};
+        if (cp < min_cp[len] || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+            return false;
+        i += len;
+    }
+    return true;
+}
+
+/* Strings of every length up to 100 built from valid characters and
+ * random bytes, at every alignment: the vectorised path (32 bytes and up)
+ * and the byte loop must both agree with the reference. */
+static void test_utf8_validation_agrees_with_a_reference_on_random_input(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {"a",    "~",   "\xc2\xa9", "\xdf\xbf", "\xe4\xb8\xad",
+                                         "\xef\xbf\xbd", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
+                                         "\xed\x9f\xbf", "\xee\x80\x80"};
+    static const uint8_t bad[] = {0x00, 0x80, 0xbf, 0xc0, 0xc1, 0xe0, 0xed, 0xf0,
+                                  0xf4, 0xf5, 0xf8, 0xff, 0xa0, 0x90, 0x8f, 0xc2};
+    /* each breaks exactly one rule: overlongs, surrogates, beyond U+10FFFF */
+    static const char *const bad_pieces[] = {
+        "\xc0\x80",         "\xc1\xbf",         "\xe0\x80\x80",     "\xe0\x9f\xbf",
+        "\xed\xa0\x80",     "\xed\xbf\xbf",     "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",
+        "\xf4\x90\x80\x80", "\xf4\xbf\xbf\xbf", "\xf5\x80\x80\x80", "\xe4\xb8\xad\x80",
+        "\xe4\xb8",         "\xf0\x9f\x98",     "\xc2",             "\x80\x80"};
+    uint64_t seed = 0x9e3779b97f4a7c15ull;
+    uint8_t buf[140];
+    unsigned valid = 0, invalid = 0;
+
+    for (int round = 0; round < 60000; round++) {
+        size_t target = (size_t)(round % 101), n = 0;
+        while (n < target) {
+            seed = seed * 6364136223846793005ull + 1442695040888963407ull;
+            unsigned r = (unsigned)(seed >> 33);
+            if (round % 3 != 0 && r % 97 == 0) {
+                buf[n++] = bad[(r >> 8) % sizeof(bad)]; /* a stray byte */
+            } else {
+                const char *pc = pieces[(r >> 8) % (sizeof(pieces) / sizeof(pieces[0]))];
+                if (round % 3 == 1 && r % 89 == 0)
+                    pc = bad_pieces[(r >> 8) % (sizeof(bad_pieces) / sizeof(bad_pieces[0]))];
+                size_t l = strlen(pc);
+                if (n + l > sizeof(buf))
+                    break;
+                memcpy(buf + n, pc, l);
+                n += l;
+            }
+        }
+        if (round % 5 == 0 && n > 0)
+            n--; /* cut the last character */
+        bool want = reference_utf8_valid(buf, n);
+        bool got = gd_utf8_valid(gd_str_make((const char *)buf, n));
+        if (want != got)
+            fail_msg("round %d, %zu bytes: reference says %d, gd_utf8_valid %d", round, n, want,
+                     got);
+        want ? valid++ : invalid++;
+    }
+    /* the generator must exercise both outcomes */
+    assert_true(valid > 10000 && invalid > 10000);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1991,6 +2083,7 @@ int main(void)
         cmocka_unit_test(test_decoder_is_reusable_across_many_messages),
         cmocka_unit_test(test_every_enum_value_has_a_wire_name_that_parses_back),
         cmocka_unit_test(test_utf8_validation),
+        cmocka_unit_test(test_utf8_validation_agrees_with_a_reference_on_random_input),
     };
     return cmocka_run_group_tests_name("proto", tests, setup, teardown);
 }
