@@ -12,6 +12,7 @@
 #include <msgpack.h>
 
 #include "gdp.h"
+#include "gd-samples.h"
 
 /* ---- fixtures ---- */
 
@@ -124,333 +125,6 @@ static bool body_has_key(const struct gd_buf *b, const char *k)
     return false;
 }
 
-/* ---- sample data ---- */
-
-#define DESC_ZH                                                                                    \
-    "龙洲湾街道龙海大道幸福小区三栋二单元门口的下水道井盖破损，已有一位老人夜间散步时险些"         \
-    "跌倒。井盖周围没有任何警示标志，夜间照明也不足，居民担心再次发生危险，希望有关部门尽快"       \
-    "派人更换井盖并设置临时围挡。另外小区东门外人行道有多块地砖松动，雨天积水严重，请一并处理。"
-
-static const struct gd_str attachments2[2] = {
-    {"https://media.example.org/a/1.jpg", 33},
-    {"https://media.example.org/a/2.jpg", 33},
-};
-
-static struct gd_location full_location(void)
-{
-    return (struct gd_location){.unit = GD_STR("500113002001001"),
-                                .address = GD_STR("龙海大道 18 号"),
-                                .has_coords = true,
-                                .lat = 29.402,
-                                .lon = 106.541};
-}
-
-static struct gd_reporter full_reporter(void)
-{
-    return (struct gd_reporter){.name = GD_STR("张三"),
-                                .phone = GD_STR("+86 138 0000 0000"),
-                                .address = GD_STR("幸福小区 3-2-501")};
-}
-
-static struct gd_incident full_incident(void)
-{
-    struct gd_incident in = {
-        .id = 123456789012ull,
-        .version = 7,
-        .state = GD_ST_IN_PROGRESS,
-        .priority = GD_PRIO_URGENT,
-        .level = GD_LEVEL_COMMUNITY,
-        .source = GD_STR("hotline"),
-        .external_id = GD_STR("12345-20240601-000123"),
-        .category = GD_STR("road.manhole"),
-        .queue = GD_STR("500113002001"),
-        .owner = GD_STR("500113002001"),
-        .location = full_location(),
-        .description = GD_STR(DESC_ZH),
-        .has_reporter = true,
-        .reporter = full_reporter(),
-        .reported_at = 1717200000000,
-        .received_at = 1717200001234,
-        .sign_due = 1717203601234,
-        .resolve_due = 1717804801234,
-        .attempts = 2,
-        .escalations = 1,
-        .flagged = true,
-        .n_attachments = 2,
-    };
-    memcpy(in.attachments, attachments2, sizeof(attachments2));
-    return in;
-}
-
-static struct gd_incident min_incident(void)
-{
-    return (struct gd_incident){.id = 1,
-                                .version = 1,
-                                .state = GD_ST_QUEUED,
-                                .priority = GD_PRIO_NORMAL,
-                                .source = GD_STR("app"),
-                                .external_id = GD_STR("x")};
-}
-
-static const struct gd_event sample_events[3] = {
-    {.version = 1, .at = 1717200001234, .kind = GD_EV_RECEIVE, .from = GD_ST_RECEIVED,
-     .to = GD_ST_QUEUED, .queue = GD_STR("500113002001"), .actor = GD_STR(""),
-     .note = GD_STR("")},
-    {.version = 2, .at = 1717200002000, .kind = GD_EV_DELIVER, .from = GD_ST_QUEUED,
-     .to = GD_ST_DELIVERED, .queue = GD_STR("500113002001"), .actor = GD_STR("w-07")},
-    {.version = 3, .at = 1717200003000, .kind = GD_EV_RETURN, .from = GD_ST_DELIVERED,
-     .to = GD_ST_QUEUED, .queue = GD_STR("500113002"), .actor = GD_STR("w-07"),
-     .note = GD_STR("不属于本社区")},
-};
-
-static const struct gd_gauge sample_gauges[2] = {
-    {.queue = GD_STR("500113002001"), .depth = 12, .in_flight = 3, .oldest_age_ms = 60000,
-     .overdue = 1, .consumers = 2, .in_rate = 0.25, .out_rate = 0.5},
-    {.queue = GD_STR("500113002.livelihood")},
-};
-
-static const enum gd_type all_types[] = {
-    GD_T_SUBMIT,   GD_T_QUERY,    GD_T_FEEDBACK, GD_T_SNAPSHOT,  GD_T_DISPATCH, GD_T_ACCEPTED,
-    GD_T_REJECTED, GD_T_BUSY,     GD_T_INCIDENT, GD_T_GAUGES,    GD_T_DONE,     GD_T_HELLO,
-    GD_T_CREDIT,   GD_T_SIGN,     GD_T_PROGRESS, GD_T_EXTEND,    GD_T_RETURN,   GD_T_RESOLVE,
-    GD_T_WARN,     GD_T_ESCALATE, GD_T_WELCOME,  GD_T_DENIED,    GD_T_DELIVER,  GD_T_OK,
-    GD_T_ERR,      GD_T_DEADLINE, GD_T_CLEAR,    GD_T_SYNCED,    GD_T_HEARTBEAT, GD_T_BYE,
-};
-#define N_TYPES (sizeof(all_types) / sizeof(all_types[0]))
-
-/* A message of `type` with every field it can carry set; returns the
- * number of keys its body must have. */
-static unsigned full_msg(enum gd_type type, struct gd_msg *m)
-{
-    memset(m, 0, sizeof(*m));
-    m->type = type;
-    switch (type) {
-    case GD_T_SUBMIT: {
-        struct gd_submit *s = &m->u.submit;
-        s->ref = 42;
-        s->source = GD_STR("hotline");
-        s->external_id = GD_STR("12345-20240601-000123");
-        s->category = GD_STR("road.manhole");
-        s->priority = GD_PRIO_EMERGENCY;
-        s->location = full_location();
-        s->description = GD_STR(DESC_ZH);
-        s->reporter = full_reporter();
-        s->reported_at = 1717200000000;
-        s->n_attachments = 2;
-        memcpy(s->attachments, attachments2, sizeof(attachments2));
-        return 10;
-    }
-    case GD_T_QUERY:
-        m->u.query = (struct gd_query){.ref = 9, .incident_id = 77, .events = false};
-        return 3;
-    case GD_T_FEEDBACK:
-        m->u.feedback = (struct gd_feedback){
-            .ref = 9, .incident_id = 77, .satisfied = true, .comment = GD_STR("很满意")};
-        return 4;
-    case GD_T_SNAPSHOT:
-        m->u.snapshot = (struct gd_snapshot){.ref = 1, .prefix = GD_STR("500113")};
-        return 2;
-    case GD_T_DISPATCH:
-        m->u.dispatch = (struct gd_dispatch){.ref = 3, .incident_id = 77, .version = 4,
-                                             .unit = GD_STR("500113002001"),
-                                             .note = GD_STR("路灯归社区")};
-        return 5;
-    case GD_T_ACCEPTED:
-        m->u.accepted = (struct gd_accepted){.ref = 42, .incident_id = 77, .version = 2,
-                                             .duplicate = true, .state = GD_ST_QUEUED,
-                                             .queue = GD_STR("500113002001")};
-        return 6;
-    case GD_T_REJECTED:
-    case GD_T_ERR:
-    case GD_T_DENIED:
-        m->u.error = (struct gd_error_reply){.ref = 42, .code = GD_E_TOO_LONG,
-                                             .message = GD_STR("description too long"),
-                                             .field = GD_STR("description")};
-        return 4;
-    case GD_T_BUSY:
-        m->u.busy = (struct gd_busy){.ref = 42, .retry_ms = 500, .reason = GD_STR("database_down")};
-        return 3;
-    case GD_T_INCIDENT:
-        m->u.incident.ref = 5;
-        m->u.incident.incident = full_incident();
-        m->u.incident.n_events = 3;
-        m->u.incident.events = sample_events;
-        m->u.incident.truncated = true;
-        return 4;
-    case GD_T_GAUGES:
-        m->u.gauges = (struct gd_gauges){
-            .ref = 5, .at = 1717200000000, .n_gauges = 2, .gauges = sample_gauges, .truncated = true};
-        return 4;
-    case GD_T_DONE:
-        m->u.done = (struct gd_done){.ref = 5, .incident_id = 77, .version = 9,
-                                     .state = GD_ST_CLOSED, .queue = GD_STR("500113002001")};
-        return 5;
-    case GD_T_HELLO: {
-        struct gd_hello *h = &m->u.hello;
-        h->role = GD_ROLE_WORKER;
-        h->name = GD_STR("community-500113002001-a");
-        h->credit = 16;
-        h->n_queues = 2;
-        h->queues[0] = GD_STR("500113002001");
-        h->queues[1] = GD_STR("500113002002");
-        return 4;
-    }
-    case GD_T_CREDIT:
-        m->u.credit.credit = 32;
-        return 1;
-    case GD_T_SIGN:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 3,
-                                           .delivery_id = 99};
-        return 4;
-    case GD_T_PROGRESS:
-    case GD_T_RESOLVE:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
-                                           .text = GD_STR("已派人到场")};
-        return 4;
-    case GD_T_EXTEND:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
-                                           .until = 1718000000000, .text = GD_STR("等待配件")};
-        return 5;
-    case GD_T_RETURN:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
-                                           .text = GD_STR("不属于本网格"),
-                                           .rule = GD_STR("网格事项准入清单 第12条")};
-        return 5;
-    case GD_T_WARN:
-    case GD_T_ESCALATE:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
-                                           .kind = GD_DL_RESOLVE};
-        return 4;
-    case GD_T_WELCOME:
-        m->u.welcome = (struct gd_welcome){.session = 5, .heartbeat_ms = 1000, .liveness = 3};
-        return 3;
-    case GD_T_DELIVER:
-        m->u.deliver.delivery_id = 99;
-        m->u.deliver.attempt = 2;
-        m->u.deliver.incident = full_incident();
-        return 3;
-    case GD_T_OK:
-        m->u.ok = (struct gd_ok){.ref = 1, .incident_id = 77, .version = 5, .applied = true};
-        return 4;
-    case GD_T_DEADLINE:
-        m->u.deadline = (struct gd_deadline){.incident_id = 77, .version = 5,
-                                             .kind = GD_DL_RESOLVE, .town = GD_STR("500113002"),
-                                             .level = GD_LEVEL_GRID, .warn_at = 1717300000000,
-                                             .due_at = 1717400000000};
-        return 7;
-    case GD_T_CLEAR:
-        m->u.clear = (struct gd_clear){.incident_id = 77, .version = 6, .kind = GD_DL_RESOLVE};
-        return 3;
-    case GD_T_SYNCED:
-        m->u.synced.count = 12000;
-        return 1;
-    case GD_T_HEARTBEAT:
-        return 0;
-    case GD_T_BYE:
-        m->u.bye.reason = GD_STR("shutdown");
-        return 1;
-    case GD_T_NONE:
-        break;
-    }
-    fail_msg("no sample for type %d", type);
-    return 0;
-}
-
-/* A message of `type` with only its required fields; returns its key count. */
-static unsigned min_msg(enum gd_type type, struct gd_msg *m)
-{
-    memset(m, 0, sizeof(*m));
-    m->type = type;
-    switch (type) {
-    case GD_T_SUBMIT:
-        m->u.submit.source = GD_STR("app");
-        m->u.submit.external_id = GD_STR("a1");
-        m->u.submit.priority = GD_PRIO_NORMAL;
-        return 2;
-    case GD_T_QUERY:
-        m->u.query.incident_id = 1;
-        m->u.query.events = true;
-        return 1;
-    case GD_T_FEEDBACK:
-        m->u.feedback.incident_id = 1;
-        return 2; /* satisfied is required, false is sent */
-    case GD_T_SNAPSHOT:
-    case GD_T_HEARTBEAT:
-    case GD_T_BYE:
-        return 0;
-    case GD_T_DISPATCH:
-        m->u.dispatch = (struct gd_dispatch){.incident_id = 1, .version = 1, .unit = GD_STR("5")};
-        return 3;
-    case GD_T_ACCEPTED:
-        m->u.accepted = (struct gd_accepted){.incident_id = 1, .version = 1, .state = GD_ST_RECEIVED};
-        return 3;
-    case GD_T_REJECTED:
-    case GD_T_ERR:
-    case GD_T_DENIED:
-        m->u.error = (struct gd_error_reply){.code = GD_E_DENIED, .message = GD_STR("no")};
-        return 2;
-    case GD_T_BUSY:
-        return 1; /* retry_ms 0 is sent */
-    case GD_T_INCIDENT:
-        m->u.incident.incident = min_incident();
-        return 1;
-    case GD_T_GAUGES:
-        m->u.gauges.at = 1;
-        return 1;
-    case GD_T_DONE:
-        m->u.done = (struct gd_done){.incident_id = 1, .version = 2};
-        return 2;
-    case GD_T_HELLO:
-        m->u.hello.role = GD_ROLE_WORKER;
-        m->u.hello.credit = 1;
-        m->u.hello.n_queues = 1;
-        m->u.hello.queues[0] = GD_STR("triage");
-        return 3;
-    case GD_T_CREDIT:
-        return 1; /* credit 0 pauses deliveries */
-    case GD_T_SIGN:
-        m->u.command = (struct gd_command){.incident_id = 1, .delivery_id = 5};
-        return 2;
-    case GD_T_PROGRESS:
-    case GD_T_RESOLVE:
-        m->u.command = (struct gd_command){.incident_id = 1, .version = 1};
-        return 2;
-    case GD_T_EXTEND:
-        m->u.command = (struct gd_command){.incident_id = 1, .version = 1, .until = 2,
-                                           .text = GD_STR("r")};
-        return 4;
-    case GD_T_RETURN:
-        m->u.command = (struct gd_command){.incident_id = 1, .version = 1, .text = GD_STR("r")};
-        return 3;
-    case GD_T_WARN:
-    case GD_T_ESCALATE:
-        m->u.command = (struct gd_command){.incident_id = 1, .version = 1, .kind = GD_DL_SIGN};
-        return 3;
-    case GD_T_WELCOME:
-        m->u.welcome = (struct gd_welcome){.session = 1, .heartbeat_ms = 1, .liveness = 1};
-        return 3;
-    case GD_T_DELIVER:
-        m->u.deliver.delivery_id = 1;
-        m->u.deliver.incident = min_incident();
-        return 2;
-    case GD_T_OK:
-        m->u.ok = (struct gd_ok){.incident_id = 1, .version = 1};
-        return 2;
-    case GD_T_DEADLINE:
-        m->u.deadline = (struct gd_deadline){.incident_id = 1, .version = 1, .due_at = 1};
-        return 4;
-    case GD_T_CLEAR:
-        m->u.clear = (struct gd_clear){.incident_id = 1, .version = 1};
-        return 3;
-    case GD_T_SYNCED:
-        return 1;
-    case GD_T_NONE:
-        break;
-    }
-    fail_msg("no sample for type %d", type);
-    return 0;
-}
-
 /* Encodes m, decodes it, re-encodes the result: both encodings must be the
  * same bytes and carry `keys` top-level keys. Leaves the decoded message in
  * *out (valid while fx->buf is untouched). */
@@ -532,8 +206,8 @@ static void test_every_message_type_round_trips_with_all_fields_set(void **state
 {
     struct fx *fx = *state;
     struct gd_msg m, out;
-    for (size_t i = 0; i < N_TYPES; i++) {
-        unsigned keys = full_msg(all_types[i], &m);
+    for (size_t i = 0; i < GD_SAMPLE_N_TYPES; i++) {
+        unsigned keys = gd_sample_full(gd_sample_types[i], &m);
         round_trip(fx, &m, keys, &out);
     }
 }
@@ -542,8 +216,8 @@ static void test_every_message_type_round_trips_with_only_required_fields(void *
 {
     struct fx *fx = *state;
     struct gd_msg m, out;
-    for (size_t i = 0; i < N_TYPES; i++) {
-        unsigned keys = min_msg(all_types[i], &m);
+    for (size_t i = 0; i < GD_SAMPLE_N_TYPES; i++) {
+        unsigned keys = gd_sample_min(gd_sample_types[i], &m);
         round_trip(fx, &m, keys, &out);
     }
 }
@@ -552,7 +226,7 @@ static void test_submit_round_trips_every_field(void **state)
 {
     struct fx *fx = *state;
     struct gd_msg m, out;
-    round_trip(fx, &m, full_msg(GD_T_SUBMIT, &m), &out);
+    round_trip(fx, &m, gd_sample_full(GD_T_SUBMIT, &m), &out);
     const struct gd_submit *a = &m.u.submit, *b = &out.u.submit;
     assert_int_equal(b->ref, a->ref);
     assert_str(b->source, a->source);
@@ -573,17 +247,17 @@ static void test_deliver_and_incident_reply_round_trip_the_whole_incident(void *
 {
     struct fx *fx = *state;
     struct gd_msg m, out;
-    round_trip(fx, &m, full_msg(GD_T_DELIVER, &m), &out);
+    round_trip(fx, &m, gd_sample_full(GD_T_DELIVER, &m), &out);
     assert_int_equal(out.u.deliver.delivery_id, 99);
     assert_int_equal(out.u.deliver.attempt, 2);
     assert_incident(&out.u.deliver.incident, &m.u.deliver.incident);
 
-    round_trip(fx, &m, full_msg(GD_T_INCIDENT, &m), &out);
+    round_trip(fx, &m, gd_sample_full(GD_T_INCIDENT, &m), &out);
     assert_incident(&out.u.incident.incident, &m.u.incident.incident);
     assert_int_equal(out.u.incident.n_events, 3);
     assert_true(out.u.incident.truncated);
     for (int i = 0; i < 3; i++) {
-        const struct gd_event *a = &sample_events[i], *b = &out.u.incident.events[i];
+        const struct gd_event *a = &gd_sample_events[i], *b = &out.u.incident.events[i];
         assert_int_equal(b->version, a->version);
         assert_int_equal(b->at, a->at);
         assert_int_equal(b->kind, a->kind);
@@ -599,17 +273,17 @@ static void test_gauges_round_trip_with_rates(void **state)
 {
     struct fx *fx = *state;
     struct gd_msg m, out;
-    round_trip(fx, &m, full_msg(GD_T_GAUGES, &m), &out);
+    round_trip(fx, &m, gd_sample_full(GD_T_GAUGES, &m), &out);
     assert_int_equal(out.u.gauges.n_gauges, 2);
     const struct gd_gauge *g = &out.u.gauges.gauges[0];
-    assert_str(g->queue, sample_gauges[0].queue);
+    assert_str(g->queue, gd_sample_gauges[0].queue);
     assert_int_equal(g->depth, 12);
     assert_int_equal(g->in_flight, 3);
     assert_int_equal(g->oldest_age_ms, 60000);
     assert_int_equal(g->overdue, 1);
     assert_int_equal(g->consumers, 2);
     assert_true(g->in_rate == 0.25 && g->out_rate == 0.5);
-    assert_str(out.u.gauges.gauges[1].queue, sample_gauges[1].queue);
+    assert_str(out.u.gauges.gauges[1].queue, gd_sample_gauges[1].queue);
 }
 
 static void test_sla_hello_carries_shard_and_no_queues(void **state)
@@ -652,12 +326,12 @@ static void test_command_text_travels_under_the_key_of_its_message(void **state)
                  {GD_T_RESOLVE, "result"}};
     struct gd_msg m, out;
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
-        round_trip(fx, &m, full_msg(cases[i].type, &m), &out);
+        round_trip(fx, &m, gd_sample_full(cases[i].type, &m), &out);
         assert_true(body_has_key(&fx->buf, cases[i].key));
         assert_false(body_has_key(&fx->buf, "text"));
         assert_str(out.u.command.text, m.u.command.text);
     }
-    round_trip(fx, &m, full_msg(GD_T_RETURN, &m), &out);
+    round_trip(fx, &m, gd_sample_full(GD_T_RETURN, &m), &out);
     assert_true(body_has_key(&fx->buf, "rule"));
     assert_str(out.u.command.rule, m.u.command.rule);
 
@@ -741,7 +415,7 @@ static void test_decoded_strings_point_into_the_body_buffer(void **state)
 {
     struct fx *fx = *state;
     struct gd_msg m, out;
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     gd_buf_reset(&fx->buf);
     assert_int_equal(gd_encode(&m, &fx->buf), 0);
     assert_int_equal(decode_raw(fx, GD_T_SUBMIT, fx->buf.data, fx->buf.len, &out, NULL), 0);
@@ -781,78 +455,6 @@ static void test_integers_may_use_any_msgpack_width(void **state)
 
 /* ---- status messages ---- */
 
-static unsigned full_status(enum gd_status_kind kind, struct gd_status *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->kind = kind;
-    switch (kind) {
-    case GD_STATUS_TRANSITION:
-        s->u.transition = (struct gd_status_transition){
-            .incident_id = 77, .version = 3, .at = 1717200003000, .event = GD_EV_SIGN,
-            .from = GD_ST_DELIVERED, .to = GD_ST_SIGNED, .priority = GD_PRIO_URGENT,
-            .level = GD_LEVEL_GRID, .category = GD_STR("road.manhole"),
-            .queue = GD_STR("500113002001001"), .unit = GD_STR("500113002001001"),
-            .source = GD_STR("hotline"), .received_at = 1717200000000, .sign_due = 1717203600000,
-            .resolve_due = 1717804800000, .flagged = true};
-        return 17;
-    case GD_STATUS_GAUGE:
-        s->u.gauge = sample_gauges[0];
-        return 9;
-    case GD_STATUS_BROKER:
-        s->u.broker = (struct gd_status_broker){
-            .at = 1717200000000, .started_at = 1717100000000, .db_up = true, .active = true,
-            .open_incidents = 5000, .sessions = 40, .commit_backlog = 3, .commit_p50_us = 900,
-            .commit_p99_us = 4000, .n_counters = 2};
-        s->u.broker.counters[0] = (struct gd_counter){GD_STR("submit_accepted"), 1ull << 40};
-        s->u.broker.counters[1] = (struct gd_counter){GD_STR("submit_rejected"), 3};
-        return 11;
-    case GD_STATUS_ALARM:
-        s->u.alarm = (struct gd_status_alarm){.at = 1, .kind = GD_STR("poison"),
-                                              .severity = GD_STR("critical"), .incident_id = 77,
-                                              .queue = GD_STR("500113002001"),
-                                              .message = GD_STR("5 deliveries not signed")};
-        return 7;
-    case GD_STATUS_SLA:
-        s->u.sla = (struct gd_status_sla){.at = 1, .breach = true, .incident_id = 77,
-                                          .version = 4, .kind = GD_DL_RESOLVE,
-                                          .level = GD_LEVEL_TOWN, .queue = GD_STR("q"),
-                                          .due_at = 2};
-        return 9;
-    case GD_STATUS_COUNT:
-        break;
-    }
-    fail_msg("no sample for status kind %d", kind);
-    return 0;
-}
-
-static unsigned min_status(enum gd_status_kind kind, struct gd_status *s)
-{
-    memset(s, 0, sizeof(*s));
-    s->kind = kind;
-    switch (kind) {
-    case GD_STATUS_TRANSITION:
-        s->u.transition = (struct gd_status_transition){.incident_id = 1, .version = 1, .at = 1,
-                                                        .priority = GD_PRIO_NORMAL};
-        return 7; /* kind, incident_id, version, at, event, from, to */
-    case GD_STATUS_GAUGE:
-        s->u.gauge.queue = GD_STR("q");
-        return 2;
-    case GD_STATUS_BROKER:
-        s->u.broker.at = 1;
-        return 4; /* kind, at, db_up, active */
-    case GD_STATUS_ALARM:
-        s->u.alarm = (struct gd_status_alarm){.at = 1, .kind = GD_STR("db_down"),
-                                              .severity = GD_STR("warning")};
-        return 4;
-    case GD_STATUS_SLA:
-        s->u.sla = (struct gd_status_sla){.at = 1, .incident_id = 1, .due_at = 1};
-        return 7; /* kind, at, breach, incident_id, version, deadline, due_at */
-    case GD_STATUS_COUNT:
-        break;
-    }
-    return 0;
-}
-
 static void status_round_trip(struct fx *fx, const struct gd_status *s, unsigned keys,
                               struct gd_status *out)
 {
@@ -878,22 +480,22 @@ static void test_every_status_kind_round_trips_full_and_minimal(void **state)
     struct fx *fx = *state;
     struct gd_status s, out;
     for (int k = 0; k < GD_STATUS_COUNT; k++) {
-        status_round_trip(fx, &s, full_status((enum gd_status_kind)k, &s), &out);
-        status_round_trip(fx, &s, min_status((enum gd_status_kind)k, &s), &out);
+        status_round_trip(fx, &s, gd_sample_status_full((enum gd_status_kind)k, &s), &out);
+        status_round_trip(fx, &s, gd_sample_status_min((enum gd_status_kind)k, &s), &out);
     }
-    full_status(GD_STATUS_BROKER, &s);
+    gd_sample_status_full(GD_STATUS_BROKER, &s);
     status_round_trip(fx, &s, 11, &out);
     assert_int_equal(out.u.broker.n_counters, 2);
     assert_int_equal(out.u.broker.counters[0].value, 1ull << 40);
     assert_str(out.u.broker.counters[1].name, s.u.broker.counters[1].name);
     assert_true(out.u.broker.db_up && out.u.broker.active);
 
-    full_status(GD_STATUS_ALARM, &s);
+    gd_sample_status_full(GD_STATUS_ALARM, &s);
     status_round_trip(fx, &s, 7, &out);
     assert_true(body_has_key(&fx->buf, "alarm")); /* the alarm's own kind */
     assert_str(out.u.alarm.kind, s.u.alarm.kind);
 
-    full_status(GD_STATUS_SLA, &s);
+    gd_sample_status_full(GD_STATUS_SLA, &s);
     status_round_trip(fx, &s, 9, &out);
     assert_true(body_has_key(&fx->buf, "deadline"));
     assert_int_equal(out.u.sla.kind, GD_DL_RESOLVE);
@@ -999,7 +601,7 @@ static void test_type_byte_outside_the_enum_is_unknown_type(void **state)
             assert_int_not_equal(r, -GD_E_UNKNOWN_TYPE);
         }
     }
-    assert_int_equal(known, N_TYPES);
+    assert_int_equal(known, GD_SAMPLE_N_TYPES);
 }
 
 static void test_body_larger_than_max_body_is_too_large(void **state)
@@ -1039,13 +641,13 @@ static void test_every_prefix_of_a_valid_body_is_truncated(void **state)
 {
     struct fx *fx = *state;
     struct gd_msg m;
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     every_prefix_is_truncated(fx, &m);
-    full_msg(GD_T_DELIVER, &m);
+    gd_sample_full(GD_T_DELIVER, &m);
     every_prefix_is_truncated(fx, &m);
-    full_msg(GD_T_INCIDENT, &m);
+    gd_sample_full(GD_T_INCIDENT, &m);
     every_prefix_is_truncated(fx, &m);
-    full_msg(GD_T_GAUGES, &m);
+    gd_sample_full(GD_T_GAUGES, &m);
     every_prefix_is_truncated(fx, &m);
 }
 
@@ -1497,7 +1099,7 @@ static void test_missing_required_field_is_named(void **state)
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct gd_msg m, out;
         struct gd_decode_error err = {GD_OK, NULL};
-        min_msg(cases[i].type, &m);
+        gd_sample_min(cases[i].type, &m);
         gd_buf_reset(&fx->buf);
         assert_int_equal(gd_encode(&m, &fx->buf), 0);
 
@@ -1798,43 +1400,43 @@ static void test_encoder_refuses_what_the_decoder_would_refuse_and_keeps_the_buf
     assert_int_equal(gd_encode(&(struct gd_msg){.type = GD_T_HEARTBEAT}, &fx->buf), 0);
     size_t before = fx->buf.len;
 
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     m.u.submit.source = GD_STR("Bad Source");
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
     assert_int_equal(fx->buf.len, before);
 
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     m.u.submit.description = GD_STR("\xff");
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     m.u.submit.reporter.name = gd_str_make(big, GD_MAX_NAME + 1);
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_TOO_LONG);
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     m.u.submit.n_attachments = GD_MAX_ATTACHMENTS + 1;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_TOO_MANY);
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     m.u.submit.priority = (enum gd_priority)7;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     m.u.submit.location.lat = 200;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
-    full_msg(GD_T_SUBMIT, &m);
+    gd_sample_full(GD_T_SUBMIT, &m);
     m.u.submit.reported_at = -5;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
-    full_msg(GD_T_RETURN, &m);
+    gd_sample_full(GD_T_RETURN, &m);
     m.u.command.text = GD_STR_NULL; /* reason is required */
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
-    full_msg(GD_T_SIGN, &m);
+    gd_sample_full(GD_T_SIGN, &m);
     m.u.command.version = 0;
     m.u.command.delivery_id = 0;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_MISSING_FIELD);
-    full_msg(GD_T_HELLO, &m);
+    gd_sample_full(GD_T_HELLO, &m);
     m.u.hello.credit = GD_MAX_CREDIT + 1;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
-    full_msg(GD_T_REJECTED, &m);
+    gd_sample_full(GD_T_REJECTED, &m);
     m.u.error.code = GD_OK;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
-    full_msg(GD_T_INCIDENT, &m);
+    gd_sample_full(GD_T_INCIDENT, &m);
     m.u.incident.events = NULL;
     assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
     m.type = (enum gd_type)99;
@@ -1876,8 +1478,8 @@ static void test_decoder_is_reusable_across_many_messages(void **state)
     struct fx *fx = *state;
     struct gd_msg m, out;
     for (int round = 0; round < 200; round++) {
-        enum gd_type t = all_types[(size_t)round % N_TYPES];
-        round_trip(fx, &m, full_msg(t, &m), &out);
+        enum gd_type t = gd_sample_types[(size_t)round % GD_SAMPLE_N_TYPES];
+        round_trip(fx, &m, gd_sample_full(t, &m), &out);
         /* and a failure between successes leaves the decoder usable */
         assert_int_equal(decode_raw(fx, t, "\x81", 1, &out, NULL), -GD_E_TRUNCATED);
     }
@@ -1926,7 +1528,7 @@ static void test_utf8_validation(void **state)
     (void)state;
     assert_true(gd_utf8_valid(GD_STR("")));
     assert_true(gd_utf8_valid(GD_STR("plain ascii, long enough for the word loop")));
-    assert_true(gd_utf8_valid(GD_STR(DESC_ZH)));
+    assert_true(gd_utf8_valid(GD_STR(GD_SAMPLE_DESC_ZH)));
     assert_true(gd_utf8_valid(GD_STR("\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf")));
     assert_true(gd_utf8_valid(GD_STR("\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf 😀")));
     assert_false(gd_utf8_valid(GD_STR("\x80")));
