@@ -21,7 +21,7 @@ struct gd_decoder {
     msgpack_zone zone;
     unsigned depth;                        /* entries used in path */
     struct path_elem path[GD_MAX_DEPTH + 1];
-    char field[192];                       /* dotted path of the last error */
+    char field[GD_MAX_NAME + 1];           /* dotted path of the last error */
 };
 
 struct gd_decoder *gd_decoder_new(void)

@@ -492,7 +492,8 @@ struct gd_status_broker {
 
 struct gd_status_alarm {
     int64_t at;
-    struct gd_str kind;        /* poison, no_sla_worker, flagged, db_down, denied, ... */
+    struct gd_str kind;        /* poison, no_sla_worker, flagged, db_down, denied, ...;
+                                  wire key "alarm" ("kind" is the status kind) */
     struct gd_str severity;    /* info, warning, critical */
     uint64_t incident_id;      /* 0 if none */
     struct gd_str queue;
@@ -504,7 +505,7 @@ struct gd_status_sla {
     bool breach;               /* false: warning */
     uint64_t incident_id;
     uint32_t version;
-    enum gd_deadline_kind kind;
+    enum gd_deadline_kind kind;/* wire key "deadline" ("kind" is the status kind) */
     enum gd_level level;
     struct gd_str queue;
     int64_t due_at;
@@ -538,7 +539,11 @@ void gd_buf_fini(struct gd_buf *b);
 /* ---- decoder ---- */
 
 /* Details of a decode failure, for the REJECTED/ERR reply. `field` names
- * the offending key (a static string, or "" when the whole frame is bad). */
+ * the offending key as a dotted path ("source", "location.lat",
+ * "events[3].kind", an unknown key as received with non-printable bytes
+ * shown as '?'), or "" when the whole frame is bad. It is owned by the
+ * decoder: valid until the next decode with it or gd_decoder_free(); at
+ * most GD_MAX_NAME bytes, so it always fits gd_error_reply.field. */
 struct gd_decode_error {
     enum gd_code code;
     const char *field;
@@ -577,12 +582,18 @@ void gd_encode_header(enum gd_type type, uint8_t out[GD_HEADER_LEN]);
 /* Appends the msgpack body of `m` to `body`. Fields are validated against
  * the same limits as on decode, so what we send can always be decoded.
  * Returns 0, -GD_E_TOO_LONG/-GD_E_TOO_MANY/-GD_E_BAD_VALUE for a value
- * beyond the protocol, -GD_E_TOO_LARGE if the body would exceed
- * GD_MAX_BODY, or -GD_E_INTERNAL when out of memory; on failure `body`
- * is restored to its length before the call. */
+ * beyond the protocol (including an empty required string or a zero
+ * required id or time), -GD_E_MISSING_FIELD when a rule across fields
+ * fails (SIGN without version or delivery_id, QUERY without incident_id
+ * or source+external_id, worker HELLO without queues or credit),
+ * -GD_E_DUPLICATE_FIELD for two counters of one name, -GD_E_UNKNOWN_TYPE
+ * for a type not in enum gd_type, -GD_E_TOO_LARGE if the body would
+ * exceed GD_MAX_BODY, or -GD_E_INTERNAL when out of memory; on failure
+ * `body` is restored to its length before the call. Optional fields equal
+ * to their default (0, empty, false, priority normal) are left out. */
 int gd_encode(const struct gd_msg *m, struct gd_buf *body);
 
-/* Same for a status message body. */
+/* Same for a status message body; -GD_E_BAD_VALUE for an unknown kind. */
 int gd_encode_status(const struct gd_status *s, struct gd_buf *body);
 
 /* ---- names ---- */

@@ -1031,6 +1031,30 @@ static void test_unknown_field_is_refused_and_named(void **state)
     kuint(pk, "bad key\n", 1);
     expect_error(fx, GD_T_SUBMIT, GD_E_UNKNOWN_FIELD, "bad?key?");
 
+    /* however long the key, the reported path fits a REJECTED reply */
+    char longkey[101];
+    memset(longkey, 'k', 100);
+    longkey[100] = '\0';
+    pk = raw(fx);
+    msgpack_pack_map(pk, 2);
+    kuint(pk, "delivery_id", 1);
+    key(pk, "incident");
+    msgpack_pack_map(pk, 1);
+    key(pk, "location");
+    msgpack_pack_map(pk, 1);
+    kuint(pk, longkey, 1);
+    struct gd_msg m;
+    struct gd_decode_error err;
+    assert_int_equal(decode_raw(fx, GD_T_DELIVER, fx->sb.data, fx->sb.size, &m, &err),
+                     -GD_E_UNKNOWN_FIELD);
+    assert_true(strncmp(err.field, "incident.location.kkkk", 22) == 0);
+    assert_true(strlen(err.field) <= GD_MAX_NAME);
+    struct gd_msg reply = {.type = GD_T_ERR};
+    reply.u.error = (struct gd_error_reply){
+        .code = err.code, .message = GD_STR("unknown field"), .field = gd_str_c(err.field)};
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode(&reply, &fx->buf), 0);
+
     /* a SUBMIT-only field in FEEDBACK */
     pk = raw(fx);
     msgpack_pack_map(pk, 3);
