@@ -31,6 +31,7 @@ enum {
     OPT_GAUGE_MS,
     OPT_LOG_LEVEL,
     OPT_CHECK,
+    OPT_DB_LANES,
 };
 
 static const struct option options[] = {
@@ -55,6 +56,7 @@ static const struct option options[] = {
     {"gauge-ms", required_argument, NULL, OPT_GAUGE_MS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
+    {"db-lanes", required_argument, NULL, OPT_DB_LANES},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -73,6 +75,7 @@ static const char usage[] =
     "  --backlog-max N        uncommitted changes before BUSY [20000]\n"
     "  --busy-retry-ms N      retry hint sent with BUSY, ms [1000]\n"
     "  --db-retry-ms N        pause between database reconnections, ms [500]\n"
+    "  --db-lanes N           database connections committing in parallel, 1-8 [2]\n"
     "  --heartbeat-ms N       heartbeat interval, ms [1000]\n"
     "  --liveness N           missed heartbeats before a worker is dead [3]\n"
     "  --max-attempts N       unsigned deliveries before moving up [3]\n"
@@ -109,6 +112,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .backlog_max = 20000,
         .busy_retry_ms = 1000,
         .db_retry_ms = 500,
+        .db_lanes = 2,
         .heartbeat_ms = 1000,
         .liveness = 3,
         .max_attempts = 3,
@@ -153,6 +157,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
             }
             break;
         case OPT_CHECK: check = true; break;
+        case OPT_DB_LANES: num = &cfg->db_lanes; max = 8; break;
         case 'h': fputs(usage, stdout); return 1;
         case 'V': puts("gd-broker " GD_VERSION); return 1;
         default: fputs(usage, err); return -1;
@@ -208,7 +213,8 @@ void config_print(const struct config *cfg, FILE *out)
     fprintf(out, "district = %s\n", cfg->district);
     fprintf(out, "flush_ms = %u\nbatch_max = %u\nbacklog_max = %u\n", cfg->flush_ms,
             cfg->batch_max, cfg->backlog_max);
-    fprintf(out, "busy_retry_ms = %u\ndb_retry_ms = %u\n", cfg->busy_retry_ms, cfg->db_retry_ms);
+    fprintf(out, "busy_retry_ms = %u\ndb_retry_ms = %u\ndb_lanes = %u\n", cfg->busy_retry_ms,
+            cfg->db_retry_ms, cfg->db_lanes);
     fprintf(out, "heartbeat_ms = %u\nliveness = %u\nmax_attempts = %u\n", cfg->heartbeat_ms,
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",

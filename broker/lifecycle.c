@@ -280,8 +280,6 @@ static void lookup_conflict(struct broker *b, struct incident *inc)
     struct conflict_lookup *cl = calloc(1, sizeof(*cl));
     struct waiter *waiters = inc->waiters;
     inc->waiters = NULL;
-    for (struct waiter *w = waiters; w; w = w->next)
-        w->duplicate = true;
     incident_drop(b, inc);
     if (cl) {
         *cl = (struct conflict_lookup){.b = b, .inc = inc, .waiters = waiters};

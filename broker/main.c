@@ -147,6 +147,7 @@ int main(int argc, char **argv)
         .flush_ms = b->cfg.flush_ms,
         .batch_max = b->cfg.batch_max,
         .retry_ms = b->cfg.db_retry_ms,
+        .lanes = (int)b->cfg.db_lanes,
         .on_state = on_store_state,
         .ctx = b,
     };

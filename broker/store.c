@@ -29,9 +29,7 @@ struct op {
     bool failed;
     char *error;                  /* first error message */
     char sqlstate[6];             /* of the first error */
-    uint64_t *inserted;           /* OP_COMMIT: ids the NEW statement returned */
-    size_t n_inserted;
-    int new_command;              /* index of the NEW statement, or -1 */
+    char constraint[64];          /* of the first error, if a constraint's */
     uint64_t started_us;
     store_query_cb cb;            /* OP_QUERY */
     void *ctx;
@@ -40,10 +38,14 @@ struct op {
 
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
-struct store {
-    uv_loop_t *loop;
-    struct store_options opt;
-    char *dsn;
+struct store;
+
+/* One connection with its own queue of changes. Changes are spread over
+ * the lanes by incident id, so one incident's changes always commit in
+ * order, while the lanes' transactions (and their fsync waits) overlap. */
+struct lane {
+    struct store *s;
+    int index;
     PGconn *conn;
     enum conn_state state;
     uv_poll_t poll;
@@ -59,7 +61,16 @@ struct store {
     uint32_t n_in_flight;         /* changes in the commit in flight */
     uint32_t n_queries;
     uint32_t singles_left;        /* after a failed batch: commits of one change */
+};
 
+struct store {
+    uv_loop_t *loop;
+    struct store_options opt;
+    char *dsn;
+    struct lane lanes[STORE_MAX_LANES];
+    int n_lanes;
+    int n_up;                     /* lanes connected */
+    int next_query_lane;
     struct store_stats stats;
     uint32_t latency[LATENCY_SAMPLES];
     uint32_t n_latency;
@@ -69,8 +80,8 @@ struct store {
     void *closed_ctx;
 };
 
-static void pump(struct store *s);
-static void conn_lost(struct store *s, const char *why);
+static void pump(struct lane *l);
+static void conn_lost(struct lane *l, const char *why);
 
 struct store_change *store_change_new(void)
 {
@@ -88,17 +99,20 @@ void store_change_free(struct store_change *c)
 
 bool store_is_up(const struct store *s)
 {
-    return s->state == CONN_UP;
+    return s->n_up == s->n_lanes;
 }
 
 uint32_t store_backlog(const struct store *s)
 {
-    return s->n_pending + s->n_in_flight;
+    uint32_t n = 0;
+    for (int i = 0; i < s->n_lanes; i++)
+        n += s->lanes[i].n_pending + s->lanes[i].n_in_flight;
+    return n;
 }
 
-static uint64_t now_us(const struct store *s)
+static uint64_t now_us(const struct lane *l)
 {
-    (void)s;
+    (void)l;
     return uv_hrtime() / 1000;
 }
 
@@ -236,29 +250,23 @@ static const char *arr_end(struct arr *a)
 /* ---- statements ---- */
 
 static const char sql_new[] =
-    "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], "
-    "$5::text[], $6::text[], $7::int[], $8::text[], $9::text[], $10::text[], $11::text[], "
-    "$12::text[], $13::float8[], $14::float8[], $15::text[], $16::text[], $17::text[], "
-    "$18::text[], $19::text[], $20::int8[], $21::int8[], $22::int8[], $23::int8[], "
-    "$24::int8[], $25::text[], $26::text[]) AS r(id, source, external_id, category, priority, "
-    "state, version, queue, owner_unit, owner_level, location_unit, address, lat, lon, "
-    "description, reporter_name, reporter_phone, reporter_address, attachments, reported_at, "
-    "received_at, sign_due, resolve_due, at, actor, note)), "
-    "ins AS (INSERT INTO incident (id, source, external_id, category, priority, state, version, "
-    "queue, owner_unit, owner_level, location_unit, address, lat, lon, description, "
-    "reporter_name, reporter_phone, reporter_address, attachments, reported_at, received_at, "
-    "sign_due, resolve_due, updated_at) "
+    "INSERT INTO incident (id, source, external_id, category, priority, state, version, queue, "
+    "owner_unit, owner_level, location_unit, address, lat, lon, description, reporter_name, "
+    "reporter_phone, reporter_address, attachments, reported_at, received_at, sign_due, "
+    "resolve_due, updated_at) "
     "SELECT id, source, external_id, category, priority, state, version, queue, owner_unit, "
     "owner_level, location_unit, address, lat, lon, description, reporter_name, "
-    "reporter_phone, reporter_address, ARRAY(SELECT json_array_elements_text(attachments::json)), "
+    "reporter_phone, reporter_address, CASE WHEN attachments IS NULL THEN '{}'::text[] "
+    "ELSE ARRAY(SELECT json_array_elements_text(attachments::json)) END, "
     "gd_ts(reported_at), gd_ts(received_at), gd_ts(sign_due), gd_ts(resolve_due), gd_ts(at) "
-    "FROM r ON CONFLICT DO NOTHING RETURNING id), "
-    "ev AS (INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, "
-    "queue, owner_unit, owner_level, actor, note) "
-    "SELECT r.id, r.version, gd_ts(r.at), 'receive', NULL, r.state, r.queue, r.owner_unit, "
-    "r.owner_level, r.actor, r.note FROM r JOIN ins USING (id)) "
-    "SELECT id FROM ins ORDER BY id";
-#define SQL_NEW_PARAMS 26
+    "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
+    "$7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], "
+    "$14::float8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], "
+    "$20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::int8[]) AS r(id, source, "
+    "external_id, category, priority, state, version, queue, owner_unit, owner_level, "
+    "location_unit, address, lat, lon, description, reporter_name, reporter_phone, "
+    "reporter_address, attachments, reported_at, received_at, sign_due, resolve_due, at)";
+#define SQL_NEW_PARAMS 24
 
 static const char sql_update[] =
     "UPDATE incident i SET state = u.state, version = u.version, queue = u.queue, "
@@ -278,11 +286,10 @@ static const char sql_events[] =
     "SELECT id, version, gd_ts(at), kind, from_state, to_state, queue, owner_unit, owner_level, "
     "actor, note FROM unnest($1::bigint[], $2::int[], $3::int8[], $4::text[], $5::text[], "
     "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) "
-    "AS e(id, version, at, kind, from_state, to_state, queue, owner_unit, owner_level, actor, note) "
-    "ON CONFLICT (incident_id, version) DO NOTHING";
+    "AS e(id, version, at, kind, from_state, to_state, queue, owner_unit, owner_level, actor, note)";
 #define SQL_EVENTS_PARAMS 11
 
-#define MAX_PARAMS SQL_NEW_PARAMS
+#define MAX_PARAMS SQL_NEW_PARAMS /* the largest */
 
 struct params {
     struct arr a[MAX_PARAMS];
@@ -334,14 +341,15 @@ static void add_new_row(struct params *p, const struct store_change *c)
     arr_text(&a[15], inc->reporter_name);
     arr_text(&a[16], inc->reporter_phone);
     arr_text(&a[17], inc->reporter_address);
-    arr_json_strings(&a[18], inc->attachments, inc->n_attachments);
+    if (inc->n_attachments)
+        arr_json_strings(&a[18], inc->attachments, inc->n_attachments);
+    else
+        arr_null(&a[18]);
     arr_i64(&a[19], inc->reported_at);
     arr_i64(&a[20], inc->received_at);
     arr_i64(&a[21], c->sign_due);
     arr_i64(&a[22], c->resolve_due);
     arr_i64(&a[23], c->at);
-    arr_text(&a[24], c->actor);
-    arr_text(&a[25], c->note);
 }
 
 static void add_update_row(struct params *p, const struct store_change *c)
@@ -368,7 +376,10 @@ static void add_event_row(struct params *p, const struct store_change *c)
     arr_i64(&a[1], c->version);
     arr_i64(&a[2], c->at);
     arr_text(&a[3], gd_event_kind_name(c->event));
-    arr_text(&a[4], gd_state_name(c->from));
+    if (c->kind == STORE_NEW)
+        arr_null(&a[4]);
+    else
+        arr_text(&a[4], gd_state_name(c->from));
     arr_text(&a[5], gd_state_name(c->to));
     arr_text(&a[6], c->queue);
     arr_text(&a[7], c->owner_unit);
@@ -381,28 +392,29 @@ static void add_event_row(struct params *p, const struct store_change *c)
 
 static void on_poll(uv_poll_t *h, int status, int events);
 
-static void watch(struct store *s, int events)
+static void watch(struct lane *l, int events)
 {
-    if (s->poll_active && s->poll_events == events)
+    if (l->poll_active && l->poll_events == events)
         return;
-    s->poll_events = events;
-    s->poll_active = true;
-    uv_poll_start(&s->poll, events, on_poll);
+    l->poll_events = events;
+    l->poll_active = true;
+    uv_poll_start(&l->poll, events, on_poll);
 }
 
-static void unwatch(struct store *s)
+static void unwatch(struct lane *l)
 {
-    if (s->poll_active) {
-        uv_poll_stop(&s->poll);
-        s->poll_active = false;
+    if (l->poll_active) {
+        uv_poll_stop(&l->poll);
+        l->poll_active = false;
     }
 }
 
 static void on_handle_closed(uv_handle_t *h)
 {
-    struct store *s = h->data;
-    if (--s->handles_open > 0 || !s->closing)
+    struct lane *l = h->data;
+    if (--l->s->handles_open > 0 || !l->s->closing)
         return;
+    struct store *s = l->s;
     void (*closed)(void *) = s->closed;
     void *ctx = s->closed_ctx;
     free(s->dsn);
@@ -413,110 +425,110 @@ static void on_handle_closed(uv_handle_t *h)
 
 /* Re-initialises the poll handle for a new socket. The old one must have
  * been closed first; libuv forbids two handles on one fd. */
-static void poll_reinit(struct store *s, int fd)
+static void poll_reinit(struct lane *l, int fd)
 {
-    uv_poll_init(s->loop, &s->poll, fd);
-    s->poll.data = s;
-    s->poll_active = false;
-    s->handles_open++;
+    uv_poll_init(l->s->loop, &l->poll, fd);
+    l->poll.data = l;
+    l->poll_active = false;
+    l->s->handles_open++;
 }
 
-static void drop_conn(struct store *s)
+static void drop_conn(struct lane *l)
 {
-    if (!s->conn)
+    if (!l->conn)
         return;
-    unwatch(s);
-    uv_close((uv_handle_t *)&s->poll, on_handle_closed);
-    PQfinish(s->conn);
-    s->conn = NULL;
+    unwatch(l);
+    uv_close((uv_handle_t *)&l->poll, on_handle_closed);
+    PQfinish(l->conn);
+    l->conn = NULL;
 }
 
 static void on_retry(uv_timer_t *t);
 
-static void start_connect(struct store *s)
+static void start_connect(struct lane *l)
 {
-    s->conn = PQconnectStart(s->dsn);
-    if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD) {
+    l->conn = PQconnectStart(l->s->dsn);
+    if (!l->conn || PQstatus(l->conn) == CONNECTION_BAD) {
         log_warn("store", "cannot start connecting: %s",
-                 s->conn ? PQerrorMessage(s->conn) : "out of memory");
-        if (s->conn)
-            PQfinish(s->conn);
-        s->conn = NULL;
-        uv_timer_start(&s->retry_timer, on_retry, s->opt.retry_ms, 0);
+                 l->conn ? PQerrorMessage(l->conn) : "out of memory");
+        if (l->conn)
+            PQfinish(l->conn);
+        l->conn = NULL;
+        uv_timer_start(&l->retry_timer, on_retry, l->s->opt.retry_ms, 0);
         return;
     }
-    s->state = CONN_CONNECTING;
-    poll_reinit(s, PQsocket(s->conn));
-    watch(s, UV_WRITABLE);
+    l->state = CONN_CONNECTING;
+    poll_reinit(l, PQsocket(l->conn));
+    watch(l, UV_WRITABLE);
 }
 
 static void on_retry(uv_timer_t *t)
 {
-    struct store *s = t->data;
-    if (s->state == CONN_DOWN && !s->conn && s->poll_active == false)
-        start_connect(s);
+    struct lane *l = t->data;
+    if (l->state == CONN_DOWN && !l->conn && l->poll_active == false)
+        start_connect(l);
 }
 
-static void connected(struct store *s)
+static void connected(struct lane *l)
 {
-    if (PQsetnonblocking(s->conn, 1) != 0 || PQenterPipelineMode(s->conn) != 1) {
-        conn_lost(s, PQerrorMessage(s->conn));
+    if (PQsetnonblocking(l->conn, 1) != 0 || PQenterPipelineMode(l->conn) != 1) {
+        conn_lost(l, PQerrorMessage(l->conn));
         return;
     }
-    s->state = CONN_UP;
-    log_info("store", "database connected");
-    watch(s, UV_READABLE);
-    if (s->opt.on_state)
+    l->state = CONN_UP;
+    log_info("store", "database connected (lane %d)", l->index);
+    watch(l, UV_READABLE);
+    struct store *s = l->s;
+    if (++s->n_up == s->n_lanes && s->opt.on_state)
         s->opt.on_state(s->opt.ctx, true);
-    pump(s);
+    pump(l);
 }
 
-static void continue_connect(struct store *s)
+static void continue_connect(struct lane *l)
 {
-    switch (PQconnectPoll(s->conn)) {
-    case PGRES_POLLING_READING: watch(s, UV_READABLE); break;
-    case PGRES_POLLING_WRITING: watch(s, UV_WRITABLE); break;
-    case PGRES_POLLING_OK: connected(s); break;
-    default: conn_lost(s, PQerrorMessage(s->conn)); break;
+    switch (PQconnectPoll(l->conn)) {
+    case PGRES_POLLING_READING: watch(l, UV_READABLE); break;
+    case PGRES_POLLING_WRITING: watch(l, UV_WRITABLE); break;
+    case PGRES_POLLING_OK: connected(l); break;
+    default: conn_lost(l, PQerrorMessage(l->conn)); break;
     }
 }
 
 static void op_free(struct op *op)
 {
     free(op->error);
-    free(op->inserted);
     if (op->result)
         PQclear(op->result);
     free(op);
 }
 
 /* Puts a list of changes back at the head of the pending queue. */
-static void requeue_front(struct store *s, struct store_change *head, uint32_t n)
+static void requeue_front(struct lane *l, struct store_change *head, uint32_t n)
 {
     if (!head)
         return;
     struct store_change *tail = head;
     while (tail->next)
         tail = tail->next;
-    tail->next = s->pending;
-    if (!s->pending)
-        s->pending_tail = tail;
-    s->pending = head;
-    s->n_pending += n;
+    tail->next = l->pending;
+    if (!l->pending)
+        l->pending_tail = tail;
+    l->pending = head;
+    l->n_pending += n;
 }
 
-static void conn_lost(struct store *s, const char *why)
+static void conn_lost(struct lane *l, const char *why)
 {
-    bool was_up = s->state == CONN_UP;
+    bool was_up = l->state == CONN_UP;
     log_warn("store", "database connection %s: %s", was_up ? "lost" : "failed",
              why && *why ? why : "(no message)");
-    drop_conn(s);
-    s->state = CONN_DOWN;
-    s->stats.reconnects += was_up;
+    drop_conn(l);
+    l->state = CONN_DOWN;
+    l->s->stats.reconnects += was_up;
     /* Whatever was in flight has an unknown outcome: commits are sent
      * again (they are idempotent), queries are answered with NULL. */
-    struct op *op = s->ops;
-    s->ops = s->ops_tail = NULL;
+    struct op *op = l->ops;
+    l->ops = l->ops_tail = NULL;
     struct store_change *resend = NULL, *resend_tail = NULL;
     uint32_t n_resend = 0;
     while (op) {
@@ -534,50 +546,52 @@ static void conn_lost(struct store *s, const char *why)
             n_resend += op->n_changes;
             op->changes = NULL;
         } else {
-            s->n_queries--;
+            l->n_queries--;
             op->cb(op->ctx, NULL);
         }
         op_free(op);
         op = next;
     }
-    requeue_front(s, resend, n_resend);
-    s->commit_in_flight = false;
-    s->n_in_flight = 0;
-    if (was_up && s->opt.on_state)
-        s->opt.on_state(s->opt.ctx, false);
-    if (!s->closing)
-        uv_timer_start(&s->retry_timer, on_retry, s->opt.retry_ms, 0);
+    requeue_front(l, resend, n_resend);
+    l->commit_in_flight = false;
+    l->n_in_flight = 0;
+    if (was_up) {
+        struct store *s = l->s;
+        if (s->n_up-- == s->n_lanes && s->opt.on_state)
+            s->opt.on_state(s->opt.ctx, false);
+    }
+    if (!l->s->closing)
+        uv_timer_start(&l->retry_timer, on_retry, l->s->opt.retry_ms, 0);
 }
 
 /* ---- sending ---- */
 
-static void push_op(struct store *s, struct op *op)
+static void push_op(struct lane *l, struct op *op)
 {
-    if (s->ops_tail)
-        s->ops_tail->next = op;
+    if (l->ops_tail)
+        l->ops_tail->next = op;
     else
-        s->ops = op;
-    s->ops_tail = op;
+        l->ops = op;
+    l->ops_tail = op;
 }
 
-static bool send_params(struct store *s, const char *sql, int n, const char *const *values)
+static bool send_params(struct lane *l, const char *sql, int n, const char *const *values)
 {
-    return PQsendQueryParams(s->conn, sql, n, NULL, values, NULL, NULL, 0) == 1;
+    return PQsendQueryParams(l->conn, sql, n, NULL, values, NULL, NULL, 0) == 1;
 }
 
 /* Takes up to `max` changes from the pending queue and sends them as one
  * transaction. */
-static void send_commit(struct store *s, uint32_t max)
+static void send_commit(struct lane *l, uint32_t max)
 {
     struct op *op = calloc(1, sizeof(*op));
     if (!op)
         return;
     op->kind = OP_COMMIT;
-    op->new_command = -1;
     struct store_change *tail = NULL;
-    while (s->pending && op->n_changes < max) {
-        struct store_change *c = s->pending;
-        s->pending = c->next;
+    while (l->pending && op->n_changes < max) {
+        struct store_change *c = l->pending;
+        l->pending = c->next;
         c->next = NULL;
         if (tail)
             tail->next = c;
@@ -586,9 +600,9 @@ static void send_commit(struct store *s, uint32_t max)
         tail = c;
         op->n_changes++;
     }
-    if (!s->pending)
-        s->pending_tail = NULL;
-    s->n_pending -= op->n_changes;
+    if (!l->pending)
+        l->pending_tail = NULL;
+    l->n_pending -= op->n_changes;
 
     static const int nparams[3] = {SQL_NEW_PARAMS, SQL_UPDATE_PARAMS, SQL_EVENTS_PARAMS};
     struct params p[3];
@@ -597,12 +611,12 @@ static void send_commit(struct store *s, uint32_t max)
         params_begin(&p[i], nparams[i]);
     uint32_t n_new = 0, n_trans = 0;
     for (struct store_change *c = op->changes; c; c = c->next) {
+        add_event_row(&p[2], c);
         if (c->kind == STORE_NEW) {
             add_new_row(&p[0], c);
             n_new++;
             continue;
         }
-        add_event_row(&p[2], c);
         n_trans++;
         /* The projection: only the last change of each incident in this
          * batch is written (UPDATE ... FROM cannot apply two rows to one
@@ -621,23 +635,24 @@ static void send_commit(struct store *s, uint32_t max)
 
     bool ok = true;
     if (n_new) {
-        op->new_command = op->n_commands++;
-        ok = ok && send_params(s, sql_new, SQL_NEW_PARAMS, p[0].values);
+        op->n_commands++;
+        ok = ok && send_params(l, sql_new, SQL_NEW_PARAMS, p[0].values);
     }
     if (n_trans) {
-        op->n_commands += 2;
-        ok = ok && send_params(s, sql_update, SQL_UPDATE_PARAMS, p[1].values);
-        ok = ok && send_params(s, sql_events, SQL_EVENTS_PARAMS, p[2].values);
+        op->n_commands++;
+        ok = ok && send_params(l, sql_update, SQL_UPDATE_PARAMS, p[1].values);
     }
-    ok = ok && PQpipelineSync(s->conn) == 1;
+    op->n_commands++;
+    ok = ok && send_params(l, sql_events, SQL_EVENTS_PARAMS, p[2].values);
+    ok = ok && PQpipelineSync(l->conn) == 1;
     for (int i = 0; i < 3; i++)
         params_fini(&p[i]);
-    op->started_us = now_us(s);
-    s->commit_in_flight = true;
-    s->n_in_flight = op->n_changes;
-    push_op(s, op);
+    op->started_us = now_us(l);
+    l->commit_in_flight = true;
+    l->n_in_flight = op->n_changes;
+    push_op(l, op);
     if (!ok)
-        conn_lost(s, PQerrorMessage(s->conn));
+        conn_lost(l, PQerrorMessage(l->conn));
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -646,61 +661,66 @@ static void on_flush_timer(uv_timer_t *t)
 }
 
 /* Sends what can be sent and flushes libpq's output buffer. */
-static void pump(struct store *s)
+static void pump(struct lane *l)
 {
-    if (s->state != CONN_UP)
+    if (l->state != CONN_UP)
         return;
-    if (!s->commit_in_flight && s->pending) {
-        if (s->n_pending >= s->opt.batch_max || s->opt.flush_ms == 0 ||
-            !uv_is_active((uv_handle_t *)&s->flush_timer)) {
+    if (!l->commit_in_flight && l->pending) {
+        if (l->n_pending >= l->s->opt.batch_max || l->s->opt.flush_ms == 0 ||
+            !uv_is_active((uv_handle_t *)&l->flush_timer)) {
             /* Either a full batch, or the flush timer expired (we are
              * called from it), or nothing is waiting for it yet: a lone
              * change after a quiet period goes out at once, and later
              * ones gather behind it while its commit runs. */
-            uv_timer_stop(&s->flush_timer);
-            send_commit(s, s->singles_left ? 1 : s->opt.batch_max);
-            if (s->state != CONN_UP)
+            uv_timer_stop(&l->flush_timer);
+            send_commit(l, l->singles_left ? 1 : l->s->opt.batch_max);
+            if (l->state != CONN_UP)
                 return;
         }
     }
-    int rc = PQflush(s->conn);
+    int rc = PQflush(l->conn);
     if (rc < 0) {
-        conn_lost(s, PQerrorMessage(s->conn));
+        conn_lost(l, PQerrorMessage(l->conn));
         return;
     }
-    watch(s, rc == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
+    watch(l, rc == 1 ? UV_READABLE | UV_WRITABLE : UV_READABLE);
 }
 
 void store_append(struct store *s, struct store_change *c)
 {
+    struct lane *l = &s->lanes[c->incident_id % (uint64_t)s->n_lanes];
     c->next = NULL;
-    if (s->pending_tail)
-        s->pending_tail->next = c;
+    if (l->pending_tail)
+        l->pending_tail->next = c;
     else
-        s->pending = c;
-    s->pending_tail = c;
-    s->n_pending++;
-    if (s->state != CONN_UP || s->commit_in_flight)
+        l->pending = c;
+    l->pending_tail = c;
+    l->n_pending++;
+    if (l->state != CONN_UP || l->commit_in_flight)
         return; /* goes out when the connection returns / after this commit */
-    if (s->n_pending >= s->opt.batch_max || s->opt.flush_ms == 0) {
-        pump(s);
-    } else if (!uv_is_active((uv_handle_t *)&s->flush_timer)) {
-        uv_timer_start(&s->flush_timer, on_flush_timer, s->opt.flush_ms, 0);
+    if (l->n_pending >= s->opt.batch_max || s->opt.flush_ms == 0) {
+        pump(l);
+    } else if (!uv_is_active((uv_handle_t *)&l->flush_timer)) {
+        uv_timer_start(&l->flush_timer, on_flush_timer, s->opt.flush_ms, 0);
     }
 }
 
 void store_flush(struct store *s)
 {
-    uv_timer_stop(&s->flush_timer);
-    pump(s);
+    for (int i = 0; i < s->n_lanes; i++) {
+        uv_timer_stop(&s->lanes[i].flush_timer);
+        pump(&s->lanes[i]);
+    }
 }
 
 int store_query(struct store *s, const char *sql, int nparams, const char *const *values,
                 store_query_cb cb, void *ctx)
 {
-    if (s->state != CONN_UP)
+    if (!store_is_up(s))
         return -ENOTCONN;
-    if (s->n_queries >= MAX_QUERIES_IN_FLIGHT)
+    struct lane *l = &s->lanes[s->next_query_lane];
+    s->next_query_lane = (s->next_query_lane + 1) % s->n_lanes;
+    if (l->n_queries >= MAX_QUERIES_IN_FLIGHT)
         return -EAGAIN;
     struct op *op = calloc(1, sizeof(*op));
     if (!op)
@@ -709,26 +729,25 @@ int store_query(struct store *s, const char *sql, int nparams, const char *const
     op->cb = cb;
     op->ctx = ctx;
     op->n_commands = 1;
-    op->new_command = -1;
-    op->started_us = now_us(s);
-    bool ok = PQsendQueryParams(s->conn, sql, nparams, NULL, values, NULL, NULL, 0) == 1 &&
-              PQpipelineSync(s->conn) == 1;
-    s->n_queries++;
-    push_op(s, op);
+    op->started_us = now_us(l);
+    bool ok = PQsendQueryParams(l->conn, sql, nparams, NULL, values, NULL, NULL, 0) == 1 &&
+              PQpipelineSync(l->conn) == 1;
+    l->n_queries++;
+    push_op(l, op);
     if (!ok) {
-        conn_lost(s, PQerrorMessage(s->conn));
+        conn_lost(l, PQerrorMessage(l->conn));
         return 0; /* conn_lost answered the callback with NULL */
     }
-    pump(s);
+    pump(l);
     return 0;
 }
 
 /* ---- results ---- */
 
-static void record_latency(struct store *s, uint64_t us)
+static void record_latency(struct lane *l, uint64_t us)
 {
-    if (s->n_latency < LATENCY_SAMPLES)
-        s->latency[s->n_latency++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
+    if (l->s->n_latency < LATENCY_SAMPLES)
+        l->s->latency[l->s->n_latency++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }
 
 static int cmp_u64(const void *a, const void *b)
@@ -737,50 +756,51 @@ static int cmp_u64(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
-static void complete_commit(struct store *s, struct op *op)
+static void complete_commit(struct lane *l, struct op *op)
 {
-    s->commit_in_flight = false;
-    s->n_in_flight = 0;
-    bool single = s->singles_left > 0;
-    if (single)
-        s->singles_left--;
-    if (op->failed) {
-        if (op->n_changes > 1) {
-            /* Retry each change in its own transaction, so that one bad
-             * change cannot fail its neighbours. */
-            log_warn("store", "batch of %u changes failed (%s); retrying them one by one",
-                     op->n_changes, op->error ? op->error : "?");
-            requeue_front(s, op->changes, op->n_changes);
-            s->singles_left = op->n_changes;
-            op->changes = NULL;
-            return;
-        }
-        struct store_change *c = op->changes;
+    l->commit_in_flight = false;
+    l->n_in_flight = 0;
+    if (l->singles_left > 0)
+        l->singles_left--;
+    if (op->failed && op->n_changes > 1) {
+        /* Retry each change in its own transaction, so that one bad change
+         * cannot fail its neighbours. */
+        log_warn("store", "batch of %u changes failed (%s); retrying them one by one",
+                 op->n_changes, op->error ? op->error : "?");
+        requeue_front(l, op->changes, op->n_changes);
+        l->singles_left = op->n_changes;
         op->changes = NULL;
-        s->stats.failures++;
-        log_error("store", "incident %llu: change refused by the database: %s",
-                  (unsigned long long)c->incident_id, op->error ? op->error : "?");
-        c->done(c->ctx, c, STORE_FAILED);
         return;
     }
-    record_latency(s, now_us(s) - op->started_us);
-    s->stats.commits++;
-    s->stats.changes += op->n_changes;
-    qsort(op->inserted, op->n_inserted, sizeof(uint64_t), cmp_u64);
-    size_t k = 0;
+    enum store_result result = STORE_COMMITTED;
+    if (op->failed) {
+        struct store_change *c = op->changes;
+        bool unique = strcmp(op->sqlstate, "23505") == 0;
+        if (unique && c->kind == STORE_NEW) {
+            /* (source, external_id) is stored already: an incident closed
+             * before we started, or our own insert whose COMMIT we never
+             * heard about before a reconnection. The caller looks it up. */
+            result = STORE_CONFLICT;
+        } else if (unique && strcmp(op->constraint, "incident_event_pkey") == 0) {
+            /* this very event is stored: sent again after a reconnection */
+            result = STORE_COMMITTED;
+        } else {
+            l->s->stats.failures++;
+            log_error("store", "incident %llu: change refused by the database: %s",
+                      (unsigned long long)c->incident_id, op->error ? op->error : "?");
+            result = STORE_FAILED;
+        }
+    } else {
+        record_latency(l, now_us(l) - op->started_us);
+        l->s->stats.commits++;
+        l->s->stats.changes += op->n_changes;
+    }
     struct store_change *c = op->changes;
     op->changes = NULL;
     while (c) {
         struct store_change *next = c->next;
         c->next = NULL;
-        enum store_result r = STORE_COMMITTED;
-        if (c->kind == STORE_NEW) {
-            while (k < op->n_inserted && op->inserted[k] < c->incident_id)
-                k++;
-            if (k >= op->n_inserted || op->inserted[k] != c->incident_id)
-                r = STORE_CONFLICT;
-        }
-        c->done(c->ctx, c, r);
+        c->done(c->ctx, c, result);
         c = next;
     }
 }
@@ -793,35 +813,35 @@ static bool data_error(const char *sqlstate)
     return strncmp(sqlstate, "22", 2) == 0 || strncmp(sqlstate, "23", 2) == 0;
 }
 
-static void finish_op(struct store *s, struct op *op)
+static void finish_op(struct lane *l, struct op *op)
 {
     if (op->kind == OP_QUERY) {
-        s->n_queries--;
+        l->n_queries--;
         op->cb(op->ctx, op->result);
         return;
     }
     if (op->failed && !data_error(op->sqlstate)) {
-        requeue_front(s, op->changes, op->n_changes);
+        requeue_front(l, op->changes, op->n_changes);
         op->changes = NULL;
-        s->commit_in_flight = false;
-        s->n_in_flight = 0;
+        l->commit_in_flight = false;
+        l->n_in_flight = 0;
         char why[256];
         snprintf(why, sizeof(why), "commit failed, will retry: %s",
                  op->error ? op->error : "unknown error");
-        conn_lost(s, why);
+        conn_lost(l, why);
         return;
     }
-    complete_commit(s, op);
+    complete_commit(l, op);
 }
 
 /* Consumes every result libpq has ready, in pipeline order. */
-static void read_results(struct store *s)
+static void read_results(struct lane *l)
 {
-    while (s->ops && s->state == CONN_UP) {
-        struct op *op = s->ops;
-        if (PQisBusy(s->conn))
+    while (l->ops && l->state == CONN_UP) {
+        struct op *op = l->ops;
+        if (PQisBusy(l->conn))
             break;
-        PGresult *res = PQgetResult(s->conn);
+        PGresult *res = PQgetResult(l->conn);
         if (!res) {
             if (!op->awaiting_null)
                 break;
@@ -831,10 +851,10 @@ static void read_results(struct store *s)
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(res);
-            s->ops = op->next;
-            if (!s->ops)
-                s->ops_tail = NULL;
-            finish_op(s, op);
+            l->ops = op->next;
+            if (!l->ops)
+                l->ops_tail = NULL;
+            finish_op(l, op);
             op_free(op);
             continue;
         }
@@ -843,6 +863,8 @@ static void read_results(struct store *s)
             if (!op->failed && st == PGRES_FATAL_ERROR) {
                 const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
                 snprintf(op->sqlstate, sizeof(op->sqlstate), "%s", state ? state : "XX000");
+                const char *cons = PQresultErrorField(res, PG_DIAG_CONSTRAINT_NAME);
+                snprintf(op->constraint, sizeof(op->constraint), "%s", cons ? cons : "");
                 op->error = strdup(PQresultErrorMessage(res));
                 if (op->error)
                     op->error[strcspn(op->error, "\n")] = '\0';
@@ -852,45 +874,36 @@ static void read_results(struct store *s)
         if (op->kind == OP_QUERY && !op->result) {
             op->result = res;
             res = NULL;
-        } else if (op->kind == OP_COMMIT && op->results == op->new_command &&
-                   st == PGRES_TUPLES_OK) {
-            int n = PQntuples(res);
-            op->inserted = malloc(sizeof(uint64_t) * (size_t)(n ? n : 1));
-            if (op->inserted) {
-                for (int i = 0; i < n; i++)
-                    op->inserted[i] = strtoull(PQgetvalue(res, i, 0), NULL, 10);
-                op->n_inserted = (size_t)n;
-            }
         }
         op->results++;
         if (res)
             PQclear(res);
     }
-    if (s->state == CONN_UP && PQstatus(s->conn) == CONNECTION_BAD)
-        conn_lost(s, PQerrorMessage(s->conn));
+    if (l->state == CONN_UP && PQstatus(l->conn) == CONNECTION_BAD)
+        conn_lost(l, PQerrorMessage(l->conn));
 }
 
 static void on_poll(uv_poll_t *h, int status, int events)
 {
-    struct store *s = h->data;
-    if (s->state == CONN_CONNECTING) {
-        continue_connect(s);
+    struct lane *l = h->data;
+    if (l->state == CONN_CONNECTING) {
+        continue_connect(l);
         return;
     }
-    if (s->state != CONN_UP)
+    if (l->state != CONN_UP)
         return;
     if (status < 0) {
-        conn_lost(s, uv_strerror(status));
+        conn_lost(l, uv_strerror(status));
         return;
     }
     if (events & UV_READABLE) {
-        if (!PQconsumeInput(s->conn)) {
-            conn_lost(s, PQerrorMessage(s->conn));
+        if (!PQconsumeInput(l->conn)) {
+            conn_lost(l, PQerrorMessage(l->conn));
             return;
         }
-        read_results(s);
+        read_results(l);
     }
-    pump(s);
+    pump(l);
 }
 
 /* ---- life cycle ---- */
@@ -907,13 +920,20 @@ int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *
         free(s);
         return -ENOMEM;
     }
-    uv_timer_init(loop, &s->flush_timer);
-    uv_timer_init(loop, &s->retry_timer);
-    s->flush_timer.data = s;
-    s->retry_timer.data = s;
-    s->handles_open = 2;
-    s->state = CONN_DOWN;
-    start_connect(s);
+    s->n_lanes = opt->lanes < 1 ? 1 : opt->lanes > STORE_MAX_LANES ? STORE_MAX_LANES : opt->lanes;
+    for (int i = 0; i < s->n_lanes; i++) {
+        struct lane *l = &s->lanes[i];
+        l->s = s;
+        l->index = i;
+        l->state = CONN_DOWN;
+        uv_timer_init(loop, &l->flush_timer);
+        uv_timer_init(loop, &l->retry_timer);
+        l->flush_timer.data = l;
+        l->retry_timer.data = l;
+        s->handles_open += 2;
+    }
+    for (int i = 0; i < s->n_lanes; i++)
+        start_connect(&s->lanes[i]);
     *ret = s;
     return 0;
 }
@@ -943,26 +963,29 @@ void store_close(struct store *s, void (*closed)(void *ctx), void *ctx)
     s->closing = true;
     s->closed = closed;
     s->closed_ctx = ctx;
-    while (s->pending) {
-        struct store_change *c = s->pending;
-        s->pending = c->next;
-        store_change_free(c);
-    }
-    while (s->ops) {
-        struct op *op = s->ops;
-        s->ops = op->next;
-        while (op->changes) {
-            struct store_change *c = op->changes;
-            op->changes = c->next;
+    for (int i = 0; i < s->n_lanes; i++) {
+        struct lane *l = &s->lanes[i];
+        while (l->pending) {
+            struct store_change *c = l->pending;
+            l->pending = c->next;
             store_change_free(c);
         }
-        op_free(op);
+        while (l->ops) {
+            struct op *op = l->ops;
+            l->ops = op->next;
+            while (op->changes) {
+                struct store_change *c = op->changes;
+                op->changes = c->next;
+                store_change_free(c);
+            }
+            op_free(op);
+        }
+        drop_conn(l);
+        uv_timer_stop(&l->flush_timer);
+        uv_timer_stop(&l->retry_timer);
+        uv_close((uv_handle_t *)&l->flush_timer, on_handle_closed);
+        uv_close((uv_handle_t *)&l->retry_timer, on_handle_closed);
     }
-    drop_conn(s);
-    uv_timer_stop(&s->flush_timer);
-    uv_timer_stop(&s->retry_timer);
-    uv_close((uv_handle_t *)&s->flush_timer, on_handle_closed);
-    uv_close((uv_handle_t *)&s->retry_timer, on_handle_closed);
 }
 
 PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen)

@@ -1,13 +1,15 @@
 /* store.h - durable state changes: group commit to PostgreSQL in pipeline mode.
  *
- * The store owns one non-blocking libpq connection in pipeline mode,
- * watched by a uv_poll on PQsocket. State changes are queued with
+ * The store owns a few non-blocking libpq connections ("lanes") in
+ * pipeline mode, each watched by a uv_poll on PQsocket. A change goes to
+ * the lane of its incident (id modulo lanes), so the changes of one
+ * incident commit in order while the lanes' commits overlap. State changes are queued with
  * store_append(); they are gathered for at most flush_ms or batch_max
- * changes and written in one transaction made of a few multi-row
+ * changes per lane and written in one transaction made of a few multi-row
  * statements (rows are passed as array parameters and expanded with
  * unnest(), so a batch of 1000 changes is still 3 statements). Only one
- * commit is in flight at a time; changes arriving meanwhile form the next
- * batch. Each change's callback runs once its transaction committed, or
+ * commit per lane is in flight at a time; changes arriving meanwhile form
+ * the next batch. Each change's callback runs once its transaction committed, or
  * once the database refused it.
  *
  * If the connection fails, the batch in flight goes back to the head of
@@ -86,8 +88,11 @@ typedef void (*store_state_cb)(void *ctx, bool up);
  * could not run (connection lost); it is freed after the callback. */
 typedef void (*store_query_cb)(void *ctx, const PGresult *res);
 
+#define STORE_MAX_LANES 8
+
 struct store_options {
     const char *dsn;
+    int lanes;               /* connections, 1..STORE_MAX_LANES */
     uint32_t flush_ms;
     uint32_t batch_max;
     uint32_t retry_ms;

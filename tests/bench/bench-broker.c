@@ -1,0 +1,383 @@
+/* bench-broker.c - durable intake throughput and SUBMIT-to-DELIVER latency of a running gd-broker,
+ * beside the raw PostgreSQL rate for the same rows measured in the same run.
+ *
+ * usage: bench-broker DSN INTAKE_EP WORK_EP [total] [clients] [window] [rate] [seconds]
+ *
+ * 1. raw:      `clients` libpq connections insert incident + event rows
+ *              with one multi-row (unnest) statement per table per
+ *              transaction of `window` rows: the best plain PostgreSQL
+ *              can do with these rows (DESIGN §5).
+ * 2. intake:   `clients` DEALER sockets each keep `window` SUBMITs in
+ *              flight until `total` are ACCEPTED (each ACCEPTED means
+ *              committed). Reported as accepted/s and as the ratio to raw.
+ * 3. latency:  one worker (credit 256) on one grid queue resolves
+ *              nothing, it only receives; one client submits at `rate`/s
+ *              for `seconds`; SUBMIT send -> DELIVER receive, p50/p99/max.
+ * The database must hold the demo org tree and categories; tables
+ * incident/incident_event are emptied between phases.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <libpq-fe.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <zmq.h>
+
+#include "gdp.h"
+
+#define GRID "500113001001001"
+#define LATENCY_GRID "500113001001002" /* a queue the intake phase left empty */
+#define CATEGORY "LH-0101" /* admitted at grid level */
+#define DESC                                                                                       \
+    "龙洲湾街道龙海大道幸福小区三栋二单元门口的垃圾堆放点已经三天没有清运，气味很大，"             \
+    "夏天蚊蝇多，居民希望尽快清理并增加清运频次。"
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static void die(const char *what)
+{
+    fprintf(stderr, "bench-broker: %s\n", what);
+    exit(1);
+}
+
+static void exec_ok(PGconn *c, const char *sql)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK && PQresultStatus(r) != PGRES_TUPLES_OK) {
+        fprintf(stderr, "bench-broker: %s: %s", sql, PQresultErrorMessage(r));
+        exit(1);
+    }
+    PQclear(r);
+}
+
+static void empty_tables(const char *dsn)
+{
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    exec_ok(c, "TRUNCATE incident_event, incident");
+    PQfinish(c);
+}
+
+/* ---- 1. raw PostgreSQL ---- */
+
+struct raw_job {
+    const char *dsn;
+    int id;
+    int rows;
+    int batch;
+};
+
+static void *raw_worker(void *arg)
+{
+    struct raw_job *j = arg;
+    PGconn *c = PQconnectdb(j->dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    size_t cap = (size_t)j->batch * 48 + 64;
+    char *ids = malloc(cap), *ext = malloc(cap);
+    for (int done = 0; done < j->rows; done += j->batch) {
+        int n = j->rows - done < j->batch ? j->rows - done : j->batch;
+        size_t li = 0, le = 0;
+        ids[li++] = '{';
+        ext[le++] = '{';
+        for (int k = 0; k < n; k++) {
+            long long id = (long long)j->id * 100000000LL + done + k + 1;
+            li += (size_t)snprintf(ids + li, cap - li, "%s%lld", k ? "," : "", id);
+            le += (size_t)snprintf(ext + le, cap - le, "%s\"raw-%lld\"", k ? "," : "", id);
+        }
+        ids[li++] = '}';
+        ids[li] = '\0';
+        ext[le++] = '}';
+        ext[le] = '\0';
+        const char *params[3] = {ids, ext, DESC};
+        PGresult *r = PQexecParams(
+            c,
+            "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS r(id, ext)), "
+            "ins AS (INSERT INTO incident (id, source, external_id, category, priority, state, "
+            "version, queue, owner_unit, owner_level, location_unit, description, reporter_name, "
+            "reporter_phone, received_at, updated_at) SELECT id, 'raw', ext, '" CATEGORY "', "
+            "'normal', 'QUEUED', 1, '" GRID "', '" GRID "', 'grid', '" GRID "', $3, '张三', "
+            "'13800000000', now(), now() FROM r RETURNING id) "
+            "INSERT INTO incident_event (incident_id, version, at, kind, to_state, queue) "
+            "SELECT id, 1, now(), 'receive', 'QUEUED', '" GRID "' FROM ins",
+            3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            die(PQresultErrorMessage(r));
+        PQclear(r);
+    }
+    free(ids);
+    free(ext);
+    PQfinish(c);
+    return NULL;
+}
+
+static double bench_raw(const char *dsn, int total, int clients, int batch)
+{
+    pthread_t t[64];
+    struct raw_job jobs[64];
+    double t0 = now_s();
+    for (int i = 0; i < clients; i++) {
+        jobs[i] = (struct raw_job){dsn, i + 1, total / clients, batch};
+        pthread_create(&t[i], NULL, raw_worker, &jobs[i]);
+    }
+    for (int i = 0; i < clients; i++)
+        pthread_join(t[i], NULL);
+    return (double)(total / clients * clients) / (now_s() - t0);
+}
+
+/* ---- 2. durable intake through the broker ---- */
+
+static void send_msg(void *sock, const struct gd_msg *m, struct gd_buf *buf)
+{
+    uint8_t header[GD_HEADER_LEN];
+    gd_encode_header(m->type, header);
+    gd_buf_reset(buf);
+    if (gd_encode(m, buf) < 0)
+        die("encode failed");
+    zmq_send(sock, header, sizeof(header), ZMQ_SNDMORE);
+    zmq_send(sock, buf->data, buf->len, 0);
+}
+
+/* Receives one message into m (decoded with d); returns false on timeout. */
+static bool recv_msg(void *sock, struct gd_decoder *d, zmq_msg_t *h, zmq_msg_t *b,
+                     struct gd_msg *m)
+{
+    if (zmq_msg_recv(h, sock, 0) < 0)
+        return false;
+    if (zmq_msg_recv(b, sock, 0) < 0)
+        return false;
+    struct gd_decode_error err;
+    if (gd_decode(d, zmq_msg_data(h), zmq_msg_size(h), zmq_msg_data(b), zmq_msg_size(b), m,
+                  &err) < 0)
+        die("undecodable reply");
+    return true;
+}
+
+static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *prefix,
+                        uint64_t n, const char *unit)
+{
+    snprintf(ext, extlen, "%s-%" PRIu64, prefix, n);
+    memset(m, 0, sizeof(*m));
+    m->type = GD_T_SUBMIT;
+    struct gd_submit *s = &m->u.submit;
+    s->ref = n;
+    s->source = GD_STR("bench");
+    s->external_id = gd_str_c(ext);
+    s->category = GD_STR(CATEGORY);
+    s->location.unit = gd_str_c(unit);
+    s->description = GD_STR(DESC);
+    s->reporter = (struct gd_reporter){.name = GD_STR("张三"), .phone = GD_STR("13800000000")};
+}
+
+struct intake_job {
+    void *zctx;
+    const char *endpoint;
+    int id;
+    int count;
+    int window;
+    int busy;
+};
+
+static void *intake_worker(void *arg)
+{
+    struct intake_job *j = arg;
+    void *s = zmq_socket(j->zctx, ZMQ_DEALER);
+    int timeout = 30000, hwm = 0;
+    zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
+    zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
+    zmq_connect(s, j->endpoint);
+    struct gd_decoder *d = gd_decoder_new();
+    struct gd_buf buf = {0};
+    struct gd_msg m;
+    char ext[64], prefix[32];
+    snprintf(prefix, sizeof(prefix), "c%d", j->id);
+    int sent = 0, accepted = 0;
+    zmq_msg_t h, b;
+    zmq_msg_init(&h);
+    zmq_msg_init(&b);
+    while (accepted < j->count) {
+        while (sent < j->count && sent - accepted < j->window) {
+            make_submit(&m, ext, sizeof(ext), prefix, (uint64_t)sent++, GRID);
+            send_msg(s, &m, &buf);
+        }
+        if (!recv_msg(s, d, &h, &b, &m))
+            die("intake: no answer within 30 s");
+        if (m.type == GD_T_ACCEPTED) {
+            accepted++;
+        } else if (m.type == GD_T_BUSY) {
+            /* resend the same one later: idempotent */
+            j->busy++;
+            struct timespec ts = {0, 1000000};
+            nanosleep(&ts, NULL);
+            make_submit(&m, ext, sizeof(ext), prefix, m.u.busy.ref, GRID);
+            send_msg(s, &m, &buf);
+        } else {
+            die("intake: unexpected answer");
+        }
+    }
+    zmq_msg_close(&h);
+    zmq_msg_close(&b);
+    gd_buf_fini(&buf);
+    gd_decoder_free(d);
+    zmq_close(s);
+    return NULL;
+}
+
+static double bench_intake(void *zctx, const char *ep, int total, int clients, int window,
+                           int *busy)
+{
+    pthread_t t[64];
+    struct intake_job jobs[64];
+    double t0 = now_s();
+    for (int i = 0; i < clients; i++) {
+        jobs[i] = (struct intake_job){zctx, ep, i + 1, total / clients, window, 0};
+        pthread_create(&t[i], NULL, intake_worker, &jobs[i]);
+    }
+    *busy = 0;
+    for (int i = 0; i < clients; i++) {
+        pthread_join(t[i], NULL);
+        *busy += jobs[i].busy;
+    }
+    return (double)(total / clients * clients) / (now_s() - t0);
+}
+
+/* ---- 3. SUBMIT -> DELIVER latency at a fixed rate ---- */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep, int rate,
+                          int seconds)
+{
+    void *w = zmq_socket(zctx, ZMQ_DEALER);
+    void *c = zmq_socket(zctx, ZMQ_DEALER);
+    zmq_connect(w, work_ep);
+    zmq_connect(c, intake_ep);
+    struct gd_decoder *d = gd_decoder_new();
+    struct gd_buf buf = {0};
+    struct gd_msg m = {.type = GD_T_HELLO};
+    m.u.hello.role = GD_ROLE_WORKER;
+    m.u.hello.name = GD_STR("bench-worker");
+    m.u.hello.credit = 256;
+    m.u.hello.n_queues = 1;
+    m.u.hello.queues[0] = GD_STR(LATENCY_GRID);
+    send_msg(w, &m, &buf);
+    zmq_msg_t h, b;
+    zmq_msg_init(&h);
+    zmq_msg_init(&b);
+    if (!recv_msg(w, d, &h, &b, &m) || m.type != GD_T_WELCOME)
+        die("latency: worker not welcomed");
+
+    int total = rate * seconds;
+    double *sent_at = calloc((size_t)total, sizeof(double));
+    double *lat = calloc((size_t)total, sizeof(double));
+    int n_sent = 0, n_got = 0;
+    double t0 = now_s(), deadline = t0 + seconds + 30;
+    char ext[64];
+    zmq_pollitem_t items[2] = {{w, 0, ZMQ_POLLIN, 0}, {c, 0, ZMQ_POLLIN, 0}};
+    while (n_got < total && now_s() < deadline) {
+        double now = now_s();
+        int due = (int)((now - t0) * rate);
+        while (n_sent < total && n_sent <= due) {
+            make_submit(&m, ext, sizeof(ext), "lat", (uint64_t)n_sent, LATENCY_GRID);
+            sent_at[n_sent++] = now_s();
+            send_msg(c, &m, &buf);
+        }
+        double next = t0 + (double)(n_sent) / rate;
+        long wait_ms = n_sent < total ? (long)((next - now_s()) * 1000) : 100;
+        zmq_poll(items, 2, wait_ms < 0 ? 0 : wait_ms);
+        while (zmq_msg_recv(&h, c, ZMQ_DONTWAIT) >= 0)
+            zmq_msg_recv(&b, c, 0); /* ACCEPTED: not timed here */
+        while (zmq_msg_recv(&h, w, ZMQ_DONTWAIT) >= 0) {
+            zmq_msg_recv(&b, w, 0);
+            struct gd_decode_error err;
+            if (gd_decode(d, zmq_msg_data(&h), zmq_msg_size(&h), zmq_msg_data(&b),
+                          zmq_msg_size(&b), &m, &err) < 0)
+                die("latency: undecodable message");
+            if (m.type != GD_T_DELIVER)
+                continue;
+            struct gd_str e = m.u.deliver.incident.external_id;
+            int k = atoi(e.ptr + 4); /* "lat-N" */
+            if (k >= 0 && k < total && lat[k] == 0) {
+                lat[k] = now_s() - sent_at[k];
+                n_got++;
+            }
+            /* free the credit: resolve it straight away */
+            struct gd_msg r = {.type = GD_T_RESOLVE};
+            r.u.command.incident_id = m.u.deliver.incident.id;
+            r.u.command.version = m.u.deliver.incident.version;
+            r.u.command.text = GD_STR("bench");
+            send_msg(w, &r, &buf);
+        }
+    }
+    double *v = calloc((size_t)(n_got ? n_got : 1), sizeof(double));
+    int k = 0;
+    for (int i = 0; i < total; i++)
+        if (lat[i] > 0)
+            v[k++] = lat[i];
+    qsort(v, (size_t)k, sizeof(double), cmp_double);
+    if (k)
+        printf("latency   %d/s for %d s: %d delivered of %d; SUBMIT->DELIVER p50 %.2f ms, "
+               "p99 %.2f ms, max %.2f ms\n",
+               rate, seconds, k, total, v[(k - 1) / 2] * 1e3, v[(k - 1) * 99 / 100] * 1e3,
+               v[k - 1] * 1e3);
+    else
+        printf("latency   nothing delivered\n");
+    free(v);
+    free(lat);
+    free(sent_at);
+    zmq_msg_close(&h);
+    zmq_msg_close(&b);
+    gd_buf_fini(&buf);
+    gd_decoder_free(d);
+    zmq_close(w);
+    zmq_close(c);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 4) {
+        fprintf(stderr,
+                "usage: bench-broker DSN INTAKE_EP WORK_EP [total] [clients] [window] [rate] "
+                "[seconds]\n");
+        return 2;
+    }
+    const char *dsn = argv[1];
+    int total = argc > 4 ? atoi(argv[4]) : 100000;
+    int clients = argc > 5 ? atoi(argv[5]) : 4;
+    int window = argc > 6 ? atoi(argv[6]) : 500;
+    int rate = argc > 7 ? atoi(argv[7]) : 1000;
+    int seconds = argc > 8 ? atoi(argv[8]) : 10;
+    if (clients < 1 || clients > 64 || window < 1 || total < clients)
+        die("bad arguments");
+
+    empty_tables(dsn);
+    double raw = bench_raw(dsn, total, clients, window);
+    printf("raw       %d rows (incident + event), %d connections, %d rows/transaction: "
+           "%.0f rows/s\n",
+           total, clients, window, raw);
+    empty_tables(dsn);
+
+    void *zctx = zmq_ctx_new();
+    int busy = 0;
+    double intake = bench_intake(zctx, argv[2], total, clients, window, &busy);
+    printf("intake    %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
+           "(%d BUSY answers)\n",
+           total, clients, window, intake, busy);
+    printf("ratio     broker / raw = %.2f\n", intake / raw);
+    bench_latency(zctx, argv[2], argv[3], rate, seconds);
+    zmq_ctx_term(zctx);
+    return 0;
+}

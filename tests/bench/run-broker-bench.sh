@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# run-broker-bench.sh - the broker benchmark on a private PostgreSQL:
+# raw PostgreSQL rate, durable intake through gd-broker, SUBMIT->DELIVER latency.
+# usage: tests/bench/run-broker-bench.sh [BUILD_DIR] [bench-broker args after the endpoints]
+#   e.g. tests/bench/run-broker-bench.sh build/release 100000 4 500 1000 10
+set -euo pipefail
+top=$(cd "$(dirname "$0")/../.." && pwd)
+build=${1:-build/release}
+shift || true
+case "$build" in /*) ;; *) build="$top/$build" ;; esac
+if [ -z "${GD_DB_DSN:-}" ]; then
+    # re-run ourselves beside a throw-away cluster
+    exec "$top/tests/pg/with-pg.sh" "$0" "$build" "$@"
+fi
+[ -x "$build/broker/gd-broker" ] || { echo "no $build/broker/gd-broker: build it first" >&2; exit 2; }
+"$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
+run=$(mktemp -d /tmp/gd-bench.XXXXXX)
+log="$run/broker.log"
+"$build/broker/gd-broker" --db "$GD_DB_DSN" --intake "ipc://$run/intake" \
+    --work "ipc://$run/work" --status "ipc://$run/status" --log-level warn \
+    --max-pending 100000 >"$log" 2>&1 &
+broker=$!
+trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$run"' EXIT
+for _ in $(seq 100); do [ -S "$run/work" ] && break; sleep 0.1; done
+echo "machine   $(nproc) cores, $(uname -r), PostgreSQL $(psql -XAtc 'show server_version'), fsync $(psql -XAtc 'show fsync')"
+"$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" "$@"
+grep -E "error|warn" "$log" | head -5 || true
