@@ -1,4 +1,4 @@
-/* gdp-decode.c - the GDP/1 decoder: header check, pre-scan, msgpack-c unpack, and schema-driven mapping into structs. */
+/* gdp-decode.c - GDP/1 decoder: header, pre-scan, msgpack-c unpack, schema-driven mapping. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,9 +19,9 @@ struct path_elem {
 
 struct gd_decoder {
     msgpack_zone zone;
-    unsigned depth;                        /* entries used in path */
+    unsigned depth; /* entries used in path */
     struct path_elem path[GD_MAX_DEPTH + 1];
-    char field[GD_MAX_NAME + 1];           /* dotted path of the last error */
+    char field[GD_MAX_NAME + 1]; /* dotted path of the last error */
 };
 
 struct gd_decoder *gd_decoder_new(void)
@@ -74,8 +74,7 @@ static size_t append_elem(char *out, size_t cap, size_t n, const char *key, size
 
 /* Records the error's field path: the open containers, then `key` (from
  * the peer when `raw`, else one of ours) with an optional array index. */
-static int fail_at(struct gd_decoder *d, enum gd_code code, const char *key, size_t klen,
-                   bool raw)
+static int fail_at(struct gd_decoder *d, enum gd_code code, const char *key, size_t klen, bool raw)
 {
     size_t n = 0;
     d->field[0] = '\0';
@@ -170,7 +169,7 @@ static int decode_counters(struct gd_decoder *d, const struct gd__field *f, void
     for (uint32_t i = 0; i < m->size; i++) {
         int r = take_str(&m->ptr[i].key, f->item_max, true, &c[i].name);
         if (r < 0)
-            return fail(d, (enum gd_code)-r, f);
+            return fail(d, (enum gd_code) - r, f);
         for (uint32_t j = 0; j < i; j++)
             if (gd_str_eq(c[j].name, c[i].name))
                 return fail(d, GD_E_DUPLICATE_FIELD, f);
@@ -238,7 +237,7 @@ static int decode_value(struct gd_decoder *d, const struct gd__field *f, void *b
         struct gd_str s;
         r = take_str(o, f->max, (f->flags & GD__REQ) != 0, &s);
         if (r < 0)
-            return fail(d, (enum gd_code)-r, f);
+            return fail(d, (enum gd_code) - r, f);
         if ((f->flags & GD__SOURCE) && !source_valid(s.ptr, s.len))
             return fail(d, GD_E_BAD_VALUE, f);
         *(struct gd_str *)at(base, f->off) = s;
@@ -275,7 +274,7 @@ static int decode_value(struct gd_decoder *d, const struct gd__field *f, void *b
             r = take_str(&a->ptr[i], f->item_max, true, &v[i]);
             if (r < 0) {
                 d->path[d->depth++] = (struct path_elem){f->key, (int32_t)i};
-                r = fail(d, (enum gd_code)-r, NULL);
+                r = fail(d, (enum gd_code) - r, NULL);
                 d->depth--;
                 return r;
             }
@@ -357,7 +356,7 @@ static int decode_map(struct gd_decoder *d, const struct gd__table *t, void *bas
         const char *key = NULL;
         int r = t->check(base, &key);
         if (r < 0)
-            return fail_at(d, (enum gd_code)-r, key, key ? strlen(key) : 0, false);
+            return fail_at(d, (enum gd_code) - r, key, key ? strlen(key) : 0, false);
     }
     return 0;
 }
@@ -417,7 +416,7 @@ static int decode_body(struct gd_decoder *d, const struct gd__table *t, void *ba
 static int finish(struct gd_decoder *d, int r, struct gd_decode_error *ret_err)
 {
     if (r < 0 && ret_err != NULL) {
-        ret_err->code = (enum gd_code)-r;
+        ret_err->code = (enum gd_code) - r;
         ret_err->field = d->field;
     }
     return r;

@@ -1,4 +1,4 @@
-/* gdp-encode.c - the GDP/1 encoder: validates a struct against its schema and packs it with msgpack-c's packer into a gd_buf. */
+/* gdp-encode.c - GDP/1 encoder: schema-validated structs packed by msgpack-c into a gd_buf. */
 #include <math.h>
 #include <string.h>
 
@@ -45,11 +45,12 @@ static inline int sink_append(struct sink *s, const char *p, size_t len)
 #undef msgpack_pack_inline_func_fixint
 #undef msgpack_pack_user
 #undef msgpack_pack_append_buffer
-#define msgpack_pack_inline_func(name) static inline int gd__mp##name
-#define msgpack_pack_inline_func_cint(name) static inline int gd__mp##name
+#define msgpack_pack_inline_func(name)        static inline int gd__mp##name
+#define msgpack_pack_inline_func_cint(name)   static inline int gd__mp##name
 #define msgpack_pack_inline_func_fixint(name) static inline int gd__mp_fix##name
-#define msgpack_pack_user struct sink *
-#define msgpack_pack_append_buffer(user, buf, len) return sink_append(user, (const char *)(buf), len)
+#define msgpack_pack_user                     struct sink *
+#define msgpack_pack_append_buffer(user, buf, len) \
+    return sink_append(user, (const char *)(buf), len)
 #define msgpack_pack_ext gd__mp_ext /* called by the template's timestamp packer */
 #include <msgpack/pack_template.h>
 #undef msgpack_pack_ext

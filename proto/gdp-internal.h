@@ -56,10 +56,10 @@ enum gd__ftype {
 };
 
 enum gd__fflag {
-    GD__REQ = 1u << 0,    /* required: absence is GD_E_MISSING_FIELD */
-    GD__SOURCE = 1u << 1, /* string must match [a-z0-9_-]{1,32} */
-    GD__PRESENT = 1u << 2,/* MAP: a bool at aux_off says whether it is there */
-    GD__COORD = 1u << 3,  /* F64: part of the lat/lon pair of a location */
+    GD__REQ = 1u << 0,     /* required: absence is GD_E_MISSING_FIELD */
+    GD__SOURCE = 1u << 1,  /* string must match [a-z0-9_-]{1,32} */
+    GD__PRESENT = 1u << 2, /* MAP: a bool at aux_off says whether it is there */
+    GD__COORD = 1u << 3,   /* F64: part of the lat/lon pair of a location */
 };
 
 struct gd__table;
@@ -67,17 +67,17 @@ struct gd__table;
 struct gd__field {
     const char *key;
     uint8_t key_len;
-    uint8_t type;           /* enum gd__ftype */
-    uint8_t flags;          /* enum gd__fflag */
-    uint16_t off;           /* offset of the value in the struct */
-    uint16_t aux_off;       /* count (arrays) or presence bool (maps) */
-    uint32_t max;           /* string bytes; array items */
-    uint32_t item_max;      /* STRS: bytes per string */
-    int64_t lo, hi;         /* integer and enum range */
-    double flo, fhi;        /* F64 range */
-    int32_t def;            /* ENUM: value when absent */
-    const struct gd__names *names;  /* ENUM */
-    const struct gd__table *sub;    /* MAP, EVENTS, GAUGES: element shape */
+    uint8_t type;                  /* enum gd__ftype */
+    uint8_t flags;                 /* enum gd__fflag */
+    uint16_t off;                  /* offset of the value in the struct */
+    uint16_t aux_off;              /* count (arrays) or presence bool (maps) */
+    uint32_t max;                  /* string bytes; array items */
+    uint32_t item_max;             /* STRS: bytes per string */
+    int64_t lo, hi;                /* integer and enum range */
+    double flo, fhi;               /* F64 range */
+    int32_t def;                   /* ENUM: value when absent */
+    const struct gd__names *names; /* ENUM */
+    const struct gd__table *sub;   /* MAP, EVENTS, GAUGES: element shape */
 };
 
 /* Whole-struct rules that single fields cannot express (e.g. "incident_id,
@@ -86,10 +86,10 @@ struct gd__field {
 typedef int gd__check_fn(const void *base, const char **field);
 
 struct gd__table {
-    const char *name;       /* for diagnostics */
+    const char *name; /* for diagnostics */
     const struct gd__field *fields;
     uint8_t n_fields;
-    uint16_t size;          /* bytes to clear before decoding */
+    uint16_t size; /* bytes to clear before decoding */
     gd__check_fn *check;
 };
 

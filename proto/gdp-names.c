@@ -74,8 +74,8 @@ static const char *const level_names[GD_LEVEL_COUNT] = {
 };
 
 static const char *const state_names[GD_ST_COUNT] = {
-    [GD_ST_RECEIVED] = "RECEIVED",   [GD_ST_QUEUED] = "QUEUED",
-    [GD_ST_DELIVERED] = "DELIVERED", [GD_ST_SIGNED] = "SIGNED",
+    [GD_ST_RECEIVED] = "RECEIVED",       [GD_ST_QUEUED] = "QUEUED",
+    [GD_ST_DELIVERED] = "DELIVERED",     [GD_ST_SIGNED] = "SIGNED",
     [GD_ST_IN_PROGRESS] = "IN_PROGRESS", [GD_ST_RESOLVED] = "RESOLVED",
     [GD_ST_CLOSED] = "CLOSED",
 };
@@ -91,16 +91,18 @@ static const char *const deadline_kind_names[GD_DL_COUNT] = {
 };
 
 static const char *const event_kind_names[GD_EV_COUNT] = {
-    [GD_EV_RECEIVE] = "receive", [GD_EV_DELIVER] = "deliver",   [GD_EV_REQUEUE] = "requeue",
-    [GD_EV_SIGN] = "sign",       [GD_EV_PROGRESS] = "progress", [GD_EV_EXTEND] = "extend",
-    [GD_EV_RETURN] = "return",   [GD_EV_RESOLVE] = "resolve",   [GD_EV_REOPEN] = "reopen",
-    [GD_EV_CLOSE] = "close",     [GD_EV_ESCALATE] = "escalate", [GD_EV_FLAG] = "flag",
+    [GD_EV_RECEIVE] = "receive",   [GD_EV_DELIVER] = "deliver",   [GD_EV_REQUEUE] = "requeue",
+    [GD_EV_SIGN] = "sign",         [GD_EV_PROGRESS] = "progress", [GD_EV_EXTEND] = "extend",
+    [GD_EV_RETURN] = "return",     [GD_EV_RESOLVE] = "resolve",   [GD_EV_REOPEN] = "reopen",
+    [GD_EV_CLOSE] = "close",       [GD_EV_ESCALATE] = "escalate", [GD_EV_FLAG] = "flag",
     [GD_EV_DISPATCH] = "dispatch", [GD_EV_WARN] = "warn",
 };
 
 static const char *const status_kind_names[GD_STATUS_COUNT] = {
-    [GD_STATUS_TRANSITION] = "transition", [GD_STATUS_GAUGE] = "gauge",
-    [GD_STATUS_BROKER] = "broker",         [GD_STATUS_ALARM] = "alarm",
+    [GD_STATUS_TRANSITION] = "transition",
+    [GD_STATUS_GAUGE] = "gauge",
+    [GD_STATUS_BROKER] = "broker",
+    [GD_STATUS_ALARM] = "alarm",
     [GD_STATUS_SLA] = "sla",
 };
 

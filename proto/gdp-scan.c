@@ -1,4 +1,4 @@
-/* gdp-scan.c - structural pre-scan of a msgpack body, run before msgpack-c allocates anything for it. */
+/* gdp-scan.c - structural pre-scan of a body, before msgpack-c allocates anything for it. */
 #include "gdp-internal.h"
 
 /* msgpack-c's unpacker allocates count × sizeof(msgpack_object) as soon as
@@ -43,10 +43,10 @@ int gd__scan(const uint8_t *body, size_t len)
         return -GD_E_NOT_MAP;
 
     for (;;) {
-        size_t skip = 0;      /* payload bytes after the type byte */
-        size_t lenbytes = 0;  /* size of a str/bin/ext length field */
-        size_t extra = 0;     /* ext type byte */
-        int container = 0;    /* 1 array, 2 map */
+        size_t skip = 0;     /* payload bytes after the type byte */
+        size_t lenbytes = 0; /* size of a str/bin/ext length field */
+        size_t extra = 0;    /* ext type byte */
+        int container = 0;   /* 1 array, 2 map */
         uint32_t n = 0;
 
         if (pos >= len)

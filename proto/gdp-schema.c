@@ -1,9 +1,10 @@
-/* gdp-schema.c - the GDP/1 message shapes: one field table per msgpack map, and the rules across fields. */
+/* gdp-schema.c - GDP/1 message shapes: a field table per map, and rules across fields. */
 #include <float.h>
 #include <stddef.h>
 
 #include "gdp-internal.h"
 
+/* clang-format off */
 #define KEY(k) .key = (k), .key_len = (uint8_t)(sizeof(k) - 1)
 #define REQ_LO(fl) (((fl) & GD__REQ) ? 1 : 0)
 
@@ -52,6 +53,7 @@
      .check = (chk)}
 
 #define R GD__REQ
+/* clang-format on */
 
 /* ---- nested maps ---- */
 
@@ -116,6 +118,7 @@ static const struct gd__table event_table = TABLE("event", struct gd_event, even
 
 /* Gauge fields at an offset into the struct that holds the gauge, so that
  * the same list serves the GAUGES array and the "gauge" status message. */
+/* clang-format off */
 #define GAUGE_FIELDS(S, p)                                                                         \
     F_STR("queue", S, p queue, R, GD_MAX_QUEUE), F_COUNT("depth", S, p depth, 0),                  \
         F_COUNT("in_flight", S, p in_flight, 0),                                                   \
@@ -124,6 +127,7 @@ static const struct gd__table event_table = TABLE("event", struct gd_event, even
         F_F64("in_rate", S, p in_rate, 0, 0.0, DBL_MAX),                                           \
         F_F64("out_rate", S, p out_rate, 0, 0.0, DBL_MAX)
 
+/* clang-format on */
 static const struct gd__field gauge_fields[] = {GAUGE_FIELDS(struct gd_gauge, )};
 static const struct gd__table gauge_table = TABLE("gauge", struct gd_gauge, gauge_fields, NULL);
 
@@ -350,9 +354,11 @@ static const struct gd__field deliver_fields[] = {
 #undef S
 
 #define S struct gd_command
+/* clang-format off */
 #define CMD_HEAD(vfl)                                                                              \
     F_U64("ref", S, ref, 0), F_U64("incident_id", S, incident_id, R),                              \
         F_U32("version", S, version, (vfl), 0, UINT32_MAX)
+/* clang-format on */
 static const struct gd__field sign_fields[] = {
     CMD_HEAD(0),
     F_U64("delivery_id", S, delivery_id, 0),
@@ -439,15 +445,13 @@ static const struct gd__table error_table =
 static const struct gd__table busy_table = TABLE("BUSY", struct gd_busy, busy_fields, NULL);
 static const struct gd__table incident_reply_table =
     TABLE("INCIDENT", struct gd_incident_reply, incident_reply_fields, NULL);
-static const struct gd__table gauges_table =
-    TABLE("GAUGES", struct gd_gauges, gauges_fields, NULL);
+static const struct gd__table gauges_table = TABLE("GAUGES", struct gd_gauges, gauges_fields, NULL);
 static const struct gd__table done_table = TABLE("DONE", struct gd_done, done_fields, NULL);
 static const struct gd__table hello_table =
     TABLE("HELLO", struct gd_hello, hello_fields, check_hello);
 static const struct gd__table welcome_table =
     TABLE("WELCOME", struct gd_welcome, welcome_fields, NULL);
-static const struct gd__table credit_table =
-    TABLE("CREDIT", struct gd_credit, credit_fields, NULL);
+static const struct gd__table credit_table = TABLE("CREDIT", struct gd_credit, credit_fields, NULL);
 static const struct gd__table deliver_table =
     TABLE("DELIVER", struct gd_deliver, deliver_fields, NULL);
 static const struct gd__table sign_table =
@@ -466,8 +470,7 @@ static const struct gd__table ok_table = TABLE("OK", struct gd_ok, ok_fields, NU
 static const struct gd__table deadline_table =
     TABLE("DEADLINE", struct gd_deadline, deadline_fields, NULL);
 static const struct gd__table clear_table = TABLE("CLEAR", struct gd_clear, clear_fields, NULL);
-static const struct gd__table synced_table =
-    TABLE("SYNCED", struct gd_synced, synced_fields, NULL);
+static const struct gd__table synced_table = TABLE("SYNCED", struct gd_synced, synced_fields, NULL);
 static const struct gd__table bye_table = TABLE("BYE", struct gd_bye, bye_fields, NULL);
 static const struct gd__table heartbeat_table = {.name = "HEARTBEAT", .n_fields = 0, .size = 0};
 
@@ -540,7 +543,9 @@ const struct gd__table *gd__msg_table(enum gd_type type)
 /* ---- status messages: the table's base is struct gd_status ---- */
 
 #define ST struct gd_status
+/* clang-format off */
 #define KIND_FIELD F_ENUM("kind", ST, kind, R, gd__status_kind_names, 0)
+/* clang-format on */
 static const struct gd__field st_transition_fields[] = {
     KIND_FIELD,
     F_U64("incident_id", ST, u.transition.incident_id, R),
@@ -602,6 +607,7 @@ static const struct gd__field st_sla_fields[] = {
 };
 #undef KIND_FIELD
 
+/* clang-format off */
 #define ST_TABLE(nm, m, f, chk)                                                                    \
     {.name = (nm),                                                                                 \
      .fields = (f),                                                                                \
@@ -609,6 +615,7 @@ static const struct gd__field st_sla_fields[] = {
      .size = offsetof(ST, u) + sizeof(((ST *)0)->u.m),                                             \
      .check = (chk)}
 
+/* clang-format on */
 static const struct gd__table status_tables[GD_STATUS_COUNT] = {
     [GD_STATUS_TRANSITION] = ST_TABLE("transition", transition, st_transition_fields, NULL),
     [GD_STATUS_GAUGE] = ST_TABLE("gauge", gauge, st_gauge_fields, NULL),

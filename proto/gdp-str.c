@@ -99,40 +99,69 @@ static bool utf8_valid_scalar(const unsigned char *p, size_t len)
  * continuation bytes where a 3- or 4-byte lead two or three bytes back
  * demands them. NUL bytes are refused as well. */
 enum {
-    TOO_SHORT = 1 << 0,   /* lead byte followed by a lead or ASCII byte */
-    TOO_LONG = 1 << 1,    /* ASCII followed by a continuation */
-    OVERLONG_3 = 1 << 2,  /* E0 80..9F */
-    TOO_LARGE = 1 << 3,   /* F4 90..BF, F5..FF */
-    SURROGATE = 1 << 4,   /* ED A0..BF */
-    OVERLONG_2 = 1 << 5,  /* C0, C1 */
+    TOO_SHORT = 1 << 0,  /* lead byte followed by a lead or ASCII byte */
+    TOO_LONG = 1 << 1,   /* ASCII followed by a continuation */
+    OVERLONG_3 = 1 << 2, /* E0 80..9F */
+    TOO_LARGE = 1 << 3,  /* F4 90..BF, F5..FF */
+    SURROGATE = 1 << 4,  /* ED A0..BF */
+    OVERLONG_2 = 1 << 5, /* C0, C1 */
     TOO_LARGE_1000 = 1 << 6,
-    OVERLONG_4 = 1 << 6,  /* F0 80..8F */
-    TWO_CONTS = 1 << 7,   /* two continuations in a row */
+    OVERLONG_4 = 1 << 6, /* F0 80..8F */
+    TWO_CONTS = 1 << 7,  /* two continuations in a row */
     CARRY = TOO_SHORT | TOO_LONG | TWO_CONTS,
 };
 
-__attribute__((target("ssse3"))) static inline __m128i
-block_errors(__m128i in, __m128i prev_in)
+__attribute__((target("ssse3"))) static inline __m128i block_errors(__m128i in, __m128i prev_in)
 {
-    static const uint8_t b1h_bytes[16] = {
-        TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG, TOO_LONG,
-        TWO_CONTS, TWO_CONTS, TWO_CONTS, TWO_CONTS, TOO_SHORT | OVERLONG_2, TOO_SHORT,
-        TOO_SHORT | OVERLONG_3 | SURROGATE, TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4};
-    static const uint8_t b1l_bytes[16] = {
-        CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4, CARRY | OVERLONG_2, CARRY, CARRY,
-        CARRY | TOO_LARGE, CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,
-        CARRY | TOO_LARGE | TOO_LARGE_1000, CARRY | TOO_LARGE | TOO_LARGE_1000,
-        CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE, CARRY | TOO_LARGE | TOO_LARGE_1000,
-        CARRY | TOO_LARGE | TOO_LARGE_1000};
+    static const uint8_t b1h_bytes[16] = {TOO_LONG,
+                                          TOO_LONG,
+                                          TOO_LONG,
+                                          TOO_LONG,
+                                          TOO_LONG,
+                                          TOO_LONG,
+                                          TOO_LONG,
+                                          TOO_LONG,
+                                          TWO_CONTS,
+                                          TWO_CONTS,
+                                          TWO_CONTS,
+                                          TWO_CONTS,
+                                          TOO_SHORT | OVERLONG_2,
+                                          TOO_SHORT,
+                                          TOO_SHORT | OVERLONG_3 | SURROGATE,
+                                          TOO_SHORT | TOO_LARGE | TOO_LARGE_1000 | OVERLONG_4};
+    static const uint8_t b1l_bytes[16] = {CARRY | OVERLONG_3 | OVERLONG_2 | OVERLONG_4,
+                                          CARRY | OVERLONG_2,
+                                          CARRY,
+                                          CARRY,
+                                          CARRY | TOO_LARGE,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000 | SURROGATE,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000,
+                                          CARRY | TOO_LARGE | TOO_LARGE_1000};
     static const uint8_t b2h_bytes[16] = {
-        TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT, TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
         TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE_1000 | OVERLONG_4,
         TOO_LONG | OVERLONG_2 | TWO_CONTS | OVERLONG_3 | TOO_LARGE,
         TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,
-        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE, TOO_SHORT, TOO_SHORT,
-        TOO_SHORT, TOO_SHORT};
+        TOO_LONG | OVERLONG_2 | TWO_CONTS | SURROGATE | TOO_LARGE,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT,
+        TOO_SHORT};
     const __m128i b1h_tbl = _mm_loadu_si128((const __m128i *)(const void *)b1h_bytes);
     const __m128i b1l_tbl = _mm_loadu_si128((const __m128i *)(const void *)b1l_bytes);
     const __m128i b2h_tbl = _mm_loadu_si128((const __m128i *)(const void *)b2h_bytes);
@@ -179,7 +208,6 @@ __attribute__((target("ssse3"))) static bool utf8_valid_ssse3(const unsigned cha
     return _mm_movemask_epi8(_mm_cmpeq_epi8(err, _mm_setzero_si128())) == 0xffff;
 }
 #endif
-
 
 bool gd_utf8_valid(struct gd_str s)
 {

@@ -1,4 +1,4 @@
-/* bench-codec.c - GDP/1 encode/decode throughput on one core, against msgpack-c's raw unpack as baseline. */
+/* bench-codec.c - GDP/1 encode/decode throughput on one core vs raw msgpack_unpack. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -13,9 +13,9 @@
 #include "gdp.h"
 
 /* A realistic 12345-hotline report: ~100 CJK characters (~300 bytes). */
-#define DESC_ZH                                                                                    \
-    "龙洲湾街道龙海大道幸福小区三栋二单元门口的下水道井盖破损，已有一位老人夜间散步时险些"         \
-    "跌倒。井盖周围没有任何警示标志，夜间照明也不足，居民担心再次发生危险，希望有关部门尽快"       \
+#define DESC_ZH                                                                                                                         \
+    "龙洲湾街道龙海大道幸福小区三栋二单元门口的下水道井盖破损，已有一位老人夜间散步时险些"    \
+    "跌倒。井盖周围没有任何警示标志，夜间照明也不足，居民担心再次发生危险，希望有关部门尽快" \
     "派人更换井盖并设置临时围挡。"
 
 struct bench {

@@ -1,4 +1,4 @@
-/* fuzz-decode.c - libFuzzer target for gd_decode and gd_decode_status, with a re-encode/decode/re-encode fixpoint check. */
+/* fuzz-decode.c - libFuzzer target for the GDP/1 decoders with a re-encode fixpoint check. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +17,10 @@
  * decoder reads back exactly what the encoder wrote. */
 
 static const uint8_t known_types[] = {
-    GD_T_SUBMIT,   GD_T_QUERY,    GD_T_FEEDBACK, GD_T_SNAPSHOT, GD_T_DISPATCH, GD_T_ACCEPTED,
-    GD_T_REJECTED, GD_T_BUSY,     GD_T_INCIDENT, GD_T_GAUGES,   GD_T_DONE,     GD_T_HELLO,
-    GD_T_CREDIT,   GD_T_SIGN,     GD_T_PROGRESS, GD_T_EXTEND,   GD_T_RETURN,   GD_T_RESOLVE,
-    GD_T_WARN,     GD_T_ESCALATE, GD_T_WELCOME,  GD_T_DENIED,   GD_T_DELIVER,  GD_T_OK,
+    GD_T_SUBMIT,   GD_T_QUERY,    GD_T_FEEDBACK, GD_T_SNAPSHOT, GD_T_DISPATCH,  GD_T_ACCEPTED,
+    GD_T_REJECTED, GD_T_BUSY,     GD_T_INCIDENT, GD_T_GAUGES,   GD_T_DONE,      GD_T_HELLO,
+    GD_T_CREDIT,   GD_T_SIGN,     GD_T_PROGRESS, GD_T_EXTEND,   GD_T_RETURN,    GD_T_RESOLVE,
+    GD_T_WARN,     GD_T_ESCALATE, GD_T_WELCOME,  GD_T_DENIED,   GD_T_DELIVER,   GD_T_OK,
     GD_T_ERR,      GD_T_DEADLINE, GD_T_CLEAR,    GD_T_SYNCED,   GD_T_HEARTBEAT, GD_T_BYE,
 };
 
@@ -88,7 +88,7 @@ out:
 
 static void check_error(int r, const struct gd_decode_error *err)
 {
-    if (r > 0 || (r < 0 && (err->code != (enum gd_code)-r || err->field == NULL ||
+    if (r > 0 || (r < 0 && (err->code != (enum gd_code) - r || err->field == NULL ||
                             gd_code_name(err->code) == NULL)))
         die("inconsistent error report", r);
 }

@@ -1,4 +1,4 @@
-/* gen-corpus.c - writes the fuzz seed corpus: one valid input (selector byte + body) per message type and status kind. */
+/* gen-corpus.c - writes the fuzz seed corpus: one input per message type and status kind. */
 #include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,8 +60,8 @@ int main(int argc, char **argv)
                 fprintf(stderr, "gen-corpus: cannot encode status %d\n", k);
                 return 1;
             }
-            snprintf(name, sizeof(name), "status-%s-%s", gd_status_kind_name((enum gd_status_kind)k),
-                     full ? "full" : "min");
+            snprintf(name, sizeof(name), "status-%s-%s",
+                     gd_status_kind_name((enum gd_status_kind)k), full ? "full" : "min");
             if (write_seed(argv[1], name, (uint8_t)(0x80 + k), &b) != 0)
                 return 1;
         }

@@ -1,4 +1,4 @@
-/* gd-samples.c - sample GDP/1 messages of every type, shared by the unit tests and the fuzz corpus generator. */
+/* gd-samples.c - sample GDP/1 messages of every type for unit tests and the fuzz corpus. */
 #include <limits.h>
 #include <string.h>
 
@@ -66,28 +66,49 @@ static struct gd_incident min_incident(void)
 }
 
 const struct gd_event gd_sample_events[3] = {
-    {.version = 1, .at = 1717200001234, .kind = GD_EV_RECEIVE, .from = GD_ST_RECEIVED,
-     .to = GD_ST_QUEUED, .queue = GD_STR("500113002001"), .actor = GD_STR(""),
+    {.version = 1,
+     .at = 1717200001234,
+     .kind = GD_EV_RECEIVE,
+     .from = GD_ST_RECEIVED,
+     .to = GD_ST_QUEUED,
+     .queue = GD_STR("500113002001"),
+     .actor = GD_STR(""),
      .note = GD_STR("")},
-    {.version = 2, .at = 1717200002000, .kind = GD_EV_DELIVER, .from = GD_ST_QUEUED,
-     .to = GD_ST_DELIVERED, .queue = GD_STR("500113002001"), .actor = GD_STR("w-07")},
-    {.version = 3, .at = 1717200003000, .kind = GD_EV_RETURN, .from = GD_ST_DELIVERED,
-     .to = GD_ST_QUEUED, .queue = GD_STR("500113002"), .actor = GD_STR("w-07"),
+    {.version = 2,
+     .at = 1717200002000,
+     .kind = GD_EV_DELIVER,
+     .from = GD_ST_QUEUED,
+     .to = GD_ST_DELIVERED,
+     .queue = GD_STR("500113002001"),
+     .actor = GD_STR("w-07")},
+    {.version = 3,
+     .at = 1717200003000,
+     .kind = GD_EV_RETURN,
+     .from = GD_ST_DELIVERED,
+     .to = GD_ST_QUEUED,
+     .queue = GD_STR("500113002"),
+     .actor = GD_STR("w-07"),
      .note = GD_STR("不属于本社区")},
 };
 
 const struct gd_gauge gd_sample_gauges[2] = {
-    {.queue = GD_STR("500113002001"), .depth = 12, .in_flight = 3, .oldest_age_ms = 60000,
-     .overdue = 1, .consumers = 2, .in_rate = 0.25, .out_rate = 0.5},
+    {.queue = GD_STR("500113002001"),
+     .depth = 12,
+     .in_flight = 3,
+     .oldest_age_ms = 60000,
+     .overdue = 1,
+     .consumers = 2,
+     .in_rate = 0.25,
+     .out_rate = 0.5},
     {.queue = GD_STR("500113002.livelihood")},
 };
 
 const enum gd_type gd_sample_types[GD_SAMPLE_N_TYPES] = {
-    GD_T_SUBMIT,   GD_T_QUERY,    GD_T_FEEDBACK, GD_T_SNAPSHOT,  GD_T_DISPATCH, GD_T_ACCEPTED,
-    GD_T_REJECTED, GD_T_BUSY,     GD_T_INCIDENT, GD_T_GAUGES,    GD_T_DONE,     GD_T_HELLO,
-    GD_T_CREDIT,   GD_T_SIGN,     GD_T_PROGRESS, GD_T_EXTEND,    GD_T_RETURN,   GD_T_RESOLVE,
-    GD_T_WARN,     GD_T_ESCALATE, GD_T_WELCOME,  GD_T_DENIED,    GD_T_DELIVER,  GD_T_OK,
-    GD_T_ERR,      GD_T_DEADLINE, GD_T_CLEAR,    GD_T_SYNCED,    GD_T_HEARTBEAT, GD_T_BYE,
+    GD_T_SUBMIT,   GD_T_QUERY,    GD_T_FEEDBACK, GD_T_SNAPSHOT, GD_T_DISPATCH,  GD_T_ACCEPTED,
+    GD_T_REJECTED, GD_T_BUSY,     GD_T_INCIDENT, GD_T_GAUGES,   GD_T_DONE,      GD_T_HELLO,
+    GD_T_CREDIT,   GD_T_SIGN,     GD_T_PROGRESS, GD_T_EXTEND,   GD_T_RETURN,    GD_T_RESOLVE,
+    GD_T_WARN,     GD_T_ESCALATE, GD_T_WELCOME,  GD_T_DENIED,   GD_T_DELIVER,   GD_T_OK,
+    GD_T_ERR,      GD_T_DEADLINE, GD_T_CLEAR,    GD_T_SYNCED,   GD_T_HEARTBEAT, GD_T_BYE,
 };
 
 unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
@@ -121,19 +142,25 @@ unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
         m->u.snapshot = (struct gd_snapshot){.ref = 1, .prefix = GD_STR("500113")};
         return 2;
     case GD_T_DISPATCH:
-        m->u.dispatch = (struct gd_dispatch){.ref = 3, .incident_id = 77, .version = 4,
+        m->u.dispatch = (struct gd_dispatch){.ref = 3,
+                                             .incident_id = 77,
+                                             .version = 4,
                                              .unit = GD_STR("500113002001"),
                                              .note = GD_STR("路灯归社区")};
         return 5;
     case GD_T_ACCEPTED:
-        m->u.accepted = (struct gd_accepted){.ref = 42, .incident_id = 77, .version = 2,
-                                             .duplicate = true, .state = GD_ST_QUEUED,
+        m->u.accepted = (struct gd_accepted){.ref = 42,
+                                             .incident_id = 77,
+                                             .version = 2,
+                                             .duplicate = true,
+                                             .state = GD_ST_QUEUED,
                                              .queue = GD_STR("500113002001")};
         return 6;
     case GD_T_REJECTED:
     case GD_T_ERR:
     case GD_T_DENIED:
-        m->u.error = (struct gd_error_reply){.ref = 42, .code = GD_E_TOO_LONG,
+        m->u.error = (struct gd_error_reply){.ref = 42,
+                                             .code = GD_E_TOO_LONG,
                                              .message = GD_STR("description too long"),
                                              .field = GD_STR("description")};
         return 4;
@@ -148,12 +175,18 @@ unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
         m->u.incident.truncated = true;
         return 4;
     case GD_T_GAUGES:
-        m->u.gauges = (struct gd_gauges){
-            .ref = 5, .at = 1717200000000, .n_gauges = 2, .gauges = gd_sample_gauges, .truncated = true};
+        m->u.gauges = (struct gd_gauges){.ref = 5,
+                                         .at = 1717200000000,
+                                         .n_gauges = 2,
+                                         .gauges = gd_sample_gauges,
+                                         .truncated = true};
         return 4;
     case GD_T_DONE:
-        m->u.done = (struct gd_done){.ref = 5, .incident_id = 77, .version = 9,
-                                     .state = GD_ST_CLOSED, .queue = GD_STR("500113002001")};
+        m->u.done = (struct gd_done){.ref = 5,
+                                     .incident_id = 77,
+                                     .version = 9,
+                                     .state = GD_ST_CLOSED,
+                                     .queue = GD_STR("500113002001")};
         return 5;
     case GD_T_HELLO: {
         struct gd_hello *h = &m->u.hello;
@@ -169,27 +202,32 @@ unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
         m->u.credit.credit = 32;
         return 1;
     case GD_T_SIGN:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 3,
-                                           .delivery_id = 99};
+        m->u.command =
+            (struct gd_command){.ref = 1, .incident_id = 77, .version = 3, .delivery_id = 99};
         return 4;
     case GD_T_PROGRESS:
     case GD_T_RESOLVE:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
-                                           .text = GD_STR("已派人到场")};
+        m->u.command = (struct gd_command){
+            .ref = 1, .incident_id = 77, .version = 4, .text = GD_STR("已派人到场")};
         return 4;
     case GD_T_EXTEND:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
-                                           .until = 1718000000000, .text = GD_STR("等待配件")};
+        m->u.command = (struct gd_command){.ref = 1,
+                                           .incident_id = 77,
+                                           .version = 4,
+                                           .until = 1718000000000,
+                                           .text = GD_STR("等待配件")};
         return 5;
     case GD_T_RETURN:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
+        m->u.command = (struct gd_command){.ref = 1,
+                                           .incident_id = 77,
+                                           .version = 4,
                                            .text = GD_STR("不属于本网格"),
                                            .rule = GD_STR("网格事项准入清单 第12条")};
         return 5;
     case GD_T_WARN:
     case GD_T_ESCALATE:
-        m->u.command = (struct gd_command){.ref = 1, .incident_id = 77, .version = 4,
-                                           .kind = GD_DL_RESOLVE};
+        m->u.command =
+            (struct gd_command){.ref = 1, .incident_id = 77, .version = 4, .kind = GD_DL_RESOLVE};
         return 4;
     case GD_T_WELCOME:
         m->u.welcome = (struct gd_welcome){.session = 5, .heartbeat_ms = 1000, .liveness = 3};
@@ -203,9 +241,12 @@ unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
         m->u.ok = (struct gd_ok){.ref = 1, .incident_id = 77, .version = 5, .applied = true};
         return 4;
     case GD_T_DEADLINE:
-        m->u.deadline = (struct gd_deadline){.incident_id = 77, .version = 5,
-                                             .kind = GD_DL_RESOLVE, .town = GD_STR("500113002"),
-                                             .level = GD_LEVEL_GRID, .warn_at = 1717300000000,
+        m->u.deadline = (struct gd_deadline){.incident_id = 77,
+                                             .version = 5,
+                                             .kind = GD_DL_RESOLVE,
+                                             .town = GD_STR("500113002"),
+                                             .level = GD_LEVEL_GRID,
+                                             .warn_at = 1717300000000,
                                              .due_at = 1717400000000};
         return 7;
     case GD_T_CLEAR:
@@ -250,7 +291,8 @@ unsigned gd_sample_min(enum gd_type type, struct gd_msg *m)
         m->u.dispatch = (struct gd_dispatch){.incident_id = 1, .version = 1, .unit = GD_STR("5")};
         return 3;
     case GD_T_ACCEPTED:
-        m->u.accepted = (struct gd_accepted){.incident_id = 1, .version = 1, .state = GD_ST_RECEIVED};
+        m->u.accepted =
+            (struct gd_accepted){.incident_id = 1, .version = 1, .state = GD_ST_RECEIVED};
         return 3;
     case GD_T_REJECTED:
     case GD_T_ERR:
@@ -284,8 +326,8 @@ unsigned gd_sample_min(enum gd_type type, struct gd_msg *m)
         m->u.command = (struct gd_command){.incident_id = 1, .version = 1};
         return 2;
     case GD_T_EXTEND:
-        m->u.command = (struct gd_command){.incident_id = 1, .version = 1, .until = 2,
-                                           .text = GD_STR("r")};
+        m->u.command =
+            (struct gd_command){.incident_id = 1, .version = 1, .until = 2, .text = GD_STR("r")};
         return 4;
     case GD_T_RETURN:
         m->u.command = (struct gd_command){.incident_id = 1, .version = 1, .text = GD_STR("r")};
@@ -324,35 +366,56 @@ unsigned gd_sample_status_full(enum gd_status_kind kind, struct gd_status *s)
     s->kind = kind;
     switch (kind) {
     case GD_STATUS_TRANSITION:
-        s->u.transition = (struct gd_status_transition){
-            .incident_id = 77, .version = 3, .at = 1717200003000, .event = GD_EV_SIGN,
-            .from = GD_ST_DELIVERED, .to = GD_ST_SIGNED, .priority = GD_PRIO_URGENT,
-            .level = GD_LEVEL_GRID, .category = GD_STR("road.manhole"),
-            .queue = GD_STR("500113002001001"), .unit = GD_STR("500113002001001"),
-            .source = GD_STR("hotline"), .received_at = 1717200000000, .sign_due = 1717203600000,
-            .resolve_due = 1717804800000, .flagged = true};
+        s->u.transition = (struct gd_status_transition){.incident_id = 77,
+                                                        .version = 3,
+                                                        .at = 1717200003000,
+                                                        .event = GD_EV_SIGN,
+                                                        .from = GD_ST_DELIVERED,
+                                                        .to = GD_ST_SIGNED,
+                                                        .priority = GD_PRIO_URGENT,
+                                                        .level = GD_LEVEL_GRID,
+                                                        .category = GD_STR("road.manhole"),
+                                                        .queue = GD_STR("500113002001001"),
+                                                        .unit = GD_STR("500113002001001"),
+                                                        .source = GD_STR("hotline"),
+                                                        .received_at = 1717200000000,
+                                                        .sign_due = 1717203600000,
+                                                        .resolve_due = 1717804800000,
+                                                        .flagged = true};
         return 17;
     case GD_STATUS_GAUGE:
         s->u.gauge = gd_sample_gauges[0];
         return 9;
     case GD_STATUS_BROKER:
-        s->u.broker = (struct gd_status_broker){
-            .at = 1717200000000, .started_at = 1717100000000, .db_up = true, .active = true,
-            .open_incidents = 5000, .sessions = 40, .commit_backlog = 3, .commit_p50_us = 900,
-            .commit_p99_us = 4000, .n_counters = 2};
+        s->u.broker = (struct gd_status_broker){.at = 1717200000000,
+                                                .started_at = 1717100000000,
+                                                .db_up = true,
+                                                .active = true,
+                                                .open_incidents = 5000,
+                                                .sessions = 40,
+                                                .commit_backlog = 3,
+                                                .commit_p50_us = 900,
+                                                .commit_p99_us = 4000,
+                                                .n_counters = 2};
         s->u.broker.counters[0] = (struct gd_counter){GD_STR("submit_accepted"), 1ull << 40};
         s->u.broker.counters[1] = (struct gd_counter){GD_STR("submit_rejected"), 3};
         return 11;
     case GD_STATUS_ALARM:
-        s->u.alarm = (struct gd_status_alarm){.at = 1, .kind = GD_STR("poison"),
-                                              .severity = GD_STR("critical"), .incident_id = 77,
+        s->u.alarm = (struct gd_status_alarm){.at = 1,
+                                              .kind = GD_STR("poison"),
+                                              .severity = GD_STR("critical"),
+                                              .incident_id = 77,
                                               .queue = GD_STR("500113002001"),
                                               .message = GD_STR("5 deliveries not signed")};
         return 7;
     case GD_STATUS_SLA:
-        s->u.sla = (struct gd_status_sla){.at = 1, .breach = true, .incident_id = 77,
-                                          .version = 4, .kind = GD_DL_RESOLVE,
-                                          .level = GD_LEVEL_TOWN, .queue = GD_STR("q"),
+        s->u.sla = (struct gd_status_sla){.at = 1,
+                                          .breach = true,
+                                          .incident_id = 77,
+                                          .version = 4,
+                                          .kind = GD_DL_RESOLVE,
+                                          .level = GD_LEVEL_TOWN,
+                                          .queue = GD_STR("q"),
                                           .due_at = 2};
         return 9;
     case GD_STATUS_COUNT:
@@ -367,8 +430,8 @@ unsigned gd_sample_status_min(enum gd_status_kind kind, struct gd_status *s)
     s->kind = kind;
     switch (kind) {
     case GD_STATUS_TRANSITION:
-        s->u.transition = (struct gd_status_transition){.incident_id = 1, .version = 1, .at = 1,
-                                                        .priority = GD_PRIO_NORMAL};
+        s->u.transition = (struct gd_status_transition){
+            .incident_id = 1, .version = 1, .at = 1, .priority = GD_PRIO_NORMAL};
         return 7; /* kind, incident_id, version, at, event, from, to */
     case GD_STATUS_GAUGE:
         s->u.gauge.queue = GD_STR("q");
@@ -377,8 +440,8 @@ unsigned gd_sample_status_min(enum gd_status_kind kind, struct gd_status *s)
         s->u.broker.at = 1;
         return 4; /* kind, at, db_up, active */
     case GD_STATUS_ALARM:
-        s->u.alarm = (struct gd_status_alarm){.at = 1, .kind = GD_STR("db_down"),
-                                              .severity = GD_STR("warning")};
+        s->u.alarm = (struct gd_status_alarm){
+            .at = 1, .kind = GD_STR("db_down"), .severity = GD_STR("warning")};
         return 4;
     case GD_STATUS_SLA:
         s->u.sla = (struct gd_status_sla){.at = 1, .incident_id = 1, .due_at = 1};

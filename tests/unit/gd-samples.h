@@ -1,13 +1,13 @@
-/* gd-samples.h - sample GDP/1 messages of every type, shared by the unit tests and the fuzz corpus generator. */
+/* gd-samples.h - sample GDP/1 messages of every type for unit tests and the fuzz corpus. */
 #ifndef GD_TESTS_SAMPLES_H
 #define GD_TESTS_SAMPLES_H
 
 #include "gdp.h"
 
 /* A 12345-hotline description: ~100 CJK characters, ~300 bytes. */
-#define GD_SAMPLE_DESC_ZH                                                                          \
-    "龙洲湾街道龙海大道幸福小区三栋二单元门口的下水道井盖破损，已有一位老人夜间散步时险些"         \
-    "跌倒。井盖周围没有任何警示标志，夜间照明也不足，居民担心再次发生危险，希望有关部门尽快"       \
+#define GD_SAMPLE_DESC_ZH                                                                                                               \
+    "龙洲湾街道龙海大道幸福小区三栋二单元门口的下水道井盖破损，已有一位老人夜间散步时险些"    \
+    "跌倒。井盖周围没有任何警示标志，夜间照明也不足，居民担心再次发生危险，希望有关部门尽快" \
     "派人更换井盖并设置临时围挡。另外小区东门外人行道有多块地砖松动，雨天积水严重，请一并处理。"
 
 #define GD_SAMPLE_N_TYPES 30

@@ -1,4 +1,4 @@
-/* test-proto.c - specification tests for the GDP/1 codec (proto/): round trips, limits and every decoder error. */
+/* test-proto.c - specification tests for the GDP/1 codec: round trips, limits, every error. */
 #include <math.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -11,8 +11,8 @@
 #include <cmocka.h>
 #include <msgpack.h>
 
-#include "gdp.h"
 #include "gd-samples.h"
+#include "gdp.h"
 
 /* ---- fixtures ---- */
 
@@ -91,8 +91,8 @@ static void expect_error(struct fx *fx, enum gd_type type, enum gd_code code, co
     int r = decode_raw(fx, type, fx->sb.data, fx->sb.size, &m, &err);
     if (r != -(int)code || (field != NULL && strcmp(err.field, field) != 0))
         fail_msg("%s: expected %s on \"%s\", got %s (%d) on \"%s\"", gd_type_name(type),
-                 gd_code_name(code), field ? field : "*", r < 0 ? gd_code_name(-r) : "success",
-                 r, err.field ? err.field : "(null)");
+                 gd_code_name(code), field ? field : "*", r < 0 ? gd_code_name(-r) : "success", r,
+                 err.field ? err.field : "(null)");
     assert_int_equal(err.code, code);
 }
 
@@ -101,8 +101,8 @@ static void expect_ok(struct fx *fx, enum gd_type type, struct gd_msg *m)
     struct gd_decode_error err = {GD_OK, NULL};
     int r = decode_raw(fx, type, fx->sb.data, fx->sb.size, m, &err);
     if (r != 0)
-        fail_msg("%s: expected success, got %s on \"%s\"", gd_type_name(type),
-                 gd_code_name(-r), err.field);
+        fail_msg("%s: expected success, got %s on \"%s\"", gd_type_name(type), gd_code_name(-r),
+                 err.field);
 }
 
 /* Number of keys in the top-level map of an encoded body. */
@@ -139,8 +139,8 @@ static void round_trip(struct fx *fx, const struct gd_msg *m, unsigned keys, str
     if (r != 0)
         fail_msg("%s: encode failed: %s", gd_type_name(m->type), gd_code_name(-r));
     if (top_keys(&fx->buf) != keys)
-        fail_msg("%s: %u keys on the wire, expected %u", gd_type_name(m->type),
-                 top_keys(&fx->buf), keys);
+        fail_msg("%s: %u keys on the wire, expected %u", gd_type_name(m->type), top_keys(&fx->buf),
+                 keys);
     gd_encode_header(m->type, h);
     r = gd_decode(fx->d, h, sizeof(h), fx->buf.data, fx->buf.len, out, &err);
     if (r != 0)
@@ -306,8 +306,8 @@ static void test_query_by_source_and_external_id_round_trips(void **state)
 {
     struct fx *fx = *state;
     struct gd_msg m = {.type = GD_T_QUERY}, out;
-    m.u.query = (struct gd_query){.source = GD_STR("app"), .external_id = GD_STR("e-1"),
-                                  .events = true};
+    m.u.query =
+        (struct gd_query){.source = GD_STR("app"), .external_id = GD_STR("e-1"), .events = true};
     round_trip(fx, &m, 2, &out);
     assert_str(out.u.query.source, m.u.query.source);
     assert_int_equal(out.u.query.incident_id, 0);
@@ -430,9 +430,9 @@ static void test_integers_may_use_any_msgpack_width(void **state)
     struct fx *fx = *state;
     struct gd_msg m;
     /* 0xcf (uint 64) carrying 5, and a float lat given as an integer */
-    const uint8_t body[] = {0x82, 0xab, 'i', 'n', 'c', 'i', 'd', 'e', 'n', 't', '_', 'i', 'd',
-                            0xcf, 0,    0,   0,   0,   0,   0,   0,   5,   0xa6, 'e', 'v', 'e',
-                            'n',  't',  's', 0xc2};
+    const uint8_t body[] = {0x82, 0xab, 'i',  'n',  'c', 'i', 'd', 'e', 'n', 't',
+                            '_',  'i',  'd',  0xcf, 0,   0,   0,   0,   0,   0,
+                            0,    5,    0xa6, 'e',  'v', 'e', 'n', 't', 's', 0xc2};
     assert_int_equal(decode_raw(fx, GD_T_QUERY, body, sizeof(body), &m, NULL), 0);
     assert_int_equal(m.u.query.incident_id, 5);
     assert_false(m.u.query.events);
@@ -467,8 +467,8 @@ static void status_round_trip(struct fx *fx, const struct gd_status *s, unsigned
     assert_int_equal(top_keys(&fx->buf), keys);
     r = gd_decode_status(fx->d, fx->buf.data, fx->buf.len, out, &err);
     if (r != 0)
-        fail_msg("%s: decode failed: %s on \"%s\"", gd_status_kind_name(s->kind),
-                 gd_code_name(-r), err.field);
+        fail_msg("%s: decode failed: %s on \"%s\"", gd_status_kind_name(s->kind), gd_code_name(-r),
+                 err.field);
     assert_int_equal(out->kind, s->kind);
     assert_int_equal(gd_encode_status(out, &fx->buf2), 0);
     assert_int_equal(fx->buf2.len, fx->buf.len);
@@ -721,7 +721,7 @@ static void test_array_header_claiming_huge_count_is_refused_before_allocation(v
     struct fx *fx = *state;
     /* {"attachments": array32 of 4294967295}: 18 bytes that would make
      * msgpack-c ask for ~100 GB */
-    const uint8_t huge_array[] = {0x81, 0xab, 'a', 't', 't', 'a', 'c', 'h', 'm',
+    const uint8_t huge_array[] = {0x81, 0xab, 'a', 't', 't',  'a',  'c',  'h',  'm',
                                   'e',  'n',  't', 's', 0xdd, 0xff, 0xff, 0xff, 0xff};
     const uint8_t huge_map[] = {0xdf, 0xff, 0xff, 0xff, 0xff};
     const uint8_t plausible_array[] = {0x81, 0xa1, 'x', 0xdc, 0x03, 0xe8, 0xc0, 0xc0};
@@ -1097,28 +1097,28 @@ static void test_missing_required_field_is_named(void **state)
         enum gd_type type;
         const char *field;
     } cases[] = {
-        {GD_T_SUBMIT, "source"},       {GD_T_SUBMIT, "external_id"},
-        {GD_T_QUERY, "incident_id"},   {GD_T_FEEDBACK, "incident_id"},
-        {GD_T_FEEDBACK, "satisfied"},  {GD_T_DISPATCH, "incident_id"},
-        {GD_T_DISPATCH, "version"},    {GD_T_DISPATCH, "unit"},
+        {GD_T_SUBMIT, "source"},        {GD_T_SUBMIT, "external_id"},
+        {GD_T_QUERY, "incident_id"},    {GD_T_FEEDBACK, "incident_id"},
+        {GD_T_FEEDBACK, "satisfied"},   {GD_T_DISPATCH, "incident_id"},
+        {GD_T_DISPATCH, "version"},     {GD_T_DISPATCH, "unit"},
         {GD_T_ACCEPTED, "incident_id"}, {GD_T_ACCEPTED, "version"},
-        {GD_T_ACCEPTED, "state"},      {GD_T_REJECTED, "code"},
-        {GD_T_REJECTED, "message"},    {GD_T_ERR, "code"},
-        {GD_T_DENIED, "message"},      {GD_T_BUSY, "retry_ms"},
-        {GD_T_INCIDENT, "incident"},   {GD_T_GAUGES, "at"},
-        {GD_T_DONE, "incident_id"},    {GD_T_DONE, "version"},
-        {GD_T_HELLO, "role"},          {GD_T_HELLO, "queues"},
-        {GD_T_HELLO, "credit"},        {GD_T_CREDIT, "credit"},
-        {GD_T_SIGN, "incident_id"},    {GD_T_SIGN, "delivery_id"},
-        {GD_T_PROGRESS, "version"},    {GD_T_RESOLVE, "incident_id"},
-        {GD_T_EXTEND, "until"},        {GD_T_EXTEND, "reason"},
-        {GD_T_RETURN, "reason"},       {GD_T_WARN, "kind"},
-        {GD_T_ESCALATE, "version"},    {GD_T_WELCOME, "session"},
+        {GD_T_ACCEPTED, "state"},       {GD_T_REJECTED, "code"},
+        {GD_T_REJECTED, "message"},     {GD_T_ERR, "code"},
+        {GD_T_DENIED, "message"},       {GD_T_BUSY, "retry_ms"},
+        {GD_T_INCIDENT, "incident"},    {GD_T_GAUGES, "at"},
+        {GD_T_DONE, "incident_id"},     {GD_T_DONE, "version"},
+        {GD_T_HELLO, "role"},           {GD_T_HELLO, "queues"},
+        {GD_T_HELLO, "credit"},         {GD_T_CREDIT, "credit"},
+        {GD_T_SIGN, "incident_id"},     {GD_T_SIGN, "delivery_id"},
+        {GD_T_PROGRESS, "version"},     {GD_T_RESOLVE, "incident_id"},
+        {GD_T_EXTEND, "until"},         {GD_T_EXTEND, "reason"},
+        {GD_T_RETURN, "reason"},        {GD_T_WARN, "kind"},
+        {GD_T_ESCALATE, "version"},     {GD_T_WELCOME, "session"},
         {GD_T_WELCOME, "heartbeat_ms"}, {GD_T_WELCOME, "liveness"},
-        {GD_T_DELIVER, "delivery_id"}, {GD_T_DELIVER, "incident"},
-        {GD_T_OK, "incident_id"},      {GD_T_OK, "version"},
-        {GD_T_DEADLINE, "kind"},       {GD_T_DEADLINE, "due_at"},
-        {GD_T_CLEAR, "kind"},          {GD_T_SYNCED, "count"},
+        {GD_T_DELIVER, "delivery_id"},  {GD_T_DELIVER, "incident"},
+        {GD_T_OK, "incident_id"},       {GD_T_OK, "version"},
+        {GD_T_DEADLINE, "kind"},        {GD_T_DEADLINE, "due_at"},
+        {GD_T_CLEAR, "kind"},           {GD_T_SYNCED, "count"},
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct gd_msg m, out;
@@ -1156,8 +1156,8 @@ static void test_missing_required_field_is_named(void **state)
         int r = decode_raw(fx, cases[i].type, fx->sb.data, fx->sb.size, &out, &err);
         const char *want = sign ? "version" : cases[i].field;
         if (r != -GD_E_MISSING_FIELD || strcmp(err.field, want) != 0)
-            fail_msg("%s without %s: got %d on \"%s\"", gd_type_name(cases[i].type),
-                     cases[i].field, r, err.field);
+            fail_msg("%s without %s: got %d on \"%s\"", gd_type_name(cases[i].type), cases[i].field,
+                     r, err.field);
     }
 }
 
@@ -1254,17 +1254,17 @@ static void test_bad_values_are_refused(void **state)
         const char *key;
         const char *value;
     } submit_strs[] = {
-        {"source", "Hotline"},           /* upper case */
-        {"source", "hot line"},          /* space */
-        {"source", ""},                  /* required and empty */
+        {"source", "Hotline"},                           /* upper case */
+        {"source", "hot line"},                          /* space */
+        {"source", ""},                                  /* required and empty */
         {"source", "abcdefghijklmnopqrstuvwxyz0123456"}, /* 33 > 32: too long, see below */
-        {"priority", "critical"},        /* not a priority */
-        {"priority", "NORMAL"},          /* names are case-sensitive */
-        {"description", "\xc3\x28"},     /* invalid UTF-8 */
-        {"description", "\xe0\x80\xaf"}, /* overlong */
-        {"description", "\xed\xa0\x80"}, /* surrogate */
-        {"category", "\xf4\x90\x80\x80"},/* beyond U+10FFFF */
-        {"external_id", "\xe4\xb8"},     /* cut sequence */
+        {"priority", "critical"},                        /* not a priority */
+        {"priority", "NORMAL"},                          /* names are case-sensitive */
+        {"description", "\xc3\x28"},                     /* invalid UTF-8 */
+        {"description", "\xe0\x80\xaf"},                 /* overlong */
+        {"description", "\xed\xa0\x80"},                 /* surrogate */
+        {"category", "\xf4\x90\x80\x80"},                /* beyond U+10FFFF */
+        {"external_id", "\xe4\xb8"},                     /* cut sequence */
     };
     for (size_t i = 0; i < sizeof(submit_strs) / sizeof(submit_strs[0]); i++) {
         msgpack_packer *pk = raw(fx);
@@ -1477,8 +1477,8 @@ static void test_encoder_fails_too_large_beyond_max_body_and_keeps_the_buffer(vo
     struct gd_gauge *g = calloc(n, sizeof(*g));
     assert_non_null(g);
     for (size_t i = 0; i < n; i++)
-        g[i] = (struct gd_gauge){.queue = GD_STR("500113002001001.livelihood"), .depth = 100000,
-                                 .in_rate = 1.5};
+        g[i] = (struct gd_gauge){
+            .queue = GD_STR("500113002001001.livelihood"), .depth = 100000, .in_rate = 1.5};
     m.u.gauges = (struct gd_gauges){.at = 1, .n_gauges = (uint32_t)n, .gauges = g};
     gd_buf_reset(&fx->buf);
     gd_buf_fini(&fx->buf);
@@ -1556,7 +1556,7 @@ static void test_utf8_validation(void **state)
     assert_true(gd_utf8_valid(GD_STR("\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xef\xbf\xbf")));
     assert_true(gd_utf8_valid(GD_STR("\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf 😀")));
     assert_false(gd_utf8_valid(GD_STR("\x80")));
-    assert_false(gd_utf8_valid(GD_STR("\xc0\xaf")));         /* overlong '/' */
+    assert_false(gd_utf8_valid(GD_STR("\xc0\xaf"))); /* overlong '/' */
     assert_false(gd_utf8_valid(GD_STR("\xc1\xbf")));
     assert_false(gd_utf8_valid(GD_STR("\xe0\x9f\xbf")));     /* overlong */
     assert_false(gd_utf8_valid(GD_STR("\xed\xbf\xbf")));     /* surrogate */
@@ -1564,9 +1564,9 @@ static void test_utf8_validation(void **state)
     assert_false(gd_utf8_valid(GD_STR("\xf4\x90\x80\x80"))); /* > U+10FFFF */
     assert_false(gd_utf8_valid(GD_STR("\xf5\x80\x80\x80")));
     assert_false(gd_utf8_valid(GD_STR("\xff")));
-    assert_false(gd_utf8_valid(GD_STR("abc\xe4\xb8")));      /* cut at the end */
+    assert_false(gd_utf8_valid(GD_STR("abc\xe4\xb8"))); /* cut at the end */
     assert_false(gd_utf8_valid(GD_STR("abc\xe4\xb8x")));
-    assert_false(gd_utf8_valid(GD_STR("0123456789abcde\0")));/* NUL in the word loop */
+    assert_false(gd_utf8_valid(GD_STR("0123456789abcde\0"))); /* NUL in the word loop */
     assert_false(gd_utf8_valid(GD_STR("a\0")));
     assert_true(gd_str_eq(GD_STR("ab"), gd_str_c("ab")));
     assert_true(gd_str_eq(GD_STR_NULL, GD_STR("")));
@@ -1620,17 +1620,26 @@ static bool reference_utf8_valid(const uint8_t *p, size_t n)
 static void test_utf8_validation_agrees_with_a_reference_on_random_input(void **state)
 {
     (void)state;
-    static const char *const pieces[] = {"a",    "~",   "\xc2\xa9", "\xdf\xbf", "\xe4\xb8\xad",
-                                         "\xef\xbf\xbd", "\xf0\x9f\x98\x80", "\xf4\x8f\xbf\xbf",
-                                         "\xed\x9f\xbf", "\xee\x80\x80"};
+    static const char *const pieces[] = {"a",
+                                         "~",
+                                         "\xc2\xa9",
+                                         "\xdf\xbf",
+                                         "\xe4\xb8\xad",
+                                         "\xef\xbf\xbd",
+                                         "\xf0\x9f\x98\x80",
+                                         "\xf4\x8f\xbf\xbf",
+                                         "\xed\x9f\xbf",
+                                         "\xee\x80\x80"};
     static const uint8_t bad[] = {0x00, 0x80, 0xbf, 0xc0, 0xc1, 0xe0, 0xed, 0xf0,
                                   0xf4, 0xf5, 0xf8, 0xff, 0xa0, 0x90, 0x8f, 0xc2};
     /* each breaks exactly one rule: overlongs, surrogates, beyond U+10FFFF */
     static const char *const bad_pieces[] = {
-        "\xc0\x80",         "\xc1\xbf",         "\xe0\x80\x80",     "\xe0\x9f\xbf",
-        "\xed\xa0\x80",     "\xed\xbf\xbf",     "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf",
-        "\xf4\x90\x80\x80", "\xf4\xbf\xbf\xbf", "\xf5\x80\x80\x80", "\xe4\xb8\xad\x80",
-        "\xe4\xb8",         "\xf0\x9f\x98",     "\xc2",             "\x80\x80"};
+        "\xc0\x80",         "\xc1\xbf",         "\xe0\x80\x80",
+        "\xe0\x9f\xbf",     "\xed\xa0\x80",     "\xed\xbf\xbf",
+        "\xf0\x80\x80\x80", "\xf0\x8f\xbf\xbf", "\xf4\x90\x80\x80",
+        "\xf4\xbf\xbf\xbf", "\xf5\x80\x80\x80", "\xe4\xb8\xad\x80",
+        "\xe4\xb8",         "\xf0\x9f\x98",     "\xc2",
+        "\x80\x80"};
     uint64_t seed = 0x9e3779b97f4a7c15ull;
     uint8_t buf[140];
     unsigned valid = 0, invalid = 0;
