@@ -122,18 +122,21 @@ def dsn(gd_template):
     """DSN of a fresh database copied from the template, dropped after the test."""
     base = _admin_dsn()
     name = "gd_it_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name} TEMPLATE {gd_template}")
+    def admin_exec(sql):
+        # a fresh connection each time: a test may restart the server
+        admin = psycopg2.connect(base)
+        admin.autocommit = True
         try:
-            yield psycopg2.extensions.make_dsn(base, dbname=name)
-        finally:
             with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                cur.execute(sql)
+        finally:
+            admin.close()
+
+    admin_exec(f"CREATE DATABASE {name} TEMPLATE {gd_template}")
+    try:
+        yield psycopg2.extensions.make_dsn(base, dbname=name)
     finally:
-        admin.close()
+        admin_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class Pg:
@@ -255,6 +258,7 @@ class Broker:
             with open(self.log_path, "rb") as f:
                 f.seek(offset)
                 if b"ready:" in f.read():
+                    self._wait_for_database(deadline)
                     return self
             if self.proc.poll() is not None:
                 self.reported = True   # the test fails with this; teardown need not repeat it
@@ -264,6 +268,27 @@ class Broker:
                 raise AssertionError(f"gd-broker not ready after {READY_TIMEOUT}s:\n"
                                      f"{self.log_text()}")
             time.sleep(0.01)
+
+    def _wait_for_database(self, deadline):
+        """Waits until a QUERY goes through to the database.
+
+        `ready:` is logged when the endpoints are bound; the broker's own
+        database connection may still be on its way, and until then new
+        work is answered BUSY database_down. A QUERY for an incident that
+        does not exist is answered not_found only by a working store."""
+        probe = gdclient.Intake(self.hub, self.intake_ep)
+        try:
+            while True:
+                r = probe.query(source="gd-test-probe", external_id="ready",
+                                timeout=max(0.1, deadline - time.monotonic()))
+                if r.type == "REJECTED" and r["code"] == "not_found":
+                    return
+                assert r.type == "BUSY", f"readiness probe answered {r!r}"
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"gd-broker still BUSY after {READY_TIMEOUT}s: {r!r}")
+                time.sleep(0.01)
+        finally:
+            probe.close()
 
     def stop(self, timeout=STOP_TIMEOUT):
         """SIGTERM; returns the exit status (the process is killed if it hangs)."""

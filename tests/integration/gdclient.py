@@ -282,7 +282,8 @@ class Intake(Requester):
     def submit(self, **fields):
         return self.request("SUBMIT", fields, INTAKE_REPLIES)
 
-    def query(self, incident_id=None, source=None, external_id=None, **extra):
+    def query(self, incident_id=None, source=None, external_id=None, timeout=DEFAULT_TIMEOUT,
+              **extra):
         body = dict(extra)
         if incident_id is not None:
             body["incident_id"] = incident_id
@@ -290,7 +291,7 @@ class Intake(Requester):
             body["source"] = source
         if external_id is not None:
             body["external_id"] = external_id
-        return self.request("QUERY", body, INTAKE_REPLIES)
+        return self.request("QUERY", body, INTAKE_REPLIES, timeout)
 
     def feedback(self, incident_id, satisfied, comment=""):
         return self.request("FEEDBACK", {"incident_id": incident_id, "satisfied": satisfied,
