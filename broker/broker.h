@@ -147,6 +147,7 @@ struct broker {
     struct zsock work;
     struct zsock status;
     struct store *store;
+    PGconn *lock_conn;            /* holds the active-broker advisory lock */
     struct org org;
 
     struct incident *incidents;   /* by id */

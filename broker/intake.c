@@ -150,6 +150,10 @@ static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
             send_to(b, rid, rid_len, &r);
             return;
         }
+        if (!store_is_up(b->store)) {
+            busy(b, rid, rid_len, m->ref, "database_down");
+            return;
+        }
         /* the first copy is still being stored: answer both together */
         struct waiter *w = hold(b, rid, rid_len, GD_T_ACCEPTED, m->ref);
         if (w) {

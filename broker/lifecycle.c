@@ -185,7 +185,12 @@ static void answer(struct broker *b, struct waiter *w, const struct incident *in
                    const struct store_change *c, enum gd_code code)
 {
     struct gd_msg m = {0};
-    if (code != GD_OK) {
+    if (code == GD_E_BUSY && w->client) {
+        m.type = GD_T_BUSY;
+        m.u.busy = (struct gd_busy){.ref = w->ref,
+                                    .retry_ms = b->cfg.busy_retry_ms,
+                                    .reason = GD_STR("database_down")};
+    } else if (code != GD_OK) {
         m.type = w->client ? GD_T_REJECTED : GD_T_ERR;
         m.u.error = (struct gd_error_reply){
             .ref = w->ref,
@@ -311,11 +316,9 @@ static void on_done(void *ctx, struct store_change *sc, enum store_result result
             inc->durable = true;
             if (!inc->doomed) {
                 queue_push(inc->queue, inc, false, broker_now(b));
-                /* everyone who sent this (source, external_id) meanwhile */
-                struct waiter *dups = inc->waiters;
-                inc->waiters = NULL;
-                answer_all(b, &lc->waiters, inc, sc, GD_OK);
-                answer_all(b, &dups, inc, sc, GD_OK);
+                /* the first SUBMIT, and everyone who sent the same
+                 * (source, external_id) meanwhile */
+                answer_all(b, &inc->waiters, inc, sc, GD_OK);
             }
         } else {
             answer_all(b, &lc->waiters, inc, sc, GD_OK);
@@ -426,9 +429,20 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
         return;
     }
     capture(lc, inc);
-    lc->waiters = w;
+    if (w) {
+        w->next = inc->waiters;
+        inc->waiters = w;
+    }
     inc->pending_changes++;
     store_append(b->store, &lc->c);
+}
+
+void lifecycle_db_down(struct broker *b)
+{
+    struct store_change none = {0};
+    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next)
+        if (!inc->durable && inc->waiters)
+            answer_all(b, &inc->waiters, inc, &none, GD_E_BUSY);
 }
 
 int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_kind ev,
@@ -472,6 +486,9 @@ int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_ki
     capture(lc, inc);
     lc->waiters = w;
     inc->pending_changes++;
+    log_debug("lifecycle", "incident %llu v%u %s -> %s (%s) on %s", (unsigned long long)inc->id,
+              inc->version, gd_state_name(lc->c.from), gd_state_name(to),
+              gd_event_kind_name(ev), inc->queue->name);
     store_append(b->store, &lc->c);
     return 0;
 }

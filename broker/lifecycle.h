@@ -47,6 +47,11 @@ int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_ki
                         enum gd_state to, const struct route *move, bool at_head,
                         const char *actor, struct gd_str note, struct waiter *w);
 
+/* The database went away: SUBMITs waiting for their first commit are
+ * answered BUSY now (their incidents are still stored when it returns;
+ * a retry then gets the same id). */
+void lifecycle_db_down(struct broker *b);
+
 /* Allocates a waiter for an intake client / a work session. NULL when
  * out of memory. */
 struct waiter *waiter_for_client(struct client *c, enum gd_type type, uint64_t ref);

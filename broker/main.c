@@ -31,6 +31,7 @@ static void on_store_state(void *ctx, bool up)
     if (up) {
         work_kick_all(b);
     } else {
+        lifecycle_db_down(b);
         status_alarm(b, "db_down", "critical", 0, NULL,
                      "the database is unreachable: new work is answered BUSY until it returns");
     }
@@ -95,6 +96,11 @@ static int load(struct broker *b)
         usleep(b->cfg.db_retry_ms * 1000);
     }
     int rc = -1;
+    log_info("broker", "taking the active-broker lock (waits while another broker is active)");
+    if (store_fence(conn, err, sizeof(err)) < 0) {
+        log_error("broker", "cannot become the active broker: %s", err);
+        goto out;
+    }
     if (b->cfg.migrations_dir && store_migrate(conn, b->cfg.migrations_dir, err, sizeof(err)) < 0) {
         log_error("broker", "migration failed: %s", err);
         goto out;
@@ -108,7 +114,8 @@ static int load(struct broker *b)
         log_error("broker", "cannot load open incidents: %s", err);
         goto out;
     }
-    rc = 0;
+    b->lock_conn = conn; /* holds the lock until we exit */
+    return 0;
 out:
     PQfinish(conn);
     return rc;
@@ -155,8 +162,10 @@ int main(int argc, char **argv)
         log_error("broker", "out of memory");
         return 1;
     }
+    work_init(b);
     if (load(b) < 0)
         return 1;
+    store_start(b->store);
 
     char err[512];
     if (status_open(b, err, sizeof(err)) < 0 || intake_open(b, err, sizeof(err)) < 0 ||
@@ -181,6 +190,7 @@ int main(int argc, char **argv)
     free_incidents(b);
     queue_free_all(b);
     org_clear(&b->org);
+    PQfinish(b->lock_conn);
     gd_decoder_free(b->decoder);
     gd_buf_fini(&b->out);
     zmq_ctx_term(b->zctx);

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "broker.h"
 #include "log.h"
@@ -61,6 +62,7 @@ struct lane {
     uint32_t n_in_flight;         /* changes in the commit in flight */
     uint32_t n_queries;
     uint32_t singles_left;        /* after a failed batch: commits of one change */
+    uint32_t failures;            /* connection attempts failed in a row */
 };
 
 struct store {
@@ -447,10 +449,15 @@ static void on_retry(uv_timer_t *t);
 
 static void start_connect(struct lane *l)
 {
-    l->conn = PQconnectStart(l->s->dsn);
+    const char *const keys[] = {"dbname", "application_name", NULL};
+    const char *const values[] = {l->s->dsn, STORE_APPLICATION_NAME, NULL};
+    l->conn = PQconnectStartParams(keys, values, 1);
     if (!l->conn || PQstatus(l->conn) == CONNECTION_BAD) {
-        log_warn("store", "cannot start connecting: %s",
-                 l->conn ? PQerrorMessage(l->conn) : "out of memory");
+        /* once per outage at warn level, then every 100th attempt */
+        l->failures++;
+        log_printf(l->failures % 100 == 1 ? LOG_WARN : LOG_DEBUG, "store",
+                   "lane %d cannot connect (attempt %u): %s", l->index, l->failures,
+                   l->conn ? PQerrorMessage(l->conn) : "out of memory");
         if (l->conn)
             PQfinish(l->conn);
         l->conn = NULL;
@@ -476,6 +483,7 @@ static void connected(struct lane *l)
         return;
     }
     l->state = CONN_UP;
+    l->failures = 0;
     log_info("store", "database connected (lane %d)", l->index);
     watch(l, UV_READABLE);
     struct store *s = l->s;
@@ -520,8 +528,11 @@ static void requeue_front(struct lane *l, struct store_change *head, uint32_t n)
 static void conn_lost(struct lane *l, const char *why)
 {
     bool was_up = l->state == CONN_UP;
-    log_warn("store", "database connection %s: %s", was_up ? "lost" : "failed",
-             why && *why ? why : "(no message)");
+    if (!was_up)
+        l->failures++;
+    log_printf(was_up || l->failures % 100 == 1 ? LOG_WARN : LOG_DEBUG, "store",
+               "lane %d: database connection %s: %s", l->index, was_up ? "lost" : "failed",
+               why && *why ? why : "(no message)");
     drop_conn(l);
     l->state = CONN_DOWN;
     l->s->stats.reconnects += was_up;
@@ -932,10 +943,15 @@ int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *
         l->retry_timer.data = l;
         s->handles_open += 2;
     }
-    for (int i = 0; i < s->n_lanes; i++)
-        start_connect(&s->lanes[i]);
     *ret = s;
     return 0;
+}
+
+void store_start(struct store *s)
+{
+    for (int i = 0; i < s->n_lanes; i++)
+        if (s->lanes[i].state == CONN_DOWN && !s->lanes[i].conn)
+            start_connect(&s->lanes[i]);
 }
 
 void store_take_stats(struct store *s, struct store_stats *ret)
@@ -990,7 +1006,11 @@ void store_close(struct store *s, void (*closed)(void *ctx), void *ctx)
 
 PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen)
 {
-    PGconn *conn = PQconnectdb(dsn);
+    /* the DSN may be key=value pairs or a URI: expand it as dbname, then
+     * let application_name override whatever it says */
+    const char *const keys[] = {"dbname", "application_name", NULL};
+    const char *const values[] = {dsn, STORE_APPLICATION_NAME, NULL};
+    PGconn *conn = PQconnectdbParams(keys, values, 1);
     if (PQstatus(conn) != CONNECTION_OK) {
         snprintf(err, errlen, "%s", PQerrorMessage(conn));
         err[strcspn(err, "\n")] = '\0';
@@ -1053,4 +1073,37 @@ int store_migrate(PGconn *conn, const char *dir, char *err, size_t errlen)
     }
     free(names);
     return rc;
+}
+
+int store_fence(PGconn *conn, char *err, size_t errlen)
+{
+    char sql[160];
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", STORE_ACTIVE_LOCK);
+    PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        goto fail;
+    PQclear(res);
+    /* The lock is ours, so no other broker is active; but a broker that
+     * died may still have a transaction running on a backend that has not
+     * noticed. End those, and wait until they are gone, before reading
+     * anything: otherwise a late commit could change what we loaded. */
+    for (int i = 0; i < 100; i++) {
+        res = PQexec(conn, "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE application_name = '" STORE_APPLICATION_NAME "' "
+                           "AND pid <> pg_backend_pid() AND datname = current_database()");
+        if (PQresultStatus(res) != PGRES_TUPLES_OK)
+            goto fail;
+        bool none = strcmp(PQgetvalue(res, 0, 0), "0") == 0;
+        PQclear(res);
+        if (none)
+            return 0;
+        usleep(100 * 1000);
+    }
+    snprintf(err, errlen, "connections of a previous broker did not end within 10 s");
+    return -1;
+fail:
+    snprintf(err, errlen, "%s", PQresultErrorMessage(res));
+    err[strcspn(err, "\n")] = '\0';
+    PQclear(res);
+    return -1;
 }

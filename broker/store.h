@@ -100,9 +100,12 @@ struct store_options {
     void *ctx;
 };
 
-/* Creates the store and starts connecting (asynchronously) on `loop`.
- * Returns 0 or -ENOMEM. */
+/* Creates the store on `loop`; changes can be appended at once, and are
+ * written once store_start() has connected. Returns 0 or -ENOMEM. */
 int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *opt);
+
+/* Starts connecting (asynchronously). */
+void store_start(struct store *s);
 
 /* Queues a change for the next commit. Never fails; the change is owned
  * by the store until its callback has run (the callback may free it or
@@ -145,6 +148,20 @@ void store_close(struct store *s, void (*closed)(void *ctx), void *ctx);
 /* Opens a blocking connection for start-up work (migrations, loading).
  * Returns NULL with a message in err on failure. */
 PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen);
+
+/* Every connection of the broker says so, so that the next broker can
+ * find the connections of one that died (store_fence). */
+#define STORE_APPLICATION_NAME "gd-broker"
+/* Session advisory lock held by the active broker for its whole life. */
+#define STORE_ACTIVE_LOCK 7347002
+
+/* Makes this process the only broker writing to the database: takes the
+ * active-broker lock on `conn` (waiting while another broker holds it;
+ * keep `conn` open for as long as the broker runs), then ends the
+ * connections a dead broker left and waits until they are gone, so that
+ * no late commit of theirs can change what we load next. Returns 0, or -1
+ * with a message in err. */
+int store_fence(PGconn *conn, char *err, size_t errlen);
 
 /* Applies every *.sql file of `dir` in name order over `conn`. Returns 0,
  * or -1 with the file name and PostgreSQL's message in err. */

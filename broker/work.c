@@ -175,14 +175,16 @@ static void on_dispatch(uv_idle_t *h)
 {
     struct broker *b = h->data;
     uv_idle_stop(h);
-    if (b->stopping || !store_is_up(b->store))
-        return;
+    /* While the database is down nothing is delivered; work_kick_all()
+     * runs when it is back. */
+    bool can = !b->stopping && store_is_up(b->store);
     while (b->dirty) {
         struct queue *q = b->dirty;
         b->dirty = q->dirty_next;
         q->dirty = false;
         q->dirty_next = NULL;
-        dispatch_queue(b, q);
+        if (can)
+            dispatch_queue(b, q);
     }
 }
 
@@ -626,14 +628,18 @@ static void on_heartbeat(uv_timer_t *t)
     }
 }
 
+void work_init(struct broker *b)
+{
+    uv_idle_init(b->loop, &b->dispatch_idle);
+    b->dispatch_idle.data = b;
+}
+
 int work_open(struct broker *b, char *err, size_t errlen)
 {
     int rc = zsock_bind(&b->work, b->loop, b->zctx, ZMQ_ROUTER, b->cfg.work_endpoint,
                         GD_MAX_BODY + 1024, on_message, b, err, errlen);
     if (rc < 0)
         return rc;
-    uv_idle_init(b->loop, &b->dispatch_idle);
-    b->dispatch_idle.data = b;
     uv_timer_init(b->loop, &b->heartbeat_timer);
     b->heartbeat_timer.data = b;
     uint32_t period = b->cfg.heartbeat_ms / 2 ? b->cfg.heartbeat_ms / 2 : 1;

@@ -4,6 +4,10 @@
 
 #include "broker.h"
 
+/* Prepares what recovery needs before the endpoint opens (the dispatch
+ * pass that queues can be kicked into). Call once, first. */
+void work_init(struct broker *b);
+
 /* Binds the work ROUTER and starts the heartbeat timer. Returns 0 or a
  * negative errno with a message in err. */
 int work_open(struct broker *b, char *err, size_t errlen);
