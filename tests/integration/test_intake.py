@@ -15,15 +15,13 @@ def accepted(reply):
 
 
 def test_accepted_only_after_the_row_is_committed(make_broker, pg):
-    # A long flush interval: a broker that answered before its commit would
-    # be caught with the row still missing.
+    # A long flush interval widens the window in which a broker that
+    # answered before its commit would be caught with the row missing.
     broker = make_broker(flush_ms=300)
     intake = broker.intake()
-    sent = time.monotonic()
     r = accepted(intake.submit(**submission("A-1")))
     row = pg.incident(r["incident_id"])
     assert row is not None, "ACCEPTED arrived before the incident was committed"
-    assert time.monotonic() - sent >= 0.25, "answered before the flush interval elapsed"
     assert (row["source"], row["external_id"]) == ("hotline", "A-1")
     assert row["state"] == "QUEUED" and row["version"] == 1 and row["queue"] == GRID
     assert r["version"] == 1 and r["state"] == "QUEUED" and r["queue"] == GRID

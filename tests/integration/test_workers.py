@@ -152,14 +152,6 @@ def test_bye_requeues_without_counting_an_attempt(broker, pg):
     assert r.type == "ERR" and r["code"] == "no_session", r
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gd-broker bugs: (1) lifecycle_recover() requeues a DELIVERED incident through "
-    "lifecycle_apply() -> work_kick() -> uv_idle_start(&b->dispatch_idle) before work_open() "
-    "has run uv_idle_init() on it: SIGSEGV at start-up; (2) with that fixed, the first "
-    "on_dispatch() runs before the store is up and returns early, leaving the queue marked "
-    "dirty, and work_kick() returns at once for a dirty queue without restarting the idle "
-    "handle, so the queue is never dispatched again (a worker never gets the item). The "
-    "same stall follows any database outage (on_store_state -> work_kick_all)."))
 def test_unsigned_delivery_goes_back_to_its_queue_when_the_broker_restarts(broker, pg):
     (iid,) = submit_many(broker, 1, "RS")
     w = broker.worker(queues=[GRID], credit=1)
