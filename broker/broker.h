@@ -57,9 +57,12 @@ struct incident {
     uint32_t n_attachments;
     char *attachments[GD_MAX_ATTACHMENTS];
     int64_t reported_at, received_at;
-    int64_t sign_due, resolve_due;
+    int64_t sign_due, resolve_due;   /* 0 = no deadline */
+    int64_t sign_warn, resolve_warn; /* warning instants; 0 = none */
     uint32_t attempts, escalations;
     bool flagged;
+    uint8_t warned;            /* bit per gd_deadline_kind: WARN recorded */
+    uint8_t announced;         /* bit per kind: a DEADLINE is live at the SLA worker */
 
     struct queue *queue;       /* owning queue */
     struct unit *owner;        /* owning unit; NULL for triage */
@@ -119,6 +122,14 @@ struct session {
     uint32_t next_queue;       /* round-robin start for fairness */
     int64_t last_recv, last_send;
     struct incident *deliveries;  /* in-flight (utlist DL via sprev/snext) */
+    /* role sla */
+    struct unit **towns;       /* shard; NULL with all_towns */
+    uint32_t n_towns;
+    bool all_towns;
+    bool no_town;              /* also serves incidents located at no town */
+    uint64_t *sync_ids;        /* initial set still to send */
+    uint32_t sync_pos, sync_len, sync_sent;
+    bool synced;
     UT_hash_handle hh;         /* by routing id */
     UT_hash_handle hi;         /* by id */
 };
@@ -135,7 +146,8 @@ struct client {
 struct counters {
     uint64_t submitted, accepted, duplicates, rejected, busy;
     uint64_t delivered, signed_, resolved, closed, reopened, returned, requeued;
-    uint64_t extended, progressed, dispatched, escalated, poisoned, worker_errors;
+    uint64_t extended, progressed, dispatched, escalated, flagged, warned, poisoned;
+    uint64_t worker_errors, sla_stale;
     uint64_t sessions_opened, sessions_lost;
 };
 
@@ -167,6 +179,10 @@ struct broker {
     struct gd_decoder *decoder;
     struct gd_buf out;            /* scratch encode buffer */
 
+    struct session *sla_all;      /* SLA session serving every town, or NULL */
+    struct session *sla_no_town;  /* serving incidents without a town */
+    uv_timer_t sla_timer;
+    int64_t sla_alarm_at;
     struct queue *dirty;          /* queues to dispatch on the next pass */
     uv_idle_t dispatch_idle;
     uv_timer_t heartbeat_timer;

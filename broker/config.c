@@ -32,6 +32,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_CHECK,
     OPT_DB_LANES,
+    OPT_SLA_ALARM_MS,
 };
 
 static const struct option options[] = {
@@ -57,6 +58,7 @@ static const struct option options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"db-lanes", required_argument, NULL, OPT_DB_LANES},
+    {"sla-alarm-ms", required_argument, NULL, OPT_SLA_ALARM_MS},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -84,6 +86,7 @@ static const char usage[] =
     "  --max-pending N        unanswered requests per intake client [1000]\n"
     "  --max-open N           open incidents held in memory [2000000]\n"
     "  --gauge-ms N           period of queue and broker status, ms [1000]\n"
+    "  --sla-alarm-ms N       period of the check for unwatched deadlines, ms [10000]\n"
     "  --log-level LEVEL      error, warn, info or debug [info]\n"
     "  --check-config         print the effective configuration and exit\n";
 
@@ -121,6 +124,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_pending = 1000,
         .max_open = 2000000,
         .gauge_ms = 1000,
+        .sla_alarm_ms = 10000,
         .log_level = LOG_INFO,
     };
     bool check = false;
@@ -158,6 +162,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
             break;
         case OPT_CHECK: check = true; break;
         case OPT_DB_LANES: num = &cfg->db_lanes; max = 8; break;
+        case OPT_SLA_ALARM_MS: num = &cfg->sla_alarm_ms; min = 10; max = 3600000; break;
         case 'h': fputs(usage, stdout); return 1;
         case 'V': puts("gd-broker " GD_VERSION); return 1;
         default: fputs(usage, err); return -1;
@@ -219,5 +224,5 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
-    fprintf(out, "gauge_ms = %u\n", cfg->gauge_ms);
+    fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\n", cfg->gauge_ms, cfg->sla_alarm_ms);
 }

@@ -29,6 +29,7 @@ struct config {
     uint32_t max_open;           /* open incidents held in memory */
 
     uint32_t gauge_ms;           /* period of queue.* and broker status */
+    uint32_t sla_alarm_ms;       /* period of the no_sla_worker check */
     int log_level;
 };
 

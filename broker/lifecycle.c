@@ -15,6 +15,7 @@
 #include "intake.h"
 #include "log.h"
 #include "queue.h"
+#include "sla.h"
 #include "status.h"
 #include "work.h"
 
@@ -324,6 +325,8 @@ static void on_done(void *ctx, struct store_change *sc, enum store_result result
             answer_all(b, &lc->waiters, inc, sc, GD_OK);
         }
         status_transition(b, inc, sc);
+        if (!inc->doomed)
+            sla_committed(b, inc, sc);
         if (sc->to == GD_ST_CLOSED)
             incident_drop(b, inc);
         if (sc->kind == STORE_NEW && !inc->doomed)
@@ -369,6 +372,7 @@ static struct lc_change *change_new(struct broker *b, struct incident *inc,
     lc->c.from = from;
     lc->c.at = broker_now(b);
     lc->c.done = on_done;
+    lc->c.deadline_kind = -1;
     lc->c.ctx = lc;
     lc->c.actor = strdup(actor ? actor : "");
     lc->c.note = strndup(note ? note : "", note ? note_len : 0);
@@ -388,22 +392,12 @@ static void capture(struct lc_change *lc, const struct incident *inc)
     lc->c.owner_unit = inc->owner ? inc->owner->code : "";
     lc->c.owner_level = inc->level;
     lc->c.sign_due = inc->sign_due;
+    lc->c.sign_warn = inc->sign_warn;
+    lc->c.resolve_warn = inc->resolve_warn;
     lc->c.resolve_due = inc->resolve_due;
     lc->c.attempts = inc->attempts;
     lc->c.escalations = inc->escalations;
     lc->c.flagged = inc->flagged;
-}
-
-/* Wall-clock deadlines from the category's limits. Working-time limits
- * need the calendar, which the SLA module applies; until then they are
- * left unset rather than guessed. */
-static void set_deadlines(struct incident *inc, int64_t dispatched_at)
-{
-    const struct sla *sla = inc->category ? &inc->category->sla[inc->priority] : NULL;
-    if (!sla || !sla->set || sla->working_time)
-        return;
-    inc->sign_due = dispatched_at + sla->sign_limit_s * 1000;
-    inc->resolve_due = inc->received_at + sla->resolve_limit_s * 1000;
 }
 
 void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
@@ -415,7 +409,7 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
     inc->state = GD_ST_QUEUED;
     inc->version = 1;
     inc->last_event = GD_EV_RECEIVE;
-    set_deadlines(inc, inc->received_at);
+    sla_start_clocks(b, inc, true, true, inc->received_at);
     incident_index(b, inc);
     struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED,
                                       inc->source, NULL, 0);
@@ -445,14 +439,31 @@ void lifecycle_db_down(struct broker *b)
             answer_all(b, &inc->waiters, inc, &none, GD_E_BUSY);
 }
 
-int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_kind ev,
-                        enum gd_state to, const struct route *move, bool at_head,
-                        const char *actor, struct gd_str note, struct waiter *w)
+/* Which clocks an event starts: a new owner gets a new sign-for clock; an
+ * escalation or a reopening starts both. */
+static void restart_clocks(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                           int64_t now)
+{
+    switch (ev) {
+    case GD_EV_RETURN:
+    case GD_EV_DISPATCH: sla_start_clocks(b, inc, true, false, now); break;
+    case GD_EV_ESCALATE:
+    case GD_EV_REOPEN: sla_start_clocks(b, inc, true, true, now); break;
+    default: break;
+    }
+}
+
+static int apply(struct broker *b, struct incident *inc, enum gd_event_kind ev, enum gd_state to,
+                 const struct route *move, bool at_head, const char *actor, struct gd_str note,
+                 struct waiter *w, int deadline_kind, int64_t deadline_due)
 {
     struct lc_change *lc =
         change_new(b, inc, STORE_TRANSITION, ev, inc->state, actor, note.ptr, note.len);
     if (!lc)
         return -ENOMEM;
+    lc->c.deadline_kind = deadline_kind;
+    lc->c.deadline_due = deadline_due;
+    lc->c.from_queue = inc->queue->name;
     int64_t now = lc->c.at;
     struct queue *old_queue = inc->queue;
     bool was_in_hand = lifecycle_in_hand(inc->state);
@@ -480,9 +491,8 @@ int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_ki
     if (to == GD_ST_QUEUED && (moving || !inc->queued)) {
         queue_push(inc->queue, inc, at_head, now);
         work_kick(b, inc->queue);
-        if (moving && ev != GD_EV_REOPEN)
-            set_deadlines(inc, now); /* a new owner's sign-for clock starts */
     }
+    restart_clocks(b, inc, ev, now);
     capture(lc, inc);
     lc->waiters = w;
     inc->pending_changes++;
@@ -491,6 +501,21 @@ int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_ki
               gd_event_kind_name(ev), inc->queue->name);
     store_append(b->store, &lc->c);
     return 0;
+}
+
+int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                        enum gd_state to, const struct route *move, bool at_head,
+                        const char *actor, struct gd_str note, struct waiter *w)
+{
+    return apply(b, inc, ev, to, move, at_head, actor, note, w, -1, 0);
+}
+
+int lifecycle_apply_sla(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                        enum gd_state to, const struct route *move, const char *actor,
+                        const char *note, struct waiter *w, enum gd_deadline_kind kind,
+                        int64_t due)
+{
+    return apply(b, inc, ev, to, move, false, actor, gd_str_c(note), w, (int)kind, due);
 }
 
 int lifecycle_apply(struct broker *b, struct incident *inc, enum gd_event_kind ev,
@@ -568,6 +593,8 @@ struct incident *incident_from_row(struct broker *b, const PGresult *res, int i)
     inc->attempts = (uint32_t)strtoul(PQgetvalue(res, i, 23), NULL, 10);
     inc->escalations = (uint32_t)strtoul(PQgetvalue(res, i, 24), NULL, 10);
     inc->flagged = PQgetvalue(res, i, 25)[0] == 't';
+    inc->sign_warn = strtoll(PQgetvalue(res, i, 26), NULL, 10);
+    inc->resolve_warn = strtoll(PQgetvalue(res, i, 27), NULL, 10);
     inc->version = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
     int st = gd_state_parse(gd_str_c(PQgetvalue(res, i, 5)));
     inc->state = st < 0 ? GD_ST_QUEUED : (enum gd_state)st;
@@ -616,6 +643,7 @@ int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen)
         inc->owner = org_unit(&b->org, owner, strlen(owner));
         inc->level = inc->owner ? inc->owner->level : GD_LEVEL_DISTRICT;
         incident_index(b, inc);
+        sla_recovered(b, inc, now);
         if (inc->state == GD_ST_QUEUED) {
             queue_push(q, inc, false, now);
         } else if (inc->state == GD_ST_DELIVERED) {

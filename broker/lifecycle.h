@@ -52,6 +52,13 @@ int lifecycle_apply_str(struct broker *b, struct incident *inc, enum gd_event_ki
  * a retry then gets the same id). */
 void lifecycle_db_down(struct broker *b);
 
+/* Same as lifecycle_apply, for an event caused by deadline `kind` (due
+ * at `due`): WARN, ESCALATE or FLAG from an SLA worker. */
+int lifecycle_apply_sla(struct broker *b, struct incident *inc, enum gd_event_kind ev,
+                        enum gd_state to, const struct route *move, const char *actor,
+                        const char *note, struct waiter *w, enum gd_deadline_kind kind,
+                        int64_t due);
+
 /* Allocates a waiter for an intake client / a work session. NULL when
  * out of memory. */
 struct waiter *waiter_for_client(struct client *c, enum gd_type type, uint64_t ref);
@@ -63,8 +70,8 @@ struct waiter *waiter_for_session(uint64_t session_id, uint64_t ref);
     "i.owner_unit, i.owner_level, i.location_unit, i.address, i.lat, i.lon, i.description, "      \
     "i.reporter_name, i.reporter_phone, i.reporter_address, array_to_json(i.attachments)::text, " \
     "gd_ms(i.reported_at), gd_ms(i.received_at), gd_ms(i.sign_due), gd_ms(i.resolve_due), "       \
-    "i.attempts, i.escalations, i.flagged"
-#define INCIDENT_NCOLUMNS 26
+    "i.attempts, i.escalations, i.flagged, gd_ms(i.sign_warn), gd_ms(i.resolve_warn)"
+#define INCIDENT_NCOLUMNS 28
 
 /* Builds an incident from row `row` of a result whose first columns are
  * INCIDENT_COLUMNS. Returns NULL when out of memory. */

@@ -11,6 +11,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "queue.h"
+#include "sla.h"
 #include "status.h"
 #include "work.h"
 
@@ -41,6 +42,7 @@ static void finish(struct broker *b)
 {
     log_info("broker", "stopping: %u changes not committed",
              b->store ? store_backlog(b->store) : 0);
+    sla_close(b);
     work_close(b);
     intake_close(b);
     status_close(b);
@@ -173,6 +175,7 @@ int main(int argc, char **argv)
         log_error("broker", "%s", err);
         return 1;
     }
+    sla_open(b);
     uv_signal_init(b->loop, &b->sigterm);
     uv_signal_init(b->loop, &b->sigint);
     b->sigterm.data = b->sigint.data = b;

@@ -18,6 +18,7 @@ enum sector {
 };
 
 struct queue;
+struct session;
 
 struct unit {
     char *code;
@@ -28,6 +29,7 @@ struct unit {
     struct unit *town;        /* ancestor-or-self at town level, or NULL */
     struct unit *community;   /* ancestor-or-self at community level, or NULL */
     struct unit *grid;        /* ancestor-or-self at grid level, or NULL */
+    struct session *sla;      /* towns: the SLA session serving it, or NULL */
     UT_hash_handle hh;
 };
 

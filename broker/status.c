@@ -23,14 +23,15 @@ static void publish(struct broker *b, const char *topic, const struct gd_status 
 
 /* inc.<town>.<community>.<grid> from the incident's location; coarser
  * locations give shorter topics; unknown locations inc.triage. */
-static void transition_topic(const struct incident *inc, char *buf, size_t size)
+static void incident_topic(const char *prefix, const struct incident *inc, char *buf,
+                           size_t size)
 {
     const struct unit *u = inc->location;
     if (!u || !u->town) {
-        snprintf(buf, size, "inc.%s", u ? "district" : "triage");
+        snprintf(buf, size, "%s.%s", prefix, u ? "district" : "triage");
         return;
     }
-    int n = snprintf(buf, size, "inc.%s", u->town->code);
+    int n = snprintf(buf, size, "%s.%s", prefix, u->town->code);
     if (u->community && n > 0 && (size_t)n < size)
         n += snprintf(buf + n, size - (size_t)n, ".%s", u->community->code);
     if (u->grid && n > 0 && (size_t)n < size)
@@ -40,7 +41,7 @@ static void transition_topic(const struct incident *inc, char *buf, size_t size)
 void status_transition(struct broker *b, const struct incident *inc, const struct store_change *c)
 {
     char topic[GD_MAX_TOPIC];
-    transition_topic(inc, topic, sizeof(topic));
+    incident_topic("inc", inc, topic, sizeof(topic));
     struct gd_status st = {.kind = GD_STATUS_TRANSITION};
     st.u.transition = (struct gd_status_transition){
         .incident_id = inc->id,
@@ -59,6 +60,26 @@ void status_transition(struct broker *b, const struct incident *inc, const struc
         .sign_due = c->sign_due,
         .resolve_due = c->resolve_due,
         .flagged = c->flagged,
+    };
+    publish(b, topic, &st);
+}
+
+void status_sla(struct broker *b, const struct incident *inc, bool breach,
+                enum gd_deadline_kind kind, int64_t due, uint32_t version, enum gd_level level,
+                const char *queue)
+{
+    char topic[GD_MAX_TOPIC];
+    incident_topic(breach ? "sla.breach" : "sla.warn", inc, topic, sizeof(topic));
+    struct gd_status st = {.kind = GD_STATUS_SLA};
+    st.u.sla = (struct gd_status_sla){
+        .at = broker_now(b),
+        .breach = breach,
+        .incident_id = inc->id,
+        .version = version,
+        .kind = kind,
+        .level = level,
+        .queue = gd_str_c(queue),
+        .due_at = due,
     };
     publish(b, topic, &st);
 }
@@ -139,6 +160,10 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "extended", c->extended);
     add_counter(s, "progressed", c->progressed);
     add_counter(s, "dispatched", c->dispatched);
+    add_counter(s, "escalated", c->escalated);
+    add_counter(s, "flagged", c->flagged);
+    add_counter(s, "warned", c->warned);
+    add_counter(s, "sla_stale", c->sla_stale);
     add_counter(s, "poisoned", c->poisoned);
     add_counter(s, "worker_errors", c->worker_errors);
     add_counter(s, "sessions_opened", c->sessions_opened);

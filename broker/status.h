@@ -17,6 +17,12 @@ void status_transition(struct broker *b, const struct incident *inc, const struc
 void status_alarm(struct broker *b, const char *kind, const char *severity, uint64_t incident_id,
                   const char *queue, const char *message);
 
+/* Publishes a deadline warning (sla.warn.<town>.<community>.<grid>) or
+ * breach (sla.breach...) of `inc`; `queue` is the queue that had it. */
+void status_sla(struct broker *b, const struct incident *inc, bool breach,
+                enum gd_deadline_kind kind, int64_t due, uint32_t version, enum gd_level level,
+                const char *queue);
+
 /* Fills g with the current gauges of q. */
 void status_gauge(struct broker *b, const struct queue *q, int64_t now, struct gd_gauge *g);
 

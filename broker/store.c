@@ -255,32 +255,35 @@ static const char sql_new[] =
     "INSERT INTO incident (id, source, external_id, category, priority, state, version, queue, "
     "owner_unit, owner_level, location_unit, address, lat, lon, description, reporter_name, "
     "reporter_phone, reporter_address, attachments, reported_at, received_at, sign_due, "
-    "resolve_due, updated_at) "
+    "resolve_due, updated_at, sign_warn, resolve_warn) "
     "SELECT id, source, external_id, category, priority, state, version, queue, owner_unit, "
     "owner_level, location_unit, address, lat, lon, description, reporter_name, "
     "reporter_phone, reporter_address, CASE WHEN attachments IS NULL THEN '{}'::text[] "
     "ELSE ARRAY(SELECT json_array_elements_text(attachments::json)) END, "
-    "gd_ts(reported_at), gd_ts(received_at), gd_ts(sign_due), gd_ts(resolve_due), gd_ts(at) "
+    "gd_ts(reported_at), gd_ts(received_at), gd_ts(sign_due), gd_ts(resolve_due), gd_ts(at), "
+    "gd_ts(sign_warn), gd_ts(resolve_warn) "
     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
     "$7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], "
     "$14::float8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], "
-    "$20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::int8[]) AS r(id, source, "
-    "external_id, category, priority, state, version, queue, owner_unit, owner_level, "
-    "location_unit, address, lat, lon, description, reporter_name, reporter_phone, "
-    "reporter_address, attachments, reported_at, received_at, sign_due, resolve_due, at)";
-#define SQL_NEW_PARAMS 24
+    "$20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::int8[], $25::int8[], "
+    "$26::int8[]) AS r(id, source, external_id, category, priority, state, version, queue, "
+    "owner_unit, owner_level, location_unit, address, lat, lon, description, reporter_name, "
+    "reporter_phone, reporter_address, attachments, reported_at, received_at, sign_due, "
+    "resolve_due, at, sign_warn, resolve_warn)";
+#define SQL_NEW_PARAMS 26
 
 static const char sql_update[] =
     "UPDATE incident i SET state = u.state, version = u.version, queue = u.queue, "
     "owner_unit = u.owner_unit, owner_level = u.owner_level, sign_due = gd_ts(u.sign_due), "
     "resolve_due = gd_ts(u.resolve_due), attempts = u.attempts, escalations = u.escalations, "
-    "flagged = u.flagged, updated_at = gd_ts(u.at) "
+    "flagged = u.flagged, updated_at = gd_ts(u.at), sign_warn = gd_ts(u.sign_warn), "
+    "resolve_warn = gd_ts(u.resolve_warn) "
     "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], "
-    "$7::int8[], $8::int8[], $9::int[], $10::int[], $11::bool[], $12::int8[]) "
-    "AS u(id, state, version, queue, owner_unit, owner_level, sign_due, resolve_due, attempts, "
-    "escalations, flagged, at) "
+    "$7::int8[], $8::int8[], $9::int[], $10::int[], $11::bool[], $12::int8[], $13::int8[], "
+    "$14::int8[]) AS u(id, state, version, queue, owner_unit, owner_level, sign_due, "
+    "resolve_due, attempts, escalations, flagged, at, sign_warn, resolve_warn) "
     "WHERE i.id = u.id AND i.version < u.version";
-#define SQL_UPDATE_PARAMS 12
+#define SQL_UPDATE_PARAMS 14
 
 static const char sql_events[] =
     "INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, queue, "
@@ -352,6 +355,8 @@ static void add_new_row(struct params *p, const struct store_change *c)
     arr_i64(&a[21], c->sign_due);
     arr_i64(&a[22], c->resolve_due);
     arr_i64(&a[23], c->at);
+    arr_i64(&a[24], c->sign_warn);
+    arr_i64(&a[25], c->resolve_warn);
 }
 
 static void add_update_row(struct params *p, const struct store_change *c)
@@ -369,6 +374,8 @@ static void add_update_row(struct params *p, const struct store_change *c)
     arr_i64(&a[9], c->escalations);
     arr_bool(&a[10], c->flagged);
     arr_i64(&a[11], c->at);
+    arr_i64(&a[12], c->sign_warn);
+    arr_i64(&a[13], c->resolve_warn);
 }
 
 static void add_event_row(struct params *p, const struct store_change *c)

@@ -71,8 +71,13 @@ struct store_change {
     char *note;
     /* projection after the event */
     int64_t sign_due, resolve_due;
+    int64_t sign_warn, resolve_warn;
     uint32_t attempts, escalations;
     bool flagged;
+    /* for the broker's own use after the commit; the store ignores them */
+    int deadline_kind;          /* WARN/ESCALATE/FLAG: enum gd_deadline_kind; else -1 */
+    int64_t deadline_due;
+    const char *from_queue;     /* queue before the event */
     /* completion */
     store_change_cb done;
     void *ctx;

@@ -11,6 +11,7 @@
 #include "log.h"
 #include "queue.h"
 #include "route.h"
+#include "sla.h"
 #include "status.h"
 
 /* ---- sending ---- */
@@ -35,6 +36,11 @@ static int send_session(struct broker *b, struct session *s, const struct gd_msg
 {
     s->last_send = broker_now(b);
     return send_to(b, s->rid, s->rid_len, m);
+}
+
+int work_send(struct broker *b, struct session *s, const struct gd_msg *m)
+{
+    return send_session(b, s, m);
 }
 
 static void send_error(struct broker *b, const uint8_t *rid, size_t rid_len, enum gd_type type,
@@ -209,6 +215,8 @@ void work_kick_all(struct broker *b)
 
 static void session_free(struct broker *b, struct session *s)
 {
+    if (s->role == GD_ROLE_SLA)
+        sla_session_gone(b, s);
     for (uint32_t i = 0; i < s->n_queues; i++)
         queue_remove_consumer(s->queues[i], s);
     HASH_DELETE(hh, b->sessions, s);
@@ -258,6 +266,11 @@ static void session_lost(struct broker *b, struct session *s, const char *why)
     session_free(b, s);
 }
 
+void work_session_lost(struct broker *b, struct session *s, const char *why)
+{
+    session_lost(b, s, why);
+}
+
 static void session_end(struct broker *b, struct session *s)
 {
     log_info("work", "session %llu (%s) said BYE", (unsigned long long)s->id, s->name);
@@ -280,12 +293,6 @@ static void handle_hello(struct broker *b, const zmq_msg_t *rid, struct session 
     size_t id_len = zmq_msg_size((zmq_msg_t *)rid);
     if (old)
         session_lost(b, old, "said HELLO again");
-    if (h->role != GD_ROLE_WORKER) {
-        send_error(b, id, id_len, GD_T_DENIED, 0, GD_E_BAD_VALUE, "role",
-                   "this broker serves role \"worker\" on this endpoint; SLA sessions are "
-                   "not available in this version");
-        return;
-    }
     if (b->n_sessions >= b->cfg.max_sessions) {
         send_error(b, id, id_len, GD_T_DENIED, 0, GD_E_LIMIT, NULL,
                    "too many worker sessions; try again later or raise --max-sessions");
@@ -300,7 +307,7 @@ static void handle_hello(struct broker *b, const zmq_msg_t *rid, struct session 
     }
     struct session *s = calloc(1, sizeof(*s));
     if (s)
-        s->queues = calloc(h->n_queues, sizeof(*s->queues));
+        s->queues = calloc(h->n_queues ? h->n_queues : 1, sizeof(*s->queues));
     if (!s || !s->queues) {
         if (s)
             free(s);
@@ -326,13 +333,23 @@ static void handle_hello(struct broker *b, const zmq_msg_t *rid, struct session 
         if (!seen)
             s->queues[s->n_queues++] = q;
     }
+    s->role = h->role;
+    if (h->role == GD_ROLE_SLA) {
+        char msg[256];
+        int rc = sla_hello(b, s, h, msg, sizeof(msg));
+        if (rc < 0) {
+            free(s->queues);
+            free(s);
+            send_error(b, id, id_len, GD_T_DENIED, 0, (enum gd_code)-rc, "shard", msg);
+            return;
+        }
+    }
     s->id = ++b->next_session;
     memcpy(s->rid, id, id_len);
     s->rid_len = id_len;
     snprintf(s->name, sizeof(s->name), "%.*s", (int)h->name.len, h->name.ptr);
     if (!s->name[0])
         snprintf(s->name, sizeof(s->name), "worker-%llu", (unsigned long long)s->id);
-    s->role = h->role;
     s->credit = h->credit;
     s->last_recv = s->last_send = broker_now(b);
     for (uint32_t i = 0; i < s->n_queues; i++) {
@@ -349,12 +366,18 @@ static void handle_hello(struct broker *b, const zmq_msg_t *rid, struct session 
     HASH_ADD(hi, b->sessions_by_id, id, sizeof(s->id), s);
     b->n_sessions++;
     b->counters.sessions_opened++;
-    log_info("work", "session %llu (%s): %u queues, credit %u", (unsigned long long)s->id,
-             s->name, s->n_queues, s->credit);
+    if (s->role == GD_ROLE_SLA)
+        log_info("work", "session %llu (%s): SLA timers for %s", (unsigned long long)s->id,
+                 s->name, s->all_towns ? "all towns" : "its shard");
+    else
+        log_info("work", "session %llu (%s): %u queues, credit %u", (unsigned long long)s->id,
+                 s->name, s->n_queues, s->credit);
     struct gd_msg m = {.type = GD_T_WELCOME};
     m.u.welcome = (struct gd_welcome){
         .session = s->id, .heartbeat_ms = b->cfg.heartbeat_ms, .liveness = b->cfg.liveness};
     send_session(b, s, &m);
+    if (s->role == GD_ROLE_SLA)
+        sla_start_sync(b, s);
     for (uint32_t i = 0; i < s->n_queues; i++)
         work_kick(b, s->queues[i]);
 }
@@ -501,9 +524,10 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
         move = &r;
     }
     struct waiter *w = waiter_for_session(s->id, c->ref);
-    int64_t old_due = inc->resolve_due;
+    int64_t old_due = inc->resolve_due, old_warn = inc->resolve_warn;
+    uint8_t old_warned = inc->warned;
     if (type == GD_T_EXTEND)
-        inc->resolve_due = c->until;
+        sla_extend(b, inc, c->until, broker_now(b));
     char note[GD_MAX_TEXT * 2 + 16];
     struct gd_str text = c->text;
     if (type == GD_T_RETURN && c->rule.len) {
@@ -514,6 +538,8 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
     if (!w || lifecycle_apply_str(b, inc, ev, to, move, false, s->name, text, w) < 0) {
         free(w);
         inc->resolve_due = old_due;
+        inc->resolve_warn = old_warn;
+        inc->warned = old_warned;
         cmd_error(b, s, c, GD_E_INTERNAL, NULL, "out of memory");
         return;
     }
@@ -578,6 +604,11 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
         session_end(b, s);
         break;
     case GD_T_CREDIT:
+        if (s->role == GD_ROLE_SLA) {
+            send_error(b, rid, rid_len, GD_T_ERR, 0, GD_E_DENIED, NULL,
+                       "SLA sessions take no deliveries");
+            break;
+        }
         if (m.u.credit.credit > b->cfg.max_credit) {
             send_error(b, rid, rid_len, GD_T_ERR, 0, GD_E_LIMIT, "credit",
                        "credit above this broker's maximum");
@@ -592,12 +623,19 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
     case GD_T_EXTEND:
     case GD_T_RETURN:
     case GD_T_RESOLVE:
-        handle_command(b, s, m.type, &m.u.command);
+        if (s->role == GD_ROLE_SLA)
+            send_error(b, rid, rid_len, GD_T_ERR, m.u.command.ref, GD_E_DENIED, NULL,
+                       "SLA sessions only send WARN and ESCALATE");
+        else
+            handle_command(b, s, m.type, &m.u.command);
         break;
     case GD_T_WARN:
     case GD_T_ESCALATE:
-        send_error(b, rid, rid_len, GD_T_ERR, m.u.command.ref, GD_E_DENIED, NULL,
-                   "only SLA sessions may send WARN and ESCALATE");
+        if (s->role == GD_ROLE_SLA)
+            sla_command(b, s, m.type, &m.u.command);
+        else
+            send_error(b, rid, rid_len, GD_T_ERR, m.u.command.ref, GD_E_DENIED, NULL,
+                       "only SLA sessions may send WARN and ESCALATE");
         break;
     default: {
         char msg[96];

@@ -28,6 +28,13 @@ void work_kick_all(struct broker *b);
  * when `with_reporter`. Strings point into `inc`. */
 void work_view(const struct incident *inc, bool with_reporter, struct gd_incident *ret);
 
+/* Sends `m` to session `s`. Returns 0, -EAGAIN when its pipe is full,
+ * -EHOSTUNREACH when it is gone, or another negative errno. */
+int work_send(struct broker *b, struct session *s, const struct gd_msg *m);
+
+/* Ends session `s` as lost (its unsigned deliveries go back). */
+void work_session_lost(struct broker *b, struct session *s, const char *why);
+
 /* Sends `m` to session `session_id` if it still exists. */
 void work_answer(struct broker *b, uint64_t session_id, const struct gd_msg *m);
 

@@ -1,0 +1,217 @@
+"""The broker's side of the SLA stream, spoken directly: deadlines, WARN, ESCALATE, the ladder.
+
+A test category with limits of a few seconds (wall clock) is created before
+the broker starts; an SLA session is played by the test itself, so that the
+broker's checks (version, clock, shard, repeats) are exercised exactly.
+"""
+
+import time
+
+import gdclient
+
+GRID = "500113001001001"            # 融门社区第1网格 in town 500113001
+COMMUNITY = "500113001001"
+TOWN = "500113001"
+DISTRICT = "500113"
+CATEGORY = "T-FAST"
+
+
+def make_fast_category(pg, sign_s=1, resolve_s=3, warn=50, admitted="grid"):
+    pg.all("INSERT INTO category (code, name, sector, admitted_level) "
+           "VALUES (%s, '测试快速事项', 'safety', %s) RETURNING code", CATEGORY, admitted)
+    pg.all("INSERT INTO category_sla (category, priority, basis, sign_limit_s, resolve_limit_s, "
+           "warn_percent, max_extension_s) VALUES (%s, 'normal', 'wall', %s, %s, %s, 60) "
+           "RETURNING category", CATEGORY, sign_s, resolve_s, warn)
+
+
+def sla_session(broker, shard=None):
+    w = broker.hub.worker(broker.work_ep)
+    body = {"role": "sla", "name": "test-sla"}
+    if shard is not None:
+        body["shard"] = shard
+    w.send("HELLO", body)
+    m = w.expect(("WELCOME", "DENIED"), what="WELCOME/DENIED")
+    if m.type == "WELCOME":
+        w.session = m["session"]
+        w.heartbeat_ms = m["heartbeat_ms"]
+    return w, m
+
+
+def deadlines_until_synced(w):
+    got = []
+    while True:
+        m = w.expect(("DEADLINE", "SYNCED"))
+        if m.type == "SYNCED":
+            assert m["count"] == len(got)
+            return got
+        got.append(m)
+
+
+def next_deadline(w, incident_id, kind, timeout=gdclient.DEFAULT_TIMEOUT):
+    return w.expect(lambda m: m.type == "DEADLINE" and m["incident_id"] == incident_id
+                    and m["kind"] == kind, timeout, what=f"DEADLINE {kind} of {incident_id}")
+
+
+def wait_past(hub, ms):
+    """Waits until wall-clock time `ms` has passed, heartbeating all sessions."""
+    gdclient.wait_until(lambda: time.time() * 1000 >= ms + 20, 30, f"time {ms}", hub)
+
+
+def escalate(w, d):
+    return w.request("ESCALATE", {"incident_id": d["incident_id"], "version": d["version"],
+                                  "kind": d["kind"]}, ("OK", "ERR"))
+
+
+def test_unsigned_incident_climbs_the_ladder_and_is_flagged_at_the_top(make_broker, pg):
+    make_fast_category(pg)
+    broker = make_broker()
+    sla, m = sla_session(broker)
+    assert m.type == "WELCOME"
+    assert deadlines_until_synced(sla) == []
+    status = broker.status("sla.", "alarm.flagged")
+    acc = broker.intake().submit(source="t", external_id="ladder", category=CATEGORY,
+                                 location={"unit": GRID})
+    inc = acc["incident_id"]
+    queues = [GRID]
+    for expected_queue in (COMMUNITY, f"{TOWN}.safety", DISTRICT):
+        d = next_deadline(sla, inc, "sign")
+        assert d["town"] == TOWN
+        wait_past(broker.hub, d["due_at"])
+        ok = escalate(sla, d)
+        assert ok.type == "OK" and ok["applied"] is True, ok
+        again = escalate(sla, d)
+        assert again.type == "OK" and again["applied"] is False, "a repeat must change nothing"
+        row = pg.wait_incident(inc, lambda r, q=expected_queue: r["queue"] == q)
+        assert row["state"] == "QUEUED"
+        queues.append(expected_queue)
+        breach = status.topic(f"sla.breach.{TOWN}.{COMMUNITY}.{GRID}")
+        assert breach["incident_id"] == inc and breach["queue"] == queues[-2]
+    d = next_deadline(sla, inc, "sign")
+    wait_past(broker.hub, d["due_at"])
+    ok = escalate(sla, d)
+    assert ok.type == "OK" and ok["applied"] is True
+    row = pg.wait_incident(inc, lambda r: r["flagged"])
+    assert row["queue"] == DISTRICT and row["escalations"] == 3
+    status.topic("alarm.flagged", lambda m: m["incident_id"] == inc)
+    kinds = pg.kinds(inc)
+    assert kinds == ["receive", "escalate", "escalate", "escalate", "flag"], kinds
+    # both deadlines end once it is flagged
+    cleared = {sla.expect(lambda m: m.type == "CLEAR" and m["incident_id"] == inc)["kind"]
+               for _ in range(2)}
+    assert cleared == {"sign", "resolve"}
+    assert escalate(sla, d)["applied"] is False
+
+
+def test_signed_and_resolved_incident_never_escalates(make_broker, pg):
+    make_fast_category(pg, sign_s=2, resolve_s=3)
+    broker = make_broker()
+    sla, _ = sla_session(broker)
+    deadlines_until_synced(sla)
+    inc = broker.intake().submit(source="t", external_id="ontime", category=CATEGORY,
+                                 location={"unit": GRID})["incident_id"]
+    sign = next_deadline(sla, inc, "sign")
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    d = w.deliver()
+    ok = w.sign(d)
+    assert ok.type == "OK"
+    sla.expect(lambda m: m.type == "CLEAR" and m["incident_id"] == inc and m["kind"] == "sign")
+    w.resolve(inc, ok["version"], result="fixed")
+    sla.expect(lambda m: m.type == "CLEAR" and m["incident_id"] == inc and m["kind"] == "resolve")
+    wait_past(broker.hub, sign["due_at"])
+    late = escalate(sla, sign)
+    assert late.type == "OK" and late["applied"] is False
+    assert "escalate" not in pg.kinds(inc)
+
+
+def test_escalate_before_the_deadline_or_with_an_old_version_changes_nothing(make_broker, pg):
+    make_fast_category(pg, sign_s=30, resolve_s=60)
+    broker = make_broker()
+    sla, _ = sla_session(broker)
+    deadlines_until_synced(sla)
+    inc = broker.intake().submit(source="t", external_id="early", category=CATEGORY,
+                                 location={"unit": GRID})["incident_id"]
+    d = next_deadline(sla, inc, "sign")
+    early = escalate(sla, d)
+    assert early.type == "OK" and early["applied"] is False
+    stale = sla.request("ESCALATE", {"incident_id": inc, "version": d["version"] + 5,
+                                     "kind": "sign"}, ("OK", "ERR"))
+    assert stale["applied"] is False
+    assert pg.kinds(inc) == ["receive"]
+
+
+def test_warning_is_recorded_once_and_published(make_broker, pg):
+    make_fast_category(pg, sign_s=1, resolve_s=30, warn=50)
+    broker = make_broker()
+    sla, _ = sla_session(broker)
+    deadlines_until_synced(sla)
+    status = broker.status("sla.warn.")
+    inc = broker.intake().submit(source="t", external_id="warn", category=CATEGORY,
+                                 location={"unit": GRID})["incident_id"]
+    d = next_deadline(sla, inc, "sign")
+    assert 0 < d["warn_at"] < d["due_at"]
+    wait_past(broker.hub, d["warn_at"])
+    ok = sla.request("WARN", {"incident_id": inc, "version": d["version"], "kind": "sign"},
+                     ("OK", "ERR"))
+    assert ok["applied"] is True
+    again = next_deadline(sla, inc, "sign")
+    assert again["version"] == d["version"] + 1 and "warn_at" not in again.body
+    repeat = sla.request("WARN", {"incident_id": inc, "version": again["version"],
+                                  "kind": "sign"}, ("OK", "ERR"))
+    assert repeat["applied"] is False
+    assert status.topic(f"sla.warn.{TOWN}")["incident_id"] == inc
+    assert pg.kinds(inc) == ["receive", "warn"]
+
+
+def test_extension_moves_the_resolve_deadline(make_broker, pg):
+    make_fast_category(pg, sign_s=30, resolve_s=2)
+    broker = make_broker()
+    sla, _ = sla_session(broker)
+    deadlines_until_synced(sla)
+    inc = broker.intake().submit(source="t", external_id="ext", category=CATEGORY,
+                                 location={"unit": GRID})["incident_id"]
+    first = next_deadline(sla, inc, "resolve")
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    ok = w.sign(w.deliver())
+    until = first["due_at"] + 20000
+    ext = w.extend(inc, ok["version"], until=until, reason="需要协调供电公司")
+    assert ext.type == "OK", ext
+    moved = sla.expect(lambda m: m.type == "DEADLINE" and m["incident_id"] == inc
+                       and m["kind"] == "resolve" and m["due_at"] == until)
+    wait_past(broker.hub, first["due_at"])
+    assert escalate(sla, first)["applied"] is False, "the old deadline no longer counts"
+    assert escalate(sla, moved)["applied"] is False, "the new one has not passed"
+    assert pg.incident(inc)["resolve_due_ms"] == until
+
+
+def test_overlapping_shards_are_refused_and_the_full_set_comes_on_connect(make_broker, pg):
+    make_fast_category(pg, sign_s=30, resolve_s=60)
+    broker = make_broker()
+    intake = broker.intake()
+    ids = [intake.submit(source="t", external_id=f"s{i}", category=CATEGORY,
+                         location={"unit": GRID})["incident_id"] for i in range(5)]
+    other = intake.submit(source="t", external_id="other-town", category=CATEGORY,
+                          location={"unit": "500113002001001"})["incident_id"]
+    a, m = sla_session(broker, shard=[TOWN])
+    assert m.type == "WELCOME"
+    got = deadlines_until_synced(a)
+    assert {d["incident_id"] for d in got} == set(ids), "exactly its town's deadlines"
+    assert {d["kind"] for d in got} == {"sign", "resolve"}
+    b, m = sla_session(broker, shard=[TOWN, "500113002"])
+    assert m.type == "DENIED" and m["code"] == "overlap"
+    c, m = sla_session(broker)
+    assert m.type == "DENIED" and m["code"] == "overlap"
+    d, m = sla_session(broker, shard=["500113002"])
+    assert m.type == "WELCOME"
+    assert {x["incident_id"] for x in deadlines_until_synced(d)} == {other}
+
+
+def test_unwatched_deadlines_raise_the_no_sla_worker_alarm(make_broker, pg):
+    make_fast_category(pg, sign_s=30, resolve_s=60)
+    broker = make_broker(sla_alarm_ms=200)
+    status = broker.status("alarm.no_sla_worker")
+    broker.intake().submit(source="t", external_id="alone", category=CATEGORY,
+                           location={"unit": GRID})
+    alarm = status.topic("alarm.no_sla_worker")
+    assert TOWN in alarm["message"]
