@@ -485,7 +485,7 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
         char msg[160];
         snprintf(msg, sizeof(msg), "%s%s%s", gd_code_message(derr.code),
                  derr.field && *derr.field ? ": " : "", derr.field ? derr.field : "");
-        reject(b, rid, rid_len, 0, derr.code, derr.field, msg);
+        reject(b, rid, rid_len, derr.ref, derr.code, derr.field, msg);
         return;
     }
     switch (m.type) {

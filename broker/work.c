@@ -576,7 +576,7 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
         char msg[160];
         snprintf(msg, sizeof(msg), "%s%s%s", gd_code_message(derr.code),
                  derr.field && *derr.field ? ": " : "", derr.field ? derr.field : "");
-        send_error(b, rid, rid_len, GD_T_ERR, 0, derr.code, derr.field, msg);
+        send_error(b, rid, rid_len, GD_T_ERR, derr.ref, derr.code, derr.field, msg);
         return;
     }
     if (m.type == GD_T_HELLO) {

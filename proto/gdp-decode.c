@@ -22,6 +22,7 @@ struct gd_decoder {
     unsigned depth; /* entries used in path */
     struct path_elem path[GD_MAX_DEPTH + 1];
     char field[GD_MAX_NAME + 1]; /* dotted path of the last error */
+    uint64_t ref;                /* the body's "ref", when it could be read */
 };
 
 struct gd_decoder *gd_decoder_new(void)
@@ -372,6 +373,7 @@ static int decode_body(struct gd_decoder *d, const struct gd__table *t, void *ba
 
     d->depth = 0;
     d->field[0] = '\0';
+    d->ref = 0;
     r = gd__scan(body, body_len);
     if (r < 0)
         return r;
@@ -384,6 +386,21 @@ static int decode_body(struct gd_decoder *d, const struct gd__table *t, void *ba
         return -GD_E_INTERNAL;
     default: /* the pre-scan accepted what msgpack-c refuses */
         return -GD_E_MALFORMED;
+    }
+
+    /* Remember the request's ref even if the body turns out to be bad, so
+     * that the refusal can name the request it answers. */
+    if (root.type == MSGPACK_OBJECT_MAP) {
+        const msgpack_object_map *m = &root.via.map;
+        for (uint32_t i = 0; i < m->size; i++) {
+            const msgpack_object *k = &m->ptr[i].key;
+            if (k->type == MSGPACK_OBJECT_STR && k->via.str.size == 3 &&
+                memcmp(k->via.str.ptr, "ref", 3) == 0 &&
+                m->ptr[i].val.type == MSGPACK_OBJECT_POSITIVE_INTEGER) {
+                d->ref = m->ptr[i].val.via.u64;
+                break;
+            }
+        }
     }
 
     if (status) {
@@ -418,6 +435,7 @@ static int finish(struct gd_decoder *d, int r, struct gd_decode_error *ret_err)
     if (r < 0 && ret_err != NULL) {
         ret_err->code = (enum gd_code) - r;
         ret_err->field = d->field;
+        ret_err->ref = d->ref;
     }
     return r;
 }
@@ -429,6 +447,7 @@ int gd_decode(struct gd_decoder *d, const void *header, size_t header_len, const
     const struct gd__table *t;
 
     d->field[0] = '\0';
+    d->ref = 0;
     if (header_len != GD_HEADER_LEN || memcmp(h, GD_SIGNATURE, GD_SIGNATURE_LEN) != 0)
         return finish(d, -GD_E_BAD_HEADER, ret_err);
     t = gd__msg_table((enum gd_type)h[GD_SIGNATURE_LEN]);

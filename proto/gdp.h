@@ -547,6 +547,8 @@ void gd_buf_fini(struct gd_buf *b);
 struct gd_decode_error {
     enum gd_code code;
     const char *field;
+    uint64_t ref;   /* the body's "ref" if it could be read (a positive
+                       integer at the top level of a valid map), else 0 */
 };
 
 /* Decoding state: an arena for arrays in decoded messages, reused across

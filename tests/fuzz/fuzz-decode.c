@@ -103,7 +103,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const uint8_t *body = data + 1;
     size_t len = size - 1;
     struct gd_decoder *d = gd_decoder_new();
-    struct gd_decode_error err = {GD_OK, NULL};
+    struct gd_decode_error err = {.code = GD_OK};
     if (d == NULL)
         return 0;
 

@@ -87,7 +87,7 @@ static int decode_raw(struct fx *fx, enum gd_type type, const void *body, size_t
 static void expect_error(struct fx *fx, enum gd_type type, enum gd_code code, const char *field)
 {
     struct gd_msg m;
-    struct gd_decode_error err = {GD_OK, NULL};
+    struct gd_decode_error err = {.code = GD_OK};
     int r = decode_raw(fx, type, fx->sb.data, fx->sb.size, &m, &err);
     if (r != -(int)code || (field != NULL && strcmp(err.field, field) != 0))
         fail_msg("%s: expected %s on \"%s\", got %s (%d) on \"%s\"", gd_type_name(type),
@@ -98,7 +98,7 @@ static void expect_error(struct fx *fx, enum gd_type type, enum gd_code code, co
 
 static void expect_ok(struct fx *fx, enum gd_type type, struct gd_msg *m)
 {
-    struct gd_decode_error err = {GD_OK, NULL};
+    struct gd_decode_error err = {.code = GD_OK};
     int r = decode_raw(fx, type, fx->sb.data, fx->sb.size, m, &err);
     if (r != 0)
         fail_msg("%s: expected success, got %s on \"%s\"", gd_type_name(type), gd_code_name(-r),
@@ -130,7 +130,7 @@ static bool body_has_key(const struct gd_buf *b, const char *k)
  * *out (valid while fx->buf is untouched). */
 static void round_trip(struct fx *fx, const struct gd_msg *m, unsigned keys, struct gd_msg *out)
 {
-    struct gd_decode_error err = {GD_OK, NULL};
+    struct gd_decode_error err = {.code = GD_OK};
     uint8_t h[GD_HEADER_LEN];
 
     gd_buf_reset(&fx->buf);
@@ -458,7 +458,7 @@ static void test_integers_may_use_any_msgpack_width(void **state)
 static void status_round_trip(struct fx *fx, const struct gd_status *s, unsigned keys,
                               struct gd_status *out)
 {
-    struct gd_decode_error err = {GD_OK, NULL};
+    struct gd_decode_error err = {.code = GD_OK};
     gd_buf_reset(&fx->buf);
     gd_buf_reset(&fx->buf2);
     int r = gd_encode_status(s, &fx->buf);
@@ -505,7 +505,7 @@ static void test_every_status_kind_round_trips_full_and_minimal(void **state)
 static void expect_status_error(struct fx *fx, enum gd_code code, const char *field)
 {
     struct gd_status s;
-    struct gd_decode_error err = {GD_OK, NULL};
+    struct gd_decode_error err = {.code = GD_OK};
     int r = gd_decode_status(fx->d, fx->sb.data, fx->sb.size, &s, &err);
     if (r != -(int)code || strcmp(err.field, field) != 0)
         fail_msg("status: expected %s on \"%s\", got %d on \"%s\"", gd_code_name(code), field, r,
@@ -1122,7 +1122,7 @@ static void test_missing_required_field_is_named(void **state)
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         struct gd_msg m, out;
-        struct gd_decode_error err = {GD_OK, NULL};
+        struct gd_decode_error err = {.code = GD_OK};
         gd_sample_min(cases[i].type, &m);
         gd_buf_reset(&fx->buf);
         assert_int_equal(gd_encode(&m, &fx->buf), 0);
@@ -1173,6 +1173,25 @@ static void test_lat_without_lon_is_missing_lon(void **state)
     key(pk, "lat");
     msgpack_pack_double(pk, 29.5);
     expect_error(fx, GD_T_SUBMIT, GD_E_MISSING_FIELD, "location.lon");
+}
+
+static void test_refusal_carries_the_ref_of_a_readable_body(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_msg m;
+    struct gd_decode_error err = {.code = GD_OK};
+    msgpack_packer *pk = raw(fx);
+    msgpack_pack_map(pk, 2);
+    kuint(pk, "ref", 4242);
+    kstr(pk, "source", "app");
+    assert_int_equal(decode_raw(fx, GD_T_SUBMIT, fx->sb.data, fx->sb.size, &m, &err),
+                     -GD_E_MISSING_FIELD);
+    assert_int_equal(err.ref, 4242);
+    /* a truncated body has no readable ref */
+    err.ref = 7;
+    assert_int_equal(decode_raw(fx, GD_T_SUBMIT, fx->sb.data, fx->sb.size - 1, &m, &err),
+                     -GD_E_TRUNCATED);
+    assert_int_equal(err.ref, 0);
 }
 
 static void test_query_names_an_incident_one_way(void **state)
@@ -1710,6 +1729,7 @@ int main(void)
         cmocka_unit_test(test_duplicate_field_is_refused),
         cmocka_unit_test(test_missing_required_field_is_named),
         cmocka_unit_test(test_lat_without_lon_is_missing_lon),
+        cmocka_unit_test(test_refusal_carries_the_ref_of_a_readable_body),
         cmocka_unit_test(test_query_names_an_incident_one_way),
         cmocka_unit_test(test_hello_rules_depend_on_the_role),
         cmocka_unit_test(test_bad_values_are_refused),
