@@ -32,14 +32,14 @@ struct period {
 };
 
 struct calendar {
-    int64_t offset_ms;      /* local = UTC + offset_ms */
-    struct cal_day *days;   /* overrides, sorted by day, days unique */
+    int64_t offset_ms;    /* local = UTC + offset_ms */
+    struct cal_day *days; /* overrides, sorted by day, days unique */
     size_t n_days;
     size_t cap_days;
     struct period periods[CALENDAR_MAX_PERIODS]; /* sorted, disjoint */
     int n_periods;
-    bool custom_periods;    /* false: periods are still the defaults */
-    int64_t day_ms;         /* working ms in one working day, > 0 */
+    bool custom_periods; /* false: periods are still the defaults */
+    int64_t day_ms;      /* working ms in one working day, > 0 */
 };
 
 static int64_t floor_div(int64_t a, int64_t b)
