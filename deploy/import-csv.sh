@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Import one CSV file of org units, categories, SLA rows or calendar days.
+# Import one CSV file of org units, categories, SLA rows, calendar days or working hours.
 #
 #   deploy/import-csv.sh [-s SLA_FILE] KIND FILE [DSN]
 #
@@ -8,6 +8,7 @@
 #               sla         time limits    category,priority,basis,sign_limit_s,resolve_limit_s,
 #                                          warn_percent,max_extension_s
 #               calendar    calendar days  day,working,name
+#               hours       working hours  starts,ends (H:MM; the file replaces all periods)
 #   FILE        UTF-8 CSV whose first line names exactly those columns, in that
 #               order (a UTF-8 byte order mark, as Excel writes, is skipped)
 #   DSN         libpq connection string or URI; default $GD_DB_DSN
@@ -15,9 +16,11 @@
 #               same transaction (so a category and its limits arrive together)
 #
 # The file is copied into a staging table and imported by the matching SQL
-# function (broker/sql/0002_import.sql) in one transaction: either every row
-# is inserted or updated, or the import is refused with a message naming each
-# bad line and nothing changes. Rows missing from the file are never deleted.
+# function (broker/sql/0002_import.sql, 0003_working_hours.sql) in one
+# transaction: either every row is inserted or updated, or the import is
+# refused with a message naming each bad line and nothing changes. Rows
+# missing from the file are never deleted, except working hours: the periods
+# of a working day are one set, so the file replaces them.
 # Prints "imported N org units" (etc.) and exits 0, or prints psql's error
 # and exits non-zero.
 set -euo pipefail
@@ -28,7 +31,7 @@ usage()
 {
     {
         printf 'usage:'
-        sed -n '4,22s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+        sed -n '4,25s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     } >&2
     exit 2
 }
@@ -63,7 +66,7 @@ shift $((OPTIND - 1))
 kind=$1
 file=$2
 case $kind in
-org | categories | sla | calendar) ;;
+org | categories | sla | calendar | hours) ;;
 *) usage ;;
 esac
 dsn=${3:-${GD_DB_DSN:-}}
@@ -92,6 +95,7 @@ org_columns="code, name, level, kind, parent, households"
 category_columns="code, name, sector, admitted_level, default_priority, group_name"
 sla_columns="category, priority, basis, sign_limit_s, resolve_limit_s, warn_percent, max_extension_s"
 calendar_columns="day, working, name"
+hours_columns="starts, ends"
 
 # Set after the \copy lines: a COPY error's CONTEXT names the bad CSV line and
 # must be shown; an import function's names only PL/pgSQL internals.
@@ -140,6 +144,14 @@ calendar)
         printf '%s\n' "$quiet_context"
         printf '%s\n' 'SELECT gd_import_calendar() AS n \gset'
         printf '%s\n' '\echo imported :n calendar days'
+    } >"$script"
+    ;;
+hours)
+    {
+        copy_line import_working_hours "$hours_columns" "$path"
+        printf '%s\n' "$quiet_context"
+        printf '%s\n' 'SELECT gd_import_working_hours() AS n \gset'
+        printf '%s\n' '\echo imported :n working periods'
     } >"$script"
     ;;
 esac

@@ -4,8 +4,8 @@
 #   deploy/demo/load.sh [DSN]        DSN defaults to $GD_DB_DSN
 #
 # The database must be migrated (broker/sql/*.sql). Imports the org tree,
-# the categories with their time limits (one transaction), and the holiday
-# calendar through deploy/import-csv.sh, then prints what the tables hold.
+# the categories with their time limits (one transaction), the holiday
+# calendar and the working hours (deploy/import-csv.sh), then prints counts.
 # Loading twice is harmless: imports update rows in place.
 # Regenerate the CSV files with deploy/demo/gen_demo.py.
 set -euo pipefail
@@ -31,6 +31,7 @@ dsn=${1:-${GD_DB_DSN:-}}
 "$import" org "$data/org_units.csv" "$dsn"
 "$import" -s "$data/category_sla.csv" categories "$data/categories.csv" "$dsn"
 "$import" calendar "$data/calendar.csv" "$dsn"
+"$import" hours "$data/working_hours.csv" "$dsn"
 
 psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" <<'SQL'
 \echo database now holds:
@@ -41,5 +42,6 @@ SELECT level, kind, count(*) AS units, sum(households) AS households
 SELECT (SELECT count(*) FROM category) AS categories,
        (SELECT count(*) FROM category WHERE admitted_level = 'grid') AS grid_admitted,
        (SELECT count(*) FROM category_sla) AS sla_rows,
-       (SELECT count(*) FROM calendar_day) AS calendar_days;
+       (SELECT count(*) FROM calendar_day) AS calendar_days,
+       (SELECT count(*) FROM working_hours) AS working_periods;
 SQL
