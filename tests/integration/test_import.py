@@ -1,4 +1,4 @@
-"""CSV import of the org tree, categories and calendar (0002_import.sql, deploy/import-csv.sh).
+"""CSV import of the org tree, categories, calendar and working hours (0002, 0003, import-csv.sh).
 
 Needs GD_DB_DSN: a libpq conninfo of a superuser on a throw-away cluster, as
 tests/pg/with-pg.sh exports it. Every test gets a database of its own, created
@@ -29,6 +29,7 @@ CATEGORY_HEADER = ["code", "name", "sector", "admitted_level", "default_priority
 SLA_HEADER = ["category", "priority", "basis", "sign_limit_s", "resolve_limit_s", "warn_percent",
               "max_extension_s"]
 CALENDAR_HEADER = ["day", "working", "name"]
+HOURS_HEADER = ["starts", "ends"]
 
 # A small tree every bad-row test starts from: district, one street, one
 # community with one grid and one micro-grid; one category with a time limit;
@@ -104,8 +105,8 @@ def query(dsn, sql, args=()):
 
 def snapshot(dsn):
     """Everything an import may touch, staging tables included."""
-    tables = ["org_unit", "category", "category_sla", "calendar_day", "import_org_unit",
-              "import_category", "import_category_sla", "import_calendar_day"]
+    tables = ["org_unit", "category", "category_sla", "calendar_day", "working_hours", "import_org_unit",
+              "import_category", "import_category_sla", "import_calendar_day", "import_working_hours"]
     return {t: sorted(query(dsn, f"SELECT * FROM {t}"), key=repr) for t in tables}
 
 
@@ -132,6 +133,7 @@ def test_demo_data_imports_with_the_shape_of_banan_district(db):
     assert "imported 18358 org units" in out
     assert "imported 52 categories and 156 SLA rows" in out
     assert "imported 72 calendar days" in out
+    assert "imported 2 working periods" in out
 
     units = query(db, "SELECT code, name, level, kind, parent, households FROM org_unit")
     by_code = {u[0]: u for u in units}
@@ -192,6 +194,8 @@ def test_demo_data_imports_with_the_shape_of_banan_district(db):
     assert calendar["2026-02-17"] is False   # 春节
     assert calendar["2026-02-14"] is True    # 调休 make-up working Saturday
     assert calendar["2025-10-06"] is False   # 中秋节 inside the 2025 National Day week
+    assert query(db, "SELECT starts::text, ends::text FROM working_hours ORDER BY starts") == [
+        ("08:30:00", "12:00:00"), ("13:30:00", "18:00:00")]
 
 
 def test_reimporting_the_demo_data_changes_nothing(db):
@@ -206,7 +210,7 @@ def test_applying_the_migrations_twice_is_harmless(db, tmp_path):
     load_base(db, tmp_path)
     before = snapshot(db)
     versions = query(db, "SELECT version, name, applied_at FROM schema_version ORDER BY version")
-    assert [v[:2] for v in versions] == [(1, "schema"), (2, "import")]
+    assert [v[:2] for v in versions][:3] == [(1, "schema"), (2, "import"), (3, "working_hours")]
     migrate(db)
     assert query(db, "SELECT version, name, applied_at FROM schema_version ORDER BY version") == versions
     assert snapshot(db) == before
@@ -428,3 +432,73 @@ def test_usage_errors_exit_non_zero_without_touching_the_database(tmp_path):
     r = subprocess.run([str(IMPORT), "org", str(tmp_path / "missing.csv"), "dbname=nowhere"],
                        capture_output=True, text=True)
     assert r.returncode == 1 and "cannot read" in r.stderr
+
+
+# --- working hours (0003_working_hours.sql) -----------------------------------
+
+def hours(dsn):
+    return query(dsn, "SELECT starts::text, ends::text FROM working_hours ORDER BY starts")
+
+
+def test_working_hours_replace_the_periods_of_every_working_day(db, tmp_path):
+    r = import_ok(db, "hours", write_csv(tmp_path / "h.csv", HOURS_HEADER,
+                                         [["13:30", "18:00"], ["8:30", "12:00"]]))
+    assert "imported 2 working periods" in r.stdout
+    assert hours(db) == [("08:30:00", "12:00:00"), ("13:30:00", "18:00:00")]
+    # A second file replaces the set: 13:30-18:00 is gone, 24:00 ends the day.
+    import_ok(db, "hours", write_csv(tmp_path / "h2.csv", HOURS_HEADER,
+                                     [["08:30", "12:00"], ["12:00", "13:00"], ["20:00", "24:00"]]))
+    assert hours(db) == [("08:30:00", "12:00:00"), ("12:00:00", "13:00:00"), ("20:00:00", "24:00:00")]
+    before = snapshot(db)
+    import_ok(db, "hours", write_csv(tmp_path / "h3.csv", HOURS_HEADER,
+                                     [["08:30", "12:00"], ["12:00", "13:00"], ["20:00", "24:00"]]))
+    assert snapshot(db) == before
+
+
+BAD_HOURS = [
+    ("overlapping", [["08:30", "12:00"], ["11:30", "13:00"]],
+     "line 3 (11:30-13:00): overlaps line 2 (08:30-12:00)"),
+    ("same_start", [["08:30", "12:00"], ["08:30", "10:00"]],
+     "line 3 (08:30-10:00): overlaps line 2 (08:30-12:00)"),
+    ("end_before_start", [["08:30", "12:00"], ["18:00", "13:30"]],
+     "line 3 (18:00-13:30): ends 13:30 is not after starts 18:00"),
+    ("empty_period", [["08:30", "12:00"], ["13:30", "13:30"]],
+     "line 3 (13:30-13:30): ends 13:30 is not after starts 13:30"),
+    ("not_a_time", [["08:30", "12:00"], ["13:30", "6pm"]], "line 3 (13:30-6pm): ends '6pm' is not a time"),
+    ("seconds", [["08:30", "12:00"], ["13:30:30", "18:00"]], "starts '13:30:30' is not a time"),
+    ("start_at_24", [["08:30", "12:00"], ["24:00", "24:00"]], "starts '24:00' is not a time"),
+    ("empty_start", [["08:30", "12:00"], ["", "18:00"]], "line 3 (-18:00): starts '' is not a time"),
+]
+
+
+@pytest.mark.parametrize("rows,message", [c[1:] for c in BAD_HOURS], ids=[c[0] for c in BAD_HOURS])
+def test_bad_working_hours_are_refused_and_change_nothing(db, tmp_path, rows, message):
+    import_ok(db, "hours", write_csv(tmp_path / "good.csv", HOURS_HEADER, [["09:00", "17:00"]]))
+    before = snapshot(db)
+    r = run_import(db, "hours", write_csv(tmp_path / "bad.csv", HOURS_HEADER, rows))
+    assert r.returncode != 0
+    assert "working hours import refused, nothing was changed" in r.stderr
+    assert message in r.stderr, r.stderr
+    assert snapshot(db) == before
+
+
+def test_an_empty_working_hours_file_is_refused(db, tmp_path):
+    r = run_import(db, "hours", write_csv(tmp_path / "empty.csv", HOURS_HEADER, []))
+    assert r.returncode != 0
+    assert "the file has no periods" in r.stderr
+    assert hours(db) == []
+
+
+def test_migration_3_adds_warning_instants_and_auto_extension(db):
+    cols = dict(query(db, """SELECT table_name || '.' || column_name, data_type || ' ' || is_nullable
+                               FROM information_schema.columns
+                              WHERE (table_name, column_name) IN (('incident', 'sign_warn'),
+                                    ('incident', 'resolve_warn'), ('category_sla', 'auto_extension_s'))"""))
+    assert cols == {"incident.sign_warn": "timestamp with time zone YES",
+                    "incident.resolve_warn": "timestamp with time zone YES",
+                    "category_sla.auto_extension_s": "integer NO"}
+    with pytest.raises(psycopg2.errors.CheckViolation):
+        with psycopg2.connect(db) as conn, conn.cursor() as cur:
+            cur.execute("INSERT INTO category VALUES ('X-1', 'x', 'safety', 'grid', 'normal', '')")
+            cur.execute("INSERT INTO category_sla (category, priority, sign_limit_s, resolve_limit_s,"
+                        " auto_extension_s) VALUES ('X-1', 'normal', 1, 2, -1)")
