@@ -21,6 +21,7 @@
 
 struct session;
 struct client;
+struct calendar;
 
 /* Someone waiting for a reply that is sent once a change is durable. */
 struct waiter {
@@ -161,6 +162,7 @@ struct broker {
     struct store *store;
     PGconn *lock_conn;            /* holds the active-broker advisory lock */
     struct org org;
+    struct calendar *calendar;    /* working time, for working-time limits */
 
     struct incident *incidents;   /* by id */
     struct incident *by_key;      /* by (source, external_id) */
@@ -181,14 +183,15 @@ struct broker {
 
     struct session *sla_all;      /* SLA session serving every town, or NULL */
     struct session *sla_no_town;  /* serving incidents without a town */
-    uv_timer_t sla_timer;
-    int64_t sla_alarm_at;
+    uv_timer_t sla_timer;         /* no_sla_worker check */
+    uv_timer_t sla_sync_timer;    /* initial deadline streams in progress */
     struct queue *dirty;          /* queues to dispatch on the next pass */
     uv_idle_t dispatch_idle;
     uv_timer_t heartbeat_timer;
     uv_timer_t gauge_timer;
     uv_signal_t sigterm, sigint;
     uv_timer_t shutdown_timer;
+    bool ready;                   /* served once: endpoints and database up */
     bool stopping;
     int64_t stop_started;
     int64_t started_at;

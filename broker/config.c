@@ -33,6 +33,7 @@ enum {
     OPT_CHECK,
     OPT_DB_LANES,
     OPT_SLA_ALARM_MS,
+    OPT_UTC_OFFSET,
 };
 
 static const struct option options[] = {
@@ -59,6 +60,7 @@ static const struct option options[] = {
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"db-lanes", required_argument, NULL, OPT_DB_LANES},
     {"sla-alarm-ms", required_argument, NULL, OPT_SLA_ALARM_MS},
+    {"utc-offset-min", required_argument, NULL, OPT_UTC_OFFSET},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -87,6 +89,7 @@ static const char usage[] =
     "  --max-open N           open incidents held in memory [2000000]\n"
     "  --gauge-ms N           period of queue and broker status, ms [1000]\n"
     "  --sla-alarm-ms N       period of the check for unwatched deadlines, ms [10000]\n"
+    "  --utc-offset-min N     local time of the working calendar, minutes east of UTC [480]\n"
     "  --log-level LEVEL      error, warn, info or debug [info]\n"
     "  --check-config         print the effective configuration and exit\n";
 
@@ -125,6 +128,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_open = 2000000,
         .gauge_ms = 1000,
         .sla_alarm_ms = 10000,
+        .utc_offset_min = 480,
         .log_level = LOG_INFO,
     };
     bool check = false;
@@ -163,6 +167,17 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         case OPT_CHECK: check = true; break;
         case OPT_DB_LANES: num = &cfg->db_lanes; max = 8; break;
         case OPT_SLA_ALARM_MS: num = &cfg->sla_alarm_ms; min = 10; max = 3600000; break;
+        case OPT_UTC_OFFSET: {
+            char *end;
+            long v = strtol(optarg, &end, 10);
+            if (*optarg == '\0' || *end || v < -1080 || v > 1080) {
+                fprintf(err, "gd-broker: --utc-offset-min needs minutes from -1080 to 1080, "
+                             "not '%s'\n", optarg);
+                return -1;
+            }
+            cfg->utc_offset_min = (int32_t)v;
+            break;
+        }
         case 'h': fputs(usage, stdout); return 1;
         case 'V': puts("gd-broker " GD_VERSION); return 1;
         default: fputs(usage, err); return -1;
@@ -224,5 +239,6 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
-    fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\n", cfg->gauge_ms, cfg->sla_alarm_ms);
+    fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n", cfg->gauge_ms,
+            cfg->sla_alarm_ms, cfg->utc_offset_min);
 }

@@ -30,6 +30,7 @@ struct config {
 
     uint32_t gauge_ms;           /* period of queue.* and broker status */
     uint32_t sla_alarm_ms;       /* period of the no_sla_worker check */
+    int32_t utc_offset_min;      /* local time of the calendar = UTC + this */
     int log_level;
 };
 

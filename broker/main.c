@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "calendar.h"
 #include "intake.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -30,6 +31,15 @@ static void on_store_state(void *ctx, bool up)
 {
     struct broker *b = ctx;
     if (up) {
+        if (!b->ready) {
+            /* endpoints bound and the database reachable: serving */
+            b->ready = true;
+            char intake[256] = "", work[256] = "", status[256] = "";
+            zsock_last_endpoint(&b->intake, intake, sizeof(intake));
+            zsock_last_endpoint(&b->work, work, sizeof(work));
+            zsock_last_endpoint(&b->status, status, sizeof(status));
+            log_info("broker", "ready: intake %s work %s status %s", intake, work, status);
+        }
         work_kick_all(b);
     } else {
         lifecycle_db_down(b);
@@ -112,6 +122,11 @@ static int load(struct broker *b)
         goto out;
     }
     log_info("broker", "org tree: %zu units, %zu categories", b->org.n_units, b->org.n_categories);
+    b->calendar = calendar_new(b->cfg.utc_offset_min);
+    if (!b->calendar || calendar_load(b->calendar, conn, err, sizeof(err)) < 0) {
+        log_error("broker", "cannot load the working calendar: %s", b->calendar ? err : "out of memory");
+        goto out;
+    }
     if (lifecycle_recover(b, conn, err, sizeof(err)) < 0) {
         log_error("broker", "cannot load open incidents: %s", err);
         goto out;
@@ -167,7 +182,6 @@ int main(int argc, char **argv)
     work_init(b);
     if (load(b) < 0)
         return 1;
-    store_start(b->store);
 
     char err[512];
     if (status_open(b, err, sizeof(err)) < 0 || intake_open(b, err, sizeof(err)) < 0 ||
@@ -176,23 +190,20 @@ int main(int argc, char **argv)
         return 1;
     }
     sla_open(b);
+    store_start(b->store);
     uv_signal_init(b->loop, &b->sigterm);
     uv_signal_init(b->loop, &b->sigint);
     b->sigterm.data = b->sigint.data = b;
     uv_signal_start(&b->sigterm, on_signal, SIGTERM);
     uv_signal_start(&b->sigint, on_signal, SIGINT);
 
-    char intake[256] = "", work[256] = "", status[256] = "";
-    zsock_last_endpoint(&b->intake, intake, sizeof(intake));
-    zsock_last_endpoint(&b->work, work, sizeof(work));
-    zsock_last_endpoint(&b->status, status, sizeof(status));
-    log_info("broker", "ready: intake %s work %s status %s", intake, work, status);
-
+    log_info("broker", "endpoints bound; connecting to the database");
     uv_run(b->loop, UV_RUN_DEFAULT);
 
     free_incidents(b);
     queue_free_all(b);
     org_clear(&b->org);
+    calendar_free(b->calendar);
     PQfinish(b->lock_conn);
     gd_decoder_free(b->decoder);
     gd_buf_fini(&b->out);

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <time.h>
 
+#include "calendar.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "route.h"
@@ -16,12 +17,17 @@
 #define SYNC_CHUNK 2000      /* DEADLINEs sent per timer tick during a sync */
 #define SLA_TICK_MS 10
 
+/* The instant `seconds` of the limit's time (wall or working) after
+ * `start`, or 0 when it cannot be computed. */
 static int64_t add_limit(const struct broker *b, const struct sla *sla, int64_t start,
                          int64_t seconds)
 {
-    (void)b;
-    (void)sla;
-    return start + seconds * 1000;
+    if (!sla->working_time)
+        return start + seconds * 1000;
+    int64_t at;
+    if (!b->calendar || calendar_add(b->calendar, start, seconds, &at) < 0)
+        return 0;
+    return at;
 }
 
 /* Whether a deadline of `kind` applies to an incident in `state`. */
@@ -45,9 +51,7 @@ void sla_start_clocks(struct broker *b, struct incident *inc, bool sign, bool re
                       int64_t now)
 {
     const struct sla *sla = limits_of(inc);
-    /* Working-time limits need the calendar; without one they stay unset
-     * rather than being guessed in wall time. */
-    if (!sla || sla->working_time)
+    if (!sla)
         return;
     if (sign) {
         inc->sign_due = add_limit(b, sla, now, sla->sign_limit_s);
@@ -267,6 +271,8 @@ static bool has_deadline(const struct incident *inc)
             applies(GD_DL_RESOLVE, inc->state, inc->flagged, inc->resolve_due));
 }
 
+static void on_sync_tick(uv_timer_t *t);
+
 void sla_start_sync(struct broker *b, struct session *s)
 {
     uint32_t n = 0;
@@ -281,6 +287,8 @@ void sla_start_sync(struct broker *b, struct session *s)
     }
     log_info("sla", "session %llu (%s): streaming %u incidents with live deadlines",
              (unsigned long long)s->id, s->name, s->sync_len);
+    if (!uv_is_active((uv_handle_t *)&b->sla_sync_timer))
+        uv_timer_start(&b->sla_sync_timer, on_sync_tick, 0, SLA_TICK_MS);
 }
 
 /* Sends the next part of a session's initial set; SYNCED after the last.
@@ -358,34 +366,40 @@ static void check_unserved(struct broker *b)
     status_alarm(b, "no_sla_worker", "critical", 0, NULL, msg);
 }
 
-static void on_tick(uv_timer_t *t)
+/* Runs while some session has part of its initial set to receive. */
+static void on_sync_tick(uv_timer_t *t)
 {
     struct broker *b = t->data;
+    bool more = false;
     struct session *s, *tmp;
     HASH_ITER(hh, b->sessions, s, tmp) {
-        if (s->role == GD_ROLE_SLA && !s->synced && s->sync_ids)
-            pump_sync(b, s);
+        if (s->role == GD_ROLE_SLA && !s->synced && s->sync_ids && pump_sync(b, s))
+            more = more || !s->synced;
     }
-    int64_t now = broker_now(b);
-    if (now >= b->sla_alarm_at) {
-        b->sla_alarm_at = now + b->cfg.sla_alarm_ms;
-        check_unserved(b);
-    }
+    if (!more)
+        uv_timer_stop(t);
+}
+
+static void on_alarm_tick(uv_timer_t *t)
+{
+    check_unserved(t->data);
 }
 
 void sla_open(struct broker *b)
 {
     uv_timer_init(b->loop, &b->sla_timer);
-    b->sla_timer.data = b;
+    uv_timer_init(b->loop, &b->sla_sync_timer);
+    b->sla_timer.data = b->sla_sync_timer.data = b;
     /* the first check waits one period: SLA workers need time to connect */
-    b->sla_alarm_at = broker_now(b) + b->cfg.sla_alarm_ms;
-    uv_timer_start(&b->sla_timer, on_tick, SLA_TICK_MS, SLA_TICK_MS);
+    uv_timer_start(&b->sla_timer, on_alarm_tick, b->cfg.sla_alarm_ms, b->cfg.sla_alarm_ms);
 }
 
 void sla_close(struct broker *b)
 {
     uv_timer_stop(&b->sla_timer);
+    uv_timer_stop(&b->sla_sync_timer);
     uv_close((uv_handle_t *)&b->sla_timer, NULL);
+    uv_close((uv_handle_t *)&b->sla_sync_timer, NULL);
 }
 
 /* ---- WARN and ESCALATE ---- */

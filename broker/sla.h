@@ -16,8 +16,9 @@
 /* Starts the sign-for and/or resolve clocks of `inc` at `now` (receipt,
  * dispatch to a new owner, escalation, reopening): sets due and warning
  * instants from its category's limits, and forgets earlier warnings.
- * Without limits (unknown category, or working-time limits without a
- * calendar) the deadline is left unset. */
+ * Working-time limits count on the broker's calendar (working days,
+ * holidays, make-up days, working hours). Without limits (unknown
+ * category) the deadline is left unset. */
 void sla_start_clocks(struct broker *b, struct incident *inc, bool sign, bool resolve,
                       int64_t now);
 

@@ -215,3 +215,26 @@ def test_unwatched_deadlines_raise_the_no_sla_worker_alarm(make_broker, pg):
                            location={"unit": GRID})
     alarm = status.topic("alarm.no_sla_worker")
     assert TOWN in alarm["message"]
+
+
+def test_working_time_limits_fall_inside_working_hours_on_working_days(make_broker, pg):
+    """LH-0101 (暴露垃圾) counts its limits in working time on the demo calendar."""
+    import datetime
+    limits = pg.one("SELECT sign_limit_s, resolve_limit_s FROM category_sla "
+                    "WHERE category = 'LH-0101' AND priority = 'normal' AND basis = 'working'")
+    assert limits, "the demo data should count LH-0101 in working time"
+    holidays = {r["day"]: r["working"] for r in pg.all("SELECT day, working FROM calendar_day")}
+    broker = make_broker()
+    inc = broker.intake().submit(source="t", external_id="wt", category="LH-0101",
+                                 location={"unit": GRID})["incident_id"]
+    row = pg.incident(inc)
+    china = datetime.timezone(datetime.timedelta(hours=8))
+    for due_ms, limit in ((row["sign_due_ms"], limits["sign_limit_s"]),
+                          (row["resolve_due_ms"], limits["resolve_limit_s"])):
+        assert due_ms, "a working-time deadline must be set"
+        due = datetime.datetime.fromtimestamp(due_ms / 1000, china)
+        assert due_ms - row["received_ms"] >= limit * 1000, "working time is never shorter"
+        minutes = due.hour * 60 + due.minute + due.second / 60
+        assert 8 * 60 + 30 < minutes <= 12 * 60 or 13 * 60 + 30 < minutes <= 18 * 60, due
+        working_day = holidays.get(due.date(), due.weekday() < 5)
+        assert working_day, f"deadline {due} falls on a day off"
