@@ -1,0 +1,328 @@
+/* config.c - gd-sla settings from defaults, an INI file (libinih) and getopt_long. */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define SECTION "gd-sla"
+
+static const char usage[] =
+    "usage: gd-sla --work EP[,EP...] (--shard TOWN[,TOWN...] | --all) [options]\n"
+    "\n"
+    "SLA-timer worker of griddispatch: holds the live deadlines of a shard of\n"
+    "towns streamed by gd-broker and sends WARN and ESCALATE when they pass.\n"
+    "\n"
+    "  --work EP[,EP...]       broker work endpoints (tcp:// or ipc://), tried in order\n"
+    "  --shard T1,T2,...       town codes served (at most 128)\n"
+    "  --all                   serve every town\n"
+    "  --name NAME             session name for logs and event history [gd-sla]\n"
+    "  --tick-ms N             timing wheel resolution, 1..1000 [10]; lateness <= N ms\n"
+    "  --hello-timeout-ms N    wait for WELCOME before trying the next endpoint [5000]\n"
+    "  --backoff-min-ms N      first reconnect delay [100]\n"
+    "  --backoff-max-ms N      reconnect delay cap (doubles per failure) [10000]\n"
+    "  --denied-retry-ms N     wait after DENIED before saying HELLO again [5000]\n"
+    "  --retry-ms N            resend WARN/ESCALATE after ERR busy/internal [1000]\n"
+    "  --report-ms N           period of the activity summary log line [10000]\n"
+    "  --exit-on-denied        exit with status 3 when the broker refuses the session\n"
+    "  --curve-server-key Z85  broker's CURVE public key (enables CURVE)\n"
+    "  --curve-public-key Z85  this worker's CURVE key pair (required with CURVE)\n"
+    "  --curve-secret-key Z85\n"
+    "  --log-level LEVEL       error, warn, info or debug [info]\n"
+    "  --config FILE           INI file, section [gd-sla], keys as the long options\n"
+    "                          (work = ..., tick-ms = 20); the command line wins\n"
+    "  --help, --version\n";
+
+enum opt {
+    OPT_WORK = 256,
+    OPT_SHARD,
+    OPT_ALL,
+    OPT_NAME,
+    OPT_TICK,
+    OPT_HELLO_TIMEOUT,
+    OPT_BACKOFF_MIN,
+    OPT_BACKOFF_MAX,
+    OPT_DENIED_RETRY,
+    OPT_RETRY,
+    OPT_REPORT,
+    OPT_EXIT_ON_DENIED,
+    OPT_CURVE_SERVER,
+    OPT_CURVE_PUBLIC,
+    OPT_CURVE_SECRET,
+    OPT_LOG_LEVEL,
+    OPT_CONFIG,
+    OPT_HELP,
+    OPT_VERSION,
+};
+
+static const struct option options[] = {
+    {"work", required_argument, NULL, OPT_WORK},
+    {"shard", required_argument, NULL, OPT_SHARD},
+    {"all", no_argument, NULL, OPT_ALL},
+    {"name", required_argument, NULL, OPT_NAME},
+    {"tick-ms", required_argument, NULL, OPT_TICK},
+    {"hello-timeout-ms", required_argument, NULL, OPT_HELLO_TIMEOUT},
+    {"backoff-min-ms", required_argument, NULL, OPT_BACKOFF_MIN},
+    {"backoff-max-ms", required_argument, NULL, OPT_BACKOFF_MAX},
+    {"denied-retry-ms", required_argument, NULL, OPT_DENIED_RETRY},
+    {"retry-ms", required_argument, NULL, OPT_RETRY},
+    {"report-ms", required_argument, NULL, OPT_REPORT},
+    {"exit-on-denied", no_argument, NULL, OPT_EXIT_ON_DENIED},
+    {"curve-server-key", required_argument, NULL, OPT_CURVE_SERVER},
+    {"curve-public-key", required_argument, NULL, OPT_CURVE_PUBLIC},
+    {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"config", required_argument, NULL, OPT_CONFIG},
+    {"help", no_argument, NULL, OPT_HELP},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {NULL, 0, NULL, 0},
+};
+
+static int set_string(char **slot, const char *value)
+{
+    char *copy = strdup(value);
+    if (copy == NULL)
+        return -1;
+    free(*slot);
+    *slot = copy;
+    return 0;
+}
+
+static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 10);
+    if (errno || end == s || *end != '\0' || s[0] == '-' || v < min || v > max)
+        return -1;
+    *ret = (uint32_t)v;
+    return 0;
+}
+
+/* Splits a comma list into fresh strings in `out` (previous ones freed).
+ * Every element must be non-empty and at most max_len bytes. */
+static int parse_list(const char *s, char **out, uint32_t *n, uint32_t max_n, size_t max_len)
+{
+    for (uint32_t i = 0; i < *n; i++) {
+        free(out[i]);
+        out[i] = NULL;
+    }
+    *n = 0;
+    const char *p = s;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        if (len == 0 || len > max_len || *n == max_n)
+            return -1;
+        out[*n] = strndup(p, len);
+        if (out[*n] == NULL)
+            return -1;
+        (*n)++;
+        if (comma == NULL)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* Applies one option; `value` is NULL for flags. Returns 0 or -1 after
+ * printing what is wrong. */
+static int apply(struct config *cfg, int opt, const char *name, const char *value, FILE *err)
+{
+    int rc = 0;
+    switch (opt) {
+    case OPT_WORK:
+        rc = parse_list(value, cfg->endpoints, &cfg->n_endpoints, CONFIG_MAX_ENDPOINTS, 1024);
+        break;
+    case OPT_SHARD:
+        rc = parse_list(value, cfg->shard, &cfg->n_shard, GD_MAX_SHARD, GD_MAX_CODE);
+        cfg->all_towns = false; /* the later of --shard and --all wins */
+        break;
+    case OPT_ALL:
+        cfg->all_towns = value == NULL || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+        if (cfg->all_towns) {
+            for (uint32_t i = 0; i < cfg->n_shard; i++)
+                free(cfg->shard[i]);
+            cfg->n_shard = 0;
+        }
+        break;
+    case OPT_NAME:
+        rc = strlen(value) == 0 || strlen(value) > GD_MAX_NAME ? -1 : set_string(&cfg->name, value);
+        break;
+    case OPT_TICK:
+        rc = parse_u32(value, 1, 1000, &cfg->tick_ms);
+        break;
+    case OPT_HELLO_TIMEOUT:
+        rc = parse_u32(value, 10, 600000, &cfg->hello_timeout_ms);
+        break;
+    case OPT_BACKOFF_MIN:
+        rc = parse_u32(value, 1, 600000, &cfg->backoff_min_ms);
+        break;
+    case OPT_BACKOFF_MAX:
+        rc = parse_u32(value, 1, 3600000, &cfg->backoff_max_ms);
+        break;
+    case OPT_DENIED_RETRY:
+        rc = parse_u32(value, 1, 3600000, &cfg->denied_retry_ms);
+        break;
+    case OPT_RETRY:
+        rc = parse_u32(value, 1, 3600000, &cfg->retry_ms);
+        break;
+    case OPT_REPORT:
+        rc = parse_u32(value, 100, 86400000, &cfg->report_ms);
+        break;
+    case OPT_EXIT_ON_DENIED:
+        cfg->exit_on_denied =
+            value == NULL || strcmp(value, "true") == 0 || strcmp(value, "1") == 0;
+        break;
+    case OPT_CURVE_SERVER:
+        rc = strlen(value) != 40 ? -1 : set_string(&cfg->curve_server_key, value);
+        break;
+    case OPT_CURVE_PUBLIC:
+        rc = strlen(value) != 40 ? -1 : set_string(&cfg->curve_public_key, value);
+        break;
+    case OPT_CURVE_SECRET:
+        rc = strlen(value) != 40 ? -1 : set_string(&cfg->curve_secret_key, value);
+        break;
+    case OPT_LOG_LEVEL:
+        cfg->log_level = log_level_parse(value);
+        rc = cfg->log_level < 0 ? -1 : 0;
+        break;
+    default:
+        rc = -1;
+    }
+    if (rc < 0)
+        fprintf(err, "gd-sla: bad value for %s: '%s'\n", name, value ? value : "");
+    return rc;
+}
+
+struct ini_ctx {
+    struct config *cfg;
+    FILE *err;
+    bool failed;
+};
+
+static int on_ini(void *user, const char *section, const char *key, const char *value)
+{
+    struct ini_ctx *ic = user;
+    if (strcmp(section, SECTION) != 0) {
+        fprintf(ic->err, "gd-sla: config: unknown section [%s]\n", section);
+        ic->failed = true;
+        return 0;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "%s", key);
+    for (char *p = name; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    for (const struct option *o = options; o->name; o++) {
+        if (strcmp(o->name, name) != 0 || o->val == OPT_CONFIG || o->val == OPT_HELP ||
+            o->val == OPT_VERSION)
+            continue;
+        if (apply(ic->cfg, o->val, o->name, value, ic->err) < 0)
+            ic->failed = true;
+        return 1;
+    }
+    fprintf(ic->err, "gd-sla: config: unknown key '%s'\n", key);
+    ic->failed = true;
+    return 0;
+}
+
+static void defaults(struct config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->tick_ms = 10;
+    cfg->hello_timeout_ms = 5000;
+    cfg->backoff_min_ms = 100;
+    cfg->backoff_max_ms = 10000;
+    cfg->denied_retry_ms = 5000;
+    cfg->retry_ms = 1000;
+    cfg->report_ms = 10000;
+    cfg->log_level = LOG_INFO;
+}
+
+int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
+{
+    defaults(cfg);
+    const char *file = NULL;
+    opterr = 0;
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "", options, NULL)) != -1;) {
+        if (opt == OPT_HELP) {
+            fputs(usage, stdout);
+            return 1;
+        }
+        if (opt == OPT_VERSION) {
+            printf("gd-sla %s\n", GD_VERSION);
+            return 1;
+        }
+        if (opt == OPT_CONFIG)
+            file = optarg;
+        if (opt == '?') {
+            fprintf(err, "gd-sla: unknown option or missing value: %s\n%s",
+                    argv[optind - 1], usage);
+            return -1;
+        }
+    }
+    if (optind < argc) {
+        fprintf(err, "gd-sla: unexpected argument '%s'\n", argv[optind]);
+        return -1;
+    }
+    if (file) {
+        struct ini_ctx ic = {cfg, err, false};
+        int line = ini_parse(file, on_ini, &ic);
+        if (line < 0) {
+            fprintf(err, "gd-sla: cannot read config file %s\n", file);
+            return -1;
+        }
+        if (line > 0 || ic.failed) {
+            fprintf(err, "gd-sla: config file %s: error at line %d\n", file, line);
+            return -1;
+        }
+    }
+    optind = 1;
+    for (int opt; (opt = getopt_long(argc, argv, "", options, NULL)) != -1;) {
+        if (opt == OPT_CONFIG)
+            continue;
+        const char *name = NULL;
+        for (const struct option *o = options; o->name; o++)
+            if (o->val == opt)
+                name = o->name;
+        if (apply(cfg, opt, name ? name : "?", optarg, err) < 0)
+            return -1;
+    }
+    if (cfg->n_endpoints == 0) {
+        fprintf(err, "gd-sla: --work is required\n");
+        return -1;
+    }
+    if (cfg->n_shard == 0 && !cfg->all_towns) {
+        fprintf(err, "gd-sla: give --shard or --all\n");
+        return -1;
+    }
+    if (cfg->backoff_max_ms < cfg->backoff_min_ms) {
+        fprintf(err, "gd-sla: --backoff-max-ms is below --backoff-min-ms\n");
+        return -1;
+    }
+    if (cfg->curve_server_key && (!cfg->curve_public_key || !cfg->curve_secret_key)) {
+        fprintf(err, "gd-sla: CURVE needs --curve-public-key and --curve-secret-key\n");
+        return -1;
+    }
+    if (cfg->name == NULL && set_string(&cfg->name, "gd-sla") < 0)
+        return -1;
+    return 0;
+}
+
+void config_fini(struct config *cfg)
+{
+    for (uint32_t i = 0; i < cfg->n_endpoints; i++)
+        free(cfg->endpoints[i]);
+    for (uint32_t i = 0; i < cfg->n_shard; i++)
+        free(cfg->shard[i]);
+    free(cfg->name);
+    free(cfg->curve_server_key);
+    free(cfg->curve_public_key);
+    free(cfg->curve_secret_key);
+    memset(cfg, 0, sizeof(*cfg));
+}
