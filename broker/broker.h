@@ -60,6 +60,7 @@ struct incident {
     int64_t reported_at, received_at;
     int64_t sign_due, resolve_due;   /* 0 = no deadline */
     int64_t sign_warn, resolve_warn; /* warning instants; 0 = none */
+    int64_t extension_pending; /* requested resolve deadline awaiting approval */
     uint32_t attempts, escalations;
     bool flagged;
     uint8_t warned;            /* bit per gd_deadline_kind: WARN recorded */
@@ -147,6 +148,7 @@ struct client {
 struct counters {
     uint64_t submitted, accepted, duplicates, rejected, busy;
     uint64_t delivered, signed_, resolved, closed, reopened, returned, requeued;
+    uint64_t extension_requests, extensions_denied;
     uint64_t extended, progressed, dispatched, escalated, flagged, warned, poisoned;
     uint64_t worker_errors, sla_stale;
     uint64_t sessions_opened, sessions_lost;

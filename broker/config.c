@@ -34,6 +34,7 @@ enum {
     OPT_DB_LANES,
     OPT_SLA_ALARM_MS,
     OPT_UTC_OFFSET,
+    OPT_EXTENSION_APPROVAL,
 };
 
 static const struct option options[] = {
@@ -61,6 +62,7 @@ static const struct option options[] = {
     {"db-lanes", required_argument, NULL, OPT_DB_LANES},
     {"sla-alarm-ms", required_argument, NULL, OPT_SLA_ALARM_MS},
     {"utc-offset-min", required_argument, NULL, OPT_UTC_OFFSET},
+    {"extension-approval", required_argument, NULL, OPT_EXTENSION_APPROVAL},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
@@ -90,6 +92,8 @@ static const char usage[] =
     "  --gauge-ms N           period of queue and broker status, ms [1000]\n"
     "  --sla-alarm-ms N       period of the check for unwatched deadlines, ms [10000]\n"
     "  --utc-offset-min N     local time of the working calendar, minutes east of UTC [480]\n"
+    "  --extension-approval P auto: extensions up to a category's maximum apply at once;\n"
+    "                         above: beyond its automatic limit they wait for APPROVE [auto]\n"
     "  --log-level LEVEL      error, warn, info or debug [info]\n"
     "  --check-config         print the effective configuration and exit\n";
 
@@ -167,6 +171,14 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         case OPT_CHECK: check = true; break;
         case OPT_DB_LANES: num = &cfg->db_lanes; max = 8; break;
         case OPT_SLA_ALARM_MS: num = &cfg->sla_alarm_ms; min = 10; max = 3600000; break;
+        case OPT_EXTENSION_APPROVAL:
+            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "above") != 0) {
+                fprintf(err, "gd-broker: --extension-approval is auto or above, not '%s'\n",
+                        optarg);
+                return -1;
+            }
+            cfg->extension_approval = strcmp(optarg, "above") == 0;
+            break;
         case OPT_UTC_OFFSET: {
             char *end;
             long v = strtol(optarg, &end, 10);
@@ -241,4 +253,5 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
     fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n", cfg->gauge_ms,
             cfg->sla_alarm_ms, cfg->utc_offset_min);
+    fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");
 }

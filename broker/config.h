@@ -2,6 +2,7 @@
 #ifndef GD_BROKER_CONFIG_H
 #define GD_BROKER_CONFIG_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -30,7 +31,9 @@ struct config {
 
     uint32_t gauge_ms;           /* period of queue.* and broker status */
     uint32_t sla_alarm_ms;       /* period of the no_sla_worker check */
-    int32_t utc_offset_min;      /* local time of the calendar = UTC + this */
+    int32_t utc_offset_min;
+    bool extension_approval;     /* beyond a category's automatic limit, an
+                                    extension needs APPROVE from an admin */      /* local time of the calendar = UTC + this */
     int log_level;
 };
 

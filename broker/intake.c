@@ -9,6 +9,7 @@
 #include "log.h"
 #include "queue.h"
 #include "route.h"
+#include "sla.h"
 #include "status.h"
 #include "work.h"
 
@@ -437,6 +438,53 @@ static void handle_dispatch(struct broker *b, const uint8_t *rid, size_t rid_len
     b->counters.dispatched++;
 }
 
+static void handle_approve(struct broker *b, const uint8_t *rid, size_t rid_len,
+                           const struct gd_approve *m)
+{
+    const char *why = overloaded(b);
+    if (why) {
+        busy(b, rid, rid_len, m->ref, why);
+        return;
+    }
+    struct incident *inc = open_incident(b, rid, rid_len, m->ref, m->incident_id);
+    if (!inc)
+        return;
+    char msg[160];
+    if (m->version != inc->version) {
+        snprintf(msg, sizeof(msg), "incident %llu is at version %u, not %u; read it again",
+                 (unsigned long long)inc->id, inc->version, m->version);
+        reject(b, rid, rid_len, m->ref, GD_E_STALE_VERSION, "version", msg);
+        return;
+    }
+    if (!inc->extension_pending) {
+        reject(b, rid, rid_len, m->ref, GD_E_BAD_STATE, NULL,
+               "no extension request is waiting for this incident");
+        return;
+    }
+    struct waiter *w = hold(b, rid, rid_len, GD_T_DONE, m->ref);
+    if (!w)
+        return;
+    int64_t until = inc->extension_pending;
+    int64_t due = inc->resolve_due, warn = inc->resolve_warn;
+    uint8_t warned = inc->warned;
+    inc->extension_pending = 0;
+    if (m->approve)
+        sla_extend(b, inc, until, broker_now(b));
+    if (lifecycle_apply_str(b, inc, m->approve ? GD_EV_EXTEND : GD_EV_EXTEND_DENY, inc->state,
+                            NULL, false, "approver", m->note, w) < 0) {
+        inc->extension_pending = until;
+        inc->resolve_due = due;
+        inc->resolve_warn = warn;
+        inc->warned = warned;
+        struct client *c = w->client;
+        free(w);
+        client_release(b, c);
+        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    m->approve ? b->counters.extended++ : b->counters.extensions_denied++;
+}
+
 /* ---- SNAPSHOT ---- */
 
 static void handle_snapshot(struct broker *b, const uint8_t *rid, size_t rid_len,
@@ -493,6 +541,7 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
     case GD_T_QUERY: handle_query(b, rid, rid_len, &m.u.query); break;
     case GD_T_FEEDBACK: handle_feedback(b, rid, rid_len, &m.u.feedback); break;
     case GD_T_DISPATCH: handle_dispatch(b, rid, rid_len, &m.u.dispatch); break;
+    case GD_T_APPROVE: handle_approve(b, rid, rid_len, &m.u.approve); break;
     case GD_T_SNAPSHOT: handle_snapshot(b, rid, rid_len, &m.u.snapshot); break;
     default: {
         char msg[96];

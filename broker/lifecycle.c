@@ -393,6 +393,7 @@ static void capture(struct lc_change *lc, const struct incident *inc)
     lc->c.owner_level = inc->level;
     lc->c.sign_due = inc->sign_due;
     lc->c.sign_warn = inc->sign_warn;
+    lc->c.extension_pending = inc->extension_pending;
     lc->c.resolve_warn = inc->resolve_warn;
     lc->c.resolve_due = inc->resolve_due;
     lc->c.attempts = inc->attempts;
@@ -595,6 +596,7 @@ struct incident *incident_from_row(struct broker *b, const PGresult *res, int i)
     inc->flagged = PQgetvalue(res, i, 25)[0] == 't';
     inc->sign_warn = strtoll(PQgetvalue(res, i, 26), NULL, 10);
     inc->resolve_warn = strtoll(PQgetvalue(res, i, 27), NULL, 10);
+    inc->extension_pending = strtoll(PQgetvalue(res, i, 28), NULL, 10);
     inc->version = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
     int st = gd_state_parse(gd_str_c(PQgetvalue(res, i, 5)));
     inc->state = st < 0 ? GD_ST_QUEUED : (enum gd_state)st;

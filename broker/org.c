@@ -131,7 +131,7 @@ static int load_categories(struct org *org, PGconn *conn, char *err, size_t errl
 
     res = query(conn,
                 "SELECT category, priority, basis, sign_limit_s, resolve_limit_s, warn_percent, "
-                "max_extension_s FROM category_sla",
+                "max_extension_s, auto_extension_s FROM category_sla",
                 err, errlen);
     if (!res)
         return -1;
@@ -148,6 +148,7 @@ static int load_categories(struct org *org, PGconn *conn, char *err, size_t errl
         s->resolve_limit_s = atoll(PQgetvalue(res, i, 4));
         s->warn_percent = atoi(PQgetvalue(res, i, 5));
         s->max_extension_s = atoll(PQgetvalue(res, i, 6));
+        s->auto_extension_s = atoll(PQgetvalue(res, i, 7));
     }
     PQclear(res);
     return 0;

@@ -41,6 +41,7 @@ struct sla {
     int64_t resolve_limit_s;
     int warn_percent;
     int64_t max_extension_s;
+    int64_t auto_extension_s; /* approved without the level above */
 };
 
 struct category {

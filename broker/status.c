@@ -158,6 +158,8 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "returned", c->returned);
     add_counter(s, "requeued", c->requeued);
     add_counter(s, "extended", c->extended);
+    add_counter(s, "extension_requests", c->extension_requests);
+    add_counter(s, "extensions_denied", c->extensions_denied);
     add_counter(s, "progressed", c->progressed);
     add_counter(s, "dispatched", c->dispatched);
     add_counter(s, "escalated", c->escalated);

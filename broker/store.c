@@ -277,13 +277,14 @@ static const char sql_update[] =
     "owner_unit = u.owner_unit, owner_level = u.owner_level, sign_due = gd_ts(u.sign_due), "
     "resolve_due = gd_ts(u.resolve_due), attempts = u.attempts, escalations = u.escalations, "
     "flagged = u.flagged, updated_at = gd_ts(u.at), sign_warn = gd_ts(u.sign_warn), "
-    "resolve_warn = gd_ts(u.resolve_warn) "
+    "resolve_warn = gd_ts(u.resolve_warn), extension_pending = gd_ts(u.extension_pending) "
     "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], "
     "$7::int8[], $8::int8[], $9::int[], $10::int[], $11::bool[], $12::int8[], $13::int8[], "
-    "$14::int8[]) AS u(id, state, version, queue, owner_unit, owner_level, sign_due, "
-    "resolve_due, attempts, escalations, flagged, at, sign_warn, resolve_warn) "
+    "$14::int8[], $15::int8[]) AS u(id, state, version, queue, owner_unit, owner_level, "
+    "sign_due, resolve_due, attempts, escalations, flagged, at, sign_warn, resolve_warn, "
+    "extension_pending) "
     "WHERE i.id = u.id AND i.version < u.version";
-#define SQL_UPDATE_PARAMS 14
+#define SQL_UPDATE_PARAMS 15
 
 static const char sql_events[] =
     "INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, queue, "
@@ -376,6 +377,7 @@ static void add_update_row(struct params *p, const struct store_change *c)
     arr_i64(&a[11], c->at);
     arr_i64(&a[12], c->sign_warn);
     arr_i64(&a[13], c->resolve_warn);
+    arr_i64(&a[14], c->extension_pending);
 }
 
 static void add_event_row(struct params *p, const struct store_change *c)

@@ -72,6 +72,7 @@ struct store_change {
     /* projection after the event */
     int64_t sign_due, resolve_due;
     int64_t sign_warn, resolve_warn;
+    int64_t extension_pending;
     uint32_t attempts, escalations;
     bool flagged;
     /* for the broker's own use after the commit; the store ignores them */

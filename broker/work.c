@@ -94,6 +94,7 @@ void work_view(const struct incident *inc, bool with_reporter, struct gd_inciden
         .received_at = inc->received_at,
         .sign_due = inc->sign_due,
         .resolve_due = inc->resolve_due,
+        .extension_pending = inc->extension_pending,
         .attempts = inc->attempts,
         .escalations = inc->escalations,
         .flagged = inc->flagged,
@@ -422,7 +423,9 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
     /* A retry of the command that made the current version: answer it
      * again instead of applying it twice. */
     bool same_sign = type == GD_T_SIGN && c->delivery_id && c->delivery_id == inc->delivery_id;
-    if (inc->last_event == ev && inc->last_session == s->id &&
+    bool same_kind = inc->last_event == ev ||
+                     (ev == GD_EV_EXTEND && inc->last_event == GD_EV_EXTEND_REQUEST);
+    if (same_kind && inc->last_session == s->id &&
         (same_sign || (c->version && c->version + 1 == inc->version))) {
         if (inc->pending_changes) {
             cmd_error(b, s, c, GD_E_BUSY, NULL,
@@ -503,10 +506,21 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
         if (sla && sla->set && inc->resolve_due &&
             c->until - inc->resolve_due > sla->max_extension_s * 1000) {
             snprintf(msg, sizeof(msg),
-                     "this category allows extensions of at most %lld s; ask the level above",
+                     "this category allows extensions of at most %lld s",
                      (long long)sla->max_extension_s);
             cmd_error(b, s, c, GD_E_POLICY, "until", msg);
             return;
+        }
+        /* Beyond the automatic limit the request waits for the level
+         * above (APPROVE on the intake endpoint). */
+        if (b->cfg.extension_approval && inc->resolve_due &&
+            c->until - inc->resolve_due > (sla && sla->set ? sla->auto_extension_s : 0) * 1000) {
+            if (inc->extension_pending) {
+                cmd_error(b, s, c, GD_E_BAD_STATE, NULL,
+                          "an extension request is already waiting for approval");
+                return;
+            }
+            ev = GD_EV_EXTEND_REQUEST;
         }
     }
     if (type == GD_T_RETURN) {
@@ -526,7 +540,10 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
     struct waiter *w = waiter_for_session(s->id, c->ref);
     int64_t old_due = inc->resolve_due, old_warn = inc->resolve_warn;
     uint8_t old_warned = inc->warned;
-    if (type == GD_T_EXTEND)
+    int64_t old_pending = inc->extension_pending;
+    if (ev == GD_EV_EXTEND_REQUEST)
+        inc->extension_pending = c->until;
+    else if (type == GD_T_EXTEND)
         sla_extend(b, inc, c->until, broker_now(b));
     char note[GD_MAX_TEXT * 2 + 16];
     struct gd_str text = c->text;
@@ -540,6 +557,7 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
         inc->resolve_due = old_due;
         inc->resolve_warn = old_warn;
         inc->warned = old_warned;
+        inc->extension_pending = old_pending;
         cmd_error(b, s, c, GD_E_INTERNAL, NULL, "out of memory");
         return;
     }
@@ -547,7 +565,9 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
     switch (type) {
     case GD_T_SIGN: b->counters.signed_++; inc->attempts = 0; break;
     case GD_T_PROGRESS: b->counters.progressed++; break;
-    case GD_T_EXTEND: b->counters.extended++; break;
+    case GD_T_EXTEND:
+        ev == GD_EV_EXTEND_REQUEST ? b->counters.extension_requests++ : b->counters.extended++;
+        break;
     case GD_T_RETURN: b->counters.returned++; break;
     default: b->counters.resolved++; break;
     }

@@ -96,6 +96,7 @@ static const char *const event_kind_names[GD_EV_COUNT] = {
     [GD_EV_RETURN] = "return",     [GD_EV_RESOLVE] = "resolve",   [GD_EV_REOPEN] = "reopen",
     [GD_EV_CLOSE] = "close",       [GD_EV_ESCALATE] = "escalate", [GD_EV_FLAG] = "flag",
     [GD_EV_DISPATCH] = "dispatch", [GD_EV_WARN] = "warn",
+    [GD_EV_EXTEND_REQUEST] = "extend_request", [GD_EV_EXTEND_DENY] = "extend_deny",
 };
 
 static const char *const status_kind_names[GD_STATUS_COUNT] = {
@@ -159,6 +160,8 @@ const char *gd_type_name(enum gd_type type)
         return "SNAPSHOT";
     case GD_T_DISPATCH:
         return "DISPATCH";
+    case GD_T_APPROVE:
+        return "APPROVE";
     case GD_T_ACCEPTED:
         return "ACCEPTED";
     case GD_T_REJECTED:

@@ -93,6 +93,7 @@ static const struct gd__field incident_fields[] = {
     F_TIME("received_at", I, received_at, 0),
     F_TIME("sign_due", I, sign_due, 0),
     F_TIME("resolve_due", I, resolve_due, 0),
+    F_TIME("extension_pending", I, extension_pending, 0),
     F_COUNT("attempts", I, attempts, 0),
     F_COUNT("escalations", I, escalations, 0),
     F_BOOL("flagged", I, flagged, 0, 0),
@@ -259,6 +260,16 @@ static const struct gd__field dispatch_fields[] = {
     F_U64("incident_id", S, incident_id, R),
     F_U32("version", S, version, R, 0, UINT32_MAX),
     F_STR("unit", S, unit, R, GD_MAX_CODE),
+    F_STR("note", S, note, 0, GD_MAX_TEXT),
+};
+#undef S
+
+#define S struct gd_approve
+static const struct gd__field approve_fields[] = {
+    F_U64("ref", S, ref, 0),
+    F_U64("incident_id", S, incident_id, R),
+    F_U32("version", S, version, R, 0, UINT32_MAX),
+    F_BOOL("approve", S, approve, R, 0),
     F_STR("note", S, note, 0, GD_MAX_TEXT),
 };
 #undef S
@@ -438,6 +449,8 @@ static const struct gd__table snapshot_table =
     TABLE("SNAPSHOT", struct gd_snapshot, snapshot_fields, NULL);
 static const struct gd__table dispatch_table =
     TABLE("DISPATCH", struct gd_dispatch, dispatch_fields, NULL);
+static const struct gd__table approve_table =
+    TABLE("APPROVE", struct gd_approve, approve_fields, NULL);
 static const struct gd__table accepted_table =
     TABLE("ACCEPTED", struct gd_accepted, accepted_fields, NULL);
 static const struct gd__table error_table =
@@ -487,6 +500,8 @@ const struct gd__table *gd__msg_table(enum gd_type type)
         return &snapshot_table;
     case GD_T_DISPATCH:
         return &dispatch_table;
+    case GD_T_APPROVE:
+        return &approve_table;
     case GD_T_ACCEPTED:
         return &accepted_table;
     case GD_T_REJECTED:

@@ -94,13 +94,14 @@ enum gd_type {
     GD_T_FEEDBACK = 3,
     GD_T_SNAPSHOT = 4,
     GD_T_DISPATCH = 5,   /* admin: route a triage item by hand */
+    GD_T_APPROVE = 6,    /* admin: approve or deny a requested extension */
     /* intake endpoint, broker -> client */
     GD_T_ACCEPTED = 16,
     GD_T_REJECTED = 17,
     GD_T_BUSY = 18,
     GD_T_INCIDENT = 19,
     GD_T_GAUGES = 20,
-    GD_T_DONE = 21,      /* success answer to FEEDBACK and DISPATCH */
+    GD_T_DONE = 21,      /* success answer to FEEDBACK, DISPATCH and APPROVE */
     /* work endpoint, worker/SLA -> broker */
     GD_T_HELLO = 32,
     GD_T_CREDIT = 33,
@@ -169,6 +170,8 @@ enum gd_event_kind {
     GD_EV_FLAG,        /* overdue at the top level: flagged (挂账) */
     GD_EV_DISPATCH,    /* triage -> QUEUED at a chosen queue */
     GD_EV_WARN,        /* SLA warning threshold passed (no state change) */
+    GD_EV_EXTEND_REQUEST, /* extension asked beyond the automatic limit */
+    GD_EV_EXTEND_DENY,    /* the requested extension was refused */
     GD_EV_COUNT
 };
 
@@ -220,6 +223,8 @@ struct gd_incident {
     uint32_t attempts;         /* deliveries not signed */
     uint32_t escalations;
     bool flagged;              /* overdue at the top level (挂账) */
+    int64_t extension_pending; /* requested new resolve deadline awaiting
+                                  approval; 0 = none */
     uint32_t n_attachments;
     struct gd_str attachments[GD_MAX_ATTACHMENTS];
 };
@@ -329,7 +334,17 @@ struct gd_dispatch {
     struct gd_str note;
 };
 
-/* DONE: success answer to FEEDBACK and DISPATCH. */
+/* An administrator's decision on a requested extension (EXTEND beyond the
+ * automatic limit). */
+struct gd_approve {
+    uint64_t ref;
+    uint64_t incident_id;
+    uint32_t version;
+    bool approve;              /* true: the deadline moves; false: refused */
+    struct gd_str note;
+};
+
+/* DONE: success answer to FEEDBACK, DISPATCH and APPROVE. */
 struct gd_done {
     uint64_t ref;
     uint64_t incident_id;
@@ -426,6 +441,7 @@ struct gd_msg {
         struct gd_snapshot snapshot;
         struct gd_gauges gauges;
         struct gd_dispatch dispatch;
+        struct gd_approve approve;
         struct gd_done done;
         struct gd_hello hello;
         struct gd_welcome welcome;

@@ -211,6 +211,10 @@ ALLOWED = {
     "close": {"RESOLVED"},
     "escalate": {"QUEUED", "DELIVERED", "SIGNED", "IN_PROGRESS"},
     "dispatch": {"QUEUED"},
+    "warn": {"QUEUED", "DELIVERED", "SIGNED", "IN_PROGRESS"},
+    "flag": {"QUEUED", "DELIVERED", "SIGNED", "IN_PROGRESS"},
+    "extend_request": {"SIGNED", "IN_PROGRESS"},
+    "extend_deny": {"SIGNED", "IN_PROGRESS"},
 }
 
 

@@ -238,3 +238,63 @@ def test_working_time_limits_fall_inside_working_hours_on_working_days(make_brok
         assert 8 * 60 + 30 < minutes <= 12 * 60 or 13 * 60 + 30 < minutes <= 18 * 60, due
         working_day = holidays.get(due.date(), due.weekday() < 5)
         assert working_day, f"deadline {due} falls on a day off"
+
+
+def test_extension_beyond_the_automatic_limit_waits_for_approval(make_broker, pg):
+    make_fast_category(pg, sign_s=30, resolve_s=60)
+    pg.all("UPDATE category_sla SET auto_extension_s = 10, max_extension_s = 100 "
+           "WHERE category = %s RETURNING category", CATEGORY)
+    broker = make_broker(extension_approval="above")
+    intake = broker.intake()
+    inc = intake.submit(source="t", external_id="approve", category=CATEGORY,
+                        location={"unit": GRID})["incident_id"]
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    ok = w.sign(w.deliver())
+    due = pg.incident(inc)["resolve_due_ms"]
+    small = w.extend(inc, ok["version"], until=due + 5000, reason="等待配件")
+    assert small.type == "OK" and small["applied"], small
+    assert pg.incident(inc)["resolve_due_ms"] == due + 5000, "within the automatic limit"
+    big = w.extend(inc, small["version"], until=due + 60000, reason="需要街道协调")
+    assert big.type == "OK", big
+    row = pg.incident(inc)
+    assert row["resolve_due_ms"] == due + 5000, "a request does not move the deadline"
+    assert row["extension_pending"] is not None
+    again = w.extend(inc, big["version"], until=due + 70000, reason="再次申请")
+    assert again.type == "ERR" and again["code"] == "bad_state"
+    too_far = w.extend(inc, big["version"], until=due + 5000 + 200000, reason="太久")
+    assert too_far.type == "ERR" and too_far["code"] == "policy"
+    stale = intake.request("APPROVE", {"incident_id": inc, "version": big["version"] - 1,
+                                       "approve": True}, gdclient.INTAKE_REPLIES)
+    assert stale.type == "REJECTED" and stale["code"] == "stale_version"
+    done = intake.request("APPROVE", {"incident_id": inc, "version": big["version"],
+                                      "approve": True, "note": "同意"}, gdclient.INTAKE_REPLIES)
+    assert done.type == "DONE", done
+    row = pg.incident(inc)
+    assert row["resolve_due_ms"] == due + 60000 and row["extension_pending"] is None
+    none_waiting = intake.request("APPROVE", {"incident_id": inc, "version": done["version"],
+                                              "approve": False}, gdclient.INTAKE_REPLIES)
+    assert none_waiting.type == "REJECTED" and none_waiting["code"] == "bad_state"
+    assert pg.kinds(inc)[-3:] == ["extend", "extend_request", "extend"]
+
+
+def test_denied_extension_leaves_the_deadline(make_broker, pg):
+    make_fast_category(pg, sign_s=30, resolve_s=60)
+    broker = make_broker(extension_approval="above")
+    intake = broker.intake()
+    inc = intake.submit(source="t", external_id="deny", category=CATEGORY,
+                        location={"unit": GRID})["incident_id"]
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    ok = w.sign(w.deliver())
+    due = pg.incident(inc)["resolve_due_ms"]
+    req = w.extend(inc, ok["version"], until=due + 30000, reason="理由")
+    assert req.type == "OK"
+    done = intake.request("APPROVE", {"incident_id": inc, "version": req["version"],
+                                      "approve": False, "note": "不符合延期条件"},
+                          gdclient.INTAKE_REPLIES)
+    assert done.type == "DONE"
+    row = pg.incident(inc)
+    assert row["resolve_due_ms"] == due and row["extension_pending"] is None
+    ev = pg.events(inc)[-1]
+    assert ev["kind"] == "extend_deny" and ev["note"] == "不符合延期条件"

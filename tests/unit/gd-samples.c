@@ -46,6 +46,7 @@ static struct gd_incident full_incident(void)
         .received_at = 1717200001234,
         .sign_due = 1717203601234,
         .resolve_due = 1717804801234,
+        .extension_pending = 1718409601234,
         .attempts = 2,
         .escalations = 1,
         .flagged = true,
@@ -109,6 +110,7 @@ const enum gd_type gd_sample_types[GD_SAMPLE_N_TYPES] = {
     GD_T_CREDIT,   GD_T_SIGN,     GD_T_PROGRESS, GD_T_EXTEND,   GD_T_RETURN,    GD_T_RESOLVE,
     GD_T_WARN,     GD_T_ESCALATE, GD_T_WELCOME,  GD_T_DENIED,   GD_T_DELIVER,   GD_T_OK,
     GD_T_ERR,      GD_T_DEADLINE, GD_T_CLEAR,    GD_T_SYNCED,   GD_T_HEARTBEAT, GD_T_BYE,
+    GD_T_APPROVE,
 };
 
 unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
@@ -147,6 +149,13 @@ unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
                                              .version = 4,
                                              .unit = GD_STR("500113002001"),
                                              .note = GD_STR("路灯归社区")};
+        return 5;
+    case GD_T_APPROVE:
+        m->u.approve = (struct gd_approve){.ref = 9,
+                                           .incident_id = 77,
+                                           .version = 6,
+                                           .approve = true,
+                                           .note = GD_STR("同意延期至周五")};
         return 5;
     case GD_T_ACCEPTED:
         m->u.accepted = (struct gd_accepted){.ref = 42,
@@ -290,6 +299,9 @@ unsigned gd_sample_min(enum gd_type type, struct gd_msg *m)
     case GD_T_DISPATCH:
         m->u.dispatch = (struct gd_dispatch){.incident_id = 1, .version = 1, .unit = GD_STR("5")};
         return 3;
+    case GD_T_APPROVE:
+        m->u.approve = (struct gd_approve){.incident_id = 1, .version = 1};
+        return 3; /* approve is required, false is sent */
     case GD_T_ACCEPTED:
         m->u.accepted =
             (struct gd_accepted){.incident_id = 1, .version = 1, .state = GD_ST_RECEIVED};

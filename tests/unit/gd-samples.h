@@ -10,7 +10,7 @@
     "跌倒。井盖周围没有任何警示标志，夜间照明也不足，居民担心再次发生危险，希望有关部门尽快" \
     "派人更换井盖并设置临时围挡。另外小区东门外人行道有多块地砖松动，雨天积水严重，请一并处理。"
 
-#define GD_SAMPLE_N_TYPES 30
+#define GD_SAMPLE_N_TYPES 31
 
 /* Every message type, in header order. */
 extern const enum gd_type gd_sample_types[GD_SAMPLE_N_TYPES];

@@ -192,6 +192,7 @@ static void assert_incident(const struct gd_incident *a, const struct gd_inciden
     assert_int_equal(a->received_at, b->received_at);
     assert_int_equal(a->sign_due, b->sign_due);
     assert_int_equal(a->resolve_due, b->resolve_due);
+    assert_int_equal(a->extension_pending, b->extension_pending);
     assert_int_equal(a->attempts, b->attempts);
     assert_int_equal(a->escalations, b->escalations);
     assert_int_equal(a->flagged, b->flagged);
@@ -1101,6 +1102,8 @@ static void test_missing_required_field_is_named(void **state)
         {GD_T_QUERY, "incident_id"},    {GD_T_FEEDBACK, "incident_id"},
         {GD_T_FEEDBACK, "satisfied"},   {GD_T_DISPATCH, "incident_id"},
         {GD_T_DISPATCH, "version"},     {GD_T_DISPATCH, "unit"},
+        {GD_T_APPROVE, "incident_id"},  {GD_T_APPROVE, "version"},
+        {GD_T_APPROVE, "approve"},
         {GD_T_ACCEPTED, "incident_id"}, {GD_T_ACCEPTED, "version"},
         {GD_T_ACCEPTED, "state"},       {GD_T_REJECTED, "code"},
         {GD_T_REJECTED, "message"},     {GD_T_ERR, "code"},
@@ -1560,7 +1563,7 @@ static void test_every_enum_value_has_a_wire_name_that_parses_back(void **state)
     assert_string_equal(gd_status_kind_name(GD_STATUS_TRANSITION), "transition");
     assert_null(gd_code_name(GD_CODE_COUNT));
     assert_null(gd_state_name(GD_ST_COUNT));
-    assert_null(gd_type_name((enum gd_type)6));
+    assert_null(gd_type_name((enum gd_type)7));
     assert_int_equal(gd_priority_parse(GD_STR("normal\0")), -1);
     assert_int_equal(gd_level_parse(GD_STR("")), -1);
     assert_int_equal(gd_state_parse(GD_STR_NULL), -1);
