@@ -366,8 +366,10 @@ static void test_random_operations_match_a_sorted_reference(void **state)
                 /* the wheel never sleeps past a due timer */
                 for (int k = 0; k < N; k++)
                     if (armed[k] && !past[k])
-                        assert_true(next <= (int64_t)((((uint64_t)items[k].timer.expires +
-                                                        tick - 1) / tick) * tick));
+                        assert_true(
+                            next <=
+                            (int64_t)((((uint64_t)items[k].timer.expires + tick - 1) / tick) *
+                                      tick));
                 size_t fired = advance(w, lg, now);
                 assert_false(lg->early);
                 assert_true(fired <= N);
@@ -378,16 +380,17 @@ static void test_random_operations_match_a_sorted_reference(void **state)
                     assert_true(armed[id]);
                     assert_false(seen[id]);
                     seen[id] = true;
-                    int64_t key = past[id] ? 0
-                                           : (int64_t)(((uint64_t)items[id].timer.expires +
-                                                        tick - 1) / tick);
+                    int64_t key =
+                        past[id] ? 0
+                                 : (int64_t)(((uint64_t)items[id].timer.expires + tick - 1) / tick);
                     assert_true(key >= last_key);
                     last_key = key;
                 }
                 for (int k = 0; k < N; k++) {
-                    bool due = armed[k] &&
-                               (past[k] || (((uint64_t)items[k].timer.expires + tick - 1) /
-                                            tick) * tick <= (uint64_t)now);
+                    bool due =
+                        armed[k] &&
+                        (past[k] || (((uint64_t)items[k].timer.expires + tick - 1) / tick) * tick <=
+                                        (uint64_t)now);
                     assert_int_equal(due, seen[k]);
                     if (due)
                         armed[k] = false;
@@ -605,8 +608,9 @@ static void test_index_matches_a_reference_through_growth_and_deletes(void **sta
         uint32_t version = 1 + (uint32_t)rnd_below(&r, 6);
         if (rnd_below(&r, 3) == 0) {
             int rc = deadline_table_clear(t, id, kind, version);
-            int want = *v == 0 ? DEADLINE_ABSENT
-                               : version >= *v ? DEADLINE_REMOVED : DEADLINE_IGNORED;
+            int want = *v == 0         ? DEADLINE_ABSENT
+                       : version >= *v ? DEADLINE_REMOVED
+                                       : DEADLINE_IGNORED;
             assert_int_equal(rc, want);
             if (rc == DEADLINE_REMOVED) {
                 *v = 0;
@@ -615,8 +619,9 @@ static void test_index_matches_a_reference_through_growth_and_deletes(void **sta
         } else {
             int rc = deadline_table_upsert(t, id, kind, version, 0,
                                            2000000 + (int64_t)rnd_below(&r, 1000000));
-            int want = *v == 0 ? DEADLINE_ADDED
-                               : version > *v ? DEADLINE_REPLACED : DEADLINE_IGNORED;
+            int want = *v == 0        ? DEADLINE_ADDED
+                       : version > *v ? DEADLINE_REPLACED
+                                      : DEADLINE_IGNORED;
             assert_int_equal(rc, want);
             if (rc == DEADLINE_ADDED)
                 live++;

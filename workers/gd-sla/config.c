@@ -261,8 +261,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         if (opt == OPT_CONFIG)
             file = optarg;
         if (opt == '?') {
-            fprintf(err, "gd-sla: unknown option or missing value: %s\n%s",
-                    argv[optind - 1], usage);
+            fprintf(err, "gd-sla: unknown option or missing value: %s\n%s", argv[optind - 1],
+                    usage);
             return -1;
         }
     }

@@ -13,22 +13,22 @@
 struct config {
     char *endpoints[CONFIG_MAX_ENDPOINTS]; /* work endpoints, tried in order */
     uint32_t n_endpoints;
-    char *shard[GD_MAX_SHARD];            /* town codes; none = all towns */
+    char *shard[GD_MAX_SHARD]; /* town codes; none = all towns */
     uint32_t n_shard;
-    bool all_towns;                       /* --all was given */
-    char *name;                           /* HELLO name */
-    uint32_t tick_ms;                     /* timing wheel resolution */
-    uint32_t hello_timeout_ms;            /* wait for WELCOME/DENIED */
-    uint32_t backoff_min_ms;              /* first reconnect delay */
-    uint32_t backoff_max_ms;              /* reconnect delay cap */
-    uint32_t denied_retry_ms;             /* wait after DENIED before a new HELLO */
-    uint32_t retry_ms;                    /* resend after ERR busy/internal */
-    uint32_t report_ms;                   /* period of the activity summary line */
+    bool all_towns;            /* --all was given */
+    char *name;                /* HELLO name */
+    uint32_t tick_ms;          /* timing wheel resolution */
+    uint32_t hello_timeout_ms; /* wait for WELCOME/DENIED */
+    uint32_t backoff_min_ms;   /* first reconnect delay */
+    uint32_t backoff_max_ms;   /* reconnect delay cap */
+    uint32_t denied_retry_ms;  /* wait after DENIED before a new HELLO */
+    uint32_t retry_ms;         /* resend after ERR busy/internal */
+    uint32_t report_ms;        /* period of the activity summary line */
     bool exit_on_denied;
-    char *curve_server_key;               /* Z85; CURVE when set */
+    char *curve_server_key; /* Z85; CURVE when set */
     char *curve_public_key;
     char *curve_secret_key;
-    int log_level;                        /* enum log_level */
+    int log_level; /* enum log_level */
 };
 
 /* Fills `cfg` with defaults, then the file named by --config (INI,

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define INDEX_MIN 1024u
+#define INDEX_MIN  1024u
 #define HANDLE_MAX (UINT32_MAX - 1u)
 
 static uint64_t mix64(uint64_t x)

@@ -64,11 +64,11 @@ struct deadline_table {
     struct deadline **chunks; /* chunk i holds entries i*DEADLINE_CHUNK ... */
     uint32_t n_chunks;
     uint32_t cap_chunks;
-    uint32_t used;            /* entries ever handed out of the chunks */
-    uint32_t free_list;       /* handle of a free entry (linked through timer.expires), 0 = none */
-    uint32_t count;           /* live entries */
-    uint32_t *index;          /* open addressing, linear probing: handle (index + 1), 0 = empty */
-    uint32_t index_mask;      /* capacity - 1; capacity a power of two */
+    uint32_t used;       /* entries ever handed out of the chunks */
+    uint32_t free_list;  /* handle of a free entry (linked through timer.expires), 0 = none */
+    uint32_t count;      /* live entries */
+    uint32_t *index;     /* open addressing, linear probing: handle (index + 1), 0 = empty */
+    uint32_t index_mask; /* capacity - 1; capacity a power of two */
 };
 
 /* Initialises an empty table whose wheel ticks every tick_ms from `now`

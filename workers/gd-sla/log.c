@@ -21,8 +21,8 @@ void log_printf(const struct logger *lg, enum log_level level, const char *fmt, 
     if (level > lg->level)
         return;
     char line[1024];
-    int n = snprintf(line, sizeof(line), "%s%s %s: ", level_prio[level], level_names[level],
-                     lg->name);
+    int n =
+        snprintf(line, sizeof(line), "%s%s %s: ", level_prio[level], level_names[level], lg->name);
     if (n < 0)
         return;
     va_list ap;

@@ -19,8 +19,8 @@ void log_printf(const struct logger *lg, enum log_level level, const char *fmt, 
     __attribute__((format(printf, 3, 4)));
 
 #define log_error(lg, ...) log_printf(lg, LOG_ERROR, __VA_ARGS__)
-#define log_warn(lg, ...) log_printf(lg, LOG_WARN, __VA_ARGS__)
-#define log_info(lg, ...) log_printf(lg, LOG_INFO, __VA_ARGS__)
+#define log_warn(lg, ...)  log_printf(lg, LOG_WARN, __VA_ARGS__)
+#define log_info(lg, ...)  log_printf(lg, LOG_INFO, __VA_ARGS__)
 #define log_debug(lg, ...) log_printf(lg, LOG_DEBUG, __VA_ARGS__)
 
 #endif

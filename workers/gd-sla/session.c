@@ -18,7 +18,7 @@
 #include <uthash.h>
 #include <zmq.h>
 
-#define DRAIN_BUDGET 1024
+#define DRAIN_BUDGET  1024
 #define HELLO_BEAT_MS 50
 #define BYE_LINGER_MS 500
 
@@ -246,8 +246,9 @@ static void fail(struct session *s, const char *why)
         return;
     s->failures++;
     uint32_t delay = backoff_delay(s);
-    log_warn(s->log, "broker %s: %s; dropped %" PRIu32 " deadlines, next endpoint %s in %" PRIu32
-             " ms", endpoint_name(s), why, deadline_table_count(&s->table),
+    log_warn(s->log,
+             "broker %s: %s; dropped %" PRIu32 " deadlines, next endpoint %s in %" PRIu32 " ms",
+             endpoint_name(s), why, deadline_table_count(&s->table),
              s->cfg->endpoints[(s->endpoint + 1) % s->cfg->n_endpoints], delay);
     reconnect_later(s, delay);
 }
@@ -367,9 +368,10 @@ static void on_welcome(struct session *s, const struct gd_welcome *w)
     s->sync_count = 0;
     uint64_t period = s->heartbeat_ms / 4 ? s->heartbeat_ms / 4 : 1;
     uv_timer_start(&s->beat, on_beat, period, period);
-    log_info(s->log, "session %" PRIu64 " on %s: heartbeat %" PRIu32 " ms x %" PRIu32
-             "; receiving the deadlines", w->session, endpoint_name(s), s->heartbeat_ms,
-             s->liveness);
+    log_info(s->log,
+             "session %" PRIu64 " on %s: heartbeat %" PRIu32 " ms x %" PRIu32
+             "; receiving the deadlines",
+             w->session, endpoint_name(s), s->heartbeat_ms, s->liveness);
 }
 
 static void on_denied(struct session *s, const struct gd_error_reply *e)
@@ -421,13 +423,14 @@ static void on_synced(struct session *s, const struct gd_synced *y)
     s->state = SESSION_LIVE;
     s->failures = 0;
     uint64_t escalated = deadline_table_count(&s->table) - deadline_table_armed(&s->table);
-    log_info(s->log, "synced: %" PRIu32 " deadlines received (broker sent %" PRIu32
-             ") in %" PRIu64 " ms, holding %" PRIu32 ", %" PRIu64 " already escalated",
+    log_info(s->log,
+             "synced: %" PRIu32 " deadlines received (broker sent %" PRIu32 ") in %" PRIu64
+             " ms, holding %" PRIu32 ", %" PRIu64 " already escalated",
              s->sync_count, y->count, uv_now(s->loop) - s->sync_started,
              deadline_table_count(&s->table), escalated);
     if (s->sync_count != y->count)
-        log_warn(s->log, "SYNCED count %" PRIu32 " differs from the %" PRIu32
-                 " DEADLINEs received", y->count, s->sync_count);
+        log_warn(s->log, "SYNCED count %" PRIu32 " differs from the %" PRIu32 " DEADLINEs received",
+                 y->count, s->sync_count);
 }
 
 static void on_ok(struct session *s, const struct gd_ok *ok)
@@ -453,9 +456,9 @@ static void on_err(struct session *s, const struct gd_error_reply *e)
     }
     struct session_request *r = request_take(s, e->ref);
     if (r == NULL) {
-        log_warn(s->log, "ERR %s (field '%.*s') for ref %" PRIu64 ": %.*s", code,
-                 (int)e->field.len, e->field.ptr ? e->field.ptr : "", e->ref,
-                 (int)e->message.len, e->message.ptr ? e->message.ptr : "");
+        log_warn(s->log, "ERR %s (field '%.*s') for ref %" PRIu64 ": %.*s", code, (int)e->field.len,
+                 e->field.ptr ? e->field.ptr : "", e->ref, (int)e->message.len,
+                 e->message.ptr ? e->message.ptr : "");
         return;
     }
     s->stats.errors++;
@@ -593,13 +596,14 @@ static void on_report(uv_timer_t *h)
             st->not_applied + st->errors ==
         0)
         return;
-    log_info(s->log, "last %" PRIu32 " ms: %" PRIu64 " deadlines set, %" PRIu64 " cleared, %" PRIu64
+    log_info(s->log,
+             "last %" PRIu32 " ms: %" PRIu64 " deadlines set, %" PRIu64 " cleared, %" PRIu64
              " stale; sent %" PRIu64 " WARN, %" PRIu64 " ESCALATE; answers: %" PRIu64
              " applied, %" PRIu64 " not applied, %" PRIu64 " errors (%" PRIu64
              " retried); holding %" PRIu32 ", %" PRIu32 " awaiting answer",
-             s->cfg->report_ms, st->deadlines, st->clears, st->ignored, st->warns,
-             st->escalations, st->applied, st->not_applied, st->errors, st->retries,
-             deadline_table_count(&s->table), s->n_requests);
+             s->cfg->report_ms, st->deadlines, st->clears, st->ignored, st->warns, st->escalations,
+             st->applied, st->not_applied, st->errors, st->retries, deadline_table_count(&s->table),
+             s->n_requests);
     memset(st, 0, sizeof(*st));
 }
 

@@ -1,4 +1,5 @@
-/* session.h - the SLA worker's session with gd-broker: HELLO, the deadline stream, WARN/ESCALATE. */
+/* session.h - the SLA worker's session with gd-broker: HELLO, the deadline stream, WARN/ESCALATE.
+ */
 #ifndef GD_SLA_SESSION_H
 #define GD_SLA_SESSION_H
 
@@ -36,17 +37,17 @@ enum session_exit {
 };
 
 enum session_state {
-    SESSION_WAITING,   /* backoff before the next connect */
-    SESSION_HELLO,     /* HELLO sent, WELCOME awaited */
-    SESSION_SYNCING,   /* WELCOME received, full set streaming */
-    SESSION_LIVE,      /* SYNCED received */
+    SESSION_WAITING, /* backoff before the next connect */
+    SESSION_HELLO,   /* HELLO sent, WELCOME awaited */
+    SESSION_SYNCING, /* WELCOME received, full set streaming */
+    SESSION_LIVE,    /* SYNCED received */
     SESSION_STOPPED,
 };
 
 /* Counters since the last activity report. */
 struct session_stats {
-    uint64_t deadlines, clears, ignored;  /* stream messages applied / stale */
-    uint64_t warns, escalations;          /* sent */
+    uint64_t deadlines, clears, ignored; /* stream messages applied / stale */
+    uint64_t warns, escalations;         /* sent */
     uint64_t applied, not_applied, errors, retries;
 };
 
@@ -60,19 +61,19 @@ struct session {
     void *zctx;
     struct session_conn *conn;
     enum session_state state;
-    int exit_status;            /* enum session_exit, valid once stopped */
-    uint32_t endpoint;          /* index of the endpoint in use / next */
-    uint32_t failures;          /* consecutive failed connections */
-    uint64_t rng;               /* backoff jitter */
+    int exit_status;   /* enum session_exit, valid once stopped */
+    uint32_t endpoint; /* index of the endpoint in use / next */
+    uint32_t failures; /* consecutive failed connections */
+    uint64_t rng;      /* backoff jitter */
 
-    uint64_t session_id;        /* from WELCOME */
+    uint64_t session_id; /* from WELCOME */
     uint32_t heartbeat_ms;
     uint32_t liveness;
-    uint64_t last_recv;         /* uv_now of the last message from the broker */
-    uint64_t last_send;         /* uv_now of the last message sent */
+    uint64_t last_recv; /* uv_now of the last message from the broker */
+    uint64_t last_send; /* uv_now of the last message sent */
     uint64_t hello_at;
-    uint32_t sync_count;        /* DEADLINEs received before SYNCED */
-    uint64_t sync_started;      /* uv_now at WELCOME */
+    uint32_t sync_count;   /* DEADLINEs received before SYNCED */
+    uint64_t sync_started; /* uv_now at WELCOME */
 
     uint64_t next_ref;
     struct session_request *requests; /* WARN/ESCALATE awaiting OK/ERR (uthash by ref) */
@@ -80,14 +81,14 @@ struct session {
 
     struct deadline_table table;
     struct ticker ticker;
-    uv_timer_t beat;            /* heartbeats and liveness */
-    uv_timer_t backoff;         /* reconnect delay */
-    uv_timer_t report;          /* activity summary */
-    uv_idle_t drain;            /* continues reading after a full budget */
+    uv_timer_t beat;    /* heartbeats and liveness */
+    uv_timer_t backoff; /* reconnect delay */
+    uv_timer_t report;  /* activity summary */
+    uv_idle_t drain;    /* continues reading after a full budget */
     struct gd_decoder *decoder;
     struct gd_buf out;
     struct session_stats stats;
-    uint32_t open_handles;      /* handles whose close callback is pending */
+    uint32_t open_handles; /* handles whose close callback is pending */
 };
 
 /* Sets up the session on `loop` and starts connecting to the first

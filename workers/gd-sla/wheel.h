@@ -28,9 +28,9 @@
 #include <stdint.h>
 
 #define WHEEL_LEVELS 4
-#define WHEEL_BITS 8
-#define WHEEL_SLOTS (1u << WHEEL_BITS)
-#define WHEEL_NEVER INT64_MAX
+#define WHEEL_BITS   8
+#define WHEEL_SLOTS  (1u << WHEEL_BITS)
+#define WHEEL_NEVER  INT64_MAX
 
 /* Embed in the caller's object. `next`/`prev` are NULL while not armed. */
 struct wheel_timer {
