@@ -174,6 +174,15 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "changes_committed", ss.changes);
     add_counter(s, "changes_refused", ss.failures);
     add_counter(s, "db_reconnects", ss.reconnects);
+    /* commit latency as a cumulative histogram: commit_le_<µs> */
+    static const char *const le_names[STORE_LATENCY_BUCKETS] = {
+        "commit_le_500us", "commit_le_1ms",  "commit_le_2ms",   "commit_le_5ms",
+        "commit_le_10ms",  "commit_le_25ms", "commit_le_50ms",  "commit_le_100ms",
+        "commit_le_250ms", "commit_le_1s",
+    };
+    for (int i = 0; i < STORE_LATENCY_BUCKETS; i++)
+        add_counter(s, le_names[i], ss.commit_le[i]);
+    add_counter(s, "commit_sum_us", ss.commit_sum_us);
     publish(b, "broker", &st);
 }
 

@@ -764,8 +764,17 @@ int store_query(struct store *s, const char *sql, int nparams, const char *const
 
 /* ---- results ---- */
 
+const uint32_t store_latency_bounds_us[STORE_LATENCY_BUCKETS] = {
+    500, 1000, 2000, 5000, 10000, 25000, 50000, 100000, 250000, 1000000,
+};
+
 static void record_latency(struct lane *l, uint64_t us)
 {
+    struct store_stats *st = &l->s->stats;
+    st->commit_sum_us += us;
+    for (int i = 0; i < STORE_LATENCY_BUCKETS; i++)
+        if (us <= store_latency_bounds_us[i])
+            st->commit_le[i]++;
     if (l->s->n_latency < LATENCY_SAMPLES)
         l->s->latency[l->s->n_latency++] = us > UINT32_MAX ? UINT32_MAX : (uint32_t)us;
 }

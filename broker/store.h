@@ -129,8 +129,14 @@ bool store_is_up(const struct store *s);
 /* Changes not yet committed (queued or in flight). */
 uint32_t store_backlog(const struct store *s);
 
+/* Upper bounds (µs) of the cumulative commit-latency histogram buckets. */
+#define STORE_LATENCY_BUCKETS 10
+extern const uint32_t store_latency_bounds_us[STORE_LATENCY_BUCKETS];
+
 struct store_stats {
     uint64_t commits;         /* transactions committed */
+    uint64_t commit_le[STORE_LATENCY_BUCKETS]; /* commits at most that long (cumulative) */
+    uint64_t commit_sum_us;   /* total commit time */
     uint64_t changes;         /* changes committed */
     uint64_t failures;        /* changes refused by the database */
     uint64_t reconnects;

@@ -31,7 +31,7 @@
 #define GD_MAX_BODY (64 * 1024)     /* body frame size */
 #define GD_MAX_TOPIC 128            /* status topic frame */
 #define GD_MAX_DEPTH 4              /* nesting of maps/arrays in a body */
-#define GD_MAX_MAP_KEYS 32          /* keys in any one map */
+#define GD_MAX_MAP_KEYS 64          /* keys in any one map */
 #define GD_MAX_CODE 32              /* source, category, org-unit codes, kinds */
 #define GD_MAX_EXTERNAL_ID 64       /* (source, external_id) idempotency key */
 #define GD_MAX_QUEUE 64             /* queue names */
@@ -46,7 +46,7 @@
 #define GD_MAX_SHARD 128            /* town codes in one SLA HELLO */
 #define GD_MAX_EVENTS 512           /* events in one INCIDENT reply */
 #define GD_MAX_GAUGES 4096          /* gauges in one GAUGES reply */
-#define GD_MAX_COUNTERS 32          /* counters in a broker status message */
+#define GD_MAX_COUNTERS 64          /* counters in a broker status message */
 #define GD_MAX_CREDIT 1024          /* worker credit */
 
 /* Error codes. On the wire they travel as the lower-case names returned by
