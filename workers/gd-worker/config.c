@@ -8,11 +8,25 @@
 #include <wordexp.h>
 
 const char *const config_keys[] = {
-    "endpoints",        "queues",           "credit",          "name",
-    "handler",          "webhook",          "handler_timeout_ms", "kill_grace_ms",
-    "sign",             "command_retries",  "hello_timeout_ms", "request_timeout_ms",
-    "reconnect_min_ms", "reconnect_max_ms", "curve_server_key", "curve_public_key",
-    "curve_secret_key", "log_level",        NULL,
+    "endpoints",
+    "queues",
+    "credit",
+    "name",
+    "handler",
+    "webhook",
+    "handler_timeout_ms",
+    "kill_grace_ms",
+    "sign",
+    "command_retries",
+    "hello_timeout_ms",
+    "request_timeout_ms",
+    "reconnect_min_ms",
+    "reconnect_max_ms",
+    "curve_server_key",
+    "curve_public_key",
+    "curve_secret_key",
+    "log_level",
+    NULL,
 };
 
 static const char *const level_names[] = {"error", "warn", "info", "debug"};
@@ -237,8 +251,8 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     if (ctx->rc)
         return 0;
     if (*section && strcmp(section, "gd-worker") != 0) {
-        snprintf(ctx->err, ctx->errlen, "unknown section [%.64s] (keys go at the top or in [gd-worker])",
-                 section);
+        snprintf(ctx->err, ctx->errlen,
+                 "unknown section [%.64s] (keys go at the top or in [gd-worker])", section);
         ctx->rc = -EINVAL;
         return 0;
     }
@@ -268,14 +282,16 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
         snprintf(err, errlen, "%s: %s", path, line == -2 ? "out of memory" : "cannot read it");
         return line == -2 ? -ENOMEM : -EIO;
     }
-    snprintf(err, errlen, "%s:%d: %s", path, line, msg[0] ? msg : "syntax error (want key = value)");
+    snprintf(err, errlen, "%s:%d: %s", path, line,
+             msg[0] ? msg : "syntax error (want key = value)");
     return ctx.rc == -ENOMEM ? -ENOMEM : -EINVAL;
 }
 
 int config_check(const struct config *cfg, char *err, size_t errlen)
 {
     if (cfg->n_endpoints == 0) {
-        snprintf(err, errlen, "endpoints: not set (e.g. endpoints = tcp://broker-a:5571, tcp://broker-b:5571)");
+        snprintf(err, errlen,
+                 "endpoints: not set (e.g. endpoints = tcp://broker-a:5571, tcp://broker-b:5571)");
         return -EINVAL;
     }
     if (cfg->n_queues == 0) {
@@ -298,7 +314,7 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
         int rc = wordexp(cfg->handler, &we, WRDE_NOCMD);
         if (rc != 0) {
             snprintf(err, errlen, "handler: cannot split '%.128s' into words (%s)", cfg->handler,
-                     rc == WRDE_CMDSUB ? "command substitution is not allowed"
+                     rc == WRDE_CMDSUB    ? "command substitution is not allowed"
                      : rc == WRDE_BADCHAR ? "unquoted | & ; < > ( ) { } or newline: wrap a "
                                             "shell line in /bin/sh -c '...'"
                                           : "bad quoting");
@@ -323,8 +339,8 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
     int set = 0;
     for (int i = 0; i < 3; i++) {
         if (keys[i] && strlen(keys[i]) != GDW_CURVE_KEY_LEN) {
-            snprintf(err, errlen, "%s: a CURVE key is %d characters of Z85 text",
-                     names[i], GDW_CURVE_KEY_LEN);
+            snprintf(err, errlen, "%s: a CURVE key is %d characters of Z85 text", names[i],
+                     GDW_CURVE_KEY_LEN);
             return -EINVAL;
         }
         set += keys[i] != NULL;

@@ -9,9 +9,9 @@
 #include "gdworker.h"
 
 #define CONFIG_MAX_ENDPOINTS GDW_MAX_ENDPOINTS
-#define CONFIG_MAX_QUEUES 64
-#define CONFIG_MAX_VALUE 4096 /* longest value of any key */
-#define CONFIG_ERR_LEN 512
+#define CONFIG_MAX_QUEUES    64
+#define CONFIG_MAX_VALUE     4096 /* longest value of any key */
+#define CONFIG_ERR_LEN       512
 
 enum sign_when {
     SIGN_BEFORE = 0, /* SIGN on delivery, then run the handler (default) */
@@ -27,8 +27,8 @@ struct config {
     size_t n_queues;
     uint32_t credit;
     char *name;
-    char *handler;   /* command line (split like a shell, no shell run), or NULL */
-    char *webhook;   /* http(s) URL, or NULL */
+    char *handler; /* command line (split like a shell, no shell run), or NULL */
+    char *webhook; /* http(s) URL, or NULL */
     uint32_t handler_timeout_ms;
     uint32_t kill_grace_ms;
     enum sign_when sign;

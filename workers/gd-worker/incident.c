@@ -1,4 +1,4 @@
-/* incident.c - a delivered incident as handler input: JSON document (jansson) and GD_* environment. */
+/* incident.c - a delivered incident as handler input: JSON (jansson) and GD_* environment. */
 #include "incident.h"
 
 #include <errno.h>
@@ -123,8 +123,7 @@ static char *env_u64(const char *name, unsigned long long v)
     return env_str(name, gd_str_c(buf));
 }
 
-int incident_env(const struct gd_deliver *d, const char *worker_name,
-                 char *env[INCIDENT_ENV_COUNT])
+int incident_env(const struct gd_deliver *d, const char *worker_name, char *env[INCIDENT_ENV_COUNT])
 {
     const struct gd_incident *inc = &d->incident;
     env[0] = env_u64("GD_INCIDENT_ID", inc->id);

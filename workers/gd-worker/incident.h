@@ -1,4 +1,4 @@
-/* incident.h - a delivered incident as handler input: JSON document (jansson) and GD_* environment. */
+/* incident.h - a delivered incident as handler input: JSON (jansson) and GD_* environment. */
 #ifndef GD_WORKER_INCIDENT_H
 #define GD_WORKER_INCIDENT_H
 

@@ -1,4 +1,4 @@
-/* main.c - gd-worker: a town's worker process; reads its configuration and wires the loop, signals and worker. */
+/* main.c - gd-worker, a town's worker process: configuration, loop, signals, worker. */
 #include <curl/curl.h>
 #include <errno.h>
 #include <getopt.h>
@@ -9,8 +9,8 @@
 #include <uv.h>
 
 #include "config.h"
-#include "worker.h"
 #include "wlog.h"
+#include "worker.h"
 
 #ifndef GD_VERSION
 #define GD_VERSION "unknown"

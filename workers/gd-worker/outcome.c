@@ -54,9 +54,13 @@ void outcome_text(const char *in, size_t len, char out[GD_MAX_TEXT + 1])
 const char *outcome_name(enum outcome_action a)
 {
     switch (a) {
-    case OUTCOME_RESOLVE: return "resolve";
-    case OUTCOME_RETURN: return "return";
-    case OUTCOME_PROGRESS: return "progress";
-    default: return "leave";
+    case OUTCOME_RESOLVE:
+        return "resolve";
+    case OUTCOME_RETURN:
+        return "return";
+    case OUTCOME_PROGRESS:
+        return "progress";
+    default:
+        return "leave";
     }
 }

@@ -1,4 +1,4 @@
-/* outcome.h - what a handler run decided (resolve, return, progress, leave) and its cleaned text. */
+/* outcome.h - what a handler run decided (resolve, return, progress, leave), cleaned text. */
 #ifndef GD_WORKER_OUTCOME_H
 #define GD_WORKER_OUTCOME_H
 

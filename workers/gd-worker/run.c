@@ -1,4 +1,4 @@
-/* run.c - runs one handler command (uv_spawn, own process group) with a timeout; exit status -> outcome. */
+/* run.c - runs one handler command (uv_spawn, own process group, timeout) into an outcome. */
 #include "run.h"
 
 #include <errno.h>
@@ -67,10 +67,17 @@ static void decide(struct run *r)
         snprintf(o->detail, sizeof(o->detail), "exit %lld%s", (long long)r->exit_status,
                  r->exit_status == RUN_EXIT_TEMPFAIL ? " (temporary failure)" : "");
         switch (r->exit_status) {
-        case RUN_EXIT_RESOLVE: o->action = OUTCOME_RESOLVE; break;
-        case RUN_EXIT_RETURN: o->action = OUTCOME_RETURN; break;
-        case RUN_EXIT_PROGRESS: o->action = OUTCOME_PROGRESS; break;
-        default: break;
+        case RUN_EXIT_RESOLVE:
+            o->action = OUTCOME_RESOLVE;
+            break;
+        case RUN_EXIT_RETURN:
+            o->action = OUTCOME_RETURN;
+            break;
+        case RUN_EXIT_PROGRESS:
+            o->action = OUTCOME_PROGRESS;
+            break;
+        default:
+            break;
         }
     }
     outcome_text(r->output, r->output_len, o->text);

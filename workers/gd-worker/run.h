@@ -1,4 +1,4 @@
-/* run.h - runs one handler command (uv_spawn, own process group) with a timeout; exit status -> outcome. */
+/* run.h - runs one handler command (uv_spawn, own process group, timeout) into an outcome. */
 #ifndef GD_WORKER_RUN_H
 #define GD_WORKER_RUN_H
 
@@ -9,8 +9,8 @@
 #include "outcome.h"
 
 /* Exit statuses with a meaning; anything else (and any signal) is a failure. */
-#define RUN_EXIT_RESOLVE 0
-#define RUN_EXIT_RETURN 3
+#define RUN_EXIT_RESOLVE  0
+#define RUN_EXIT_RETURN   3
 #define RUN_EXIT_PROGRESS 4
 #define RUN_EXIT_TEMPFAIL 75 /* EX_TEMPFAIL: leave it, logged as "try later" */
 
@@ -20,14 +20,14 @@
 struct run;
 
 struct run_params {
-    const char *command;          /* split into words like a shell (wordexp, no command
-                                     substitution); no shell runs it */
-    const char *input;            /* written to the handler's stdin, then closed */
+    const char *command; /* split into words like a shell (wordexp, no command
+                            substitution); no shell runs it */
+    const char *input;   /* written to the handler's stdin, then closed */
     size_t input_len;
-    char *const *env;             /* "NAME=value" added to (and replacing) the worker's own */
+    char *const *env; /* "NAME=value" added to (and replacing) the worker's own */
     size_t n_env;
-    uint32_t timeout_ms;          /* then SIGTERM to the process group ... */
-    uint32_t kill_grace_ms;       /* ... and SIGKILL this much later */
+    uint32_t timeout_ms;    /* then SIGTERM to the process group ... */
+    uint32_t kill_grace_ms; /* ... and SIGKILL this much later */
 };
 
 /* Starts the command in a new session and process group (setsid), stdin

@@ -189,8 +189,7 @@ static void decide(struct transfer *t, CURLcode res, struct outcome *o)
     } else if (strcmp(action, "retry") == 0) {
         snprintf(o->detail, sizeof(o->detail), "HTTP %ld, action retry", status);
     } else {
-        snprintf(o->detail, sizeof(o->detail), "HTTP %ld, unknown action '%.32s'", status,
-                 action);
+        snprintf(o->detail, sizeof(o->detail), "HTTP %ld, unknown action '%.32s'", status, action);
     }
     if (o->action != OUTCOME_LEAVE)
         snprintf(o->detail, sizeof(o->detail), "HTTP %ld", status);

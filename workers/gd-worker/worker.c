@@ -1,4 +1,4 @@
-/* worker.c - gd-worker's core: jobs per delivered incident, SIGN, handler runs, result commands, retries. */
+/* worker.c - gd-worker's core: a job per delivery, SIGN, handler run, result command, retries. */
 #include "worker.h"
 
 #include <errno.h>
@@ -15,10 +15,10 @@
 
 /* Jobs kept at once: in hand (<= credit) plus deliveries waiting for a
  * slot (<= the broker's credit for this session). */
-#define MAX_JOBS (2 * GD_MAX_CREDIT)
+#define MAX_JOBS      (2 * GD_MAX_CREDIT)
 #define RETRY_TICK_MS 50
 #define RETRY_BASE_MS 200
-#define RETRY_MAX_MS 5000
+#define RETRY_MAX_MS  5000
 
 enum phase {
     PH_WAITING,   /* delivered, no slot free yet; unsigned */
@@ -211,8 +211,7 @@ static const char *status_text(int status, const struct gdw_result *res, char *b
 
 /* ---- commands ---- */
 
-static void on_sign_done(struct gdw_client *c, int status, const struct gdw_result *res,
-                         void *arg);
+static void on_sign_done(struct gdw_client *c, int status, const struct gdw_result *res, void *arg);
 static void on_command_done(struct gdw_client *c, int status, const struct gdw_result *res,
                             void *arg);
 
@@ -225,9 +224,12 @@ static int send_sign(struct job *j)
 static enum gd_type command_type(enum outcome_action a)
 {
     switch (a) {
-    case OUTCOME_RESOLVE: return GD_T_RESOLVE;
-    case OUTCOME_RETURN: return GD_T_RETURN;
-    default: return GD_T_PROGRESS;
+    case OUTCOME_RESOLVE:
+        return GD_T_RESOLVE;
+    case OUTCOME_RETURN:
+        return GD_T_RETURN;
+    default:
+        return GD_T_PROGRESS;
     }
 }
 
@@ -469,8 +471,7 @@ static int job_fill(struct job *j, const struct gd_deliver *d)
     j->delivery_id = d->delivery_id;
     j->attempt = d->attempt;
     snprintf(j->queue, sizeof(j->queue), "%.*s", (int)inc->queue.len, inc->queue.ptr);
-    snprintf(j->category, sizeof(j->category), "%.*s", (int)inc->category.len,
-             inc->category.ptr);
+    snprintf(j->category, sizeof(j->category), "%.*s", (int)inc->category.len, inc->category.ptr);
     return 0;
 }
 
@@ -614,8 +615,8 @@ static void maybe_close(struct worker *w)
     gdw_close(w->client, on_client_closed, w);
 }
 
-int worker_new(uv_loop_t *loop, const struct config *cfg, worker_stopped_cb on_stopped,
-               void *data, struct worker **ret, char *err, size_t errlen)
+int worker_new(uv_loop_t *loop, const struct config *cfg, worker_stopped_cb on_stopped, void *data,
+               struct worker **ret, char *err, size_t errlen)
 {
     struct worker *w = calloc(1, sizeof(*w));
     if (!w) {
@@ -701,7 +702,8 @@ void worker_free(struct worker *w)
     if (!w)
         return;
     struct job *j, *tmp;
-    HASH_ITER(hh, w->jobs, j, tmp) {
+    HASH_ITER(hh, w->jobs, j, tmp)
+    {
         HASH_DEL(w->jobs, j);
         job_free(j);
     }

@@ -1,4 +1,4 @@
-/* worker.h - gd-worker's core: one broker session, a job per delivered incident, handler runs, commands.
+/* worker.h - gd-worker's core: one broker session, a job per delivery, handler runs, commands.
  *
  * For each delivered incident (sign = before, the default):
  *   SIGN -> run the handler (command or webhook) -> by its outcome:
@@ -49,8 +49,8 @@ typedef void (*worker_stopped_cb)(struct worker *w, int status, void *data);
 /* Creates the worker on `loop` for `cfg` (which must outlive it and have
  * passed config_check()). Returns 0 and the worker, or a negative errno
  * with a message in err. */
-int worker_new(uv_loop_t *loop, const struct config *cfg, worker_stopped_cb on_stopped,
-               void *data, struct worker **ret, char *err, size_t errlen);
+int worker_new(uv_loop_t *loop, const struct config *cfg, worker_stopped_cb on_stopped, void *data,
+               struct worker **ret, char *err, size_t errlen);
 
 /* Connects to the broker and starts taking work. Returns 0 or a negative errno. */
 int worker_start(struct worker *w);

@@ -23,14 +23,14 @@
 #include <unistd.h>
 #include <zmq.h>
 
-#define DEFAULT_HELLO_TIMEOUT_MS 3000
+#define DEFAULT_HELLO_TIMEOUT_MS   3000
 #define DEFAULT_REQUEST_TIMEOUT_MS 10000
-#define DEFAULT_RECONNECT_MIN_MS 100
-#define DEFAULT_RECONNECT_MAX_MS 10000
-#define DEFAULT_MAX_PENDING 4096
-#define MAX_PENDING_LIMIT 65536
-#define CONNECTING_TICK_MS 50
-#define BYE_LINGER_MS 300
+#define DEFAULT_RECONNECT_MIN_MS   100
+#define DEFAULT_RECONNECT_MAX_MS   10000
+#define DEFAULT_MAX_PENDING        4096
+#define MAX_PENDING_LIMIT          65536
+#define CONNECTING_TICK_MS         50
+#define BYE_LINGER_MS              300
 
 enum state { ST_IDLE, ST_WAITING, ST_CONNECTING, ST_READY, ST_CLOSING };
 
@@ -496,8 +496,8 @@ static void disconnect(struct gdw_client *c, const char *reason, enum gdw_event 
     uint32_t delay = c->backoff_ms + (c->backoff_ms >= 4 ? rand32(c) % (c->backoff_ms / 4) : 0);
     uv_timer_start(&c->retry, on_retry, delay, 0);
     req_fail_all(c, -ECONNRESET);
-    struct gdw_event_info info = {.endpoint = ep, .retry_ms = delay, .code = code,
-                                  .reason = reason};
+    struct gdw_event_info info = {
+        .endpoint = ep, .retry_ms = delay, .code = code, .reason = reason};
     emit(c, ev, &info);
 }
 

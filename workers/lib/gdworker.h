@@ -122,23 +122,23 @@ typedef void (*gdw_close_cb)(void *data);
 struct gdw_options {
     const char *const *endpoints; /* 1..GDW_MAX_ENDPOINTS ZeroMQ endpoints, tried in order */
     size_t n_endpoints;
-    const char *const *queues;    /* 1..GD_MAX_QUEUES queue names served */
+    const char *const *queues; /* 1..GD_MAX_QUEUES queue names served */
     size_t n_queues;
-    uint32_t credit;              /* initial credit, 0..GD_MAX_CREDIT (0: HELLO says 1 and a
-                                     CREDIT 0 follows at once) */
-    const char *name;             /* worker name for the broker's logs and events; may be NULL */
+    uint32_t credit;  /* initial credit, 0..GD_MAX_CREDIT (0: HELLO says 1 and a
+                         CREDIT 0 follows at once) */
+    const char *name; /* worker name for the broker's logs and events; may be NULL */
     /* CurveZMQ: all three Z85 keys (GDW_CURVE_KEY_LEN characters), or all NULL. */
     const char *curve_server_key; /* the broker's public key */
     const char *curve_public_key; /* this worker's key pair */
     const char *curve_secret_key;
-    uint32_t hello_timeout_ms;    /* no WELCOME within this: try the next endpoint [3000] */
-    uint32_t request_timeout_ms;  /* no OK/ERR within this: -ETIMEDOUT [10000] */
-    uint32_t reconnect_min_ms;    /* first reconnect delay [100] */
-    uint32_t reconnect_max_ms;    /* backoff cap [10000] */
-    uint32_t max_pending;         /* commands awaiting an answer at once [4096] */
-    gdw_deliver_cb on_deliver;    /* required */
-    gdw_event_cb on_event;        /* optional */
-    void *data;                   /* handed to on_deliver and on_event */
+    uint32_t hello_timeout_ms;   /* no WELCOME within this: try the next endpoint [3000] */
+    uint32_t request_timeout_ms; /* no OK/ERR within this: -ETIMEDOUT [10000] */
+    uint32_t reconnect_min_ms;   /* first reconnect delay [100] */
+    uint32_t reconnect_max_ms;   /* backoff cap [10000] */
+    uint32_t max_pending;        /* commands awaiting an answer at once [4096] */
+    gdw_deliver_cb on_deliver;   /* required */
+    gdw_event_cb on_event;       /* optional */
+    void *data;                  /* handed to on_deliver and on_event */
 };
 
 /* Creates a client on `loop` with a copy of `opt` (zero fields take the
