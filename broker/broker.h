@@ -81,7 +81,6 @@ struct incident {
     struct incident *sprev, *snext;
 
     enum gd_event_kind last_event;
-    uint64_t last_session;     /* session whose command made the last event */
     uint32_t pending_changes;  /* changes not yet durable: keeps it alive */
     bool doomed;               /* closed or dropped: free when pending == 0 */
     struct waiter *waiters;    /* SUBMITs waiting for the first commit */

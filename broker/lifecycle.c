@@ -470,7 +470,9 @@ static int apply(struct broker *b, struct incident *inc, enum gd_event_kind ev, 
     bool was_in_hand = lifecycle_in_hand(inc->state);
     bool moving = move && move->queue != inc->queue;
 
-    if (inc->session && (moving || !lifecycle_in_hand(to)))
+    /* A delivery holds its worker's credit until it is signed for (or
+     * leaves the worker before that); signed work stays with the unit. */
+    if (inc->session && (moving || to != GD_ST_DELIVERED))
         work_detach(b, inc);
     if (was_in_hand)
         old_queue->in_flight--;

@@ -88,6 +88,15 @@ void sla_recovered(struct broker *b, struct incident *inc, int64_t now)
             inc->announced |= (uint8_t)(1u << k);
 }
 
+bool sla_overdue(const struct incident *inc, int64_t now)
+{
+    if (inc->flagged)
+        return inc->state != GD_ST_RESOLVED && inc->state != GD_ST_CLOSED;
+    return (applies(GD_DL_SIGN, inc->state, false, inc->sign_due) && inc->sign_due <= now) ||
+           (applies(GD_DL_RESOLVE, inc->state, false, inc->resolve_due) &&
+            inc->resolve_due <= now);
+}
+
 /* ---- who serves what ---- */
 
 static struct unit *town_of(const struct incident *inc)

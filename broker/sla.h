@@ -54,6 +54,10 @@ void sla_session_gone(struct broker *b, struct session *s);
 void sla_command(struct broker *b, struct session *s, enum gd_type type,
                  const struct gd_command *c);
 
+/* True when a deadline of `inc` that still applies has passed at `now`,
+ * or it is flagged (overdue at the top). */
+bool sla_overdue(const struct incident *inc, int64_t now);
+
 /* Starts the timer that continues initial syncs and publishes the
  * no_sla_worker alarm. */
 void sla_open(struct broker *b);

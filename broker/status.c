@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "log.h"
+#include "sla.h"
 #include "store.h"
 
 static void publish(struct broker *b, const char *topic, const struct gd_status *st)
@@ -194,6 +195,12 @@ static void on_gauge_timer(uv_timer_t *t)
     struct broker *b = t->data;
     int64_t now = broker_now(b);
     char topic[GD_MAX_TOPIC];
+    /* overdue per queue: one pass over the open incidents */
+    for (struct queue *q = b->queues; q; q = q->hh.next)
+        q->overdue = 0;
+    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next)
+        if (inc->durable && inc->queue && sla_overdue(inc, now))
+            inc->queue->overdue++;
     for (struct queue *q = b->queues; q; q = q->hh.next) {
         struct gd_status st = {.kind = GD_STATUS_GAUGE};
         status_gauge(b, q, now, &st.u.gauge);

@@ -143,7 +143,6 @@ static bool deliver(struct broker *b, struct session *s, struct incident *inc)
         s->in_flight--;
         return false;
     }
-    inc->last_session = s->id;
     struct gd_msg m = {.type = GD_T_DELIVER};
     m.u.deliver.delivery_id = inc->delivery_id;
     m.u.deliver.attempt = inc->attempts + 1;
@@ -258,11 +257,10 @@ static void session_lost(struct broker *b, struct session *s, const char *why)
 {
     log_warn("work", "session %llu (%s) lost: %s", (unsigned long long)s->id, s->name, why);
     b->counters.sessions_lost++;
-    while (s->deliveries) {
+    while (s->deliveries) { /* all unsigned */
         struct incident *inc = s->deliveries;
         work_detach(b, inc);
-        if (inc->state == GD_ST_DELIVERED)
-            put_back(b, inc, why);
+        put_back(b, inc, why);
     }
     session_free(b, s);
 }
@@ -423,9 +421,11 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
     /* A retry of the command that made the current version: answer it
      * again instead of applying it twice. */
     bool same_sign = type == GD_T_SIGN && c->delivery_id && c->delivery_id == inc->delivery_id;
+    /* Any session may retry (the first answer can be lost with a
+     * connection): the same kind of command on the version it made. */
     bool same_kind = inc->last_event == ev ||
                      (ev == GD_EV_EXTEND && inc->last_event == GD_EV_EXTEND_REQUEST);
-    if (same_kind && inc->last_session == s->id &&
+    if (same_kind &&
         (same_sign || (c->version && c->version + 1 == inc->version))) {
         if (inc->pending_changes) {
             cmd_error(b, s, c, GD_E_BUSY, NULL,
@@ -561,7 +561,6 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
         cmd_error(b, s, c, GD_E_INTERNAL, NULL, "out of memory");
         return;
     }
-    inc->last_session = s->id;
     switch (type) {
     case GD_T_SIGN: b->counters.signed_++; inc->attempts = 0; break;
     case GD_T_PROGRESS: b->counters.progressed++; break;

@@ -497,12 +497,6 @@ def test_check_config_prints_overrides_and_bad_keys_name_file_and_line(tmp_path)
 
 # ---- what the library's retry-safety rests on ----
 
-@pytest.mark.xfail(strict=True, reason=(
-    "broker bug: a retried command is recognised only on the session that sent the first "
-    "copy (work.c handle_command: inc->last_session == s->id), so a worker that lost the "
-    "answer with its connection and retries after HELLO gets ERR stale_version instead of "
-    "OK applied=false (PROTOCOL.md 9.4: 'a worker can always retry a command it got no "
-    "answer for')"))
 def test_resolve_retried_on_a_new_session_after_a_reconnect_is_ok_not_applied(broker, pg):
     (iid,) = submit(broker, 1, "RR")
     w = broker.worker(queues=[GRID], credit=1, name="retrier")

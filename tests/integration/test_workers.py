@@ -68,6 +68,20 @@ def test_credit_is_never_exceeded(broker, pg):
     assert queued == len(ids) - 1 - 5
 
 
+def test_signed_work_holds_no_credit(broker, pg):
+    """Handling may take days: only unsigned deliveries count against the credit."""
+    submit_many(broker, 4, "SC")
+    w = broker.worker(queues=[GRID], credit=1)
+    first = w.deliver()
+    w.nothing("DELIVER", within=0.3)
+    assert w.sign(first).type == "OK"
+    second = w.deliver()
+    assert second["incident"]["id"] != first["incident"]["id"]
+    assert w.sign(second).type == "OK"
+    w.deliver()
+    assert pg.scalar("SELECT count(*) FROM incident WHERE state = 'SIGNED'") == 2
+
+
 def test_broker_sends_heartbeats_to_an_idle_worker(broker):
     w = broker.worker(queues=[GRID], credit=1)
     wait_until(lambda: w.drain(0.05) is not None and w.heartbeats_seen >= 2,

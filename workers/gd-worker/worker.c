@@ -62,9 +62,9 @@ struct worker {
     struct job *jobs; /* by incident id */
     struct job *wait_head, *wait_tail;
     uint32_t n_jobs, in_hand;
-    /* Incidents this session left open on purpose (a failed handler, or
-     * PROGRESS): the broker counts them in flight until they are resolved,
-     * returned or escalated, so they would eat the credit; the credit we
+    /* Unsigned incidents this session left open on purpose (a failed
+     * handler with sign = after): the broker counts them against the
+     * credit until their sign-for deadline moves them on, so the credit we
      * ask for is raised by their number. Reset with every new session. */
     uint32_t held;
     uint64_t held_session;
@@ -105,11 +105,14 @@ static void wait_remove(struct worker *w, struct job *j)
     j->wait_next = NULL;
 }
 
-/* The credit the broker should give this session: the configured credit
- * less the jobs still in hand from earlier sessions, plus the incidents
- * this session holds open without a handler (see `held`). When the broker
- * frees a held one on its own (an escalation), it may deliver more than
- * `credit` at once: the extra deliveries wait for a slot (start_waiting),
+/* The credit the broker should give this session. The broker counts a
+ * delivery against it until it is signed for, so: the configured credit,
+ * less the slots taken by handlers it no longer counts (signed ones, and
+ * those still running from an earlier session), plus the unsigned
+ * incidents this session left open without a handler (see `held`; they
+ * count at the broker until their sign-for deadline moves them on). When
+ * the broker frees a held one on its own, it may deliver more than there
+ * are free slots: the extra deliveries wait for a slot (start_waiting),
  * so handlers never exceed `credit`. */
 static void update_credit(struct worker *w)
 {
@@ -122,21 +125,23 @@ static void update_credit(struct worker *w)
         w->held = 0;
         w->held_session = session;
     }
-    uint32_t orphans = 0;
+    uint32_t busy = 0;
     for (struct job *j = w->jobs; j; j = j->hh.next)
-        if (j->phase != PH_WAITING && j->session != session)
-            orphans++;
-    uint64_t credit = orphans < w->cfg->credit ? w->cfg->credit - orphans : 0;
+        if (j->phase != PH_WAITING && (j->is_signed || j->session != session))
+            busy++;
+    uint64_t credit = busy < w->cfg->credit ? w->cfg->credit - busy : 0;
     credit += w->held;
     gdw_set_credit(w->client, credit > GD_MAX_CREDIT ? GD_MAX_CREDIT : (uint32_t)credit);
 }
 
-/* `j` stays open on the broker without a handler of ours. */
+/* `j` stays open on the broker without a handler of ours; an unsigned one
+ * keeps counting against this session's credit. */
 static void hold(struct job *j)
 {
     struct worker *w = j->w;
     uint64_t session = gdw_session(w->client);
-    if (session && j->session == session && w->held_session == session && w->held < GD_MAX_CREDIT)
+    if (!j->is_signed && session && j->session == session && w->held_session == session &&
+        w->held < GD_MAX_CREDIT)
         w->held++;
 }
 
@@ -284,6 +289,7 @@ static void on_sign_done(struct gdw_client *c, int status, const struct gdw_resu
         j->tries = 0;
         LOG(w, WLOG_INFO, "signed incident=%llu version=%u queue=%s%s", (unsigned long long)j->id,
             j->version, j->queue, res->applied ? "" : " (already signed)");
+        update_credit(w); /* the broker no longer counts it */
         job_next(j);
         return;
     }

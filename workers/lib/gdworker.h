@@ -103,8 +103,9 @@ struct gdw_result {
  * callback: copy what you keep (the ids and version as values, strings
  * with their lengths; or encode the incident to JSON right away). The
  * incident carries reporter contact data (personal data): do not log it.
- * The delivery is in flight (counts against the credit) until the caller
- * RESOLVEs or RETURNs it, or the session ends; sign it with gdw_sign(). */
+ * The delivery counts against the credit until the caller signs it with
+ * gdw_sign() (or RETURNs or RESOLVEs it unsigned), or the session ends:
+ * signed work holds no credit, however long it takes to resolve. */
 typedef void (*gdw_deliver_cb)(struct gdw_client *c, const struct gd_deliver *d, void *data);
 
 /* Called when the connection changes; see enum gdw_event. `info` is valid
