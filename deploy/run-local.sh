@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole service locally: PostgreSQL, demo data and gd-broker.
+# Run the whole service locally: PostgreSQL, demo data, gd-broker, the SLA timers and a demo town worker.
 #
 #   deploy/run-local.sh            build, start, run until Ctrl-C
 #   deploy/run-local.sh --reset    first delete the local database (var/pg)
@@ -7,8 +7,10 @@
 # Installs missing packages, builds build/release, starts (or reuses) a
 # private PostgreSQL cluster in var/pg, applies broker/sql/*.sql, loads the
 # demo district (deploy/demo/load.sh) into an empty database and runs
-# build/release/broker/gd-broker in the foreground. Ctrl-C (or SIGTERM)
-# stops the broker and then PostgreSQL; the data stays in var/pg.
+# build/release/broker/gd-broker, gd-sla for all towns and a gd-worker for
+# the queues of the first demo town (deploy/demo/handler.sh handles each
+# incident). Ctrl-C (or SIGTERM) stops them and then PostgreSQL; the data
+# stays in var/pg.
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.." || exit 1
@@ -53,6 +55,40 @@ start_broker()
     broker_pid=$!
 }
 
+sla_bin=$repo/build/release/workers/gd-sla/gd-sla
+worker_bin=$repo/build/release/workers/gd-worker/gd-worker
+demo_town=500113001
+
+# The SLA timers for every town, and one town's worker: its grid and
+# community queues and its four sector queues, handled by the demo script.
+start_workers()
+{
+    local dsn=$1 queues
+    if [[ -x $sla_bin ]]; then
+        "$sla_bin" --work "$work" --all --name local-sla &
+        worker_pids+=($!)
+    fi
+    [[ -x $worker_bin ]] || return 0
+    queues=$("$(gdpg_bindir)/psql" -X -At -d "$dsn" -c \
+        "SELECT string_agg(code, ',' ORDER BY code) FROM (
+           SELECT code FROM org_unit WHERE code LIKE '${demo_town}%' AND level IN ('grid', 'community')
+           UNION ALL SELECT '${demo_town}.' || s FROM unnest(ARRAY['party','economy','livelihood','safety']) s
+           LIMIT 256) q") || return 0
+    mkdir -p "$repo/var"
+    cat >"$repo/var/demo-worker.ini" <<INI
+[gd-worker]
+endpoints = $work
+queues = $queues
+credit = 8
+name = demo-town-$demo_town
+handler = $repo/deploy/demo/handler.sh
+handler_timeout_ms = 30000
+INI
+    "$worker_bin" --config "$repo/var/demo-worker.ini" &
+    worker_pids+=($!)
+}
+
+worker_pids=()
 broker_pid=""
 sleeper_pid=""
 pg_started=0
@@ -62,6 +98,13 @@ shutdown()
 {
     local rc=$?
     trap - EXIT INT TERM HUP
+    local pid
+    for pid in "${worker_pids[@]}"; do
+        kill -TERM "$pid" 2>/dev/null
+    done
+    for pid in "${worker_pids[@]}"; do
+        wait "$pid" 2>/dev/null
+    done
     if [[ -n $broker_pid ]] && kill -0 "$broker_pid" 2>/dev/null; then
         say "stopping gd-broker"
         kill -TERM "$broker_pid" 2>/dev/null
@@ -156,6 +199,7 @@ INFO
 if [[ -x $broker_bin ]]; then
     say "starting $broker_bin; Ctrl-C stops everything"
     start_broker "$GD_DB_DSN"
+    start_workers "$GD_DB_DSN"
     wait "$broker_pid"
     rc=$?
     broker_pid=""

@@ -7,7 +7,8 @@
 # 1. installs missing Debian packages (deploy/install-deps.sh);
 # 2. builds build/test with -Dwerror=true and runs every meson test beside a
 #    private PostgreSQL (tests/pg/with-pg.sh exports GD_DB_DSN, PGHOST, ...);
-# 3. builds build/asan with AddressSanitizer + UBSan and runs the unit suite;
+# 3. builds build/asan with AddressSanitizer + UBSan and runs the unit suite
+#    and the broker's integration suites against the sanitized broker;
 # 4. totals both runs from meson's testlog.json and ends with the line
 #    `N passed, N failed, N skipped`. Exits non-zero when anything failed
 #    (a test, a build, the database harness) or when no test ran.
@@ -85,6 +86,17 @@ else
         meson test -C build/asan --suite unit --print-errorlogs --num-processes 2
         rc=$?
         logs+=("build/asan/meson-logs/testlog.json:$rc")
+        # The broker's own integration suites again, against the sanitized
+        # gd-broker: memory errors and leaks (LeakSanitizer makes the broker
+        # exit non-zero at SIGTERM, which the fixtures report) under real load.
+        step "meson test build/asan: broker integration suites (with a private PostgreSQL)"
+        rm -f build/asan/meson-logs/asan-broker.json
+        ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+            tests/pg/with-pg.sh meson test -C build/asan --logbase asan-broker \
+            --print-errorlogs --num-processes 1 \
+            test_intake test_lifecycle test_routing test_workers test_escalation test_recovery
+        rc=$?
+        logs+=("build/asan/meson-logs/asan-broker.json:$rc")
     else
         step_failures+=("build/asan: build failed")
     fi
