@@ -1,0 +1,152 @@
+/* cmd_submit.c - gdctl submit: report a new incident (SUBMIT) and print where it went. */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gdctl.h"
+
+/* A fresh external id "gdctl-<32 hex digits>" from the kernel's random pool. */
+static int fresh_external_id(char out[64])
+{
+    uint8_t r[16];
+    int fd = open("/dev/urandom", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -errno;
+    ssize_t n = read(fd, r, sizeof(r));
+    close(fd);
+    if (n != (ssize_t)sizeof(r))
+        return -EIO;
+    int off = snprintf(out, 64, "gdctl-");
+    for (size_t i = 0; i < sizeof(r); i++)
+        off += snprintf(out + off, (size_t)(64 - off), "%02x", r[i]);
+    return 0;
+}
+
+static int parse_double(const char *s, double *ret)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end)
+        return -1;
+    *ret = v;
+    return 0;
+}
+
+int cmd_submit(struct gdctl *g, int argc, char **argv)
+{
+    static const struct option opts[] = {
+        GDCTL_COMMON_OPTIONS,
+        {"source", required_argument, NULL, 's'},
+        {"external-id", required_argument, NULL, 'x'},
+        {"category", required_argument, NULL, 'c'},
+        {"priority", required_argument, NULL, 'p'},
+        {"unit", required_argument, NULL, 'u'},
+        {"address", required_argument, NULL, 'a'},
+        {"lat", required_argument, NULL, 'L'},
+        {"lon", required_argument, NULL, 'O'},
+        {"description", required_argument, NULL, 'd'},
+        {"attachment", required_argument, NULL, 'A'},
+        {"reporter-name", required_argument, NULL, 'N'},
+        {"reporter-phone", required_argument, NULL, 'P'},
+        {NULL, 0, NULL, 0},
+    };
+    struct gd_msg m = {.type = GD_T_SUBMIT};
+    struct gd_submit *s = &m.u.submit;
+    s->source = GD_STR("gdctl");
+    s->priority = GD_PRIO_NORMAL;
+    bool has_lat = false, has_lon = false;
+    char xid[64];
+    int opt;
+    while ((opt = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+        switch (opt) {
+        case 's':
+            s->source = gd_str_c(optarg);
+            break;
+        case 'x':
+            s->external_id = gd_str_c(optarg);
+            break;
+        case 'c':
+            s->category = gd_str_c(optarg);
+            break;
+        case 'p': {
+            int p = gd_priority_parse(gd_str_c(optarg));
+            if (p < 0) {
+                fprintf(stderr, "gdctl: --priority is emergency, urgent or normal\n");
+                return EXIT_USAGE;
+            }
+            s->priority = (enum gd_priority)p;
+            break;
+        }
+        case 'u':
+            s->location.unit = gd_str_c(optarg);
+            break;
+        case 'a':
+            s->location.address = gd_str_c(optarg);
+            break;
+        case 'L':
+            if (parse_double(optarg, &s->location.lat) < 0)
+                return gdctl_usage("submit");
+            has_lat = true;
+            break;
+        case 'O':
+            if (parse_double(optarg, &s->location.lon) < 0)
+                return gdctl_usage("submit");
+            has_lon = true;
+            break;
+        case 'd':
+            s->description = gd_str_c(optarg);
+            break;
+        case 'A':
+            if (s->n_attachments == GD_MAX_ATTACHMENTS) {
+                fprintf(stderr, "gdctl: at most %d attachments\n", GD_MAX_ATTACHMENTS);
+                return EXIT_USAGE;
+            }
+            s->attachments[s->n_attachments++] = gd_str_c(optarg);
+            break;
+        case 'N':
+            s->reporter.name = gd_str_c(optarg);
+            break;
+        case 'P':
+            s->reporter.phone = gd_str_c(optarg);
+            break;
+        case 'h':
+            return gdctl_usage("submit");
+        default:
+            if (gdctl_common_option(g, opt, optarg) < 0)
+                return gdctl_usage("submit");
+        }
+    }
+    if (optind != argc || has_lat != has_lon) {
+        if (has_lat != has_lon)
+            fprintf(stderr, "gdctl: --lat and --lon go together\n");
+        return gdctl_usage("submit");
+    }
+    s->location.has_coords = has_lat;
+    if (!s->external_id.len) {
+        if (fresh_external_id(xid) < 0)
+            return gdctl_fail(g, EXIT_LOCAL, "local", "cannot read /dev/urandom");
+        s->external_id = gd_str_c(xid);
+    }
+    struct gd_msg r;
+    int rc = gdctl_call(g, &m, &r);
+    if (rc != EXIT_OK)
+        return rc;
+    if (r.type != GD_T_ACCEPTED)
+        return gdctl_fail(g, EXIT_LOCAL, "local", "unexpected answer %s", gd_type_name(r.type));
+    const struct gd_accepted *a = &r.u.accepted;
+    if (g->json)
+        return gdctl_print_json(json_pack(
+            "{s:I,s:I,s:s,s:o,s:b,s:s%}", "incident_id", (json_int_t)a->incident_id, "version",
+            (json_int_t)a->version, "state", gd_state_name(a->state), "queue",
+            gdctl_json_str(a->queue), "duplicate", a->duplicate, "external_id",
+            s->external_id.ptr, (size_t)s->external_id.len));
+    printf("incident %" PRIu64 " %s%s, queue %.*s, external id %.*s\n", a->incident_id,
+           gd_state_name(a->state), a->duplicate ? " (duplicate: already reported)" : "",
+           (int)a->queue.len, a->queue.ptr ? a->queue.ptr : "", (int)s->external_id.len,
+           s->external_id.ptr);
+    return EXIT_OK;
+}
