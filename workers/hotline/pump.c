@@ -1,0 +1,329 @@
+/* pump.c - gd-hotline's submit window: orders in flight to the broker, in line order, committed as a prefix. */
+#include "pump.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "hlog.h"
+#include "order.h"
+
+enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_WAIT, SLOT_DONE };
+
+struct slot {
+    enum slot_state state;
+    uint64_t seq;      /* also the request ref */
+    uint64_t line, start, end;
+    bool rejected;
+    char reason[GD_MAX_TEXT + 160];
+    char ticket[GD_MAX_EXTERNAL_ID + 1];
+    struct gd_buf body; /* the encoded SUBMIT, kept for resends */
+    int64_t due;        /* SENT: resend at; WAIT: send at */
+};
+
+struct pump {
+    const struct pump_config *cfg;
+    struct feed *feed;
+    struct intake *in;
+    struct resume *res;
+    struct slot *slots;
+    uint64_t head, tail; /* seqs: [head, tail) occupy slots */
+    struct resume_pos pos;
+    bool pos_dirty;
+    int64_t last_save;
+    struct pump_stats st;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct slot *slot_of(struct pump *p, uint64_t seq)
+{
+    return &p->slots[seq % p->cfg->window];
+}
+
+static int send_slot(struct pump *p, struct slot *s)
+{
+    int rc = intake_send_raw(p->in, GD_T_SUBMIT, s->body.data, s->body.len);
+    if (rc == -EAGAIN) { /* no broker connection yet: try again shortly */
+        s->state = SLOT_WAIT;
+        s->due = now_ms() + 100;
+        return 0;
+    }
+    if (rc < 0)
+        return rc;
+    s->state = SLOT_SENT;
+    s->due = now_ms() + p->cfg->timeout_ms;
+    return 0;
+}
+
+/* Reads one line into a new slot at the tail. Returns 1, 0 (no line now)
+ * or -errno. */
+static int take_line(struct pump *p)
+{
+    struct feed_line l;
+    int rc = feed_next(p->feed, &l);
+    if (rc <= 0)
+        return rc;
+    uint64_t seq = p->tail++;
+    struct slot *s = slot_of(p, seq);
+    s->seq = seq;
+    s->line = l.number;
+    s->start = l.start;
+    s->end = l.end;
+    s->rejected = false;
+    s->ticket[0] = '\0';
+    p->st.lines++;
+    if (l.too_long) {
+        s->state = SLOT_DONE;
+        s->rejected = true;
+        snprintf(s->reason, sizeof(s->reason), "line longer than the limit of bytes (%" PRIu64
+                 " bytes)", l.end - l.start);
+        return 1;
+    }
+    struct order o;
+    char why[256];
+    if (order_parse(l.data, l.len, &o, why, sizeof(why)) < 0) {
+        s->state = SLOT_DONE;
+        s->rejected = true;
+        snprintf(s->reason, sizeof(s->reason), "%s", why);
+        order_ticket(l.data, l.len, s->ticket);
+        return 1;
+    }
+    snprintf(s->ticket, sizeof(s->ticket), "%.*s", (int)o.msg.u.submit.external_id.len,
+             o.msg.u.submit.external_id.ptr);
+    o.msg.u.submit.ref = seq + 1; /* refs are never 0 */
+    gd_buf_reset(&s->body);
+    rc = gd_encode(&o.msg, &s->body);
+    order_fini(&o);
+    if (rc < 0) {
+        s->state = SLOT_DONE;
+        s->rejected = true;
+        snprintf(s->reason, sizeof(s->reason), "not sendable: %s",
+                 gd_code_message((enum gd_code)-rc));
+        return 1;
+    }
+    rc = send_slot(p, s);
+    return rc < 0 ? rc : 1;
+}
+
+/* Handles one reply. */
+static void on_reply(struct pump *p, const struct gd_msg *m)
+{
+    uint64_t ref = intake_msg_ref(m);
+    if (ref == 0 || ref - 1 < p->head || ref - 1 >= p->tail)
+        return; /* late answer to something already final, or not ours */
+    struct slot *s = slot_of(p, ref - 1);
+    if (s->state != SLOT_SENT && s->state != SLOT_WAIT)
+        return;
+    switch (m->type) {
+    case GD_T_ACCEPTED:
+        s->state = SLOT_DONE;
+        if (m->u.accepted.duplicate)
+            p->st.duplicates++;
+        else
+            p->st.accepted++;
+        hlog(p->cfg->log_level, HLOG_DEBUG, "line %" PRIu64 ": incident %" PRIu64 "%s", s->line,
+             m->u.accepted.incident_id, m->u.accepted.duplicate ? " (duplicate)" : "");
+        break;
+    case GD_T_REJECTED:
+        s->state = SLOT_DONE;
+        s->rejected = true;
+        snprintf(s->reason, sizeof(s->reason), "refused by the broker: %s%s%.*s: %.*s",
+                 gd_code_name(m->u.error.code), m->u.error.field.len ? " at " : "",
+                 (int)m->u.error.field.len, m->u.error.field.ptr ? m->u.error.field.ptr : "",
+                 (int)m->u.error.message.len,
+                 m->u.error.message.ptr ? m->u.error.message.ptr : "");
+        break;
+    case GD_T_BUSY:
+        p->st.busy++;
+        s->state = SLOT_WAIT;
+        s->due = now_ms() + (m->u.busy.retry_ms ? m->u.busy.retry_ms : 100);
+        break;
+    default:
+        break;
+    }
+}
+
+/* Pops the final slots at the head, writing rejects in line order. */
+static int commit_head(struct pump *p)
+{
+    while (p->head < p->tail) {
+        struct slot *s = slot_of(p, p->head);
+        if (s->state != SLOT_DONE)
+            break;
+        if (s->rejected) {
+            int rc = resume_reject(p->res, feed_inode(p->feed), s->line, s->start, s->ticket,
+                                   s->reason);
+            if (rc < 0)
+                return rc;
+            p->st.rejected++;
+            hlog(p->cfg->log_level, HLOG_INFO, "line %" PRIu64 " rejected: %s", s->line,
+                 s->reason);
+        }
+        p->pos = (struct resume_pos){feed_inode(p->feed), s->end, s->line, 0};
+        p->pos_dirty = true;
+        s->state = SLOT_FREE;
+        p->head++;
+    }
+    return 0;
+}
+
+static int save(struct pump *p)
+{
+    if (!p->pos_dirty || !feed_seekable(p->feed))
+        return 0;
+    int rc = resume_save(p->res, p->pos);
+    if (rc < 0)
+        return rc;
+    p->pos_dirty = false;
+    p->last_save = now_ms();
+    return 0;
+}
+
+/* Resends what timed out and what waited out a BUSY; returns the time of
+ * the next such event (or INT64_MAX). */
+static int64_t resend_due(struct pump *p, int64_t now)
+{
+    int64_t next = INT64_MAX;
+    for (uint64_t q = p->head; q < p->tail; q++) {
+        struct slot *s = slot_of(p, q);
+        if (s->state != SLOT_SENT && s->state != SLOT_WAIT)
+            continue;
+        if (s->due <= now) {
+            if (s->state == SLOT_SENT)
+                p->st.resent++;
+            if (send_slot(p, s) < 0)
+                s->due = now + 100;
+        }
+        if (s->due < next)
+            next = s->due;
+    }
+    return next;
+}
+
+int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in,
+             struct resume *res, int stop_fd, struct pump_stats *ret_stats)
+{
+    struct pump p = {.cfg = cfg, .feed = feed, .in = in, .res = res};
+    p.slots = calloc(cfg->window, sizeof(*p.slots));
+    if (!p.slots)
+        return -ENOMEM;
+    p.last_save = now_ms();
+    int rc = 0;
+    bool stopping = false, draining_for_rotation = false;
+    int64_t stop_by = 0;
+    for (;;) {
+        /* fill the window */
+        while (!stopping && !draining_for_rotation && p.tail - p.head < cfg->window) {
+            rc = take_line(&p);
+            if (rc < 0)
+                goto done;
+            if (rc == 0)
+                break;
+        }
+        rc = commit_head(&p);
+        if (rc < 0)
+            goto done;
+        int64_t now = now_ms();
+        bool idle = p.head == p.tail;
+        if (p.pos_dirty && (idle || now - p.last_save >= cfg->save_ms)) {
+            rc = save(&p);
+            if (rc < 0)
+                goto done;
+        }
+        if (idle) {
+            if (stopping) {
+                rc = 1;
+                goto done;
+            }
+            if (draining_for_rotation) {
+                rc = feed_reopen(feed);
+                if (rc < 0)
+                    goto done;
+                hlog(cfg->log_level, HLOG_INFO, "input rotated: reading the new file from its "
+                                                "start");
+                p.pos = (struct resume_pos){feed_inode(feed), 0, 0, 0};
+                p.pos_dirty = true;
+                draining_for_rotation = false;
+                continue;
+            }
+            if (feed_eof(feed)) {
+                rc = 0;
+                goto done;
+            }
+        }
+        int64_t next = resend_due(&p, now);
+        int timeout = next == INT64_MAX ? -1 : (int)(next - now < 0 ? 0 : next - now);
+        bool window_full = p.tail - p.head >= cfg->window;
+        if (!stopping && !draining_for_rotation && !window_full && !feed_eof(feed)) {
+            /* following: no new line now; look again soon */
+            if (feed_rotated(feed) && !draining_for_rotation)
+                draining_for_rotation = true;
+            if (timeout < 0 || timeout > cfg->poll_ms)
+                timeout = cfg->poll_ms;
+        }
+        if (p.pos_dirty && (timeout < 0 || timeout > cfg->save_ms))
+            timeout = cfg->save_ms;
+        if (stopping && (timeout < 0 || timeout > 100))
+            timeout = 100;
+        zmq_pollitem_t items[2] = {{.socket = intake_socket(in), .events = ZMQ_POLLIN},
+                                   {.fd = stop_fd, .events = ZMQ_POLLIN}};
+        int n = zmq_poll(items, stop_fd >= 0 ? 2 : 1, timeout);
+        if (n < 0 && zmq_errno() != EINTR) {
+            rc = -zmq_errno();
+            goto done;
+        }
+        if (stop_fd >= 0 && items[1].revents) {
+            char sig[128]; /* consume the signalfd record(s) */
+            if (read(stop_fd, sig, sizeof(sig)) < 0 && errno != EAGAIN)
+                hlog(cfg->log_level, HLOG_WARN, "reading the signal fd: %s", strerror(errno));
+            if (stopping) { /* a second signal: leave now */
+                rc = 1;
+                goto done;
+            }
+            stopping = true;
+            stop_by = now_ms() + 2 * (int64_t)cfg->timeout_ms;
+            hlog(cfg->log_level, HLOG_INFO, "stopping: waiting up to %d ms for %" PRIu64
+                 " orders in flight", 2 * cfg->timeout_ms, p.tail - p.head);
+        }
+        if (stopping && now_ms() >= stop_by) {
+            hlog(cfg->log_level, HLOG_WARN, "stopping with %" PRIu64 " orders unconfirmed; they "
+                 "are read again on the next start", p.tail - p.head);
+            rc = 1;
+            goto done;
+        }
+        struct gd_msg m;
+        int got;
+        while ((got = intake_recv(in, 0, &m)) != 0) {
+            if (got == 1)
+                on_reply(&p, &m);
+            else if (got != -EPROTO) {
+                rc = got;
+                goto done;
+            }
+        }
+    }
+done:
+    if (rc >= 0) {
+        int src = commit_head(&p);
+        if (src == 0)
+            src = save(&p);
+        if (src < 0)
+            rc = src;
+    }
+    for (unsigned i = 0; i < cfg->window; i++)
+        gd_buf_fini(&p.slots[i].body);
+    free(p.slots);
+    *ret_stats = p.st;
+    return rc;
+}

@@ -1,0 +1,34 @@
+/* pump.h - gd-hotline's submit window: orders in flight to the broker, in line order, committed as a prefix. */
+#ifndef GD_HOTLINE_PUMP_H
+#define GD_HOTLINE_PUMP_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "feed.h"
+#include "intake.h"
+#include "resume.h"
+
+struct pump_config {
+    unsigned window;       /* orders in flight at once, 1..1000 */
+    int timeout_ms;        /* resend an unanswered SUBMIT after this */
+    int save_ms;           /* longest time between state saves while busy */
+    int poll_ms;           /* follow: look for new lines this often */
+    int log_level;         /* 0 error .. 3 debug */
+};
+
+struct pump_stats {
+    uint64_t lines, accepted, duplicates, rejected, busy, resent;
+};
+
+/* Runs the feed to its end (or, following, until `stop_fd` becomes
+ * readable: a signalfd), keeping at most cfg->window SUBMITs in flight.
+ * The resume position only ever covers lines whose outcome is final and
+ * all lines before them, so a crash at any point neither skips an order
+ * nor lists a bad line twice; resubmits after a crash are answered
+ * duplicate by the broker. Returns 0 when everything read was committed,
+ * 1 when stopped by a signal (what was committed is saved), or -errno. */
+int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in,
+             struct resume *res, int stop_fd, struct pump_stats *ret_stats);
+
+#endif
