@@ -69,22 +69,29 @@ start_workers()
         worker_pids+=($!)
     fi
     [[ -x $worker_bin ]] || return 0
+    # gd-worker serves at most 64 queues: the sectors, the communities,
+    # then as many grids as fit
     queues=$("$(gdpg_bindir)/psql" -X -At -d "$dsn" -c \
-        "SELECT string_agg(code, ',' ORDER BY code) FROM (
-           SELECT code FROM org_unit WHERE code LIKE '${demo_town}%' AND level IN ('grid', 'community')
-           UNION ALL SELECT '${demo_town}.' || s FROM unnest(ARRAY['party','economy','livelihood','safety']) s
-           LIMIT 256) q") || return 0
+        "SELECT string_agg(q, ',') FROM (
+           SELECT q FROM (
+             SELECT 0 AS o, '${demo_town}.' || s AS q
+               FROM unnest(ARRAY['party','economy','livelihood','safety']) s
+             UNION ALL SELECT 1, code FROM org_unit
+               WHERE code LIKE '${demo_town}%' AND level = 'community'
+             UNION ALL SELECT 2, code FROM org_unit
+               WHERE code LIKE '${demo_town}%' AND level = 'grid') a
+           ORDER BY o, q LIMIT 64) b") || return 0
     mkdir -p "$repo/var"
     cat >"$repo/var/demo-worker.ini" <<INI
 [gd-worker]
 endpoints = $work
-queues = $queues
 credit = 8
 name = demo-town-$demo_town
 handler = $repo/deploy/demo/handler.sh
 handler_timeout_ms = 30000
 INI
-    "$worker_bin" --config "$repo/var/demo-worker.ini" &
+    # the queue list is long: on the command line (INI lines are limited)
+    "$worker_bin" --config "$repo/var/demo-worker.ini" --queues "$queues" &
     worker_pids+=($!)
 }
 
