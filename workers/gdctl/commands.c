@@ -9,6 +9,7 @@ int cmd_import(struct gdctl *g, int argc, char **argv);
 int cmd_migrate(struct gdctl *g, int argc, char **argv);
 int cmd_dispatch(struct gdctl *g, int argc, char **argv);
 int cmd_approve(struct gdctl *g, int argc, char **argv);
+int cmd_report(struct gdctl *g, int argc, char **argv);
 
 const struct gdctl_command gdctl_commands[] = {
     {"submit", "[--source S] [--external-id X] [--category C] [--priority P] [--unit U] "
@@ -31,5 +32,9 @@ const struct gdctl_command gdctl_commands[] = {
      cmd_approve},
     {"deny", "ID [NOTE]", "deny an incident's pending extension request (APPROVE false)",
      cmd_approve},
+    {"report", "[--by district|town|community|grid|category] [--from DATE] [--to DATE] "
+               "[--period all|day|week|month] [--tz ZONE] [--format table|csv|json]",
+     "KPI report from the event log (--db): on-time rates, sign/resolve times, backlog",
+     cmd_report},
     {NULL, NULL, NULL, NULL},
 };
