@@ -1,0 +1,49 @@
+/* db.h - gd-open311's read-only database path: a bounded connection pool and the GeoReport queries (never reporter data). */
+#ifndef GD_OPEN311_DB_H
+#define GD_OPEN311_DB_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct db;
+
+/* Outcome codes of the queries (negative: failures). */
+enum {
+    DB_OK = 0,
+    DB_NOT_FOUND = 1,
+    DB_UNAVAILABLE = -1, /* no connection free within the wait, or the database is down */
+    DB_ERROR = -2,       /* a query failed or out of memory */
+};
+
+/* A pool of `size` connections to `dsn`, opened lazily, each in read-only
+ * transactions with a statement timeout. Returns 0 and *ret, or -ENOMEM. */
+int db_new(const char *dsn, unsigned size, struct db **ret);
+void db_free(struct db *d);
+
+/* GET services: the catalogue as GeoReport service objects in *ret. */
+int db_services(struct db *d, json_t **ret);
+
+/* Whether service `code` exists (DB_OK) or not (DB_NOT_FOUND); with ret
+ * non-NULL, its service definition (no attributes: metadata is false). */
+int db_service(struct db *d, const char *code, json_t **ret);
+
+/* Whether org unit `code` exists: DB_OK or DB_NOT_FOUND. */
+int db_org_unit(struct db *d, const char *code);
+
+/* Filters of GET requests; NULL/0 = not filtered. Lists are PostgreSQL
+ * array literals built from checked values ("{1,2}"). */
+struct db_request_filter {
+    const char *sources; /* required: the public sources, "{open311}" */
+    const char *ids;
+    const char *codes;
+    int64_t start_ms, end_ms;
+    int status; /* 0 any, 1 open, 2 closed */
+    unsigned limit, offset;
+};
+
+/* GET requests: GeoReport service request objects (newest first) in *ret,
+ * dates written at `offset_min`. */
+int db_requests(struct db *d, const struct db_request_filter *f, int offset_min, json_t **ret);
+
+#endif

@@ -1,0 +1,214 @@
+/* relay.c - hands gd-open311's SUBMITs from the HTTP threads to the one thread that owns the broker's DEALER socket. */
+#include "relay.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <time.h>
+#include <unistd.h>
+#include <zmq.h>
+
+#include "intake.h"
+
+/* One request, on the stack of the HTTP thread that waits for it. */
+struct job {
+    uint64_t ref;
+    enum gd_type type;
+    const struct gd_buf *body;
+    bool sent, done;
+    uint8_t reply_type;
+    struct gd_buf *reply;
+    struct job *next;
+};
+
+struct relay {
+    struct intake *in;
+    int wake_fd; /* eventfd: a job was queued */
+    atomic_uint_fast64_t next_ref;
+    pthread_mutex_t lock;
+    pthread_cond_t answered;
+    struct job *jobs; /* queued and sent, not yet answered or abandoned */
+    struct gd_decoder *dec;
+    struct gd_buf in_body;
+};
+
+int relay_new(void *zctx, const char *endpoint, struct relay **ret)
+{
+    struct relay *r = calloc(1, sizeof(*r));
+    if (!r)
+        return -ENOMEM;
+    int rc = -ENOMEM;
+    r->dec = gd_decoder_new();
+    if (!r->dec)
+        goto free_relay;
+    r->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (r->wake_fd < 0) {
+        rc = -errno;
+        goto free_decoder;
+    }
+    rc = intake_open(zctx, endpoint, &r->in);
+    if (rc < 0)
+        goto close_wake;
+    pthread_mutex_init(&r->lock, NULL);
+    pthread_condattr_t ca;
+    pthread_condattr_init(&ca);
+    pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+    pthread_cond_init(&r->answered, &ca);
+    pthread_condattr_destroy(&ca);
+    atomic_init(&r->next_ref, 1);
+    *ret = r;
+    return 0;
+
+close_wake:
+    close(r->wake_fd);
+free_decoder:
+    gd_decoder_free(r->dec);
+free_relay:
+    free(r);
+    return rc;
+}
+
+void relay_free(struct relay *r)
+{
+    if (!r)
+        return;
+    intake_close(r->in);
+    close(r->wake_fd);
+    gd_decoder_free(r->dec);
+    gd_buf_fini(&r->in_body);
+    pthread_mutex_destroy(&r->lock);
+    pthread_cond_destroy(&r->answered);
+    free(r);
+}
+
+uint64_t relay_next_ref(struct relay *r)
+{
+    return atomic_fetch_add(&r->next_ref, 1);
+}
+
+static void unlink_job(struct relay *r, struct job *j)
+{
+    for (struct job **p = &r->jobs; *p; p = &(*p)->next)
+        if (*p == j) {
+            *p = j->next;
+            return;
+        }
+}
+
+int relay_call(struct relay *r, uint64_t ref, enum gd_type type, const struct gd_buf *body,
+               int timeout_ms, uint8_t *ret_type, struct gd_buf *ret_body)
+{
+    struct job j = {.ref = ref, .type = type, .body = body, .reply = ret_body};
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000;
+    if (until.tv_nsec >= 1000000000) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000;
+    }
+    pthread_mutex_lock(&r->lock);
+    j.next = r->jobs;
+    r->jobs = &j;
+    pthread_mutex_unlock(&r->lock);
+    uint64_t one = 1;
+    if (write(r->wake_fd, &one, sizeof(one)) < 0 && errno != EAGAIN) {
+        pthread_mutex_lock(&r->lock);
+        unlink_job(r, &j);
+        pthread_mutex_unlock(&r->lock);
+        return -errno;
+    }
+    pthread_mutex_lock(&r->lock);
+    int rc = 0;
+    while (!j.done && rc == 0)
+        rc = pthread_cond_timedwait(&r->answered, &r->lock, &until);
+    bool done = j.done;
+    if (!done)
+        unlink_job(r, &j); /* the broker thread never sees it again */
+    pthread_mutex_unlock(&r->lock);
+    if (!done)
+        return 0;
+    *ret_type = j.reply_type;
+    return 1;
+}
+
+/* Sends every queued job (under the lock: sends never block). */
+static void send_queued(struct relay *r)
+{
+    pthread_mutex_lock(&r->lock);
+    for (struct job *j = r->jobs; j; j = j->next) {
+        if (j->sent)
+            continue;
+        int rc = intake_send_raw(r->in, j->type, j->body->data, j->body->len);
+        if (rc == 0)
+            j->sent = true;
+        else
+            break; /* -EAGAIN: no broker yet; the caller's timeout decides */
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+static void deliver_reply(struct relay *r, uint8_t type)
+{
+    uint8_t hdr[GD_HEADER_LEN];
+    gd_encode_header((enum gd_type)type, hdr);
+    struct gd_msg m;
+    if (gd_decode(r->dec, hdr, sizeof(hdr), r->in_body.data, r->in_body.len, &m, NULL) < 0)
+        return;
+    uint64_t ref = intake_msg_ref(&m);
+    pthread_mutex_lock(&r->lock);
+    for (struct job *j = r->jobs; j; j = j->next) {
+        if (j->ref != ref)
+            continue;
+        gd_buf_reset(j->reply);
+        if (r->in_body.len > j->reply->cap) {
+            char *p = realloc(j->reply->data, r->in_body.len);
+            if (!p)
+                break; /* the caller times out */
+            j->reply->data = p;
+            j->reply->cap = r->in_body.len;
+        }
+        memcpy(j->reply->data, r->in_body.data, r->in_body.len);
+        j->reply->len = r->in_body.len;
+        j->reply_type = type;
+        j->done = true;
+        unlink_job(r, j);
+        pthread_cond_broadcast(&r->answered);
+        break;
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+int relay_run(struct relay *r, int stop_fd)
+{
+    for (;;) {
+        zmq_pollitem_t items[3] = {
+            {.socket = intake_socket(r->in), .events = ZMQ_POLLIN},
+            {.fd = r->wake_fd, .events = ZMQ_POLLIN},
+            {.fd = stop_fd, .events = ZMQ_POLLIN},
+        };
+        /* a job that could not be sent (no broker yet) is tried again soon */
+        if (zmq_poll(items, 3, 100) < 0 && zmq_errno() != EINTR)
+            return -zmq_errno();
+        if (items[2].revents)
+            return 0;
+        if (items[1].revents) {
+            uint64_t n;
+            if (read(r->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+                return -errno;
+        }
+        send_queued(r);
+        uint8_t type;
+        int rc;
+        while ((rc = intake_recv_raw(r->in, 0, &type, &r->in_body)) != 0) {
+            if (rc == 1)
+                deliver_reply(r, type);
+            else if (rc != -EPROTO)
+                return rc;
+        }
+    }
+}
