@@ -1,0 +1,204 @@
+/* main.c - gd-dashboard: wires the status subscription, the model, the start-up load and the HTTP server. */
+#include <errno.h>
+#include <libpq-fe.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+#include <uv.h>
+#include <zmq.h>
+
+#include "config.h"
+#include "http.h"
+#include "model.h"
+#include "orgload.h"
+#include "statsub.h"
+
+#define SEED_OVERLAP_S 30 /* events this recent at start are deduplicated by id */
+#define SEED_FORGET_MS (2 * SEED_OVERLAP_S * 1000)
+
+struct dashboard {
+    struct dash_config cfg;
+    uv_loop_t loop;
+    void *zctx;
+    struct dash_model model;
+    struct statsub sub;
+    struct http http;
+    uv_signal_t sigterm, sigint;
+    uv_timer_t seed_timer;
+    int64_t broker_started_at;
+};
+
+static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void logf_(const char *level, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "gd-dashboard %s: ", level);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void on_status(void *arg, const char *topic, size_t topic_len, const struct gd_status *st)
+{
+    struct dashboard *d = arg;
+    dash_model_apply(&d->model, topic, topic_len, st, now_ms());
+    /* a restarted broker has new queues: ask for the whole picture again */
+    if (st->kind == GD_STATUS_BROKER) {
+        if (d->broker_started_at && st->u.broker.started_at != d->broker_started_at)
+            statsub_snapshot(&d->sub);
+        d->broker_started_at = st->u.broker.started_at;
+    }
+}
+
+static void on_gauges(void *arg, const struct gd_gauges *g, bool last)
+{
+    struct dashboard *d = arg;
+    int64_t now = now_ms();
+    for (uint32_t i = 0; i < g->n_gauges; i++)
+        dash_model_gauge(&d->model, &g->gauges[i], now);
+    if (last && d->cfg.verbose)
+        logf_("info", "snapshot applied (%u queues known)", d->model.n_queues);
+}
+
+static void on_decode_error(void *arg, const char *topic, size_t topic_len,
+                            const struct gd_decode_error *e)
+{
+    struct dashboard *d = arg;
+    d->model.decode_errors++;
+    if (d->cfg.verbose)
+        logf_("warn", "status message on %.*s refused: %s (%s)", (int)topic_len, topic,
+              gd_code_name(e->code), e->field);
+}
+
+static void on_seed_timer(uv_timer_t *t)
+{
+    struct dashboard *d = t->data;
+    dash_seed_done(&d->model);
+}
+
+static void shutdown_all(struct dashboard *d)
+{
+    http_close(&d->http);
+    statsub_close(&d->sub);
+    uv_timer_stop(&d->seed_timer);
+    uv_close((uv_handle_t *)&d->seed_timer, NULL);
+    uv_close((uv_handle_t *)&d->sigterm, NULL);
+    uv_close((uv_handle_t *)&d->sigint, NULL);
+}
+
+static void on_signal(uv_signal_t *s, int signum)
+{
+    struct dashboard *d = s->data;
+    logf_("info", "signal %d: stopping", signum);
+    shutdown_all(d);
+}
+
+/* Connects, retrying for cfg.db_wait_s. */
+static PGconn *connect_db(const struct dash_config *cfg)
+{
+    for (uint32_t waited = 0;; waited++) {
+        PGconn *c = PQconnectdb(cfg->db);
+        if (PQstatus(c) == CONNECTION_OK)
+            return c;
+        if (waited >= cfg->db_wait_s) {
+            logf_("error", "cannot reach the database: %s", PQerrorMessage(c));
+            PQfinish(c);
+            return NULL;
+        }
+        PQfinish(c);
+        sleep(1);
+    }
+}
+
+/* The org tree and today's counts; the subscription is already open so
+ * nothing published meanwhile is missed. */
+static int load(struct dashboard *d)
+{
+    char err[512];
+    PGconn *c = connect_db(&d->cfg);
+    if (!c)
+        return -1;
+    int rc = orgload_tree(c, &d->model, err, sizeof(err));
+    if (rc < 0) {
+        logf_("error", "cannot load the org tree: %s", err);
+        goto finish;
+    }
+    logf_("info", "org tree: %d units", rc);
+    rc = orgload_seed(c, &d->model, SEED_OVERLAP_S, err, sizeof(err));
+    if (rc < 0)
+        logf_("warn", "today's counts start from zero: %s", err); /* not fatal */
+    rc = 0;
+finish:
+    PQfinish(c);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    int status = 1;
+    char err[512];
+    struct dashboard *d = calloc(1, sizeof(*d));
+    if (!d)
+        return 1;
+    int rc = dash_config_parse(&d->cfg, argc, argv, stdout, stderr);
+    if (rc != 0) {
+        status = rc > 0 ? 0 : 2;
+        goto free_dashboard;
+    }
+    setvbuf(stderr, NULL, _IOLBF, 0);
+    uv_loop_init(&d->loop);
+    d->zctx = zmq_ctx_new();
+    if (!d->zctx) {
+        logf_("error", "zmq_ctx_new: %s", zmq_strerror(errno));
+        goto close_loop;
+    }
+    dash_model_init(&d->model, d->cfg.utc_offset_min, now_ms());
+    struct statsub_callbacks cb = {on_status, on_gauges, on_decode_error, d};
+    if (statsub_open(&d->sub, &d->loop, d->zctx, d->cfg.status_ep, d->cfg.intake_ep, &cb, err,
+                     sizeof(err)) < 0) {
+        logf_("error", "%s", err);
+        goto free_model;
+    }
+    if (load(d) < 0)
+        goto close_sub;
+    if (http_open(&d->http, &d->loop, &d->cfg.http, &d->model, err, sizeof(err)) < 0) {
+        logf_("error", "%s", err);
+        goto close_sub;
+    }
+    uv_timer_init(&d->loop, &d->seed_timer);
+    d->seed_timer.data = d;
+    uv_timer_start(&d->seed_timer, on_seed_timer, SEED_FORGET_MS, 0);
+    uv_signal_init(&d->loop, &d->sigterm);
+    uv_signal_init(&d->loop, &d->sigint);
+    d->sigterm.data = d->sigint.data = d;
+    uv_signal_start(&d->sigterm, on_signal, SIGTERM);
+    uv_signal_start(&d->sigint, on_signal, SIGINT);
+    logf_("info", "ready: http://%.*s:%u/", (int)(strrchr(d->cfg.http.listen, ':') - d->cfg.http.listen),
+          d->cfg.http.listen, d->http.port);
+    uv_run(&d->loop, UV_RUN_DEFAULT);
+    status = 0;
+    goto free_model;
+
+close_sub:
+    statsub_close(&d->sub);
+    uv_run(&d->loop, UV_RUN_NOWAIT);
+free_model:
+    dash_model_fini(&d->model);
+    zmq_ctx_term(d->zctx);
+close_loop:
+    uv_loop_close(&d->loop);
+free_dashboard:
+    free(d);
+    return status;
+}
