@@ -1,0 +1,370 @@
+"""gd-dashboard against the real broker: the page in headless Chromium, /metrics, the JSON API, limits.
+
+Incidents flow from chaos.Submitter threads into two towns' queues while
+chaos.Worker threads sign and resolve them. The browser test (playwright-core
+from npm, driving the Debian chromium; see browser/setup.sh) checks that the
+numbers on screen move while incidents flow and, once the load stops, equal
+the database; its screenshots are kept under $GD_BUILD_DIR/artefacts/.
+/metrics must pass `promtool check metrics` (Debian package prometheus).
+"""
+
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import chaos
+import gdclient
+
+HERE = Path(__file__).resolve().parent
+BUILD = Path(os.environ.get("GD_BUILD_DIR", HERE.parents[1] / "build"))
+TOWN = "500113002"
+OTHER_TOWN = "500113003"
+
+
+def today_start_sql():
+    # local day of the dashboard (--utc-offset-min 480)
+    return "date_trunc('day', now() AT TIME ZONE 'Asia/Shanghai') AT TIME ZONE 'Asia/Shanghai'"
+
+
+class Dashboard:
+    def __init__(self, broker, dsn, **opts):
+        self.dir = tempfile.mkdtemp(prefix="gdd-", dir="/tmp")
+        self.log_path = Path(self.dir) / "dashboard.log"
+        args = [str(BUILD / "workers" / "dashboard" / "gd-dashboard"), "--status", broker.status_ep,
+                "--intake", broker.intake_ep, "--db", dsn, "--http", "127.0.0.1:0",
+                "--push-ms", "200", "--verbose"]
+        for k, v in opts.items():
+            args += [f"--{k.replace('_', '-')}", str(v)]
+        self.log = open(self.log_path, "wb")
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=self.log)
+        deadline = time.monotonic() + 15
+        while True:
+            m = re.search(rb"ready: (http://\S+)/", self.log_path.read_bytes())
+            if m:
+                self.url = m.group(1).decode()
+                break
+            assert self.proc.poll() is None, f"gd-dashboard exited:\n{self.text()}"
+            assert time.monotonic() < deadline, f"gd-dashboard not ready:\n{self.text()}"
+            time.sleep(0.02)
+
+    def text(self):
+        return self.log_path.read_text(errors="replace")
+
+    def get(self, path, method="GET", data=None, headers=None, timeout=5):
+        req = urllib.request.Request(self.url + path, method=method, data=data,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as r:
+                return r.status, dict(r.headers), r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, dict(e.headers), e.read()
+
+    def json(self, path):
+        status, _, body = self.get(path)
+        assert status == 200, (path, status, body)
+        return json.loads(body)
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                rc = self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+                raise AssertionError("gd-dashboard did not stop on SIGTERM")
+            assert rc == 0, f"gd-dashboard exited {rc} on SIGTERM:\n{self.text()[-5000:]}"
+        self.log.close()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+@pytest.fixture
+def dashboard(make_broker, dsn):
+    made = []
+
+    def make(broker=None, **opts):
+        d = Dashboard(broker or make_broker(), dsn, **opts)
+        made.append(d)
+        return d
+    yield make
+    for d in made:
+        d.stop()
+
+
+def grid_of(pg, town):
+    return pg.scalar("SELECT g.code FROM org_unit g JOIN org_unit c ON g.parent = c.code "
+                     "WHERE g.level = 'grid' AND c.parent = %s ORDER BY g.code LIMIT 1", town)
+
+
+def town_category(pg):
+    """A category admitted at town level: routed to <town>.<sector>."""
+    return pg.one("SELECT code, sector FROM category WHERE admitted_level = 'town' "
+                  "ORDER BY code LIMIT 1")
+
+
+class Load:
+    """Submitters into two towns (town-level category) and workers resolving everything."""
+
+    def __init__(self, broker, pg, window=4):
+        cat = town_category(pg)
+        self.queues = [f"{TOWN}.{cat['sector']}", f"{OTHER_TOWN}.{cat['sector']}"]
+        self.subs = [chaos.Submitter(broker.intake_ep, f"dash-{t}", grid_of(pg, t), cat["code"],
+                                     window=window) for t in (TOWN, OTHER_TOWN)]
+        self.workers = [chaos.Worker(broker.work_ep, q, credit=5) for q in self.queues]
+        for t in self.workers + self.subs:
+            t.start()
+
+    def stop(self):
+        for s in self.subs:
+            s.stop()
+        for s in self.subs:
+            s.join(15)
+        for s in self.subs:
+            assert s.error is None and not s.rejected, (s.error, s.rejected[:3])
+
+    def stop_workers(self):
+        for w in self.workers:
+            w.stop()
+        for w in self.workers:
+            w.join(10)
+
+
+def db_today(pg, kind, town=None):
+    sql = (f"SELECT count(*) FROM incident_event e JOIN incident i ON i.id = e.incident_id "
+           f"WHERE e.kind = %s AND e.at >= {today_start_sql()}")
+    args = [kind]
+    if town:
+        sql += " AND i.location_unit LIKE %s"
+        args.append(town + "%")
+    return pg.scalar(sql, *args)
+
+
+def settle(pg, load):
+    """Waits until every accepted incident is resolved (the workers keep up)."""
+    accepted = sum(len(s.accepted) for s in load.subs)
+    gdclient.wait_until(lambda: db_today(pg, "resolve") >= accepted, 20, "all resolved")
+    time.sleep(0.5)   # the last transitions reach the dashboard
+
+
+# ---- the browser ----
+
+def node_modules():
+    setup = HERE / "browser" / "setup.sh"
+    r = subprocess.run([str(setup)], capture_output=True, text=True, timeout=300)
+    if r.returncode != 0:
+        pytest.fail(f"browser/setup.sh failed (npm registry or cache needed once):\n{r.stderr}")
+    return r.stdout.strip().splitlines()[-1]
+
+
+def read_line(proc, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([proc.stdout], [], [], 0.2)
+        if r:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            return json.loads(line)
+        if proc.poll() is not None:
+            break
+    raise AssertionError(f"browser script gave no answer: {proc.stderr.read() if proc.poll() is not None else 'still running'}")
+
+
+def test_page_in_chromium_moves_with_the_load_and_matches_the_database(make_broker, dashboard, pg):
+    chromium = os.environ.get("GD_CHROMIUM", "/usr/bin/chromium")
+    assert Path(chromium).exists(), "Debian chromium is needed (apt-get install chromium)"
+    modules = node_modules()
+    broker = make_broker()
+    dash = dashboard(broker)
+    artefacts = BUILD / "artefacts"
+    artefacts.mkdir(parents=True, exist_ok=True)
+    profile = Path(tempfile.mkdtemp(prefix="gdd-chromium-"))
+    load = Load(broker, pg)
+    proc = subprocess.Popen(["node", str(HERE / "browser" / "dashboard_check.js"), dash.url + "/",
+                             TOWN, str(artefacts), str(profile)],
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "NODE_PATH": modules,
+                                            "GD_CHROMIUM": chromium})
+    try:
+        changed = read_line(proc, 60)
+        assert changed["phase"] == "changed", changed
+        assert changed["second"] > changed["first"]
+        load.stop()
+        settle(pg, load)
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
+        final = read_line(proc, 30)
+        assert final["phase"] == "final", final
+        assert final["errors"] == [], final["errors"]
+        # the numbers on screen are the database's
+        assert final["received"] == db_today(pg, "receive"), final
+        assert final["resolved"] == db_today(pg, "resolve"), final
+        assert final["town_received"] == db_today(pg, "receive", TOWN), final
+        assert final["town_resolved"] == db_today(pg, "resolve", TOWN), final
+        assert final["received"] > 0 and final["depth"] == 0 and final["inflight"] == 0
+        assert final["ontime"].endswith("%")
+        assert final["towns"] == 1 + pg.scalar("SELECT count(*) FROM org_unit WHERE level = 'town'")
+        assert final["feed_items"] > 0
+        town = read_line(proc, 20)
+        assert town["phase"] == "town", town
+        assert town["name"] == pg.scalar("SELECT name FROM org_unit WHERE code = %s", TOWN)
+        assert town["hash"] == f"#u={TOWN}"
+        assert town["received"] == db_today(pg, "receive", TOWN)
+        assert town["rows"] == 1 + pg.scalar("SELECT count(*) FROM org_unit WHERE parent = %s", TOWN)
+        assert proc.wait(20) == 0, proc.stderr.read()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        load.stop_workers()
+        shutil.rmtree(profile, ignore_errors=True)
+    assert (artefacts / "dashboard-district.png").stat().st_size > 10000
+
+
+# ---- /metrics ----
+
+def parse_metrics(text):
+    values = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            values[name] = float(value)
+    return values
+
+
+def test_metrics_pass_promtool_and_follow_the_broker(make_broker, dashboard, pg):
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool is needed (apt-get install prometheus)"
+    broker = make_broker()
+    dash = dashboard(broker)
+    load = Load(broker, pg)
+    time.sleep(1.5)
+    load.stop()
+    settle(pg, load)
+    load.stop_workers()
+    time.sleep(0.6)   # a broker message after the last commit
+    status, headers, body = dash.get("/metrics")
+    assert status == 200 and headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = body.decode()
+    r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True)
+    assert r.returncode == 0, f"promtool:\n{r.stdout}{r.stderr}"
+    m = parse_metrics(text)
+    accepted = sum(len(s.accepted) for s in load.subs)
+    assert m["griddispatch_accepted_total"] >= accepted
+    assert m["griddispatch_resolved_total"] >= accepted
+    assert m["griddispatch_db_up"] == 1 and m["griddispatch_broker_up"] == 1
+    assert m['griddispatch_commit_seconds_bucket{le="+Inf"}'] == m["griddispatch_commits_total"]
+    assert m["griddispatch_commit_seconds_count"] > 0
+    # every incident was delivered once: one dispatch-latency observation each
+    assert m["griddispatch_dispatch_latency_seconds_count"] == accepted
+    assert m['griddispatch_dispatch_latency_seconds_bucket{le="+Inf"}'] == accepted
+    q = load.queues[0]
+    sector = q.split(".")[1]
+    key = f'griddispatch_queue_depth{{queue="{q}",town="{TOWN}",sector="{sector}"}}'
+    assert key in m, [k for k in m if "queue_depth" in k][:5]
+    assert m[key] == 0
+
+
+# ---- JSON API and limits ----
+
+def test_api_summary_drill_down_and_feed(make_broker, dashboard, pg):
+    broker = make_broker()
+    dash = dashboard(broker)
+    load = Load(broker, pg, window=2)
+    time.sleep(1)
+    load.stop()
+    settle(pg, load)
+    load.stop_workers()
+    s = dash.json("/api/summary")
+    assert [p["level"] for p in s["path"]] == ["district"]
+    assert s["sectors"] == ["party", "economy", "livelihood", "safety", "other"]
+    assert s["self"]["total"]["received"] == db_today(pg, "receive")
+    rows = {r["unit"]["code"]: r for r in s["rows"]}
+    assert rows[TOWN]["total"]["received"] == db_today(pg, "receive", TOWN)
+    assert rows[TOWN]["drill"] is True
+    community = pg.scalar("SELECT parent FROM org_unit WHERE code = %s", grid_of(pg, TOWN))
+    c = dash.json(f"/api/summary?unit={community}")
+    assert [p["code"] for p in c["path"]] == ["500113", TOWN, community]
+    assert all(r["unit"]["level"] == "grid" for r in c["rows"])
+    assert c["self"]["total"]["received"] == db_today(pg, "receive", community)
+    g = dash.json(f"/api/summary?unit={grid_of(pg, TOWN)}")
+    assert g["rows"] == [] and g["self"]["drill"] is False
+    feed = dash.json("/api/feed")
+    assert feed and all("reporter" not in json.dumps(i) and "13900000000" not in json.dumps(i)
+                        for i in feed)
+    assert dash.json(f"/api/feed?after={feed[-1]['seq']}") == []
+    b = dash.json("/api/broker")
+    assert b["seen"] and b["db_up"] and b["counters"]["accepted"] >= 1
+
+
+def test_limits_are_enforced(make_broker, dashboard):
+    dash = dashboard(make_broker(), max_sse=2)
+    assert dash.get("/api/summary?unit=nope")[0] == 404
+    assert dash.get("/api/summary?unit=" + "9" * 40)[0] == 404
+    assert dash.get("/api/feed?after=x")[0] == 400
+    assert dash.get("/nothing")[0] == 404
+    assert dash.get("/api/summary", method="POST", data=b"x=1")[0] == 405
+    assert dash.get("/api/summary", headers={"Content-Length": "5"}, method="GET",
+                    data=b"hello")[0] == 413
+    # request headers beyond the per-connection memory limit
+    status = dash.get("/", headers={"X-Big": "a" * 40000})[0]
+    assert status in (413, 431), status
+    # event streams: two allowed, the third refused with Retry-After
+    streams = [urllib.request.urlopen(dash.url + "/events", timeout=5) for _ in range(2)]
+    try:
+        for s in streams:
+            assert s.headers["Content-Type"].startswith("text/event-stream")
+            first = s.readline() + s.readline()
+            assert first.startswith(b"retry: 3000")
+        status, headers, _ = dash.get("/events")
+        assert status == 503 and headers.get("Retry-After") == "10"
+    finally:
+        for s in streams:
+            s.close()
+    # a closed stream frees its slot (found at the next write: heartbeat or push)
+    gdclient.wait_until(lambda: _probe_stream(dash), 20, "an event-stream slot after closing two")
+    status, _, body = dash.get("/")
+    assert status == 200 and b"<html" in body and b"http://" not in body.replace(b"http://www.w3", b"")
+
+
+def _probe_stream(dash):
+    try:
+        with urllib.request.urlopen(dash.url + "/events", timeout=2) as s:
+            return s.status == 200
+    except urllib.error.HTTPError:
+        return False
+
+
+# ---- the example subscriber ----
+
+def test_status_subscriber_example(make_broker, pg):
+    broker = make_broker()
+    example = HERE.parents[1] / "workers" / "examples" / "status_subscriber.py"
+    proc = subprocess.Popen(["/usr/bin/python3", str(example), "--status", broker.status_ep,
+                             "--intake", broker.intake_ep, "--seconds", "4", "--json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    time.sleep(0.8)
+    load = Load(broker, pg, window=2)
+    time.sleep(1.5)
+    load.stop()
+    settle(pg, load)
+    load.stop_workers()
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    summary = json.loads(out.strip().splitlines()[-1])
+    accepted = sum(len(s.accepted) for s in load.subs)
+    assert summary["transitions"]["receive"] == accepted
+    assert summary["transitions"]["resolve"] == accepted
+    assert summary["broker_messages"] >= 2 and summary["snapshot_queues"] >= 0
+    assert summary["decode_errors"] == 0
