@@ -16,6 +16,9 @@ packages=(
     postgresql-15 postgresql-client-15
     # integration tests
     python3-zmq python3-msgpack python3-psycopg2 python3-pytest
+    # dashboard tests: headless browser (driven by playwright-core from npm, which
+    # nodejs provides), a CJK font for its screenshots, promtool for /metrics
+    chromium fonts-wqy-zenhei nodejs prometheus
     # used by the scripts: ss (port probe), runuser
     iproute2 util-linux
 )

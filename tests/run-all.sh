@@ -65,6 +65,10 @@ if ! deploy/install-deps.sh; then
     exit 1
 fi
 
+step "browser test tools (playwright-core from npm, cached in \$GD_NODE_DIR or ~/.cache/griddispatch/node)"
+tests/integration/browser/setup.sh >/dev/null ||
+    echo "run-all: playwright-core could not be installed; test_dashboard's browser test will fail" >&2
+
 step "build build/test (-Dwerror=true)"
 if setup_build build/test -Dwerror=true; then
     step "meson test build/test (with a private PostgreSQL)"
