@@ -368,3 +368,41 @@ def test_status_subscriber_example(make_broker, pg):
     assert summary["transitions"]["resolve"] == accepted
     assert summary["broker_messages"] >= 2 and summary["snapshot_queues"] >= 0
     assert summary["decode_errors"] == 0
+
+
+# ---- gdctl top ----
+
+def test_gdctl_top_redraws_in_place_with_the_databases_numbers(make_broker, pg, dsn):
+    broker = make_broker()
+    load = Load(broker, pg, window=2)
+    time.sleep(1)
+    load.stop()
+    settle(pg, load)
+    gdctl = BUILD / "workers" / "gdctl" / "gdctl"
+    r = subprocess.run([str(gdctl), "top", "--status", broker.status_ep, "--intake",
+                        broker.intake_ep, "--db", dsn, "--interval", "0.3", "--count", "4"],
+                       capture_output=True, text=True, timeout=30)
+    load.stop_workers()
+    assert r.returncode == 0, r.stderr
+    frames = r.stdout.split("\033[H\033[2J")
+    assert frames[0] == "" and len(frames) == 5, repr(r.stdout[:300])
+    last = frames[-1].splitlines()
+    assert last[0].startswith("gdctl top") and "broker: up" in last[0]
+    town = next(line for line in last if f" {TOWN} " in line or line.rstrip().endswith(TOWN)
+                or f" {TOWN}" in line)
+    queued, flight, overdue, oldest, intake, solved, ontime = town.split()[-7:]
+    assert int(intake) == db_today(pg, "receive", TOWN)
+    assert int(solved) == db_today(pg, "resolve", TOWN)
+    assert (queued, flight, overdue, ontime) == ("0", "0", "0", "100.0%")
+    district = last[3].split()
+    assert int(district[-3]) == db_today(pg, "receive")
+    # a unit below the district, and a plain (no ANSI) frame
+    r = subprocess.run([str(gdctl), "top", "--status", broker.status_ep, "--db", dsn,
+                        "--unit", TOWN, "--interval", "0.2", "--count", "1", "--plain"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0 and "\033[" not in r.stdout and r.stdout.endswith("\f\n"), r
+    assert f"({TOWN})" in r.stdout.splitlines()[0]
+    r = subprocess.run([str(gdctl), "top", "--status", broker.status_ep, "--db", dsn,
+                        "--unit", "nope", "--count", "1"], capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 4, r

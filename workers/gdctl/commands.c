@@ -1,4 +1,5 @@
-/* commands.c - gdctl's table of subcommands: adding one is a new cmd_*.c file plus one line here. */
+/* commands.c - gdctl's table of subcommands: adding one is a new cmd_*.c file plus one line here.
+ */
 #include "gdctl.h"
 
 int cmd_submit(struct gdctl *g, int argc, char **argv);
@@ -10,14 +11,15 @@ int cmd_migrate(struct gdctl *g, int argc, char **argv);
 int cmd_dispatch(struct gdctl *g, int argc, char **argv);
 int cmd_approve(struct gdctl *g, int argc, char **argv);
 int cmd_report(struct gdctl *g, int argc, char **argv);
+int cmd_top(struct gdctl *g, int argc, char **argv);
 
 const struct gdctl_command gdctl_commands[] = {
-    {"submit", "[--source S] [--external-id X] [--category C] [--priority P] [--unit U] "
-               "[--address A] [--lat LAT --lon LON] [--description D] [--attachment URL]...",
+    {"submit",
+     "[--source S] [--external-id X] [--category C] [--priority P] [--unit U] "
+     "[--address A] [--lat LAT --lon LON] [--description D] [--attachment URL]...",
      "report a new incident (SUBMIT); prints its id, state and queue", cmd_submit},
     {"show", "[--reporter] ID | --source S --external-id X",
-     "an incident with its history (QUERY); --reporter adds the reporter's contact data",
-     cmd_show},
+     "an incident with its history (QUERY); --reporter adds the reporter's contact data", cmd_show},
     {"queues", "[PREFIX]",
      "queue gauges from SNAPSHOT: depth, in flight, oldest age, overdue, consumers", cmd_queues},
     {"watch", "[--count N] [--seconds S] [PREFIX...]",
@@ -32,9 +34,13 @@ const struct gdctl_command gdctl_commands[] = {
      cmd_approve},
     {"deny", "ID [NOTE]", "deny an incident's pending extension request (APPROVE false)",
      cmd_approve},
-    {"report", "[--by district|town|community|grid|category] [--from DATE] [--to DATE] "
-               "[--period all|day|week|month] [--tz ZONE] [--format table|csv|json]",
+    {"report",
+     "[--by district|town|community|grid|category] [--from DATE] [--to DATE] "
+     "[--period all|day|week|month] [--tz ZONE] [--format table|csv|json]",
      "KPI report from the event log (--db): on-time rates, sign/resolve times, backlog",
      cmd_report},
+    {"top", "[--unit CODE] [--interval S] [--count N] [--plain]",
+     "the dashboard's numbers per town/sector (or below --unit), redrawn in place (--status, --db)",
+     cmd_top},
     {NULL, NULL, NULL, NULL},
 };
