@@ -1,4 +1,5 @@
-/* admin.c - shared by gdctl's admin commands (dispatch, approve, deny): read an incident's version, print a DONE. */
+/* admin.c - shared by gdctl's admin commands (dispatch, approve, deny): read an incident's version,
+ * print a DONE. */
 #include <inttypes.h>
 
 #include "admin.h"
@@ -24,10 +25,10 @@ int admin_print_done(struct gdctl *g, const char *what, const struct gd_done *d)
     if (g->json)
         return gdctl_print_json(json_pack("{s:s,s:I,s:I,s:s,s:o}", "done", what, "incident_id",
                                           (json_int_t)d->incident_id, "version",
-                                          (json_int_t)d->version, "state",
-                                          gd_state_name(d->state), "queue",
-                                          gdctl_json_str(d->queue)));
+                                          (json_int_t)d->version, "state", gd_state_name(d->state),
+                                          "queue", gdctl_json_str(d->queue)));
     printf("%s: incident %" PRIu64 " version %" PRIu32 " %s, queue %.*s\n", what, d->incident_id,
-           d->version, gd_state_name(d->state), (int)d->queue.len, d->queue.ptr ? d->queue.ptr : "");
+           d->version, gd_state_name(d->state), (int)d->queue.len,
+           d->queue.ptr ? d->queue.ptr : "");
     return EXIT_OK;
 }

@@ -1,4 +1,5 @@
-/* admin.h - shared by gdctl's admin commands (dispatch, approve, deny): read an incident's version, print a DONE. */
+/* admin.h - shared by gdctl's admin commands (dispatch, approve, deny): read an incident's version,
+ * print a DONE. */
 #ifndef GD_GDCTL_ADMIN_H
 #define GD_GDCTL_ADMIN_H
 

@@ -1,4 +1,5 @@
-/* cmd_approve.c - gdctl approve / deny: decide an incident's pending extension request (APPROVE). */
+/* cmd_approve.c - gdctl approve / deny: decide an incident's pending extension request (APPROVE).
+ */
 #include <string.h>
 
 #include "admin.h"
@@ -22,8 +23,9 @@ int cmd_approve(struct gdctl *g, int argc, char **argv)
     if (rc != EXIT_OK)
         return rc;
     if (!pending)
-        fprintf(stderr, "gdctl: incident %s has no pending extension request; asking the "
-                        "broker anyway\n",
+        fprintf(stderr,
+                "gdctl: incident %s has no pending extension request; asking the "
+                "broker anyway\n",
                 argv[optind]);
     struct gd_msg m = {.type = GD_T_APPROVE};
     m.u.approve = (struct gd_approve){

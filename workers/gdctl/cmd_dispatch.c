@@ -1,4 +1,5 @@
-/* cmd_dispatch.c - gdctl dispatch: a dispatcher routes a triage incident to an org unit (DISPATCH). */
+/* cmd_dispatch.c - gdctl dispatch: a dispatcher routes a triage incident to an org unit (DISPATCH).
+ */
 #include "admin.h"
 
 int cmd_dispatch(struct gdctl *g, int argc, char **argv)

@@ -1,4 +1,5 @@
-/* cmd_import.c - gdctl import: COPY a CSV file into a staging table and run its gd_import_* function, in one transaction. */
+/* cmd_import.c - gdctl import: COPY a CSV file into a staging table and run its gd_import_*
+ * function, in one transaction. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,8 +34,7 @@ static void on_notice(void *arg, const PGresult *res)
 {
     (void)arg;
     const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
-    fprintf(stderr, "gdctl: %s: %s\n", PQresultErrorField(res, PG_DIAG_SEVERITY),
-            msg ? msg : "");
+    fprintf(stderr, "gdctl: %s: %s\n", PQresultErrorField(res, PG_DIAG_SEVERITY), msg ? msg : "");
 }
 
 /* Reports a failed statement; data problems (class 22, 23: the file's
@@ -73,8 +73,8 @@ static int copy_file(struct gdctl *g, PGconn *db, const struct kind *k, const ch
         return gdctl_fail(g, EXIT_LOCAL, "local", "cannot read %s: %s", path, strerror(errno));
     char sql[512];
     snprintf(sql, sizeof(sql),
-             "COPY %s (%s) FROM STDIN WITH (FORMAT csv, HEADER match, ENCODING 'UTF8')",
-             k->table, k->columns);
+             "COPY %s (%s) FROM STDIN WITH (FORMAT csv, HEADER match, ENCODING 'UTF8')", k->table,
+             k->columns);
     int rc = EXIT_OK;
     PGresult *res = PQexec(db, sql);
     if (PQresultStatus(res) != PGRES_COPY_IN) {

@@ -1,4 +1,5 @@
-/* cmd_migrate.c - gdctl migrate: apply the *.sql files of a directory in name order; the migrations are idempotent. */
+/* cmd_migrate.c - gdctl migrate: apply the *.sql files of a directory in name order; the migrations
+ * are idempotent. */
 #include <dirent.h>
 #include <errno.h>
 #include <stdlib.h>
@@ -8,7 +9,7 @@
 #include "gdctl.h"
 
 /* Largest migration file read: a bound, not a expectation (they are KBs). */
-#define MAX_FILE (8 * 1024 * 1024)
+#define MAX_FILE  (8 * 1024 * 1024)
 #define MAX_FILES 1000
 
 static int by_name(const void *a, const void *b)

@@ -38,8 +38,7 @@ int cmd_queues(struct gdctl *g, int argc, char **argv)
     for (int part = 0;; part++) {
         if (r.type != GD_T_GAUGES) {
             json_decref(list);
-            return gdctl_fail(g, EXIT_LOCAL, "local", "unexpected answer %s",
-                              gd_type_name(r.type));
+            return gdctl_fail(g, EXIT_LOCAL, "local", "unexpected answer %s", gd_type_name(r.type));
         }
         at = r.u.gauges.at;
         if (add_part(list, &r.u.gauges) < 0) {
@@ -79,8 +78,8 @@ int cmd_queues(struct gdctl *g, int argc, char **argv)
             snprintf(oldest, sizeof(oldest), "%.1fm", (double)age / 60000.0);
         else
             snprintf(oldest, sizeof(oldest), "%.1fs", (double)age / 1000.0);
-        printf("%-24s %7" JSON_INTEGER_FORMAT " %9" JSON_INTEGER_FORMAT " %10s %7" JSON_INTEGER_FORMAT
-               " %9" JSON_INTEGER_FORMAT " %8.2f %8.2f\n",
+        printf("%-24s %7" JSON_INTEGER_FORMAT " %9" JSON_INTEGER_FORMAT
+               " %10s %7" JSON_INTEGER_FORMAT " %9" JSON_INTEGER_FORMAT " %8.2f %8.2f\n",
                json_string_value(json_object_get(q, "queue")),
                json_integer_value(json_object_get(q, "depth")),
                json_integer_value(json_object_get(q, "in_flight")), oldest,

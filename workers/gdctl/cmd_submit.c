@@ -139,11 +139,11 @@ int cmd_submit(struct gdctl *g, int argc, char **argv)
         return gdctl_fail(g, EXIT_LOCAL, "local", "unexpected answer %s", gd_type_name(r.type));
     const struct gd_accepted *a = &r.u.accepted;
     if (g->json)
-        return gdctl_print_json(json_pack(
-            "{s:I,s:I,s:s,s:o,s:b,s:s%}", "incident_id", (json_int_t)a->incident_id, "version",
-            (json_int_t)a->version, "state", gd_state_name(a->state), "queue",
-            gdctl_json_str(a->queue), "duplicate", a->duplicate, "external_id",
-            s->external_id.ptr, (size_t)s->external_id.len));
+        return gdctl_print_json(
+            json_pack("{s:I,s:I,s:s,s:o,s:b,s:s%}", "incident_id", (json_int_t)a->incident_id,
+                      "version", (json_int_t)a->version, "state", gd_state_name(a->state), "queue",
+                      gdctl_json_str(a->queue), "duplicate", a->duplicate, "external_id",
+                      s->external_id.ptr, (size_t)s->external_id.len));
     printf("incident %" PRIu64 " %s%s, queue %.*s, external id %.*s\n", a->incident_id,
            gd_state_name(a->state), a->duplicate ? " (duplicate: already reported)" : "",
            (int)a->queue.len, a->queue.ptr ? a->queue.ptr : "", (int)s->external_id.len,

@@ -97,8 +97,8 @@ static void print_human(const char *topic, const struct gd_status *st)
         const struct gd_gauge *g = &st->u.gauge;
         printf("depth %" PRIu32 " in_flight %" PRIu32 " oldest %.1fs overdue %" PRIu32
                " consumers %" PRIu32 " in %.2f/s out %.2f/s\n",
-               g->depth, g->in_flight, (double)g->oldest_age_ms / 1000.0, g->overdue,
-               g->consumers, g->in_rate, g->out_rate);
+               g->depth, g->in_flight, (double)g->oldest_age_ms / 1000.0, g->overdue, g->consumers,
+               g->in_rate, g->out_rate);
         break;
     }
     case GD_STATUS_BROKER: {
@@ -209,8 +209,7 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
                           "no status endpoint: pass --status EP or set GD_STATUS");
     for (int i = optind; i < argc; i++)
         if (strlen(argv[i]) > GD_MAX_TOPIC)
-            return gdctl_fail(g, EXIT_USAGE, "usage", "a prefix is at most %d bytes",
-                              GD_MAX_TOPIC);
+            return gdctl_fail(g, EXIT_USAGE, "usage", "a prefix is at most %d bytes", GD_MAX_TOPIC);
 
     int rc = EXIT_LOCAL;
     sigset_t mask, old;

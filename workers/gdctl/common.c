@@ -1,4 +1,5 @@
-/* common.c - gdctl helpers shared by the subcommands: options, broker calls, failures, JSON views. */
+/* common.c - gdctl helpers shared by the subcommands: options, broker calls, failures, JSON views.
+ */
 #include <errno.h>
 #include <inttypes.h>
 #include <stdarg.h>
@@ -61,8 +62,8 @@ int gdctl_fail(struct gdctl *g, int exit, const char *code, const char *fmt, ...
     va_end(ap);
     fprintf(stderr, "gdctl: %s\n", msg);
     if (g->json) {
-        json_t *v = json_pack("{s:{s:s,s:s,s:i}}", "error", "code", code, "message", msg,
-                              "exit", exit);
+        json_t *v =
+            json_pack("{s:{s:s,s:s,s:i}}", "error", "code", code, "message", msg, "exit", exit);
         gdctl_print_json(v);
     }
     return exit;
@@ -91,10 +92,10 @@ int gdctl_call(struct gdctl *g, struct gd_msg *m, struct gd_msg *ret)
         return gdctl_fail(g, EXIT_LOCAL, "local", "request not sent or reply unreadable: %s",
                           strerror(-rc));
     if (ret->type == GD_T_BUSY)
-        return gdctl_fail(g, EXIT_UNAVAILABLE, "busy", "broker busy (%.*s); retry in %" PRIu32 " ms",
-                          (int)ret->u.busy.reason.len,
-                          ret->u.busy.reason.ptr ? ret->u.busy.reason.ptr : "",
-                          ret->u.busy.retry_ms);
+        return gdctl_fail(
+            g, EXIT_UNAVAILABLE, "busy", "broker busy (%.*s); retry in %" PRIu32 " ms",
+            (int)ret->u.busy.reason.len, ret->u.busy.reason.ptr ? ret->u.busy.reason.ptr : "",
+            ret->u.busy.retry_ms);
     if (ret->type == GD_T_REJECTED) {
         const struct gd_error_reply *e = &ret->u.error;
         const char *code = gd_code_name(e->code);
@@ -210,8 +211,8 @@ json_t *gdctl_json_incident(const struct gd_incident *inc, bool with_reporter)
 
 json_t *gdctl_json_event(const struct gd_event *e)
 {
-    return json_pack("{s:I,s:I,s:s,s:s,s:s,s:o,s:o,s:o}", "version", (json_int_t)e->version,
-                     "at", (json_int_t)e->at, "kind", gd_event_kind_name(e->kind), "from",
+    return json_pack("{s:I,s:I,s:s,s:s,s:s,s:o,s:o,s:o}", "version", (json_int_t)e->version, "at",
+                     (json_int_t)e->at, "kind", gd_event_kind_name(e->kind), "from",
                      gd_state_name(e->from), "to", gd_state_name(e->to), "queue",
                      gdctl_json_str(e->queue), "actor", gdctl_json_str(e->actor), "note",
                      gdctl_json_str(e->note));

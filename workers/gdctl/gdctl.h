@@ -1,4 +1,5 @@
-/* gdctl.h - gdctl's shared state, exit codes, command table and helpers used by every subcommand. */
+/* gdctl.h - gdctl's shared state, exit codes, command table and helpers used by every subcommand.
+ */
 #ifndef GD_GDCTL_H
 #define GD_GDCTL_H
 
@@ -46,10 +47,13 @@ extern const struct gdctl_command gdctl_commands[];
 
 /* Every subcommand's getopt_long table starts with these; they return the
  * option values 1000.. handled by gdctl_common_option(). */
-#define GDCTL_COMMON_OPTIONS                                                                       \
-    {"intake", required_argument, NULL, 1000}, {"status", required_argument, NULL, 1001},          \
-        {"db", required_argument, NULL, 1002}, {"json", no_argument, NULL, 1003},                  \
-        {"timeout", required_argument, NULL, 1004}, {"help", no_argument, NULL, 'h'}
+#define GDCTL_COMMON_OPTIONS                                                              \
+    {"intake", required_argument, NULL, 1000}, {"status", required_argument, NULL, 1001}, \
+        {"db", required_argument, NULL, 1002}, {"json", no_argument, NULL, 1003},         \
+        {"timeout", required_argument, NULL, 1004},                                       \
+    {                                                                                     \
+        "help", no_argument, NULL, 'h'                                                    \
+    }
 
 /* Applies common option `opt` (one of GDCTL_COMMON_OPTIONS). Returns 0, or
  * -1 after printing why the value is bad. */

@@ -1,4 +1,5 @@
-/* main.c - gdctl, the griddispatch command-line tool: global options, then one subcommand from the table. */
+/* main.c - gdctl, the griddispatch command-line tool: global options, then one subcommand from the
+ * table. */
 #include <locale.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,23 +16,22 @@ static void usage(FILE *out)
     fprintf(out, "usage: gdctl [OPTIONS] COMMAND [ARGS...]\n\ncommands:\n");
     for (const struct gdctl_command *c = gdctl_commands; c->name; c++)
         fprintf(out, "  %-9s %s\n            %s\n", c->name, c->args, c->summary);
-    fprintf(out,
-            "\noptions (before or after the command):\n"
-            "  --intake EP     broker intake endpoint [$GD_INTAKE]\n"
-            "  --status EP     broker status endpoint [$GD_STATUS]\n"
-            "  --db DSN        PostgreSQL connection string [$GD_DB_DSN]\n"
-            "  --json          machine-readable output: one JSON document per line on stdout\n"
-            "                  (errors too: {\"error\": {\"code\", \"message\", \"exit\"}})\n"
-            "  --timeout MS    wait for each broker answer [5000]\n"
-            "  --help, --version\n"
-            "\nexit codes:\n"
-            "  0  done\n"
-            "  1  refused: the broker answered REJECTED, or the database refused the\n"
-            "     import or migration\n"
-            "  2  usage: bad command line\n"
-            "  3  unavailable: no answer within the timeout, BUSY, database unreachable\n"
-            "  4  not found: no such incident\n"
-            "  5  local failure: unreadable file, out of memory, unreadable reply\n");
+    fprintf(out, "\noptions (before or after the command):\n"
+                 "  --intake EP     broker intake endpoint [$GD_INTAKE]\n"
+                 "  --status EP     broker status endpoint [$GD_STATUS]\n"
+                 "  --db DSN        PostgreSQL connection string [$GD_DB_DSN]\n"
+                 "  --json          machine-readable output: one JSON document per line on stdout\n"
+                 "                  (errors too: {\"error\": {\"code\", \"message\", \"exit\"}})\n"
+                 "  --timeout MS    wait for each broker answer [5000]\n"
+                 "  --help, --version\n"
+                 "\nexit codes:\n"
+                 "  0  done\n"
+                 "  1  refused: the broker answered REJECTED, or the database refused the\n"
+                 "     import or migration\n"
+                 "  2  usage: bad command line\n"
+                 "  3  unavailable: no answer within the timeout, BUSY, database unreachable\n"
+                 "  4  not found: no such incident\n"
+                 "  5  local failure: unreadable file, out of memory, unreadable reply\n");
 }
 
 int main(int argc, char **argv)
@@ -43,8 +43,8 @@ int main(int argc, char **argv)
         .dsn = getenv("GD_DB_DSN"),
         .timeout_ms = 5000,
     };
-    static const struct option opts[] = {GDCTL_COMMON_OPTIONS, {"version", no_argument, NULL, 'V'},
-                                         {NULL, 0, NULL, 0}};
+    static const struct option opts[] = {
+        GDCTL_COMMON_OPTIONS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};
     int opt;
     while ((opt = getopt_long(argc, argv, "+h", opts, NULL)) != -1) {
         if (opt == 'h') {

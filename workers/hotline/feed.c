@@ -1,4 +1,5 @@
-/* feed.c - the input of gd-hotline: lines with their byte offsets from a file, a growing file, or stdin. */
+/* feed.c - the input of gd-hotline: lines with their byte offsets from a file, a growing file, or
+ * stdin. */
 #include "feed.h"
 
 #include <errno.h>
@@ -16,7 +17,7 @@ struct feed {
     bool follow, seekable, eof, skipping;
     ino_t inode;
     size_t max_line;
-    char *buf;        /* bytes read, not yet handed out: [head, tail) */
+    char *buf; /* bytes read, not yet handed out: [head, tail) */
     size_t cap, head, tail;
     uint64_t buf_offset; /* file offset of buf[head] */
     uint64_t line;       /* number of the last line handed out */
@@ -25,8 +26,7 @@ struct feed {
 
 static int open_path(struct feed *f)
 {
-    int fd = strcmp(f->path, "-") == 0 ? dup(STDIN_FILENO)
-                                      : open(f->path, O_RDONLY | O_CLOEXEC);
+    int fd = strcmp(f->path, "-") == 0 ? dup(STDIN_FILENO) : open(f->path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return -errno;
     struct stat st;
@@ -145,8 +145,10 @@ int feed_next(struct feed *f, struct feed_line *ret)
             f->buf_offset += drop;
             if (nl) {
                 f->skipping = false;
-                *ret = (struct feed_line){.start = f->skip_start, .end = f->buf_offset,
-                                          .number = ++f->line, .too_long = true};
+                *ret = (struct feed_line){.start = f->skip_start,
+                                          .end = f->buf_offset,
+                                          .number = ++f->line,
+                                          .too_long = true};
                 return 1;
             }
         } else if (nl || (avail > f->max_line)) {
@@ -177,8 +179,10 @@ int feed_next(struct feed *f, struct feed_line *ret)
         if (f->skipping) {
             f->skipping = false;
             f->eof = true;
-            *ret = (struct feed_line){.start = f->skip_start, .end = f->buf_offset,
-                                      .number = ++f->line, .too_long = true};
+            *ret = (struct feed_line){.start = f->skip_start,
+                                      .end = f->buf_offset,
+                                      .number = ++f->line,
+                                      .too_long = true};
             return 1;
         }
         if (avail == 0) {
@@ -187,8 +191,11 @@ int feed_next(struct feed *f, struct feed_line *ret)
         }
         start = f->buf + f->head;
         f->head = f->tail;
-        *ret = (struct feed_line){.data = start, .len = avail, .start = f->buf_offset,
-                                  .end = f->buf_offset + avail, .number = ++f->line};
+        *ret = (struct feed_line){.data = start,
+                                  .len = avail,
+                                  .start = f->buf_offset,
+                                  .end = f->buf_offset + avail,
+                                  .number = ++f->line};
         f->buf_offset += avail;
         return 1;
     }

@@ -1,4 +1,5 @@
-/* feed.h - the input of gd-hotline: lines with their byte offsets from a file, a growing file, or stdin. */
+/* feed.h - the input of gd-hotline: lines with their byte offsets from a file, a growing file, or
+ * stdin. */
 #ifndef GD_HOTLINE_FEED_H
 #define GD_HOTLINE_FEED_H
 

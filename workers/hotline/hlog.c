@@ -1,4 +1,5 @@
-/* hlog.c - gd-hotline's log records: one line per event on stderr with a journald priority prefix. */
+/* hlog.c - gd-hotline's log records: one line per event on stderr with a journald priority prefix.
+ */
 #include "hlog.h"
 
 #include <stdarg.h>

@@ -1,4 +1,5 @@
-/* hlog.h - gd-hotline's log records: one line per event on stderr with a journald priority prefix. */
+/* hlog.h - gd-hotline's log records: one line per event on stderr with a journald priority prefix.
+ */
 #ifndef GD_HOTLINE_HLOG_H
 #define GD_HOTLINE_HLOG_H
 

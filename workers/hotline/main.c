@@ -1,4 +1,5 @@
-/* main.c - gd-hotline, the 12345 hotline feed adapter: options, signals, then the feed pumped into the broker. */
+/* main.c - gd-hotline, the 12345 hotline feed adapter: options, signals, then the feed pumped into
+ * the broker. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -79,13 +80,13 @@ int main(int argc, char **argv)
     struct pump_config cfg = {
         .window = 64, .timeout_ms = 5000, .save_ms = 200, .poll_ms = 200, .log_level = HLOG_INFO};
     static const struct option opts[] = {
-        {"intake", required_argument, NULL, 'i'},  {"input", required_argument, NULL, 'f'},
-        {"follow", no_argument, NULL, 'F'},        {"state", required_argument, NULL, 's'},
-        {"reject", required_argument, NULL, 'r'},  {"window", required_argument, NULL, 'w'},
+        {"intake", required_argument, NULL, 'i'},     {"input", required_argument, NULL, 'f'},
+        {"follow", no_argument, NULL, 'F'},           {"state", required_argument, NULL, 's'},
+        {"reject", required_argument, NULL, 'r'},     {"window", required_argument, NULL, 'w'},
         {"timeout-ms", required_argument, NULL, 't'}, {"save-ms", required_argument, NULL, 'S'},
-        {"poll-ms", required_argument, NULL, 'p'}, {"max-line", required_argument, NULL, 'm'},
-        {"log-level", required_argument, NULL, 'l'}, {"help", no_argument, NULL, 'h'},
-        {"version", no_argument, NULL, 'V'},       {NULL, 0, NULL, 0},
+        {"poll-ms", required_argument, NULL, 'p'},    {"max-line", required_argument, NULL, 'm'},
+        {"log-level", required_argument, NULL, 'l'},  {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},          {NULL, 0, NULL, 0},
     };
     int opt;
     long v;
@@ -180,8 +181,9 @@ int main(int argc, char **argv)
         goto close_resume;
     }
     if (!feed_seekable(feed))
-        hlog(cfg.log_level, HLOG_WARN, "input is not a regular file: no resume position is "
-                                       "kept (a resubmit after a restart is a duplicate)");
+        hlog(cfg.log_level, HLOG_WARN,
+             "input is not a regular file: no resume position is "
+             "kept (a resubmit after a restart is a duplicate)");
     else if (pos.inode && pos.inode == feed_inode(feed))
         hlog(cfg.log_level, HLOG_INFO, "resuming after line %" PRIu64 " (byte %" PRIu64 ")",
              pos.line, pos.offset);

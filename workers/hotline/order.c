@@ -41,9 +41,8 @@ static int parse_urgency(struct gd_str s, enum gd_priority *ret)
         const char *name;
         enum gd_priority p;
     } names[] = {
-        {"normal", GD_PRIO_NORMAL},       {"一般", GD_PRIO_NORMAL},
-        {"urgent", GD_PRIO_URGENT},       {"紧急", GD_PRIO_URGENT},
-        {"emergency", GD_PRIO_EMERGENCY}, {"特急", GD_PRIO_EMERGENCY},
+        {"normal", GD_PRIO_NORMAL}, {"一般", GD_PRIO_NORMAL},         {"urgent", GD_PRIO_URGENT},
+        {"紧急", GD_PRIO_URGENT},   {"emergency", GD_PRIO_EMERGENCY}, {"特急", GD_PRIO_EMERGENCY},
     };
     if (!s.len) {
         *ret = GD_PRIO_NORMAL;

@@ -1,4 +1,5 @@
-/* pump.c - gd-hotline's submit window: orders in flight to the broker, in line order, committed as a prefix. */
+/* pump.c - gd-hotline's submit window: orders in flight to the broker, in line order, committed as
+ * a prefix. */
 #include "pump.h"
 
 #include <errno.h>
@@ -17,7 +18,7 @@ enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_WAIT, SLOT_DONE };
 
 struct slot {
     enum slot_state state;
-    uint64_t seq;      /* also the request ref */
+    uint64_t seq; /* also the request ref */
     uint64_t line, start, end;
     bool rejected;
     char reason[GD_MAX_TEXT + 160];
@@ -86,8 +87,8 @@ static int take_line(struct pump *p)
     if (l.too_long) {
         s->state = SLOT_DONE;
         s->rejected = true;
-        snprintf(s->reason, sizeof(s->reason), "line longer than the limit of bytes (%" PRIu64
-                 " bytes)", l.end - l.start);
+        snprintf(s->reason, sizeof(s->reason),
+                 "line longer than the limit of bytes (%" PRIu64 " bytes)", l.end - l.start);
         return 1;
     }
     struct order o;
@@ -109,7 +110,7 @@ static int take_line(struct pump *p)
         s->state = SLOT_DONE;
         s->rejected = true;
         snprintf(s->reason, sizeof(s->reason), "not sendable: %s",
-                 gd_code_message((enum gd_code)-rc));
+                 gd_code_message((enum gd_code) - rc));
         return 1;
     }
     rc = send_slot(p, s);
@@ -141,8 +142,7 @@ static void on_reply(struct pump *p, const struct gd_msg *m)
         snprintf(s->reason, sizeof(s->reason), "refused by the broker: %s%s%.*s: %.*s",
                  gd_code_name(m->u.error.code), m->u.error.field.len ? " at " : "",
                  (int)m->u.error.field.len, m->u.error.field.ptr ? m->u.error.field.ptr : "",
-                 (int)m->u.error.message.len,
-                 m->u.error.message.ptr ? m->u.error.message.ptr : "");
+                 (int)m->u.error.message.len, m->u.error.message.ptr ? m->u.error.message.ptr : "");
         break;
     case GD_T_BUSY:
         p->st.busy++;
@@ -162,13 +162,12 @@ static int commit_head(struct pump *p)
         if (s->state != SLOT_DONE)
             break;
         if (s->rejected) {
-            int rc = resume_reject(p->res, feed_inode(p->feed), s->line, s->start, s->ticket,
-                                   s->reason);
+            int rc =
+                resume_reject(p->res, feed_inode(p->feed), s->line, s->start, s->ticket, s->reason);
             if (rc < 0)
                 return rc;
             p->st.rejected++;
-            hlog(p->cfg->log_level, HLOG_INFO, "line %" PRIu64 " rejected: %s", s->line,
-                 s->reason);
+            hlog(p->cfg->log_level, HLOG_INFO, "line %" PRIu64 " rejected: %s", s->line, s->reason);
         }
         p->pos = (struct resume_pos){feed_inode(p->feed), s->end, s->line, 0};
         p->pos_dirty = true;
@@ -250,8 +249,9 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
                 rc = feed_reopen(feed);
                 if (rc < 0)
                     goto done;
-                hlog(cfg->log_level, HLOG_INFO, "input rotated: reading the new file from its "
-                                                "start");
+                hlog(cfg->log_level, HLOG_INFO,
+                     "input rotated: reading the new file from its "
+                     "start");
                 p.pos = (struct resume_pos){feed_inode(feed), 0, 0, 0};
                 p.pos_dirty = true;
                 draining_for_rotation = false;
@@ -293,12 +293,15 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
             }
             stopping = true;
             stop_by = now_ms() + 2 * (int64_t)cfg->timeout_ms;
-            hlog(cfg->log_level, HLOG_INFO, "stopping: waiting up to %d ms for %" PRIu64
-                 " orders in flight", 2 * cfg->timeout_ms, p.tail - p.head);
+            hlog(cfg->log_level, HLOG_INFO,
+                 "stopping: waiting up to %d ms for %" PRIu64 " orders in flight",
+                 2 * cfg->timeout_ms, p.tail - p.head);
         }
         if (stopping && now_ms() >= stop_by) {
-            hlog(cfg->log_level, HLOG_WARN, "stopping with %" PRIu64 " orders unconfirmed; they "
-                 "are read again on the next start", p.tail - p.head);
+            hlog(cfg->log_level, HLOG_WARN,
+                 "stopping with %" PRIu64 " orders unconfirmed; they "
+                 "are read again on the next start",
+                 p.tail - p.head);
             rc = 1;
             goto done;
         }

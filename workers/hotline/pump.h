@@ -1,4 +1,5 @@
-/* pump.h - gd-hotline's submit window: orders in flight to the broker, in line order, committed as a prefix. */
+/* pump.h - gd-hotline's submit window: orders in flight to the broker, in line order, committed as
+ * a prefix. */
 #ifndef GD_HOTLINE_PUMP_H
 #define GD_HOTLINE_PUMP_H
 
@@ -10,11 +11,11 @@
 #include "resume.h"
 
 struct pump_config {
-    unsigned window;       /* orders in flight at once, 1..1000 */
-    int timeout_ms;        /* resend an unanswered SUBMIT after this */
-    int save_ms;           /* longest time between state saves while busy */
-    int poll_ms;           /* follow: look for new lines this often */
-    int log_level;         /* 0 error .. 3 debug */
+    unsigned window; /* orders in flight at once, 1..1000 */
+    int timeout_ms;  /* resend an unanswered SUBMIT after this */
+    int save_ms;     /* longest time between state saves while busy */
+    int poll_ms;     /* follow: look for new lines this often */
+    int log_level;   /* 0 error .. 3 debug */
 };
 
 struct pump_stats {

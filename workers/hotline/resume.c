@@ -1,12 +1,13 @@
-/* resume.c - gd-hotline's durable resume position (state file) and its reject file, kept consistent across crashes. */
+/* resume.c - gd-hotline's durable resume position (state file) and its reject file, kept consistent
+ * across crashes. */
 #include "resume.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <stdbool.h>
 #include <inttypes.h>
 #include <jansson.h>
 #include <libgen.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,8 +33,8 @@ static int read_state(const char *path, struct resume_pos *pos)
         return errno == ENOENT ? 0 : -errno;
     char magic[64] = "";
     unsigned long long ino, off, line, rlen;
-    int n = fscanf(f, "%63[^\n]\ninode %llu\noffset %llu\nline %llu\nreject_len %llu", magic,
-                   &ino, &off, &line, &rlen);
+    int n = fscanf(f, "%63[^\n]\ninode %llu\noffset %llu\nline %llu\nreject_len %llu", magic, &ino,
+                   &off, &line, &rlen);
     fclose(f);
     if (n != 5 || strcmp(magic, STATE_MAGIC) != 0)
         return -EINVAL;
@@ -122,12 +123,12 @@ static int write_all(int fd, const char *p, size_t n)
     return 0;
 }
 
-int resume_reject(struct resume *r, ino_t inode, uint64_t line, uint64_t offset,
-                  const char *ticket, const char *reason)
+int resume_reject(struct resume *r, ino_t inode, uint64_t line, uint64_t offset, const char *ticket,
+                  const char *reason)
 {
-    json_t *v = json_pack("{s:I,s:I,s:I,s:s,s:s}", "line", (json_int_t)line, "offset",
-                          (json_int_t)offset, "inode", (json_int_t)inode, "ticket_no", ticket,
-                          "reason", reason);
+    json_t *v =
+        json_pack("{s:I,s:I,s:I,s:s,s:s}", "line", (json_int_t)line, "offset", (json_int_t)offset,
+                  "inode", (json_int_t)inode, "ticket_no", ticket, "reason", reason);
     char *s = v ? json_dumps(v, JSON_COMPACT) : NULL;
     json_decref(v);
     if (!s)
@@ -152,8 +153,9 @@ int resume_save(struct resume *r, struct resume_pos pos)
     }
     pos.reject_len = r->reject_len;
     char buf[256];
-    int n = snprintf(buf, sizeof(buf), STATE_MAGIC "\ninode %llu\noffset %" PRIu64
-                                                   "\nline %" PRIu64 "\nreject_len %" PRIu64 "\n",
+    int n = snprintf(buf, sizeof(buf),
+                     STATE_MAGIC "\ninode %llu\noffset %" PRIu64 "\nline %" PRIu64
+                                 "\nreject_len %" PRIu64 "\n",
                      (unsigned long long)pos.inode, pos.offset, pos.line, pos.reject_len);
     int fd = open(r->tmp_path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
     if (fd < 0)

@@ -1,4 +1,5 @@
-/* resume.h - gd-hotline's durable resume position (state file) and its reject file, kept consistent across crashes.
+/* resume.h - gd-hotline's durable resume position (state file) and its reject file, kept consistent
+ * across crashes.
  *
  * The state file holds the inode of the input, the byte offset and number of
  * the last line whose outcome is final (accepted by the broker, or written
@@ -36,8 +37,8 @@ void resume_close(struct resume *r);
 
 /* Appends one entry to the reject file (not yet durable). `ticket` may be
  * "". Returns 0 or -errno. */
-int resume_reject(struct resume *r, ino_t inode, uint64_t line, uint64_t offset,
-                  const char *ticket, const char *reason);
+int resume_reject(struct resume *r, ino_t inode, uint64_t line, uint64_t offset, const char *ticket,
+                  const char *reason);
 
 /* Makes the reject file durable and then records `pos` (its reject_len is
  * filled in here). Returns 0 or -errno (the previous state stays). */

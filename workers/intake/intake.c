@@ -1,4 +1,5 @@
-/* intake.c - client of the broker's intake endpoint (one DEALER) for gd-open311, gd-hotline and gdctl. */
+/* intake.c - client of the broker's intake endpoint (one DEALER) for gd-open311, gd-hotline and
+ * gdctl. */
 #include "intake.h"
 
 #include <errno.h>
@@ -11,8 +12,8 @@ struct intake {
     void *sock;
     uint64_t next_ref;
     struct gd_decoder *dec;
-    struct gd_buf out;  /* encoded request body */
-    struct gd_buf in;   /* body of the last reply; decoded strings point here */
+    struct gd_buf out; /* encoded request body */
+    struct gd_buf in;  /* body of the last reply; decoded strings point here */
     enum gd_code encode_error;
 };
 
@@ -147,7 +148,7 @@ int intake_send(struct intake *c, const struct gd_msg *m)
     gd_buf_reset(&c->out);
     int rc = gd_encode(m, &c->out);
     if (rc < 0) {
-        c->encode_error = (enum gd_code)-rc;
+        c->encode_error = (enum gd_code) - rc;
         return -EINVAL;
     }
     return intake_send_raw(c, m->type, c->out.data, c->out.len);

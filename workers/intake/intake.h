@@ -1,4 +1,5 @@
-/* intake.h - client of the broker's intake endpoint (one DEALER) for gd-open311, gd-hotline and gdctl.
+/* intake.h - client of the broker's intake endpoint (one DEALER) for gd-open311, gd-hotline and
+ * gdctl.
  *
  * One `struct intake` is one DEALER socket: use it from one thread only.
  * Requests carry a `ref` the caller picks (intake_next_ref()); replies are

@@ -1,4 +1,5 @@
-/* config.c - gd-open311 configuration: INI keys, defaults, limits, and the api_key -> principal table. */
+/* config.c - gd-open311 configuration: INI keys, defaults, limits, and the api_key -> principal
+ * table. */
 #include "config.h"
 
 #include <errno.h>
@@ -190,8 +191,8 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     int rc = ini_parse(path, on_key, &l);
     if (rc != 0) {
         if (!err[0])
-            snprintf(err, errlen, rc < 0 ? "%s: cannot read" : "%s: syntax error on line %d",
-                     path, rc);
+            snprintf(err, errlen, rc < 0 ? "%s: cannot read" : "%s: syntax error on line %d", path,
+                     rc);
         else if (rc > 0) {
             char tmp[256];
             snprintf(tmp, sizeof(tmp), "%s", err);

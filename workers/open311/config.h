@@ -1,4 +1,5 @@
-/* config.h - gd-open311 configuration: INI keys, defaults, limits, and the api_key -> principal table. */
+/* config.h - gd-open311 configuration: INI keys, defaults, limits, and the api_key -> principal
+ * table. */
 #ifndef GD_OPEN311_CONFIG_H
 #define GD_OPEN311_CONFIG_H
 
@@ -6,8 +7,8 @@
 #include <stddef.h>
 #include <stdio.h>
 
-#define CONFIG_MAX_KEYS 1024
-#define CONFIG_MAX_SOURCES 16
+#define CONFIG_MAX_KEYS      1024
+#define CONFIG_MAX_SOURCES   16
 #define CONFIG_MAX_PRINCIPAL 24 /* so "<principal>:<idempotency key>" fits external_id */
 
 struct api_key {
@@ -16,24 +17,24 @@ struct api_key {
 };
 
 struct config {
-    char *bind;              /* listen address [127.0.0.1] */
-    unsigned port;           /* [7780]; 0 = any free port (logged) */
-    char *intake;            /* broker intake endpoint */
-    char *db;                /* PostgreSQL DSN for the read-only queries */
-    char *keys_file;         /* lines "key = principal" */
-    int utc_offset_min;      /* zone of the dates we write [480] */
-    char *public_sources;    /* comma list of sources GET requests shows [open311] */
-    size_t max_body;         /* POST body bytes [65536] */
-    unsigned max_connections;/* open HTTP connections [64] */
-    unsigned max_concurrent; /* requests being processed at once [32] */
-    unsigned db_pool;        /* database connections [4] */
-    unsigned page_size;      /* default page size of GET requests [50] */
-    unsigned max_page_size;  /* [200] */
-    unsigned max_page;       /* highest page number [1000] */
-    unsigned max_ids;        /* service_request_id list length [100] */
-    unsigned submit_timeout_ms; /* a POST waits this long in all, BUSY retries included [10000] */
-    unsigned attempt_timeout_ms;/* one SUBMIT attempt [3000] */
-    int log_level;           /* 0 error .. 3 debug [2] */
+    char *bind;                  /* listen address [127.0.0.1] */
+    unsigned port;               /* [7780]; 0 = any free port (logged) */
+    char *intake;                /* broker intake endpoint */
+    char *db;                    /* PostgreSQL DSN for the read-only queries */
+    char *keys_file;             /* lines "key = principal" */
+    int utc_offset_min;          /* zone of the dates we write [480] */
+    char *public_sources;        /* comma list of sources GET requests shows [open311] */
+    size_t max_body;             /* POST body bytes [65536] */
+    unsigned max_connections;    /* open HTTP connections [64] */
+    unsigned max_concurrent;     /* requests being processed at once [32] */
+    unsigned db_pool;            /* database connections [4] */
+    unsigned page_size;          /* default page size of GET requests [50] */
+    unsigned max_page_size;      /* [200] */
+    unsigned max_page;           /* highest page number [1000] */
+    unsigned max_ids;            /* service_request_id list length [100] */
+    unsigned submit_timeout_ms;  /* a POST waits this long in all, BUSY retries included [10000] */
+    unsigned attempt_timeout_ms; /* one SUBMIT attempt [3000] */
+    int log_level;               /* 0 error .. 3 debug [2] */
     size_t n_keys;
     struct api_key keys[CONFIG_MAX_KEYS];
 };

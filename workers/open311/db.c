@@ -1,4 +1,5 @@
-/* db.c - gd-open311's read-only database path: a bounded connection pool and the GeoReport queries (never reporter data). */
+/* db.c - gd-open311's read-only database path: a bounded connection pool and the GeoReport queries
+ * (never reporter data). */
 #include "db.h"
 
 #include <errno.h>
@@ -147,8 +148,7 @@ static json_t *text_or_null(PGresult *res, int row, int col)
 static json_t *service_json(PGresult *res, int row)
 {
     char keywords[128];
-    snprintf(keywords, sizeof(keywords), "%s,%s", PQgetvalue(res, row, 2),
-             PQgetvalue(res, row, 3));
+    snprintf(keywords, sizeof(keywords), "%s,%s", PQgetvalue(res, row, 2), PQgetvalue(res, row, 3));
     return json_pack("{s:s,s:s,s:s,s:b,s:s,s:s,s:s}", "service_code", PQgetvalue(res, row, 0),
                      "service_name", PQgetvalue(res, row, 1), "description",
                      PQgetvalue(res, row, 1), "metadata", 0, "type", "realtime", "keywords",
@@ -249,8 +249,9 @@ int db_requests(struct db *d, const struct db_request_filter *f, int offset_min,
     snprintf(status, sizeof(status), "%d", f->status);
     snprintf(limit, sizeof(limit), "%u", f->limit);
     snprintf(offset, sizeof(offset), "%u", f->offset);
-    const char *params[8] = {f->sources,           f->ids, f->codes, f->start_ms ? start : NULL,
-                             f->end_ms ? end : NULL, status, limit,    offset};
+    const char *params[8] = {
+        f->sources, f->ids, f->codes, f->start_ms ? start : NULL, f->end_ms ? end : NULL,
+        status,     limit,  offset};
     PGresult *res;
     int rc = query(d, REQUESTS_SQL, 8, params, &res);
     if (rc != DB_OK)
@@ -267,10 +268,9 @@ int db_requests(struct db *d, const struct db_request_filter *f, int offset_min,
             text_or_null(res, i, 5), "service_notice", json_null(), "requested_datetime",
             date_or_null(res, i, 11, offset_min), "updated_datetime",
             date_or_null(res, i, 12, offset_min), "expected_datetime",
-            date_or_null(res, i, 13, offset_min), "address", text_or_null(res, i, 6),
-            "address_id", text_or_null(res, i, 7), "zipcode", json_null(), "lat",
-            number_or_null(res, i, 8), "long", number_or_null(res, i, 9), "media_url",
-            text_or_null(res, i, 10));
+            date_or_null(res, i, 13, offset_min), "address", text_or_null(res, i, 6), "address_id",
+            text_or_null(res, i, 7), "zipcode", json_null(), "lat", number_or_null(res, i, 8),
+            "long", number_or_null(res, i, 9), "media_url", text_or_null(res, i, 10));
         if (json_array_append_new(list, o) < 0) {
             json_decref(list);
             list = NULL;

@@ -1,4 +1,5 @@
-/* db.h - gd-open311's read-only database path: a bounded connection pool and the GeoReport queries (never reporter data). */
+/* db.h - gd-open311's read-only database path: a bounded connection pool and the GeoReport queries
+ * (never reporter data). */
 #ifndef GD_OPEN311_DB_H
 #define GD_OPEN311_DB_H
 

@@ -1,4 +1,5 @@
-/* georeport.c - gd-open311's HTTP side: GeoReport v2 routes on libmicrohttpd, POSTs relayed to the broker as SUBMITs. */
+/* georeport.c - gd-open311's HTTP side: GeoReport v2 routes on libmicrohttpd, POSTs relayed to the
+ * broker as SUBMITs. */
 #include "georeport.h"
 
 #include <arpa/inet.h>
@@ -18,16 +19,28 @@
 #include "olog.h"
 #include "render.h"
 
-#define MAX_ATTRIBUTES 16
+#define MAX_ATTRIBUTES        16
 #define MAX_DESCRIPTION_CHARS 4000 /* GeoReport v2 */
-#define MAX_IDEMPOTENCY_KEY (GD_MAX_EXTERNAL_ID - CONFIG_MAX_PRINCIPAL - 1)
+#define MAX_IDEMPOTENCY_KEY   (GD_MAX_EXTERNAL_ID - CONFIG_MAX_PRINCIPAL - 1)
 
 enum fmt { FMT_JSON, FMT_XML };
 
 /* Form fields of POST requests, with their byte limits. */
 enum field {
-    F_API_KEY, F_SERVICE_CODE, F_LAT, F_LONG, F_ADDRESS_STRING, F_ADDRESS_ID, F_DESCRIPTION,
-    F_MEDIA_URL, F_FIRST_NAME, F_LAST_NAME, F_PHONE, F_EMAIL, F_DEVICE_ID, F_ACCOUNT_ID,
+    F_API_KEY,
+    F_SERVICE_CODE,
+    F_LAT,
+    F_LONG,
+    F_ADDRESS_STRING,
+    F_ADDRESS_ID,
+    F_DESCRIPTION,
+    F_MEDIA_URL,
+    F_FIRST_NAME,
+    F_LAST_NAME,
+    F_PHONE,
+    F_EMAIL,
+    F_DEVICE_ID,
+    F_ACCOUNT_ID,
     F_COUNT
 };
 
@@ -64,9 +77,9 @@ struct attribute {
 
 /* One HTTP request in progress (MHD's per-request pointer). */
 struct request {
-    bool counted;      /* holds a slot of cfg->max_concurrent */
-    bool over_limit;   /* more requests than max_concurrent */
-    bool too_large;    /* body beyond max_body */
+    bool counted;    /* holds a slot of cfg->max_concurrent */
+    bool over_limit; /* more requests than max_concurrent */
+    bool too_large;  /* body beyond max_body */
     size_t body_len;
     struct MHD_PostProcessor *pp;
     char problem[160]; /* first bad form field */
@@ -118,7 +131,7 @@ static enum MHD_Result send_doc(struct MHD_Connection *c, unsigned status, enum 
                                 unsigned retry_after_s)
 {
     struct gd_buf body = {0};
-    int rc = !doc ? -ENOMEM
+    int rc = !doc             ? -ENOMEM
              : fmt == FMT_XML ? render_xml(doc, root, item, &body)
                               : render_json(doc, &body);
     json_decref(doc);
@@ -185,8 +198,8 @@ static enum MHD_Result on_form(void *cls, enum MHD_ValueKind kind, const char *k
         size_t clen = klen - 11;
         const char *code = key + 10;
         unsigned i = 0;
-        while (i < r->n_attr && (strlen(r->attr[i].code) != clen ||
-                                 memcmp(r->attr[i].code, code, clen) != 0))
+        while (i < r->n_attr &&
+               (strlen(r->attr[i].code) != clen || memcmp(r->attr[i].code, code, clen) != 0))
             i++;
         if (i == r->n_attr) {
             if (r->n_attr == MAX_ATTRIBUTES || clen == 0 || clen > GD_MAX_CODE) {
@@ -314,8 +327,7 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
     size_t chars = utf8_chars(desc);
     if (chars > MAX_DESCRIPTION_CHARS)
         return send_error(c, MHD_HTTP_BAD_REQUEST, fmt, 0,
-                          "description: %zu characters, at most %d", chars,
-                          MAX_DESCRIPTION_CHARS);
+                          "description: %zu characters, at most %d", chars, MAX_DESCRIPTION_CHARS);
     const char *media = field(c, r, F_MEDIA_URL);
     if (*media && strncmp(media, "http://", 7) != 0 && strncmp(media, "https://", 8) != 0)
         return send_error(c, MHD_HTTP_BAD_REQUEST, fmt, 0, "media_url: not an http(s) URL");
@@ -326,8 +338,8 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
     if (idem) {
         size_t n = strlen(idem);
         if (n < 1 || n > MAX_IDEMPOTENCY_KEY)
-            return send_error(c, MHD_HTTP_BAD_REQUEST, fmt, 0,
-                              "Idempotency-Key: 1..%d characters", MAX_IDEMPOTENCY_KEY);
+            return send_error(c, MHD_HTTP_BAD_REQUEST, fmt, 0, "Idempotency-Key: 1..%d characters",
+                              MAX_IDEMPOTENCY_KEY);
     } else if (fresh_token(token) < 0) {
         return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, fmt, 0, "no random token");
     }
@@ -341,8 +353,8 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
     if (rc == DB_OK && *addr_id) {
         rc = db_org_unit(g->db, addr_id);
         if (rc == DB_NOT_FOUND)
-            return send_error(c, MHD_HTTP_BAD_REQUEST, fmt, 0,
-                              "address_id: %s is not a known area", addr_id);
+            return send_error(c, MHD_HTTP_BAD_REQUEST, fmt, 0, "address_id: %s is not a known area",
+                              addr_id);
     }
     if (rc != DB_OK)
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, fmt, 5, "database unavailable");
@@ -403,7 +415,7 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
         rc = gd_encode(&m, &body);
         if (rc < 0) {
             result = send_error(c, MHD_HTTP_BAD_REQUEST, fmt, 0, "request not acceptable: %s",
-                                gd_code_message((enum gd_code)-rc));
+                                gd_code_message((enum gd_code) - rc));
             break;
         }
         uint8_t type;
@@ -432,8 +444,8 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
         }
         if (a.type == GD_T_REJECTED) {
             const struct gd_error_reply *e = &a.u.error;
-            unsigned st = e->code == GD_E_DENIED ? MHD_HTTP_FORBIDDEN
-                          : e->code == GD_E_LIMIT ? MHD_HTTP_SERVICE_UNAVAILABLE
+            unsigned st = e->code == GD_E_DENIED     ? MHD_HTTP_FORBIDDEN
+                          : e->code == GD_E_LIMIT    ? MHD_HTTP_SERVICE_UNAVAILABLE
                           : e->code == GD_E_INTERNAL ? MHD_HTTP_INTERNAL_SERVER_ERROR
                                                      : MHD_HTTP_BAD_REQUEST;
             result = send_error(c, st, fmt, st == MHD_HTTP_SERVICE_UNAVAILABLE ? 1 : 0,
@@ -449,11 +461,10 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
         char id[24];
         snprintf(id, sizeof(id), "%" PRIu64, a.u.accepted.incident_id);
         const char *account = field(c, r, F_ACCOUNT_ID);
-        json_t *doc = json_pack("[{s:s,s:s,s:o}]", "service_request_id", id, "service_notice",
-                                a.u.accepted.duplicate
-                                    ? "already received with this Idempotency-Key"
-                                    : "received",
-                                "account_id", *account ? json_string(account) : json_null());
+        json_t *doc = json_pack(
+            "[{s:s,s:s,s:o}]", "service_request_id", id, "service_notice",
+            a.u.accepted.duplicate ? "already received with this Idempotency-Key" : "received",
+            "account_id", *account ? json_string(account) : json_null());
         olog(cfg->log_level, OLOG_INFO, "POST requests: %s incident %s for %s%s", code, id,
              principal, a.u.accepted.duplicate ? " (duplicate)" : "");
         result = send_doc(c, MHD_HTTP_OK, fmt, doc, "service_requests", "request", 0);
@@ -688,8 +699,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     int routed = route(url, name, sizeof(name), arg, sizeof(arg), &fmt);
     if (r->over_limit)
         return send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, fmt, 1,
-                          "more than %u requests at once; retry shortly",
-                          g->cfg->max_concurrent);
+                          "more than %u requests at once; retry shortly", g->cfg->max_concurrent);
     if (routed < 0)
         return send_error(c, MHD_HTTP_NOT_FOUND, fmt, 0,
                           "no such resource: use services, services/{code}, requests or "

@@ -1,4 +1,5 @@
-/* georeport.h - gd-open311's HTTP side: GeoReport v2 routes on libmicrohttpd, POSTs relayed to the broker as SUBMITs. */
+/* georeport.h - gd-open311's HTTP side: GeoReport v2 routes on libmicrohttpd, POSTs relayed to the
+ * broker as SUBMITs. */
 #ifndef GD_OPEN311_GEOREPORT_H
 #define GD_OPEN311_GEOREPORT_H
 
@@ -12,8 +13,8 @@ struct georeport {
     const struct config *cfg;
     struct relay *relay;
     struct db *db;
-    char sources[256];      /* public_sources as a PostgreSQL array literal */
-    atomic_uint active;     /* requests being processed */
+    char sources[256];  /* public_sources as a PostgreSQL array literal */
+    atomic_uint active; /* requests being processed */
 };
 
 /* Starts the HTTP daemon (its own threads: one per connection, at most

@@ -1,4 +1,5 @@
-/* main.c - gd-open311, the Open311 GeoReport v2 adapter: configuration, HTTP threads, and the broker thread (this one). */
+/* main.c - gd-open311, the Open311 GeoReport v2 adapter: configuration, HTTP threads, and the
+ * broker thread (this one). */
 #include <errno.h>
 #include <getopt.h>
 #include <microhttpd.h>
@@ -51,8 +52,10 @@ static void usage(FILE *out)
 int main(int argc, char **argv)
 {
     static const struct option opts[] = {
-        {"config", required_argument, NULL, 'c'}, {"check-config", no_argument, NULL, 'k'},
-        {"help", no_argument, NULL, 'h'},         {"version", no_argument, NULL, 'V'},
+        {"config", required_argument, NULL, 'c'},
+        {"check-config", no_argument, NULL, 'k'},
+        {"help", no_argument, NULL, 'h'},
+        {"version", no_argument, NULL, 'V'},
         {NULL, 0, NULL, 0},
     };
     const char *path = NULL;

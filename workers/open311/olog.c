@@ -1,4 +1,5 @@
-/* olog.c - gd-open311's log records: one line per event on stderr with a journald priority prefix. */
+/* olog.c - gd-open311's log records: one line per event on stderr with a journald priority prefix.
+ */
 #include "olog.h"
 
 #include <stdarg.h>

@@ -1,4 +1,5 @@
-/* olog.h - gd-open311's log records: one line per event on stderr with a journald priority prefix. */
+/* olog.h - gd-open311's log records: one line per event on stderr with a journald priority prefix.
+ */
 #ifndef GD_OPEN311_OLOG_H
 #define GD_OPEN311_OLOG_H
 

@@ -1,4 +1,5 @@
-/* relay.c - hands gd-open311's SUBMITs from the HTTP threads to the one thread that owns the broker's DEALER socket. */
+/* relay.c - hands gd-open311's SUBMITs from the HTTP threads to the one thread that owns the
+ * broker's DEALER socket. */
 #include "relay.h"
 
 #include <errno.h>

@@ -1,4 +1,5 @@
-/* relay.h - hands gd-open311's SUBMITs from the HTTP threads to the one thread that owns the broker's DEALER socket.
+/* relay.h - hands gd-open311's SUBMITs from the HTTP threads to the one thread that owns the
+ * broker's DEALER socket.
  *
  * ZeroMQ sockets are not thread-safe: only relay_run()'s thread touches the
  * socket. HTTP threads queue an encoded request with relay_call() and sleep

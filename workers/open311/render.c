@@ -160,8 +160,7 @@ static int xml_value(struct gd_buf *out, const char *name, const json_t *v)
     case JSON_ARRAY: {
         char item[64];
         size_t n = strlen(name);
-        snprintf(item, sizeof(item), "%.*s", (int)(n > 1 && name[n - 1] == 's' ? n - 1 : n),
-                 name);
+        snprintf(item, sizeof(item), "%.*s", (int)(n > 1 && name[n - 1] == 's' ? n - 1 : n), name);
         rc = xml_array(out, v, item);
         break;
     }
