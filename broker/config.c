@@ -76,7 +76,7 @@ static const char usage[] =
     "  --status EP            status XPUB endpoint     [tcp://127.0.0.1:7703]\n"
     "  --migrations DIR       apply DIR/*.sql at start (idempotent)\n"
     "  --district CODE        district code, top of the escalation ladder [500113]\n"
-    "  --flush-ms N           longest wait before a commit starts, ms [2]\n"
+    "  --flush-ms N           wait for more changes before a commit starts, ms [0]\n"
     "  --batch-max N          most changes per transaction [1000]\n"
     "  --backlog-max N        uncommitted changes before BUSY [20000]\n"
     "  --busy-retry-ms N      retry hint sent with BUSY, ms [1000]\n"
@@ -117,7 +117,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .work_endpoint = "tcp://127.0.0.1:7702",
         .status_endpoint = "tcp://127.0.0.1:7703",
         .district = "500113",
-        .flush_ms = 2,
+        .flush_ms = 0,
         .batch_max = 1000,
         .backlog_max = 20000,
         .busy_retry_ms = 1000,

@@ -14,7 +14,7 @@
 #define LATENCY_SAMPLES 4096
 #define MAX_QUERIES_IN_FLIGHT 10000
 
-enum op_kind { OP_COMMIT, OP_QUERY };
+enum op_kind { OP_COMMIT, OP_QUERY, OP_PREPARE };
 
 /* Something sent down the pipeline whose results we are waiting for, in
  * the order it was sent. A commit is up to three statements and a Sync;
@@ -485,9 +485,12 @@ static void on_retry(uv_timer_t *t)
         start_connect(l);
 }
 
+static bool send_prepares(struct lane *l);
+
 static void connected(struct lane *l)
 {
-    if (PQsetnonblocking(l->conn, 1) != 0 || PQenterPipelineMode(l->conn) != 1) {
+    if (PQsetnonblocking(l->conn, 1) != 0 || PQenterPipelineMode(l->conn) != 1 ||
+        !send_prepares(l)) {
         conn_lost(l, PQerrorMessage(l->conn));
         return;
     }
@@ -565,7 +568,7 @@ static void conn_lost(struct lane *l, const char *why)
             }
             n_resend += op->n_changes;
             op->changes = NULL;
-        } else {
+        } else if (op->kind == OP_QUERY) {
             l->n_queries--;
             op->cb(op->ctx, NULL);
         }
@@ -595,9 +598,40 @@ static void push_op(struct lane *l, struct op *op)
     l->ops_tail = op;
 }
 
-static bool send_params(struct lane *l, const char *sql, int n, const char *const *values)
+/* The write statements are prepared once per connection (parsing and
+ * planning them per batch would cost more than a small batch's insert). */
+static const struct {
+    const char *name;
+    const char *sql;
+    int nparams;
+} statements[] = {
+    {"gd_new", sql_new, SQL_NEW_PARAMS},
+    {"gd_update", sql_update, SQL_UPDATE_PARAMS},
+    {"gd_events", sql_events, SQL_EVENTS_PARAMS},
+};
+
+static bool send_prepared(struct lane *l, int which, const char *const *values)
 {
-    return PQsendQueryParams(l->conn, sql, n, NULL, values, NULL, NULL, 0) == 1;
+    return PQsendQueryPrepared(l->conn, statements[which].name, statements[which].nparams,
+                               values, NULL, NULL, 0) == 1;
+}
+
+/* Sends the PREPAREs of a new connection ahead of everything else. */
+static bool send_prepares(struct lane *l)
+{
+    struct op *op = calloc(1, sizeof(*op));
+    if (!op)
+        return false;
+    op->kind = OP_PREPARE;
+    bool ok = true;
+    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
+        ok = ok && PQsendPrepare(l->conn, statements[i].name, statements[i].sql,
+                                 statements[i].nparams, NULL) == 1;
+        op->n_commands++;
+    }
+    ok = ok && PQpipelineSync(l->conn) == 1;
+    push_op(l, op);
+    return ok;
 }
 
 /* Takes up to `max` changes from the pending queue and sends them as one
@@ -656,14 +690,14 @@ static void send_commit(struct lane *l, uint32_t max)
     bool ok = true;
     if (n_new) {
         op->n_commands++;
-        ok = ok && send_params(l, sql_new, SQL_NEW_PARAMS, p[0].values);
+        ok = ok && send_prepared(l, 0, p[0].values);
     }
     if (n_trans) {
         op->n_commands++;
-        ok = ok && send_params(l, sql_update, SQL_UPDATE_PARAMS, p[1].values);
+        ok = ok && send_prepared(l, 1, p[1].values);
     }
     op->n_commands++;
-    ok = ok && send_params(l, sql_events, SQL_EVENTS_PARAMS, p[2].values);
+    ok = ok && send_prepared(l, 2, p[2].values);
     ok = ok && PQpipelineSync(l->conn) == 1;
     for (int i = 0; i < 3; i++)
         params_fini(&p[i]);
@@ -844,6 +878,11 @@ static bool data_error(const char *sqlstate)
 
 static void finish_op(struct lane *l, struct op *op)
 {
+    if (op->kind == OP_PREPARE) {
+        if (op->failed)
+            conn_lost(l, op->error ? op->error : "PREPARE failed");
+        return;
+    }
     if (op->kind == OP_QUERY) {
         l->n_queries--;
         op->cb(op->ctx, op->result);

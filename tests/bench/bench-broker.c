@@ -10,9 +10,11 @@
  * 2. intake:   `clients` DEALER sockets each keep `window` SUBMITs in
  *              flight until `total` are ACCEPTED (each ACCEPTED means
  *              committed). Reported as accepted/s and as the ratio to raw.
- * 3. latency:  one worker (credit 256) on one grid queue resolves
- *              nothing, it only receives; one client submits at `rate`/s
- *              for `seconds`; SUBMIT send -> DELIVER receive, p50/p99/max.
+ * 3. latency:  first the floor, one row per transaction straight to
+ *              PostgreSQL at `rate`/s; then one worker (credit 256) on one
+ *              grid queue that resolves what it gets, while one client
+ *              submits at `rate`/s for `seconds`: SUBMIT -> DELIVER and
+ *              SUBMIT -> ACCEPTED (durable), p50/p99/max.
  * The database must hold the demo org tree and categories; tables
  * incident/incident_event are emptied between phases.
  */
@@ -40,6 +42,12 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
+}
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
 }
 
 static void die(const char *what)
@@ -132,6 +140,50 @@ static double bench_raw(const char *dsn, int total, int clients, int batch)
     for (int i = 0; i < clients; i++)
         pthread_join(t[i], NULL);
     return (double)(total / clients * clients) / (now_s() - t0);
+}
+
+/* The latency of one durable row at a fixed rate, straight to PostgreSQL:
+ * the floor under SUBMIT -> ACCEPTED. */
+static void bench_raw_latency(const char *dsn, int rate, int seconds)
+{
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    int total = rate * seconds;
+    double *v = calloc((size_t)total, sizeof(double));
+    double t0 = now_s();
+    for (int i = 0; i < total; i++) {
+        double due = t0 + (double)i / rate, now = now_s();
+        if (due > now) {
+            struct timespec ts = {0, (long)((due - now) * 1e9)};
+            nanosleep(&ts, NULL);
+        }
+        char id[32], ext[48];
+        snprintf(id, sizeof(id), "%d", 900000000 + i);
+        snprintf(ext, sizeof(ext), "rawlat-%d", i);
+        const char *params[3] = {id, ext, DESC};
+        double s0 = now_s();
+        PGresult *r = PQexecParams(
+            c,
+            "WITH ins AS (INSERT INTO incident (id, source, external_id, category, priority, "
+            "state, version, queue, owner_unit, owner_level, location_unit, description, "
+            "received_at, updated_at) VALUES ($1::bigint, 'raw', $2, '" CATEGORY "', 'normal', "
+            "'QUEUED', 1, '" GRID "', '" GRID "', 'grid', '" GRID "', $3, now(), now()) "
+            "RETURNING id) INSERT INTO incident_event (incident_id, version, at, kind, "
+            "to_state, queue) SELECT id, 1, now(), 'receive', 'QUEUED', '" GRID "' FROM ins",
+            3, NULL, params, NULL, NULL, 0);
+        if (PQresultStatus(r) != PGRES_COMMAND_OK)
+            die(PQresultErrorMessage(r));
+        PQclear(r);
+        v[i] = now_s() - s0;
+    }
+    qsort(v, (size_t)total, sizeof(double), cmp_double);
+    printf("raw-lat   one row per transaction at %d/s for %d s: commit p50 %.2f ms, p99 %.2f ms, "
+           "max %.2f ms\n",
+           rate, seconds, v[(total - 1) / 2] * 1e3, v[(total - 1) * 99 / 100] * 1e3,
+           v[total - 1] * 1e3);
+    free(v);
+    PQfinish(c);
 }
 
 /* ---- 2. durable intake through the broker ---- */
@@ -252,11 +304,6 @@ static double bench_intake(void *zctx, const char *ep, int total, int clients, i
 
 /* ---- 3. SUBMIT -> DELIVER latency at a fixed rate ---- */
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep, int rate,
                           int seconds)
@@ -283,6 +330,7 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
     int total = rate * seconds;
     double *sent_at = calloc((size_t)total, sizeof(double));
     double *lat = calloc((size_t)total, sizeof(double));
+    double *acc = calloc((size_t)total, sizeof(double)); /* SUBMIT -> ACCEPTED */
     int n_sent = 0, n_got = 0;
     double t0 = now_s(), deadline = t0 + seconds + 30;
     char ext[64];
@@ -298,8 +346,15 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
         double next = t0 + (double)(n_sent) / rate;
         long wait_ms = n_sent < total ? (long)((next - now_s()) * 1000) : 100;
         zmq_poll(items, 2, wait_ms < 0 ? 0 : wait_ms);
-        while (zmq_msg_recv(&h, c, ZMQ_DONTWAIT) >= 0)
-            zmq_msg_recv(&b, c, 0); /* ACCEPTED: not timed here */
+        while (zmq_msg_recv(&h, c, ZMQ_DONTWAIT) >= 0) {
+            zmq_msg_recv(&b, c, 0);
+            struct gd_decode_error err;
+            if (gd_decode(d, zmq_msg_data(&h), zmq_msg_size(&h), zmq_msg_data(&b),
+                          zmq_msg_size(&b), &m, &err) == 0 &&
+                m.type == GD_T_ACCEPTED && m.u.accepted.ref < (uint64_t)total &&
+                acc[m.u.accepted.ref] == 0)
+                acc[m.u.accepted.ref] = now_s() - sent_at[m.u.accepted.ref];
+        }
         while (zmq_msg_recv(&h, w, ZMQ_DONTWAIT) >= 0) {
             zmq_msg_recv(&b, w, 0);
             struct gd_decode_error err;
@@ -322,7 +377,7 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
             send_msg(w, &r, &buf);
         }
     }
-    double *v = calloc((size_t)(n_got ? n_got : 1), sizeof(double));
+    double *v = calloc((size_t)(total ? total : 1), sizeof(double));
     int k = 0;
     for (int i = 0; i < total; i++)
         if (lat[i] > 0)
@@ -335,6 +390,16 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
                v[k - 1] * 1e3);
     else
         printf("latency   nothing delivered\n");
+    /* the commit alone: SUBMIT -> ACCEPTED (ACCEPTED is sent after COMMIT) */
+    int na = 0;
+    for (int i = 0; i < total; i++)
+        if (acc[i] > 0)
+            v[na++] = acc[i];
+    qsort(v, (size_t)na, sizeof(double), cmp_double);
+    if (na)
+        printf("latency   SUBMIT->ACCEPTED (durable) p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+               v[(na - 1) / 2] * 1e3, v[(na - 1) * 99 / 100] * 1e3, v[na - 1] * 1e3);
+    free(acc);
     free(v);
     free(lat);
     free(sent_at);
@@ -377,6 +442,7 @@ int main(int argc, char **argv)
            "(%d BUSY answers)\n",
            total, clients, window, intake, busy);
     printf("ratio     broker / raw = %.2f\n", intake / raw);
+    bench_raw_latency(dsn, rate, seconds);
     bench_latency(zctx, argv[2], argv[3], rate, seconds);
     zmq_ctx_term(zctx);
     return 0;

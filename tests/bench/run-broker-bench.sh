@@ -18,7 +18,7 @@ run=$(mktemp -d /tmp/gd-bench.XXXXXX)
 log="$run/broker.log"
 "$build/broker/gd-broker" --db "$GD_DB_DSN" --intake "ipc://$run/intake" \
     --work "ipc://$run/work" --status "ipc://$run/status" --log-level warn \
-    --max-pending 100000 >"$log" 2>&1 &
+    --max-pending 100000 ${GD_BENCH_BROKER_ARGS:-} >"$log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$run"' EXIT
 for _ in $(seq 100); do [ -S "$run/work" ] && break; sleep 0.1; done

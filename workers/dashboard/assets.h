@@ -5,8 +5,8 @@
 #include <stddef.h>
 
 struct dash_asset {
-    const char *path;          /* URL path, e.g. "/app.js" */
-    const char *type;          /* Content-Type */
+    const char *path; /* URL path, e.g. "/app.js" */
+    const char *type; /* Content-Type */
     const unsigned char *data;
     size_t len;
 };

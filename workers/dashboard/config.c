@@ -7,8 +7,21 @@
 #include <string.h>
 
 enum {
-    OPT_STATUS = 256, OPT_INTAKE, OPT_DB, OPT_HTTP, OPT_UTC, OPT_MAX_CONN, OPT_MAX_IP,
-    OPT_MAX_SSE, OPT_SSE_BUF, OPT_PUSH, OPT_HB, OPT_TIMEOUT, OPT_DB_WAIT, OPT_HELP, OPT_VERBOSE,
+    OPT_STATUS = 256,
+    OPT_INTAKE,
+    OPT_DB,
+    OPT_HTTP,
+    OPT_UTC,
+    OPT_MAX_CONN,
+    OPT_MAX_IP,
+    OPT_MAX_SSE,
+    OPT_SSE_BUF,
+    OPT_PUSH,
+    OPT_HB,
+    OPT_TIMEOUT,
+    OPT_DB_WAIT,
+    OPT_HELP,
+    OPT_VERBOSE,
 };
 
 static const struct option options[] = {
@@ -67,9 +80,15 @@ int dash_config_parse(struct dash_config *cfg, int argc, char **argv, FILE *out,
     *cfg = (struct dash_config){
         .utc_offset_min = 480,
         .db_wait_s = 30,
-        .http = {.listen = "127.0.0.1:8080", .max_connections = 128, .max_per_ip = 64,
-                 .max_sse = 32, .sse_buffer = 1 << 20, .push_ms = 500, .heartbeat_s = 15,
-                 .timeout_s = 30, .request_memory = 32 * 1024},
+        .http = {.listen = "127.0.0.1:8080",
+                 .max_connections = 128,
+                 .max_per_ip = 64,
+                 .max_sse = 32,
+                 .sse_buffer = 1 << 20,
+                 .push_ms = 500,
+                 .heartbeat_s = 15,
+                 .timeout_s = 30,
+                 .request_memory = 32 * 1024},
     };
     int c;
     long v;
@@ -77,10 +96,18 @@ int dash_config_parse(struct dash_config *cfg, int argc, char **argv, FILE *out,
     while ((c = getopt_long(argc, argv, "", options, NULL)) != -1) {
         int rc = 0;
         switch (c) {
-        case OPT_STATUS: cfg->status_ep = optarg; break;
-        case OPT_INTAKE: cfg->intake_ep = optarg; break;
-        case OPT_DB: cfg->db = optarg; break;
-        case OPT_HTTP: cfg->http.listen = optarg; break;
+        case OPT_STATUS:
+            cfg->status_ep = optarg;
+            break;
+        case OPT_INTAKE:
+            cfg->intake_ep = optarg;
+            break;
+        case OPT_DB:
+            cfg->db = optarg;
+            break;
+        case OPT_HTTP:
+            cfg->http.listen = optarg;
+            break;
         case OPT_UTC:
             rc = number("utc-offset-min", optarg, -1080, 1080, &v, err);
             cfg->utc_offset_min = (int32_t)v;
@@ -117,9 +144,15 @@ int dash_config_parse(struct dash_config *cfg, int argc, char **argv, FILE *out,
             rc = number("db-wait-s", optarg, 0, 3600, &v, err);
             cfg->db_wait_s = (uint32_t)v;
             break;
-        case OPT_VERBOSE: cfg->verbose = 1; break;
-        case OPT_HELP: fputs(usage, out); return 1;
-        default: fputs(usage, err); return -1;
+        case OPT_VERBOSE:
+            cfg->verbose = 1;
+            break;
+        case OPT_HELP:
+            fputs(usage, out);
+            return 1;
+        default:
+            fputs(usage, err);
+            return -1;
         }
         if (rc < 0)
             return -1;

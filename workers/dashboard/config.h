@@ -8,11 +8,11 @@
 #include "http.h"
 
 struct dash_config {
-    const char *status_ep;      /* broker status endpoint (XPUB) */
-    const char *intake_ep;      /* broker intake endpoint, for SNAPSHOT; NULL: none */
-    const char *db;             /* PostgreSQL connection string */
-    int32_t utc_offset_min;     /* local day for "today" */
-    uint32_t db_wait_s;         /* how long to retry the database at start */
+    const char *status_ep;  /* broker status endpoint (XPUB) */
+    const char *intake_ep;  /* broker intake endpoint, for SNAPSHOT; NULL: none */
+    const char *db;         /* PostgreSQL connection string */
+    int32_t utc_offset_min; /* local day for "today" */
+    uint32_t db_wait_s;     /* how long to retry the database at start */
     int verbose;
     struct http_config http;
 };

@@ -25,18 +25,18 @@
 
 #include "assets.h"
 
-#define FEED_PUSH_MAX 64     /* feed items in one push (the rest are skipped) */
-#define FEED_INITIAL 50      /* feed items sent to a new client */
+#define FEED_PUSH_MAX 64 /* feed items in one push (the rest are skipped) */
+#define FEED_INITIAL  50 /* feed items sent to a new client */
 
 struct sse_client {
     struct http *h;
     struct MHD_Connection *conn;
     struct sse_client *prev, *next;
     char unit[GD_MAX_CODE + 1];
-    struct tb out;            /* pending bytes; out.data[sent..len) not yet written */
+    struct tb out; /* pending bytes; out.data[sent..len) not yet written */
     size_t sent;
     bool suspended;
-    bool ending;              /* end the stream at the next read */
+    bool ending; /* end the stream at the next read */
     uint64_t last_write_tick;
 };
 
@@ -96,7 +96,8 @@ static const struct dash_unit *unit_arg(struct http *h, struct MHD_Connection *c
     const char *code = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "unit");
     if (!code || !*code)
         return h->model->root;
-    const struct dash_unit *u = strlen(code) <= GD_MAX_CODE ? dash_model_unit(h->model, code) : NULL;
+    const struct dash_unit *u =
+        strlen(code) <= GD_MAX_CODE ? dash_model_unit(h->model, code) : NULL;
     if (!u)
         *ret = reply_error(h, c, 404, "not_found", "no such org unit");
     return u;
@@ -204,8 +205,8 @@ static enum MHD_Result start_stream(struct http *h, struct MHD_Connection *c)
     cl->conn = c;
     cl->out.limit = h->cfg.sse_buffer + 4096;
     snprintf(cl->unit, sizeof(cl->unit), "%s", u->code);
-    struct MHD_Response *r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024,
-                                                               sse_read, cl, sse_free);
+    struct MHD_Response *r =
+        MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, sse_read, cl, sse_free);
     if (!r) {
         free(cl);
         return MHD_NO;
@@ -278,9 +279,8 @@ static bool has_body(struct MHD_Connection *c)
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls)
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls)
 {
     (void)version;
     (void)upload_data;

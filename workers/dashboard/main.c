@@ -1,4 +1,5 @@
-/* main.c - gd-dashboard: wires the status subscription, the model, the start-up load and the HTTP server. */
+/* main.c - gd-dashboard: wires the status subscription, the model, the start-up load and the HTTP
+ * server. */
 #include <errno.h>
 #include <libpq-fe.h>
 #include <stdarg.h>
@@ -184,8 +185,9 @@ int main(int argc, char **argv)
     d->sigterm.data = d->sigint.data = d;
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
-    logf_("info", "ready: http://%.*s:%u/", (int)(strrchr(d->cfg.http.listen, ':') - d->cfg.http.listen),
-          d->cfg.http.listen, d->http.port);
+    logf_("info", "ready: http://%.*s:%u/",
+          (int)(strrchr(d->cfg.http.listen, ':') - d->cfg.http.listen), d->cfg.http.listen,
+          d->http.port);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     status = 0;
     goto free_model;

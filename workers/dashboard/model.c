@@ -236,8 +236,8 @@ static void count_up(struct dash_unit *u, enum dash_sector s, const char *kind, 
     }
 }
 
-void dash_seed_count(struct dash_model *m, const char *unit, const char *category,
-                     const char *kind, uint32_t n, uint32_t on_time)
+void dash_seed_count(struct dash_model *m, const char *unit, const char *category, const char *kind,
+                     uint32_t n, uint32_t on_time)
 {
     struct dash_unit *u = unit_of(m, gd_str_c(unit));
     count_up(u ? u : m->root, dash_model_sector(m, gd_str_c(category)), kind, n, on_time);
@@ -296,8 +296,8 @@ static void copy_str(char *dst, size_t size, struct gd_str s)
 static struct dash_feed_item *feed_push(struct dash_model *m, enum dash_feed_kind kind, int64_t at)
 {
     struct dash_feed_item *it = &m->feed[m->feed_seq % DASH_FEED_LEN];
-    *it = (struct dash_feed_item){.seq = ++m->feed_seq, .kind = kind, .at = at,
-                                  .sector = DASH_OTHER};
+    *it =
+        (struct dash_feed_item){.seq = ++m->feed_seq, .kind = kind, .at = at, .sector = DASH_OTHER};
     return it;
 }
 

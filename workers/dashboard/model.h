@@ -1,4 +1,5 @@
-/* model.h - the dashboard's in-memory picture of the district: org tree, queue gauges, today's counts, live feed. */
+/* model.h - the dashboard's in-memory picture of the district: org tree, queue gauges, today's
+ * counts, live feed. */
 #ifndef GD_DASH_MODEL_H
 #define GD_DASH_MODEL_H
 
@@ -21,12 +22,12 @@ enum dash_sector {
 };
 
 /* Hard limits on what the status stream can make the model allocate. */
-#define DASH_MAX_UNITS 200000      /* org units loaded at start */
-#define DASH_MAX_QUEUES 65536      /* distinct queue names seen in gauges */
-#define DASH_FEED_LEN 256          /* live feed ring (most recent items) */
-#define DASH_MAX_TRACKED 262144    /* incidents remembered as "delivered once" */
-#define DASH_MAX_SEEN 262144       /* (incident, version) pairs from the start-up seed */
-#define DASH_LAT_BUCKETS 14        /* dispatch-latency histogram buckets (+Inf excluded) */
+#define DASH_MAX_UNITS   200000 /* org units loaded at start */
+#define DASH_MAX_QUEUES  65536  /* distinct queue names seen in gauges */
+#define DASH_FEED_LEN    256    /* live feed ring (most recent items) */
+#define DASH_MAX_TRACKED 262144 /* incidents remembered as "delivered once" */
+#define DASH_MAX_SEEN    262144 /* (incident, version) pairs from the start-up seed */
+#define DASH_LAT_BUCKETS 14     /* dispatch-latency histogram buckets (+Inf excluded) */
 
 /* Today's counts for one unit's subtree and one sector (local day). */
 struct dash_day {
@@ -36,17 +37,17 @@ struct dash_day {
     uint32_t resolved_on_time; /* resolve at or before its resolve deadline */
     uint32_t escalated;
     uint32_t returned;
-    uint32_t warned;           /* sla.warn seen */
-    uint32_t breached;         /* sla.breach seen */
+    uint32_t warned;   /* sla.warn seen */
+    uint32_t breached; /* sla.breach seen */
 };
 
 struct dash_unit {
     char code[GD_MAX_CODE + 1];
-    char *name;                 /* owned */
+    char *name; /* owned */
     enum gd_level level;
-    struct dash_unit *parent;   /* NULL for the district */
-    struct dash_unit *child;    /* first child (towns/communities/grids) */
-    struct dash_unit *next;     /* next sibling */
+    struct dash_unit *parent; /* NULL for the district */
+    struct dash_unit *child;  /* first child (towns/communities/grids) */
+    struct dash_unit *next;   /* next sibling */
     uint32_t n_children;
     struct dash_day day[DASH_SECTORS];
     UT_hash_handle hh;
@@ -64,11 +65,11 @@ struct dash_category {
 struct dash_queue {
     char name[GD_MAX_QUEUE + 1];
     struct dash_unit *unit;
-    enum dash_sector sector;    /* DASH_OTHER unless "<town>.<sector>" */
+    enum dash_sector sector; /* DASH_OTHER unless "<town>.<sector>" */
     uint32_t depth, in_flight, overdue, consumers;
     int64_t oldest_age_ms;
     double in_rate, out_rate;
-    int64_t updated_at;         /* local clock, ms */
+    int64_t updated_at; /* local clock, ms */
     UT_hash_handle hh;
 };
 
@@ -77,7 +78,7 @@ enum dash_feed_kind { DASH_FEED_TRANSITION = 0, DASH_FEED_WARN, DASH_FEED_BREACH
 
 /* One line of the live feed: no personal data (the status stream has none). */
 struct dash_feed_item {
-    uint64_t seq;               /* 1, 2, ... in arrival order */
+    uint64_t seq; /* 1, 2, ... in arrival order */
     enum dash_feed_kind kind;
     int64_t at;
     uint64_t incident_id;
@@ -87,10 +88,10 @@ struct dash_feed_item {
     char unit[GD_MAX_CODE + 1]; /* location unit code (or "") */
     char queue[GD_MAX_QUEUE + 1];
     char category[GD_MAX_CODE + 1];
-    char severity[16];          /* alarms */
-    char message[160];          /* alarms: truncated at a character boundary */
+    char severity[16]; /* alarms */
+    char message[160]; /* alarms: truncated at a character boundary */
     enum dash_sector sector;
-    bool late;                  /* resolve after its deadline */
+    bool late; /* resolve after its deadline */
 };
 
 struct dash_counter {
@@ -120,31 +121,31 @@ struct dash_seen;  /* (incident, version) set: opaque */
 struct dash_track; /* incident id set: opaque */
 
 struct dash_model {
-    struct dash_unit *units;    /* hash by code */
-    struct dash_unit *root;     /* the district */
+    struct dash_unit *units; /* hash by code */
+    struct dash_unit *root;  /* the district */
     uint32_t n_units;
     struct dash_category *categories;
-    struct dash_queue *queues;  /* hash by name */
+    struct dash_queue *queues; /* hash by name */
     uint32_t n_queues;
-    uint64_t queues_dropped;    /* gauges refused: DASH_MAX_QUEUES reached */
+    uint64_t queues_dropped; /* gauges refused: DASH_MAX_QUEUES reached */
 
-    int32_t utc_offset_min;     /* local day = calendar day at this offset */
-    int64_t day_start;          /* ms, start of the local day being counted */
+    int32_t utc_offset_min; /* local day = calendar day at this offset */
+    int64_t day_start;      /* ms, start of the local day being counted */
 
     struct dash_feed_item feed[DASH_FEED_LEN];
-    uint64_t feed_seq;          /* items ever added; feed[(seq-1) % LEN] is the newest */
+    uint64_t feed_seq; /* items ever added; feed[(seq-1) % LEN] is the newest */
 
     struct dash_broker broker;
     struct dash_histogram dispatch_latency;
     struct dash_track *delivered; /* incidents whose first delivery was measured */
     uint32_t n_delivered;
 
-    struct dash_seen *seen;     /* seed dedupe; freed by dash_seed_done() */
+    struct dash_seen *seen; /* seed dedupe; freed by dash_seed_done() */
     uint32_t n_seen;
-    int64_t seed_cutoff;        /* transitions before it were all in the seed */
+    int64_t seed_cutoff; /* transitions before it were all in the seed */
 
     uint64_t transitions, gauges, sla_events, alarms, decode_errors;
-    uint64_t version;           /* bumped by every change: renderers cache on it */
+    uint64_t version; /* bumped by every change: renderers cache on it */
 };
 
 /* Initialises an empty model counting local days at `utc_offset_min`
@@ -173,8 +174,8 @@ const char *dash_sector_name(enum dash_sector s); /* "party" ... "other" */
  * "warn_sla"/"breach") counted today for location unit `unit` and
  * `category`; `on_time` of them resolved in time. Unknown units count at
  * the district. */
-void dash_seed_count(struct dash_model *m, const char *unit, const char *category,
-                     const char *kind, uint32_t n, uint32_t on_time);
+void dash_seed_count(struct dash_model *m, const char *unit, const char *category, const char *kind,
+                     uint32_t n, uint32_t on_time);
 /* Remembers one event that the seed counted, so the same transition
  * arriving on the stream is not counted twice. Returns 0 or -E2BIG when
  * DASH_MAX_SEEN are remembered (the pair is then not remembered). */

@@ -34,8 +34,8 @@ int orgload_tree(PGconn *conn, struct dash_model *m, char *err, size_t errlen)
     int n = PQntuples(r);
     for (int i = 0; i < n; i++) {
         int level = gd_level_parse(gd_str_c(PQgetvalue(r, i, 2)));
-        rc = dash_model_add_unit(m, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1),
-                                 (enum gd_level)level, PQgetvalue(r, i, 3));
+        rc = dash_model_add_unit(m, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), (enum gd_level)level,
+                                 PQgetvalue(r, i, 3));
         if (rc < 0) {
             snprintf(err, errlen, "org unit %s: %s", PQgetvalue(r, i, 0), strerror(-rc));
             goto clear_units;
@@ -80,26 +80,24 @@ int orgload_seed(PGconn *conn, struct dash_model *m, int overlap_s, char *err, s
      * the incident had then; the projection keeps the last deadline (the
      * broker does not clear it at resolve), and after migration 6 the
      * event row records it. */
-    r = query(conn,
-              "SELECT to_regclass('gd_report_event') IS NOT NULL", 0, NULL, PGRES_TUPLES_OK, err,
-              errlen);
+    r = query(conn, "SELECT to_regclass('gd_report_event') IS NOT NULL", 0, NULL, PGRES_TUPLES_OK,
+              err, errlen);
     if (!r)
         goto rollback;
     bool have_due = PQgetvalue(r, 0, 0)[0] == 't';
     PQclear(r);
     r = query(conn,
-              have_due
-                  ? "SELECT i.location_unit, i.category, e.kind, count(*), count(*) FILTER "
-                    "(WHERE coalesce(e.resolve_due, i.resolve_due) IS NULL "
-                    "OR e.at <= coalesce(e.resolve_due, i.resolve_due)) "
-                    "FROM incident_event e JOIN incident i ON i.id = e.incident_id "
-                    "WHERE e.at >= gd_ts($1::bigint) AND e.kind IN "
-                    "('receive','sign','resolve','escalate','return','warn') GROUP BY 1, 2, 3"
-                  : "SELECT i.location_unit, i.category, e.kind, count(*), count(*) FILTER "
-                    "(WHERE i.resolve_due IS NULL OR e.at <= i.resolve_due) "
-                    "FROM incident_event e JOIN incident i ON i.id = e.incident_id "
-                    "WHERE e.at >= gd_ts($1::bigint) AND e.kind IN "
-                    "('receive','sign','resolve','escalate','return','warn') GROUP BY 1, 2, 3",
+              have_due ? "SELECT i.location_unit, i.category, e.kind, count(*), count(*) FILTER "
+                         "(WHERE coalesce(e.resolve_due, i.resolve_due) IS NULL "
+                         "OR e.at <= coalesce(e.resolve_due, i.resolve_due)) "
+                         "FROM incident_event e JOIN incident i ON i.id = e.incident_id "
+                         "WHERE e.at >= gd_ts($1::bigint) AND e.kind IN "
+                         "('receive','sign','resolve','escalate','return','warn') GROUP BY 1, 2, 3"
+                       : "SELECT i.location_unit, i.category, e.kind, count(*), count(*) FILTER "
+                         "(WHERE i.resolve_due IS NULL OR e.at <= i.resolve_due) "
+                         "FROM incident_event e JOIN incident i ON i.id = e.incident_id "
+                         "WHERE e.at >= gd_ts($1::bigint) AND e.kind IN "
+                         "('receive','sign','resolve','escalate','return','warn') GROUP BY 1, 2, 3",
               1, p, PGRES_TUPLES_OK, err, errlen);
     if (!r)
         goto rollback;

@@ -1,4 +1,5 @@
-/* orgload.h - start-up reads from PostgreSQL: the org tree, the category sectors and today's counts. */
+/* orgload.h - start-up reads from PostgreSQL: the org tree, the category sectors and today's
+ * counts. */
 #ifndef GD_DASH_ORGLOAD_H
 #define GD_DASH_ORGLOAD_H
 

@@ -1,4 +1,5 @@
-/* render.c - JSON documents for the page and the Prometheus exposition, from the dashboard model. */
+/* render.c - JSON documents for the page and the Prometheus exposition, from the dashboard model.
+ */
 #include "render.h"
 
 #include <stdio.h>
@@ -84,7 +85,10 @@ static size_t utf8_len(const unsigned char *s)
 {
     if (s[0] < 0x80)
         return 1;
-    size_t n = s[0] >= 0xF0 && s[0] <= 0xF4 ? 4 : s[0] >= 0xE0 ? 3 : s[0] >= 0xC2 && s[0] < 0xE0 ? 2 : 0;
+    size_t n = s[0] >= 0xF0 && s[0] <= 0xF4  ? 4
+               : s[0] >= 0xE0                ? 3
+               : s[0] >= 0xC2 && s[0] < 0xE0 ? 2
+                                             : 0;
     for (size_t i = 1; i < n; i++)
         if ((s[i] & 0xC0) != 0x80)
             return 0;
@@ -188,7 +192,8 @@ void render_summary(struct tb *out, const struct dash_model *m, const struct das
     tb_puts(out, "],\"path\":[");
     const struct dash_unit *chain[GD_LEVEL_COUNT + 8];
     int n = 0;
-    for (const struct dash_unit *p = u; p && n < (int)(sizeof(chain) / sizeof(*chain)); p = p->parent)
+    for (const struct dash_unit *p = u; p && n < (int)(sizeof(chain) / sizeof(*chain));
+         p = p->parent)
         chain[n++] = p;
     for (int i = n - 1; i >= 0; i--) {
         unit_ref(out, chain[i]);
@@ -294,8 +299,8 @@ static void metric_name(struct tb *o, const char *s)
 {
     for (; *s; s++) {
         char c = *s;
-        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-                  c == '_';
+        bool ok =
+            (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_';
         tb_put(o, ok ? &c : "_", 1);
     }
 }
@@ -354,13 +359,27 @@ static void queue_metric(struct tb *o, const struct dash_model *m, const char *n
         tb_printf(o, "griddispatch_%s", name);
         queue_labels(o, q);
         switch (field) {
-        case 0: tb_printf(o, " %u\n", q->depth); break;
-        case 1: tb_printf(o, " %u\n", q->in_flight); break;
-        case 2: tb_printf(o, " %u\n", q->overdue); break;
-        case 3: tb_printf(o, " %.3f\n", q->oldest_age_ms / 1000.0); break;
-        case 4: tb_printf(o, " %u\n", q->consumers); break;
-        case 5: tb_printf(o, " %.3f\n", q->in_rate); break;
-        default: tb_printf(o, " %.3f\n", q->out_rate); break;
+        case 0:
+            tb_printf(o, " %u\n", q->depth);
+            break;
+        case 1:
+            tb_printf(o, " %u\n", q->in_flight);
+            break;
+        case 2:
+            tb_printf(o, " %u\n", q->overdue);
+            break;
+        case 3:
+            tb_printf(o, " %.3f\n", q->oldest_age_ms / 1000.0);
+            break;
+        case 4:
+            tb_printf(o, " %u\n", q->consumers);
+            break;
+        case 5:
+            tb_printf(o, " %.3f\n", q->in_rate);
+            break;
+        default:
+            tb_printf(o, " %.3f\n", q->out_rate);
+            break;
         }
     }
 }
@@ -432,7 +451,8 @@ void render_metrics(struct tb *o, const struct dash_model *m, const struct dash_
     tb_printf(o, "griddispatch_dispatch_latency_seconds_bucket{le=\"+Inf\"} %llu\n",
               (unsigned long long)h->count);
     tb_printf(o, "griddispatch_dispatch_latency_seconds_sum %.6f\n", h->sum);
-    tb_printf(o, "griddispatch_dispatch_latency_seconds_count %llu\n", (unsigned long long)h->count);
+    tb_printf(o, "griddispatch_dispatch_latency_seconds_count %llu\n",
+              (unsigned long long)h->count);
 
     head(o, "dashboard_status_messages_total", "counter",
          "Status messages applied by this dashboard, by kind.");

@@ -1,4 +1,5 @@
-/* render.h - JSON documents and the Prometheus text exposition rendered from the dashboard model. */
+/* render.h - JSON documents and the Prometheus text exposition rendered from the dashboard model.
+ */
 #ifndef GD_DASH_RENDER_H
 #define GD_DASH_RENDER_H
 

@@ -11,9 +11,9 @@
 #include <string.h>
 #include <zmq.h>
 
-#define DRAIN_BUDGET 1024
+#define DRAIN_BUDGET      1024
 #define SNAPSHOT_RETRY_MS 3000
-#define SUB_HWM 200000
+#define SUB_HWM           200000
 
 static bool readable(void *sock)
 {

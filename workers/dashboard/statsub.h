@@ -1,4 +1,5 @@
-/* statsub.h - the status-endpoint subscription (SUB) and SNAPSHOT requests (DEALER) on a libuv loop. */
+/* statsub.h - the status-endpoint subscription (SUB) and SNAPSHOT requests (DEALER) on a libuv
+ * loop. */
 #ifndef GD_DASH_STATSUB_H
 #define GD_DASH_STATSUB_H
 
@@ -28,18 +29,18 @@ struct statsub_callbacks {
 
 struct statsub {
     uv_loop_t *loop;
-    void *sub;                  /* SUB on the status endpoint */
-    void *req;                  /* DEALER on the intake endpoint; NULL without one */
+    void *sub; /* SUB on the status endpoint */
+    void *req; /* DEALER on the intake endpoint; NULL without one */
     uv_poll_t sub_poll, req_poll;
-    uv_idle_t idle;             /* resumes a drain that hit its budget */
-    uv_timer_t snapshot_timer;  /* resends an unanswered SNAPSHOT */
+    uv_idle_t idle;            /* resumes a drain that hit its budget */
+    uv_timer_t snapshot_timer; /* resends an unanswered SNAPSHOT */
     struct gd_decoder *dec;
     struct statsub_callbacks cb;
     uint64_t next_ref;
-    uint64_t snapshot_ref;      /* of the SNAPSHOT waiting for its GAUGES; 0 = none */
+    uint64_t snapshot_ref; /* of the SNAPSHOT waiting for its GAUGES; 0 = none */
     uint64_t snapshots_done;
     bool open;
-    int handles_open;           /* handles still to be closed by libuv */
+    int handles_open; /* handles still to be closed by libuv */
 };
 
 /* Connects a SUB socket to `status_ep` subscribed to every topic and, when
