@@ -174,12 +174,14 @@ static void arr_text(struct arr *a, const char *s)
 {
     arr_sep(a);
     buf_putc(&a->buf, '"');
-    if (s) {
-        for (const char *p = s; *p; p++) {
-            if (*p == '"' || *p == '\\')
-                buf_putc(&a->buf, '\\');
-            buf_putc(&a->buf, *p);
-        }
+    while (s && *s) {
+        size_t run = strcspn(s, "\"\\");
+        buf_put(&a->buf, s, run);
+        s += run;
+        if (!*s)
+            break;
+        buf_putc(&a->buf, '\\');
+        buf_putc(&a->buf, *s++);
     }
     buf_putc(&a->buf, '"');
 }
@@ -192,10 +194,17 @@ static void arr_null(struct arr *a)
 
 static void arr_i64(struct arr *a, int64_t v)
 {
-    char tmp[24];
+    /* by hand: snprintf is most of the cost of building a batch */
+    char tmp[24], *p = tmp + sizeof(tmp);
+    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
+    do {
+        *--p = (char)('0' + u % 10);
+        u /= 10;
+    } while (u);
+    if (v < 0)
+        *--p = '-';
     arr_sep(a);
-    int n = snprintf(tmp, sizeof(tmp), "%lld", (long long)v);
-    buf_put(&a->buf, tmp, (size_t)n);
+    buf_put(&a->buf, p, (size_t)(tmp + sizeof(tmp) - p));
 }
 
 static void arr_f64(struct arr *a, double v)
@@ -288,12 +297,14 @@ static const char sql_update[] =
 
 static const char sql_events[] =
     "INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, queue, "
-    "owner_unit, owner_level, actor, note) "
+    "owner_unit, owner_level, actor, note, sign_due, resolve_due) "
     "SELECT id, version, gd_ts(at), kind, from_state, to_state, queue, owner_unit, owner_level, "
-    "actor, note FROM unnest($1::bigint[], $2::int[], $3::int8[], $4::text[], $5::text[], "
-    "$6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::text[]) "
-    "AS e(id, version, at, kind, from_state, to_state, queue, owner_unit, owner_level, actor, note)";
-#define SQL_EVENTS_PARAMS 11
+    "actor, note, gd_ts(sign_due), gd_ts(resolve_due) FROM unnest($1::bigint[], $2::int[], "
+    "$3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], "
+    "$10::text[], $11::text[], $12::int8[], $13::int8[]) "
+    "AS e(id, version, at, kind, from_state, to_state, queue, owner_unit, owner_level, actor, note, "
+    "sign_due, resolve_due)";
+#define SQL_EVENTS_PARAMS 13
 
 #define MAX_PARAMS SQL_NEW_PARAMS /* the largest */
 
@@ -397,6 +408,9 @@ static void add_event_row(struct params *p, const struct store_change *c)
     arr_text(&a[8], gd_level_name(c->owner_level));
     arr_text(&a[9], c->actor);
     arr_text(&a[10], c->note);
+    /* the deadlines in force after the event, for the reports */
+    arr_i64(&a[11], c->sign_due);
+    arr_i64(&a[12], c->resolve_due);
 }
 
 /* ---- the connection ---- */

@@ -3,7 +3,8 @@
  * ZMQ_FD only signals that ZMQ_EVENTS may have changed, and it is
  * edge-triggered: after a wakeup we must read until ZMQ_EVENTS no longer
  * reports POLLIN, and after every send (which also processes commands on
- * the socket) we must look at ZMQ_EVENTS again. To keep one busy socket
+ * the socket) we must look at ZMQ_EVENTS again; sends only ask for that
+ * look, done once per loop iteration. To keep one busy socket
  * from starving the rest of the loop, one pass reads at most
  * DRAIN_BUDGET messages and lets an idle handle continue on the next
  * iteration. */
@@ -60,24 +61,25 @@ static bool read_one(struct zsock *zs)
 
 static void on_idle(uv_idle_t *h);
 
-static void schedule_drain(struct zsock *zs)
-{
-    if (zs->open && readable(zs))
-        uv_idle_start(&zs->idle, on_idle);
-}
-
+/* Reads until nothing is waiting (or the budget is spent). Reading until
+ * zmq_msg_recv says EAGAIN processes the socket's pending commands; one
+ * ZMQ_EVENTS check at the end then re-arms the edge-triggered ZMQ_FD. */
 static void drain(struct zsock *zs)
 {
     for (int i = 0; i < DRAIN_BUDGET; i++) {
-        if (!zs->open || !readable(zs)) {
+        if (!zs->open)
+            break;
+        if (read_one(zs))
+            continue;
+        if (!readable(zs)) {
             uv_idle_stop(&zs->idle);
             return;
         }
-        if (!read_one(zs))
-            break;
     }
-    /* Budget spent: go on next iteration, after the rest of the loop. */
-    schedule_drain(zs);
+    /* Budget spent (or a message raced in): go on next iteration, after
+     * the rest of the loop. */
+    if (zs->open)
+        uv_idle_start(&zs->idle, on_idle);
 }
 
 static void on_idle(uv_idle_t *h)
@@ -125,7 +127,7 @@ int zsock_bind(struct zsock *zs, uv_loop_t *loop, void *zctx, int type, const ch
     zs->idle.data = zs;
     uv_poll_start(&zs->poll, UV_READABLE, on_poll);
     zs->open = true;
-    schedule_drain(zs);
+    uv_idle_start(&zs->idle, on_idle);
     return 0;
 }
 
@@ -143,7 +145,10 @@ int zsock_send(struct zsock *zs, const void *const *parts, const size_t *lens, s
             break;
         }
     }
-    schedule_drain(zs);
+    /* A send also processes the socket's commands, which can swallow the
+     * ZMQ_FD edge of an incoming message: look again on the next loop
+     * iteration (once, however many sends happen until then). */
+    uv_idle_start(&zs->idle, on_idle);
     return rc;
 }
 

@@ -298,3 +298,21 @@ def test_denied_extension_leaves_the_deadline(make_broker, pg):
     assert row["resolve_due_ms"] == due and row["extension_pending"] is None
     ev = pg.events(inc)[-1]
     assert ev["kind"] == "extend_deny" and ev["note"] == "不符合延期条件"
+
+
+def test_every_event_records_the_deadlines_in_force_after_it(make_broker, pg):
+    make_fast_category(pg, sign_s=30, resolve_s=60)
+    broker = make_broker()
+    inc = broker.intake().submit(source="t", external_id="evdue", category=CATEGORY,
+                                 location={"unit": GRID})["incident_id"]
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    ok = w.sign(w.deliver())
+    until = pg.incident(inc)["resolve_due_ms"] + 10000
+    assert w.extend(inc, ok["version"], until=until, reason="协调中").type == "OK"
+    row = pg.incident(inc)
+    ev = pg.all("SELECT kind, gd_ms(sign_due) AS s, gd_ms(resolve_due) AS r FROM incident_event "
+                "WHERE incident_id = %s ORDER BY version", inc)
+    assert [e["kind"] for e in ev] == ["receive", "deliver", "sign", "extend"]
+    assert all(e["s"] == row["sign_due_ms"] for e in ev)
+    assert [e["r"] for e in ev] == [until - 10000] * 3 + [until]
