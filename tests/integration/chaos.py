@@ -14,14 +14,25 @@ check_history(): the invariants an ACCEPTED incident must keep whatever
 crashed: it is stored exactly once under the id the client was told (every
 retry got that same id); nothing is stored that no client submitted; its
 event history starts with 'receive', has gap-free versions, and the
-projection (state, version) matches the last event.
+projection (state, version) matches the last event. checker.py is the full
+checker (lost, duplicated, unexpected, inconsistent, missed escalations,
+redelivery after sign); both threads keep the logs it reads (`log`, and
+JSON lines in `log_path` when given).
+
+Both threads take one endpoint or a list of them (an HA pair): they use one
+at a time and move on to the next when it stops answering (Submitter: no
+reply at all for `failover_s` while requests wait; Worker: a second of
+silence), the way gd-worker and gd-sla fail over.
 """
 
+import json
 import threading
 import time
 
 import msgpack
 import zmq
+
+import checker
 
 T = {"SUBMIT": 1, "ACCEPTED": 16, "REJECTED": 17, "BUSY": 18, "HELLO": 32, "SIGN": 34,
      "RESOLVE": 38, "WELCOME": 48, "DENIED": 49, "DELIVER": 50, "OK": 51, "ERR": 52,
@@ -37,10 +48,50 @@ def parse(msg):
     return NAMES.get(msg[0][4], "?"), msgpack.unpackb(msg[1])
 
 
+def endpoint_list(endpoint):
+    return [endpoint] if isinstance(endpoint, str) else list(endpoint)
+
+
+class JsonLines:
+    """Appends one JSON object per line to `path` (nothing when path is None)."""
+
+    def __init__(self, path):
+        self.f = open(path, "a", encoding="utf-8") if path else None
+
+    def write(self, rec):
+        if self.f:
+            self.f.write(json.dumps(rec) + "\n")
+
+    def close(self):
+        if self.f:
+            self.f.close()
+            self.f = None
+
+
+def dealer(ctx, endpoint):
+    s = ctx.socket(zmq.DEALER)
+    s.setsockopt(zmq.LINGER, 0)
+    s.setsockopt(zmq.RECONNECT_IVL, 20)
+    s.setsockopt(zmq.RECONNECT_IVL_MAX, 100)
+    s.connect(endpoint)
+    return s
+
+
 class Submitter(threading.Thread):
-    def __init__(self, endpoint, name, unit, category, window=10, retry_s=0.5, limit=None):
+    def __init__(self, endpoint, name, unit, category, window=10, retry_s=0.5, limit=None,
+                 failover_s=1.0, log_path=None, source="chaos", rate=None):
         super().__init__(daemon=True, name=f"submitter-{name}")
-        self.endpoint = endpoint
+        self.endpoints = endpoint_list(endpoint)
+        self.endpoint = self.endpoints[0]
+        self.failover_s = failover_s
+        self.source = source
+        self.rate = rate              # None: as fast as the window allows; else a callable
+        self.log = checker.ClientLog()
+        self.jsonl = JsonLines(log_path)
+        self.latencies = []           # (monotonic time answered, seconds since first sent)
+        self.first_sent = {}          # external_id -> monotonic time of its first SUBMIT
+        self.failovers = []           # (monotonic time, endpoint moved to)
+        self.last_accepted_at = None
         self.name = name
         self.unit = unit
         self.category = category
@@ -61,7 +112,7 @@ class Submitter(threading.Thread):
         self.stopping.set()
 
     def body(self, ref, ext):
-        return {"ref": ref, "source": "chaos", "external_id": ext, "category": self.category,
+        return {"ref": ref, "source": self.source, "external_id": ext, "category": self.category,
                 "location": {"unit": self.unit}, "description": f"fault test {ext}",
                 "reporter": {"name": "测试", "phone": "13900000000"}}
 
@@ -73,26 +124,39 @@ class Submitter(threading.Thread):
 
     def _run(self):
         ctx = zmq.Context.instance()
-        s = ctx.socket(zmq.DEALER)
-        s.setsockopt(zmq.LINGER, 0)
-        s.connect(self.endpoint)
+        s = dealer(ctx, self.endpoint)
+        which = 0
+        last_heard = time.monotonic()
         n = 0
         ref = 0
+        allowance = 0.0
+        last_tick = time.monotonic()
         while True:
             now = time.monotonic()
+            if self.rate is not None:
+                allowance = min(allowance + (now - last_tick) * self.rate(now), self.window)
+                last_tick = now
             while (not self.stopping.is_set() and len(self.outstanding) < self.window
-                   and (self.limit is None or n < self.limit)):
+                   and (self.limit is None or n < self.limit)
+                   and (self.rate is None or allowance >= 1)):
+                allowance -= 1
                 ext = f"{self.name}-{n}"
                 n += 1
                 ref += 1
                 self.submitted.add(ext)
+                self.log.submit(self.source, ext)
+                self.jsonl.write({"op": "submit", "source": self.source, "external_id": ext})
+                self.first_sent[ext] = now
                 self.outstanding[ref] = (ext, now)
                 s.send_multipart(frames("SUBMIT", self.body(ref, ext)))
             if not self.outstanding and (self.stopping.is_set() or
                                          (self.limit is not None and n >= self.limit)):
                 break
-            if s.poll(50):
+            if not self.outstanding:
+                last_heard = now
+            if s.poll(10 if self.rate is not None else 50):
                 t, body = parse(s.recv_multipart())
+                last_heard = time.monotonic()
                 r = body.get("ref")
                 if r not in self.outstanding:
                     continue      # answer to a request we already resent
@@ -101,6 +165,13 @@ class Submitter(threading.Thread):
                     old = self.accepted.setdefault(ext, body["incident_id"])
                     if old != body["incident_id"]:
                         self.conflicts.append((ext, old, body["incident_id"]))
+                    self.log.accept(self.source, ext, body["incident_id"])
+                    self.jsonl.write({"op": "accepted", "source": self.source,
+                                      "external_id": ext, "incident_id": body["incident_id"]})
+                    self.last_accepted_at = last_heard
+                    first = self.first_sent.pop(ext, None)
+                    if first is not None:
+                        self.latencies.append((last_heard, last_heard - first))
                 elif t == "BUSY":
                     self.busy += 1
                     ref += 1
@@ -108,7 +179,19 @@ class Submitter(threading.Thread):
                                              - self.retry_s)
                 elif t == "REJECTED":
                     self.rejected.append((ext, body))
+                    self.jsonl.write({"op": "rejected", "source": self.source,
+                                      "external_id": ext, "code": body.get("code")})
                 continue
+            if len(self.endpoints) > 1 and time.monotonic() - last_heard > self.failover_s:
+                # the broker stopped answering: the other one of the pair
+                s.close()
+                which = (which + 1) % len(self.endpoints)
+                self.endpoint = self.endpoints[which]
+                s = dealer(ctx, self.endpoint)
+                self.failovers.append((time.monotonic(), self.endpoint))
+                last_heard = time.monotonic()
+                for r, (ext, _) in list(self.outstanding.items()):
+                    self.outstanding[r] = (ext, 0.0)     # resend at once
             # resend what waited too long (the broker died with it, or BUSY)
             for r, (ext, sent) in list(self.outstanding.items()):
                 if time.monotonic() - sent >= self.retry_s:
@@ -117,21 +200,33 @@ class Submitter(threading.Thread):
                     self.outstanding[ref] = (ext, time.monotonic())
                     s.send_multipart(frames("SUBMIT", self.body(ref, ext)))
         s.close()
+        self.jsonl.close()
 
 
 class Worker(threading.Thread):
-    """Signs and resolves everything delivered on `queue`."""
+    """Signs everything delivered on `queue` (or a list of queues) and resolves
+    one in `resolve_every` of them; the rest stay SIGNED (work that takes
+    days), which is what must never be delivered again after a crash."""
 
-    def __init__(self, endpoint, queue, credit=10, heartbeat_s=0.05):
+    def __init__(self, endpoint, queue, credit=10, heartbeat_s=0.05, resolve_every=1,
+                 log_path=None, name="chaos-worker", silence_s=1.0):
         super().__init__(daemon=True, name=f"worker-{queue}")
-        self.endpoint = endpoint
-        self.queue = queue
+        self.endpoints = endpoint_list(endpoint)
+        self.endpoint = self.endpoints[0]
+        self.queues = endpoint_list(queue)
+        self.queue = self.queues[0]
         self.credit = credit
         self.heartbeat_s = heartbeat_s
+        self.resolve_every = resolve_every
+        self.worker_name = name
+        self.silence_s = silence_s
         self.stopping = threading.Event()
         self.resolved = set()
         self.hellos = 0
+        self.welcomes = 0
         self.error = None
+        self.log = checker.WorkerLog()
+        self.jsonl = JsonLines(log_path)
 
     def stop(self):
         self.stopping.set()
@@ -141,26 +236,31 @@ class Worker(threading.Thread):
             self._run()
         except Exception as e:
             self.error = e
+        finally:
+            self.jsonl.close()
 
     def _run(self):
         ctx = zmq.Context.instance()
         s = None
+        which = -1
         last_heard = 0.0
         last_sent = 0.0
         ref = 0
+        signs = 0
         pending = {}              # ref -> "sign" | "resolve"
         while not self.stopping.is_set():
             now = time.monotonic()
             # the broker heartbeats every few 100 ms: a second of silence
-            # means it died or restarted; HELLO again on a new socket
-            if s is None or now - last_heard > 1.0:
+            # means it died or restarted; HELLO again on a new socket, on the
+            # next endpoint of the list
+            if s is None or now - last_heard > self.silence_s:
                 if s is not None:
                     s.close()
-                s = ctx.socket(zmq.DEALER)
-                s.setsockopt(zmq.LINGER, 0)
-                s.connect(self.endpoint)
-                s.send_multipart(frames("HELLO", {"role": "worker", "name": "chaos-worker",
-                                                  "queues": [self.queue],
+                which = (which + 1) % len(self.endpoints)
+                self.endpoint = self.endpoints[which]
+                s = dealer(ctx, self.endpoint)
+                s.send_multipart(frames("HELLO", {"role": "worker", "name": self.worker_name,
+                                                  "queues": self.queues,
                                                   "credit": self.credit}))
                 self.hellos += 1
                 pending.clear()
@@ -172,21 +272,34 @@ class Worker(threading.Thread):
                 continue
             t, body = parse(s.recv_multipart())
             last_heard = time.monotonic()
-            if t == "DELIVER":
+            if t == "WELCOME":
+                self.welcomes += 1
+            elif t == "DELIVER":
                 inc = body["incident"]
+                rec = {"op": "deliver", "incident_id": inc["id"], "version": inc["version"],
+                       "delivery_id": body["delivery_id"], "worker": self.worker_name}
+                self.log.add(rec)
+                self.jsonl.write(rec)
                 ref += 1
                 pending[ref] = "sign"
                 s.send_multipart(frames("SIGN", {"ref": ref, "incident_id": inc["id"],
                                                  "delivery_id": body["delivery_id"]}))
             elif t == "OK":
-                if pending.pop(body.get("ref"), None) == "sign":
-                    ref += 1
-                    pending[ref] = "resolve"
-                    s.send_multipart(frames("RESOLVE", {"ref": ref,
-                                                        "incident_id": body["incident_id"],
-                                                        "version": body["version"],
-                                                        "result": "done"}))
-                else:
+                what = pending.pop(body.get("ref"), None)
+                if what == "sign":
+                    rec = {"op": "signed", "incident_id": body["incident_id"],
+                           "version": body["version"], "worker": self.worker_name}
+                    self.log.add(rec)
+                    self.jsonl.write(rec)
+                    signs += 1
+                    if signs % self.resolve_every == 0:
+                        ref += 1
+                        pending[ref] = "resolve"
+                        s.send_multipart(frames("RESOLVE", {"ref": ref,
+                                                            "incident_id": body["incident_id"],
+                                                            "version": body["version"],
+                                                            "result": "done"}))
+                elif what == "resolve":
                     self.resolved.add(body["incident_id"])
             elif t == "ERR":
                 pending.pop(body.get("ref"), None)

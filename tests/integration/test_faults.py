@@ -1,0 +1,194 @@
+"""Fault injection under continuous load: whatever crashes, the checker finds nothing lost, duplicated or inconsistent.
+
+Every scenario runs intake at a steady rate, chaos.Worker threads and
+gd-worker processes that sign (and mostly resolve) what they get, and a
+gd-sla that escalates incidents of a seconds-long category nobody serves;
+it injects one kind of fault, lets the load run on, and then checker.py
+compares the database with what every client and worker was told and
+prints its verdict (`checker [scenario]: VALID ...`).
+
+GD_FAULTS_SCALE (default 1) multiplies cycles and durations: the CI run is
+short; tests/faults/run-long.sh runs the same file with a large scale.
+"""
+
+import os
+import random
+import signal
+import subprocess
+import time
+
+import msgpack
+import pytest
+import zmq
+
+import chaos
+import checker
+import faultload
+import gdclient
+from faultload import CAT_GRID, GRID
+
+SCALE = float(os.environ.get("GD_FAULTS_SCALE", "1"))
+SEED = int(os.environ.get("GD_FAULTS_SEED", "0")) or random.randrange(1, 1 << 30)
+
+
+def cycles(n):
+    return max(1, round(n * SCALE))
+
+
+@pytest.fixture
+def rng():
+    print(f"GD_FAULTS_SEED={SEED}")
+    return random.Random(SEED)
+
+
+@pytest.fixture
+def city(make_broker, pg, tmp_path, rng):
+    """A broker with the fast SLA category, and a started Load around it."""
+    faultload.make_fast_category(pg)
+    broker = make_broker(heartbeat_ms=100, liveness=5)
+    load = faultload.Load([broker.intake_ep], [broker.work_ep], tmp_path / "load",
+                          seed=rng.random()).start()
+    load.broker = broker
+    yield load
+    for s in load.submitters + load.workers:
+        s.stopping.set()
+    for g in load.gd_workers:
+        g.kill()
+    if load.sla:
+        load.sla.kill()
+
+
+def finish(load, pg, scenario, counts=""):
+    """Lets the load move on after the last fault, stops it, and checks the run."""
+    load.wait_progress(n=10)
+    load.stop()
+    verdict = load.check(pg.conn, scenario)
+    if counts:
+        print(f"checker [{scenario}]: {counts}")
+    assert verdict.valid, verdict.report(scenario)
+    assert verdict.counts["accepted"] > 50, f"too little intake: {verdict.counts}"
+    return verdict
+
+
+def reconnect(pg):
+    pg.close()
+    pg.__init__(pg.dsn)
+
+
+def test_broker_killed_with_sigkill_at_random_moments_loses_and_repeats_nothing(city, pg, rng):
+    b = city.broker
+    n = cycles(4)
+    for _ in range(n):
+        city.wait_accepted(city.accepted() + rng.randint(5, 60))
+        b.proc.kill()
+        b.proc.wait()
+        b.start()
+    v = finish(city, pg, "kill -9", f"{n} kill -9 cycles")
+    assert all(w.welcomes > n for w in city.workers), "the workers never had to reconnect"
+    assert v.counts["signed"] > 0
+
+
+def test_broker_stopped_beyond_the_heartbeat_timeouts_resumes_and_loses_nothing(city, pg, rng):
+    b = city.broker
+    n = cycles(2)
+    for _ in range(n):
+        city.wait_progress(n=5)
+        b.proc.send_signal(signal.SIGSTOP)
+        try:
+            # longer than liveness x heartbeat (0.5 s) and than the workers'
+            # and clients' patience (1 s): everybody gives up and reconnects
+            time.sleep(rng.uniform(1.5, 2.5))
+        finally:
+            b.proc.send_signal(signal.SIGCONT)
+    assert b.alive()
+    finish(city, pg, "SIGSTOP/SIGCONT", f"{n} stops of 1.5-2.5 s")
+    assert all(w.hellos > n for w in city.workers)
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_postgresql_stopped_and_restarted_answers_busy_then_recovers(city, pg, mode, rng):
+    b = city.broker
+    n = cycles(1)
+    for _ in range(n):
+        city.wait_progress(n=10)
+        busy = sum(s.busy for s in city.submitters)
+        pg.close()
+        faultload.pg_stop(mode)
+        try:
+            gdclient.wait_until(lambda: sum(s.busy for s in city.submitters) > busy, 20,
+                                "BUSY while PostgreSQL is down")
+            assert b.alive(), "the broker died with the database"
+        finally:
+            faultload.pg_start()
+        reconnect(pg)
+    finish(city, pg, f"postgres {mode} stop", f"{n} {mode} stops")
+    assert b.alive()
+
+
+def test_worker_crash_storm_leaves_no_signed_incident_redelivered(city, pg, rng):
+    storm = city.gd_workers + [faultload.GdWorker(city.dir, city.work_eps, faultload.GD_GRID,
+                                                  "gdw-storm").start()]
+    city.gd_workers = storm
+    kills = 0
+    end = time.monotonic() + 3 * SCALE
+    while time.monotonic() < end:
+        victim = rng.choice(storm)
+        victim.kill()
+        kills += 1
+        time.sleep(rng.uniform(0.05, 0.3))       # dead for a while: the broker must notice
+        victim.start()
+    gdclient.wait_until(lambda: all(g.alive() for g in storm), 5, "workers restarted")
+    v = finish(city, pg, "worker crash storm", f"{kills} gd-worker kill -9")
+    signed = sum(1 for w in city.worker_logs()[-1:] for _ in w.signed)
+    assert signed > 0, "the gd-workers signed nothing"
+    assert v.counts["signed"] >= signed
+
+
+def test_sla_worker_crashes_leave_no_overdue_incident_unescalated(city, pg, rng):
+    n = cycles(4)
+    for _ in range(n):
+        time.sleep(rng.uniform(0.3, 1.0))      # the SLA worker at work
+        city.kill_sla()
+        time.sleep(rng.uniform(0.2, 1.5))      # deadlines pass while nobody watches
+        city.sla.start()
+    v = finish(city, pg, "gd-sla crashes", f"{n} gd-sla kill -9")
+    # the checker's escalation check needs deadlines that did pass
+    assert v.counts["escalated"] > 0 and v.counts["flagged"] > 0, v.counts
+
+
+def test_clients_and_workers_that_disconnect_mid_request_do_no_harm(city, pg, rng):
+    b = city.broker
+    ctx = zmq.Context.instance()
+    hit_and_run = checker.ClientLog()
+    city.extra_clients.append(hit_and_run)
+    for i in range(cycles(200)):
+        s = ctx.socket(zmq.DEALER)
+        s.setsockopt(zmq.LINGER, 2000 if i % 2 else 0)   # sent, or maybe not even that
+        s.connect(b.intake_ep)
+        ext = f"gone-{i}"
+        hit_and_run.submit("chaos", ext)
+        s.send_multipart(chaos.frames("SUBMIT", {
+            "ref": 1, "source": "chaos", "external_id": ext, "category": CAT_GRID,
+            "location": {"unit": GRID}}))
+        s.close()
+    # a worker that signs and vanishes before the OK
+    for i in range(cycles(5)):
+        w = ctx.socket(zmq.DEALER)
+        w.setsockopt(zmq.LINGER, 2000)
+        w.connect(b.work_ep)
+        w.send_multipart(chaos.frames("HELLO", {"role": "worker", "name": f"vanish-{i}",
+                                                "queues": [GRID], "credit": 3}))
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and w.poll(int((deadline - time.monotonic()) * 1000)):
+            t, body = chaos.parse(w.recv_multipart())
+            if t == "DELIVER":
+                w.send_multipart(chaos.frames("SIGN", {
+                    "ref": 1, "incident_id": body["incident"]["id"],
+                    "delivery_id": body["delivery_id"]}))
+                break
+        w.close()
+    assert b.alive()
+    finish(city, pg, "disconnect mid-request",
+           f"{cycles(200)} SUBMITs abandoned, {cycles(5)} SIGNs abandoned")
+    stored = pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'gone-%%'")
+    print(f"checker [disconnect mid-request]: {stored} abandoned SUBMITs were stored (recovered)")
