@@ -1,11 +1,14 @@
-/* config.c - the broker's settings: defaults, command line and environment. */
+/* config.c - the broker's settings: defaults, an INI file (libinih), the environment and argv. */
 #include "config.h"
 
 #include <errno.h>
 #include <getopt.h>
+#include <ini.h>
+#include <libpq-fe.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "log.h"
 
@@ -35,6 +38,7 @@ enum {
     OPT_SLA_ALARM_MS,
     OPT_UTC_OFFSET,
     OPT_EXTENSION_APPROVAL,
+    OPT_CONFIG,
 };
 
 static const struct option options[] = {
@@ -63,14 +67,18 @@ static const struct option options[] = {
     {"sla-alarm-ms", required_argument, NULL, OPT_SLA_ALARM_MS},
     {"utc-offset-min", required_argument, NULL, OPT_UTC_OFFSET},
     {"extension-approval", required_argument, NULL, OPT_EXTENSION_APPROVAL},
+    {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
     {NULL, 0, NULL, 0},
 };
 
 static const char usage[] =
-    "usage: gd-broker [options]\n"
-    "  --db DSN               PostgreSQL conninfo (env GD_DB_DSN)\n"
+    "usage: gd-broker [--config FILE] [options]\n"
+    "  --config FILE          INI file: section [gd-broker], keys = the option names below\n"
+    "                         without '--' ('-' or '_'); the command line wins over the file\n"
+    "  --db DSN               PostgreSQL conninfo (env GD_DB_DSN wins over the file); leave\n"
+    "                         the password out: libpq reads PGPASSWORD or PGPASSFILE\n"
     "  --intake EP            intake ROUTER endpoint   [tcp://127.0.0.1:7701]\n"
     "  --work EP              work ROUTER endpoint     [tcp://127.0.0.1:7702]\n"
     "  --status EP            status XPUB endpoint     [tcp://127.0.0.1:7703]\n"
@@ -95,7 +103,7 @@ static const char usage[] =
     "  --extension-approval P auto: extensions up to a category's maximum apply at once;\n"
     "                         above: beyond its automatic limit they wait for APPROVE [auto]\n"
     "  --log-level LEVEL      error, warn, info or debug [info]\n"
-    "  --check-config         print the effective configuration and exit\n";
+    "  --check-config         check the configuration, print it as an INI file and exit\n";
 
 /* Parses a decimal in [min, max]; returns -1 on anything else. */
 static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
@@ -109,10 +117,273 @@ static int parse_u32(const char *s, uint32_t min, uint32_t max, uint32_t *ret)
     return 0;
 }
 
+/* The long name of option `opt`, or "?". */
+static const char *option_name(int opt)
+{
+    for (const struct option *o = options; o->name; o++)
+        if (o->val == opt)
+            return o->name;
+    return "?";
+}
+
+/* Applies one setting; `name` is how the user spelled it ("--flush-ms" or
+ * "flush_ms") and `value` must outlive cfg. Returns 0, or -1 with the
+ * problem in msg. */
+static int apply(struct config *cfg, int opt, const char *name, const char *value, char *msg,
+                 size_t msglen)
+{
+    uint32_t *num = NULL;
+    uint32_t min = 1, max = 100000000;
+    switch (opt) {
+    case OPT_DB:
+        cfg->db_dsn = value;
+        break;
+    case OPT_INTAKE:
+        cfg->intake_endpoint = value;
+        break;
+    case OPT_WORK:
+        cfg->work_endpoint = value;
+        break;
+    case OPT_STATUS:
+        cfg->status_endpoint = value;
+        break;
+    case OPT_MIGRATIONS:
+        cfg->migrations_dir = value;
+        break;
+    case OPT_DISTRICT:
+        cfg->district = value;
+        break;
+    case OPT_FLUSH_MS:
+        num = &cfg->flush_ms;
+        min = 0;
+        max = 1000;
+        break;
+    case OPT_BATCH_MAX:
+        num = &cfg->batch_max;
+        max = 100000;
+        break;
+    case OPT_BACKLOG_MAX:
+        num = &cfg->backlog_max;
+        break;
+    case OPT_BUSY_RETRY_MS:
+        num = &cfg->busy_retry_ms;
+        max = 600000;
+        break;
+    case OPT_DB_RETRY_MS:
+        num = &cfg->db_retry_ms;
+        min = 10;
+        max = 600000;
+        break;
+    case OPT_HEARTBEAT_MS:
+        num = &cfg->heartbeat_ms;
+        min = 10;
+        max = 600000;
+        break;
+    case OPT_LIVENESS:
+        num = &cfg->liveness;
+        max = 100;
+        break;
+    case OPT_MAX_ATTEMPTS:
+        num = &cfg->max_attempts;
+        max = 1000;
+        break;
+    case OPT_MAX_SESSIONS:
+        num = &cfg->max_sessions;
+        max = 1000000;
+        break;
+    case OPT_MAX_CREDIT:
+        num = &cfg->max_credit;
+        max = 1024;
+        break;
+    case OPT_MAX_PENDING:
+        num = &cfg->max_pending;
+        break;
+    case OPT_MAX_OPEN:
+        num = &cfg->max_open;
+        break;
+    case OPT_GAUGE_MS:
+        num = &cfg->gauge_ms;
+        min = 10;
+        max = 3600000;
+        break;
+    case OPT_DB_LANES:
+        num = &cfg->db_lanes;
+        max = 8;
+        break;
+    case OPT_SLA_ALARM_MS:
+        num = &cfg->sla_alarm_ms;
+        min = 10;
+        max = 3600000;
+        break;
+    case OPT_LOG_LEVEL:
+        cfg->log_level = log_level_parse(value);
+        if (cfg->log_level < 0) {
+            snprintf(msg, msglen, "%s must be error, warn, info or debug, not '%.64s'", name,
+                     value);
+            return -1;
+        }
+        return 0;
+    case OPT_EXTENSION_APPROVAL:
+        if (strcmp(value, "auto") != 0 && strcmp(value, "above") != 0) {
+            snprintf(msg, msglen, "%s is auto or above, not '%.64s'", name, value);
+            return -1;
+        }
+        cfg->extension_approval = strcmp(value, "above") == 0;
+        return 0;
+    case OPT_UTC_OFFSET: {
+        char *end;
+        errno = 0;
+        long v = strtol(value, &end, 10);
+        if (errno || *value == '\0' || *end || v < -1080 || v > 1080) {
+            snprintf(msg, msglen, "%s needs minutes from -1080 to 1080, not '%.64s'", name, value);
+            return -1;
+        }
+        cfg->utc_offset_min = (int32_t)v;
+        return 0;
+    }
+    default:
+        snprintf(msg, msglen, "%s cannot be set here", name);
+        return -1;
+    }
+    if (num && parse_u32(value, min, max, num) < 0) {
+        snprintf(msg, msglen, "%s needs a whole number from %u to %u, not '%.64s'", name, min, max,
+                 value);
+        return -1;
+    }
+    if (!num && !*value) {
+        snprintf(msg, msglen, "%s needs a value", name);
+        return -1;
+    }
+    return 0;
+}
+
+/* Copies `s` into cfg->strings; NULL when they are full. */
+static const char *keep(struct config *cfg, const char *s)
+{
+    size_t n = strlen(s) + 1;
+    if (n > sizeof(cfg->strings) - cfg->strings_used)
+        return NULL;
+    char *copy = cfg->strings + cfg->strings_used;
+    memcpy(copy, s, n);
+    cfg->strings_used += n;
+    return copy;
+}
+
+struct file_ctx {
+    struct config *cfg;
+    char msg[512]; /* the first bad line's problem; libinih reports its number */
+    bool db_from_file;
+};
+
+/* libinih callback: one "key = value" of the file. Returns 0 for a bad line. */
+static int on_ini(void *user, const char *section, const char *key, const char *value)
+{
+    struct file_ctx *ctx = user;
+    char problem[sizeof(ctx->msg)];
+    if (*section && strcmp(section, "gd-broker") != 0) {
+        snprintf(problem, sizeof(problem), "unknown section [%.64s]; gd-broker reads [gd-broker]",
+                 section);
+        goto bad_line;
+    }
+    char name[64];
+    snprintf(name, sizeof(name), "%s", key);
+    for (char *p = name; *p; p++)
+        if (*p == '_')
+            *p = '-';
+    int opt = 0;
+    for (const struct option *o = options; o->name; o++)
+        if (strcmp(o->name, name) == 0)
+            opt = o->val;
+    if (opt == 0 || opt == OPT_CONFIG || opt == OPT_CHECK || opt == 'h' || opt == 'V') {
+        snprintf(problem, sizeof(problem), "unknown key '%.64s'", key);
+        goto bad_line;
+    }
+    const char *copy = keep(ctx->cfg, value ? value : "");
+    if (!copy) {
+        snprintf(problem, sizeof(problem), "the values add up to more than %d bytes",
+                 CONFIG_STRINGS_MAX);
+        goto bad_line;
+    }
+    if (apply(ctx->cfg, opt, key, copy, problem, sizeof(problem)) < 0)
+        goto bad_line;
+    if (opt == OPT_DB)
+        ctx->db_from_file = true;
+    return 1;
+
+bad_line:
+    if (!ctx->msg[0])
+        snprintf(ctx->msg, sizeof(ctx->msg), "%s", problem);
+    return 0;
+}
+
+/* Reads the INI file into cfg. Returns 0, or -1 after printing
+ * "gd-broker: FILE:LINE: problem" (or why the file cannot be read). */
+static int load_file(struct config *cfg, const char *path, FILE *err)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        fprintf(err, "gd-broker: cannot read config file %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    struct file_ctx ctx = {.cfg = cfg};
+    int line = ini_parse_file(f, on_ini, &ctx);
+    struct stat st;
+    bool world_readable = fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH);
+    fclose(f);
+    if (line < 0) {
+        fprintf(err, "gd-broker: cannot read config file %s: %s\n", path,
+                line == -2 ? "out of memory" : "read error");
+        return -1;
+    }
+    if (line > 0) {
+        fprintf(err, "gd-broker: %s:%d: %s\n", path, line,
+                ctx.msg[0] ? ctx.msg : "syntax error (want key = value, or [gd-broker])");
+        return -1;
+    }
+    if (ctx.db_from_file && world_readable && strstr(cfg->db_dsn, "password"))
+        fprintf(err,
+                "gd-broker: warning: %s is readable by everyone and its db holds a "
+                "password; set PGPASSFILE or PGPASSWORD instead\n",
+                path);
+    return 0;
+}
+
+/* Checks what no single option can: required settings, the DSN's syntax,
+ * the migrations directory. Returns 0, or -1 after printing the problem. */
+static int check(const struct config *cfg, FILE *err)
+{
+    if (!cfg->db_dsn || !*cfg->db_dsn) {
+        fprintf(err, "gd-broker: no database: set db in the config file, GD_DB_DSN or --db\n");
+        return -1;
+    }
+    char *pqerr = NULL;
+    PQconninfoOption *opts = PQconninfoParse(cfg->db_dsn, &pqerr);
+    if (!opts) {
+        size_t n = pqerr ? strlen(pqerr) : 0;
+        while (n && pqerr[n - 1] == '\n')
+            n--;
+        fprintf(err, "gd-broker: db: not a libpq connection string: %.*s\n", (int)n,
+                pqerr ? pqerr : "out of memory");
+        PQfreemem(pqerr);
+        return -1;
+    }
+    PQconninfoFree(opts);
+    if (cfg->backlog_max < cfg->batch_max) {
+        fprintf(err, "gd-broker: backlog_max (%u) must be at least batch_max (%u)\n",
+                cfg->backlog_max, cfg->batch_max);
+        return -1;
+    }
+    struct stat st;
+    if (cfg->migrations_dir && (stat(cfg->migrations_dir, &st) < 0 || !S_ISDIR(st.st_mode))) {
+        fprintf(err, "gd-broker: migrations: %s is not a directory\n", cfg->migrations_dir);
+        return -1;
+    }
+    return 0;
+}
+
 int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
     *cfg = (struct config){
-        .db_dsn = getenv("GD_DB_DSN"),
         .intake_endpoint = "tcp://127.0.0.1:7701",
         .work_endpoint = "tcp://127.0.0.1:7702",
         .status_endpoint = "tcp://127.0.0.1:7703",
@@ -135,94 +406,77 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .utc_offset_min = 480,
         .log_level = LOG_INFO,
     };
-    bool check = false;
+    /* first pass: --help, --version, usage errors and the file's name */
+    bool check_only = false;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
-        uint32_t *num = NULL;
-        uint32_t min = 1, max = 100000000;
         switch (c) {
-        case OPT_DB: cfg->db_dsn = optarg; break;
-        case OPT_INTAKE: cfg->intake_endpoint = optarg; break;
-        case OPT_WORK: cfg->work_endpoint = optarg; break;
-        case OPT_STATUS: cfg->status_endpoint = optarg; break;
-        case OPT_MIGRATIONS: cfg->migrations_dir = optarg; break;
-        case OPT_DISTRICT: cfg->district = optarg; break;
-        case OPT_FLUSH_MS: num = &cfg->flush_ms; min = 0; max = 1000; break;
-        case OPT_BATCH_MAX: num = &cfg->batch_max; max = 100000; break;
-        case OPT_BACKLOG_MAX: num = &cfg->backlog_max; break;
-        case OPT_BUSY_RETRY_MS: num = &cfg->busy_retry_ms; max = 600000; break;
-        case OPT_DB_RETRY_MS: num = &cfg->db_retry_ms; min = 10; max = 600000; break;
-        case OPT_HEARTBEAT_MS: num = &cfg->heartbeat_ms; min = 10; max = 600000; break;
-        case OPT_LIVENESS: num = &cfg->liveness; max = 100; break;
-        case OPT_MAX_ATTEMPTS: num = &cfg->max_attempts; max = 1000; break;
-        case OPT_MAX_SESSIONS: num = &cfg->max_sessions; max = 1000000; break;
-        case OPT_MAX_CREDIT: num = &cfg->max_credit; max = 1024; break;
-        case OPT_MAX_PENDING: num = &cfg->max_pending; break;
-        case OPT_MAX_OPEN: num = &cfg->max_open; break;
-        case OPT_GAUGE_MS: num = &cfg->gauge_ms; min = 10; max = 3600000; break;
-        case OPT_LOG_LEVEL:
-            cfg->log_level = log_level_parse(optarg);
-            if (cfg->log_level < 0) {
-                fprintf(err, "gd-broker: --log-level must be error, warn, info or debug\n");
-                return -1;
-            }
-            break;
-        case OPT_CHECK: check = true; break;
-        case OPT_DB_LANES: num = &cfg->db_lanes; max = 8; break;
-        case OPT_SLA_ALARM_MS: num = &cfg->sla_alarm_ms; min = 10; max = 3600000; break;
-        case OPT_EXTENSION_APPROVAL:
-            if (strcmp(optarg, "auto") != 0 && strcmp(optarg, "above") != 0) {
-                fprintf(err, "gd-broker: --extension-approval is auto or above, not '%s'\n",
-                        optarg);
-                return -1;
-            }
-            cfg->extension_approval = strcmp(optarg, "above") == 0;
-            break;
-        case OPT_UTC_OFFSET: {
-            char *end;
-            long v = strtol(optarg, &end, 10);
-            if (*optarg == '\0' || *end || v < -1080 || v > 1080) {
-                fprintf(err, "gd-broker: --utc-offset-min needs minutes from -1080 to 1080, "
-                             "not '%s'\n", optarg);
-                return -1;
-            }
-            cfg->utc_offset_min = (int32_t)v;
-            break;
-        }
-        case 'h': fputs(usage, stdout); return 1;
-        case 'V': puts("gd-broker " GD_VERSION); return 1;
-        default: fputs(usage, err); return -1;
-        }
-        if (num && parse_u32(optarg, min, max, num) < 0) {
-            fprintf(err, "gd-broker: --%s needs a whole number from %u to %u, not '%s'\n",
-                    options[c - OPT_DB].name, min, max, optarg);
+        case 'h':
+            fputs(usage, stdout);
+            return 1;
+        case 'V':
+            puts("gd-broker " GD_VERSION);
+            return 1;
+        case '?':
+            fputs(usage, err);
             return -1;
+        case OPT_CONFIG:
+            cfg->config_file = optarg;
+            break;
+        case OPT_CHECK:
+            check_only = true;
+            break;
+        default:
+            break;
         }
     }
     if (optind < argc) {
         fprintf(err, "gd-broker: unexpected argument '%s'\n%s", argv[optind], usage);
         return -1;
     }
-    if (!cfg->db_dsn || !*cfg->db_dsn) {
-        fprintf(err, "gd-broker: no database: pass --db DSN or set GD_DB_DSN\n");
+    if (cfg->config_file && load_file(cfg, cfg->config_file, err) < 0)
         return -1;
+    const char *env_dsn = getenv("GD_DB_DSN");
+    if (env_dsn && *env_dsn)
+        cfg->db_dsn = env_dsn;
+    /* second pass: the command line wins */
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "hV", options, NULL)) != -1) {
+        if (c == OPT_CONFIG || c == OPT_CHECK)
+            continue;
+        char name[64], msg[512];
+        snprintf(name, sizeof(name), "--%s", option_name(c));
+        if (apply(cfg, c, name, optarg, msg, sizeof(msg)) < 0) {
+            fprintf(err, "gd-broker: %s\n", msg);
+            return -1;
+        }
     }
-    if (cfg->backlog_max < cfg->batch_max) {
-        fprintf(err, "gd-broker: --backlog-max (%u) must be at least --batch-max (%u)\n",
-                cfg->backlog_max, cfg->batch_max);
+    if (check(cfg, err) < 0)
         return -1;
-    }
-    if (check) {
+    if (check_only) {
         config_print(cfg, stdout);
         return 1;
     }
     return 0;
 }
 
-/* Copies `dsn` into buf with the value of password=... replaced by ***. */
+/* Copies `dsn` into buf with the password replaced by ***: the value of
+ * password=... in a key/value string, user:...@ in a postgresql:// URI. */
 static void mask_password(const char *dsn, char *buf, size_t size)
 {
+    const char *scheme = strstr(dsn, "://");
+    if (scheme &&
+        (strncmp(dsn, "postgresql://", 13) == 0 || strncmp(dsn, "postgres://", 11) == 0)) {
+        const char *auth = scheme + 3;
+        const char *at = strchr(auth, '@');
+        const char *slash = strchr(auth, '/');
+        const char *colon = strchr(auth, ':');
+        if (at && (!slash || at < slash) && colon && colon < at) {
+            snprintf(buf, size, "%.*s:***%s", (int)(colon - dsn), dsn, at);
+            return;
+        }
+    }
     const char *p = strstr(dsn, "password=");
     if (!p) {
         snprintf(buf, size, "%s", dsn);
@@ -237,14 +491,21 @@ static void mask_password(const char *dsn, char *buf, size_t size)
 void config_print(const struct config *cfg, FILE *out)
 {
     char dsn[1024];
-    mask_password(cfg->db_dsn, dsn, sizeof(dsn));
+    mask_password(cfg->db_dsn ? cfg->db_dsn : "", dsn, sizeof(dsn));
+    fprintf(out,
+            "; gd-broker %s: effective configuration (defaults < %s < GD_DB_DSN < "
+            "command line)\n[gd-broker]\n",
+            GD_VERSION, cfg->config_file ? cfg->config_file : "no file");
     fprintf(out, "db = %s\n", dsn);
-    fprintf(out, "intake = %s\nwork = %s\nstatus = %s\n", cfg->intake_endpoint,
-            cfg->work_endpoint, cfg->status_endpoint);
-    fprintf(out, "migrations = %s\n", cfg->migrations_dir ? cfg->migrations_dir : "(none)");
+    fprintf(out, "intake = %s\nwork = %s\nstatus = %s\n", cfg->intake_endpoint, cfg->work_endpoint,
+            cfg->status_endpoint);
+    if (cfg->migrations_dir)
+        fprintf(out, "migrations = %s\n", cfg->migrations_dir);
+    else
+        fprintf(out, "; migrations = (none: not applied at start)\n");
     fprintf(out, "district = %s\n", cfg->district);
-    fprintf(out, "flush_ms = %u\nbatch_max = %u\nbacklog_max = %u\n", cfg->flush_ms,
-            cfg->batch_max, cfg->backlog_max);
+    fprintf(out, "flush_ms = %u\nbatch_max = %u\nbacklog_max = %u\n", cfg->flush_ms, cfg->batch_max,
+            cfg->backlog_max);
     fprintf(out, "busy_retry_ms = %u\ndb_retry_ms = %u\ndb_lanes = %u\n", cfg->busy_retry_ms,
             cfg->db_retry_ms, cfg->db_lanes);
     fprintf(out, "heartbeat_ms = %u\nliveness = %u\nmax_attempts = %u\n", cfg->heartbeat_ms,
@@ -254,4 +515,6 @@ void config_print(const struct config *cfg, FILE *out)
     fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n", cfg->gauge_ms,
             cfg->sla_alarm_ms, cfg->utc_offset_min);
     fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    fprintf(out, "log_level = %s\n", levels[cfg->log_level]);
 }
