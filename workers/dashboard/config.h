@@ -1,7 +1,8 @@
-/* config.h - gd-dashboard's command line. */
+/* config.h - gd-dashboard's settings: defaults, an INI file (libinih) and the command line. */
 #ifndef GD_DASH_CONFIG_H
 #define GD_DASH_CONFIG_H
 
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 
@@ -15,10 +16,17 @@ struct dash_config {
     uint32_t db_wait_s;     /* how long to retry the database at start */
     int verbose;
     struct http_config http;
+
+    const char *config_file; /* --config FILE, or NULL */
+    char strings[8192];      /* values read from the file (nothing to free) */
+    size_t strings_used;
 };
 
-/* Parses argv into cfg (defaults first). Returns 0, 1 when --help was
- * printed to out, or -1 after printing the problem to err. */
+/* Fills cfg from, lowest precedence first: the defaults, the INI file
+ * named by --config (section [gd-dashboard], keys = the long option
+ * names, '-' or '_'; verbose = true|false) and argv. Returns 0; 1 when
+ * --help, --version or --check-config printed to out (exit 0); -1 after
+ * printing the problem to err, a bad file line as "FILE:LINE: ..." (exit 2). */
 int dash_config_parse(struct dash_config *cfg, int argc, char **argv, FILE *out, FILE *err);
 
 #endif

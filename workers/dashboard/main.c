@@ -35,9 +35,11 @@ struct dashboard {
 static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void logf_(const char *level, const char *fmt, ...)
 {
+    /* the same "<N>level program: message" lines as every other program */
+    const char *prio = level[0] == 'e' ? "<3>" : level[0] == 'w' ? "<4>" : "<6>";
     va_list ap;
     va_start(ap, fmt);
-    fprintf(stderr, "gd-dashboard %s: ", level);
+    fprintf(stderr, "%s%s gd-dashboard: ", prio, level);
     vfprintf(stderr, fmt, ap);
     fputc('\n', stderr);
     va_end(ap);

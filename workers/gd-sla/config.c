@@ -34,7 +34,8 @@ static const char usage[] =
     "  --curve-secret-key Z85\n"
     "  --log-level LEVEL       error, warn, info or debug [info]\n"
     "  --config FILE           INI file, section [gd-sla], keys as the long options\n"
-    "                          (work = ..., tick-ms = 20); the command line wins\n"
+    "                          ('-' or '_': work = ..., tick_ms = 20); the command line wins\n"
+    "  --check-config          check the configuration, print it as an INI file and exit\n"
     "  --help, --version\n";
 
 enum opt {
@@ -55,6 +56,7 @@ enum opt {
     OPT_CURVE_SECRET,
     OPT_LOG_LEVEL,
     OPT_CONFIG,
+    OPT_CHECK,
     OPT_HELP,
     OPT_VERSION,
 };
@@ -77,6 +79,7 @@ static const struct option options[] = {
     {"curve-secret-key", required_argument, NULL, OPT_CURVE_SECRET},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"config", required_argument, NULL, OPT_CONFIG},
+    {"check-config", no_argument, NULL, OPT_CHECK},
     {"help", no_argument, NULL, OPT_HELP},
     {"version", no_argument, NULL, OPT_VERSION},
     {NULL, 0, NULL, 0},
@@ -208,7 +211,7 @@ static int on_ini(void *user, const char *section, const char *key, const char *
 {
     struct ini_ctx *ic = user;
     if (strcmp(section, SECTION) != 0) {
-        fprintf(ic->err, "gd-sla: config: unknown section [%s]\n", section);
+        fprintf(ic->err, "unknown section [%s]; gd-sla reads [gd-sla]\n", section);
         ic->failed = true;
         return 0;
     }
@@ -218,14 +221,16 @@ static int on_ini(void *user, const char *section, const char *key, const char *
         if (*p == '_')
             *p = '-';
     for (const struct option *o = options; o->name; o++) {
-        if (strcmp(o->name, name) != 0 || o->val == OPT_CONFIG || o->val == OPT_HELP ||
-            o->val == OPT_VERSION)
+        if (strcmp(o->name, name) != 0 || o->val == OPT_CONFIG || o->val == OPT_CHECK ||
+            o->val == OPT_HELP || o->val == OPT_VERSION)
             continue;
-        if (apply(ic->cfg, o->val, o->name, value, ic->err) < 0)
+        if (apply(ic->cfg, o->val, key, value, ic->err) < 0) {
             ic->failed = true;
+            return 0;
+        }
         return 1;
     }
-    fprintf(ic->err, "gd-sla: config: unknown key '%s'\n", key);
+    fprintf(ic->err, "unknown key '%s'\n", key);
     ic->failed = true;
     return 0;
 }
@@ -247,6 +252,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
     defaults(cfg);
     const char *file = NULL;
+    bool check_only = false;
     opterr = 0;
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "", options, NULL)) != -1;) {
@@ -260,6 +266,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         }
         if (opt == OPT_CONFIG)
             file = optarg;
+        if (opt == OPT_CHECK)
+            check_only = true;
         if (opt == '?') {
             fprintf(err, "gd-sla: unknown option or missing value: %s\n%s", argv[optind - 1],
                     usage);
@@ -271,20 +279,31 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         return -1;
     }
     if (file) {
-        struct ini_ctx ic = {cfg, err, false};
+        /* the problem goes to a buffer so that it is printed as FILE:LINE: problem */
+        char *msg = NULL;
+        size_t msglen = 0;
+        FILE *mf = open_memstream(&msg, &msglen);
+        if (mf == NULL)
+            return -1;
+        struct ini_ctx ic = {cfg, mf, false};
         int line = ini_parse(file, on_ini, &ic);
-        if (line < 0) {
+        fclose(mf);
+        if (line < 0)
             fprintf(err, "gd-sla: cannot read config file %s\n", file);
-            return -1;
+        else if (line > 0 || ic.failed) {
+            /* the first problem only, without apply()'s program prefix */
+            const char *m = msg && *msg ? msg : "syntax error (want key = value, or [gd-sla])\n";
+            if (strncmp(m, "gd-sla: ", 8) == 0)
+                m += 8;
+            fprintf(err, "gd-sla: %s:%d: %.*s\n", file, line, (int)strcspn(m, "\n"), m);
         }
-        if (line > 0 || ic.failed) {
-            fprintf(err, "gd-sla: config file %s: error at line %d\n", file, line);
+        free(msg);
+        if (line != 0 || ic.failed)
             return -1;
-        }
     }
     optind = 1;
     for (int opt; (opt = getopt_long(argc, argv, "", options, NULL)) != -1;) {
-        if (opt == OPT_CONFIG)
+        if (opt == OPT_CONFIG || opt == OPT_CHECK)
             continue;
         const char *name = NULL;
         for (const struct option *o = options; o->name; o++)
@@ -311,7 +330,42 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
     }
     if (cfg->name == NULL && set_string(&cfg->name, "gd-sla") < 0)
         return -1;
+    if (check_only) {
+        config_print(cfg, file, stdout);
+        return 1;
+    }
     return 0;
+}
+
+/* Prints a comma list as "key = a, b". */
+static void print_list(FILE *out, const char *key, char *const *items, uint32_t n)
+{
+    fprintf(out, "%s = ", key);
+    for (uint32_t i = 0; i < n; i++)
+        fprintf(out, "%s%s", i ? ", " : "", items[i]);
+    fputc('\n', out);
+}
+
+void config_print(const struct config *cfg, const char *file, FILE *out)
+{
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
+    fprintf(out, "; gd-sla %s: effective configuration (defaults < %s < command line)\n[gd-sla]\n",
+            GD_VERSION, file ? file : "no file");
+    print_list(out, "work", cfg->endpoints, cfg->n_endpoints);
+    if (cfg->all_towns)
+        fprintf(out, "all = true\n");
+    else
+        print_list(out, "shard", cfg->shard, cfg->n_shard);
+    fprintf(out, "name = %s\ntick_ms = %u\nhello_timeout_ms = %u\n", cfg->name, cfg->tick_ms,
+            cfg->hello_timeout_ms);
+    fprintf(out, "backoff_min_ms = %u\nbackoff_max_ms = %u\ndenied_retry_ms = %u\n",
+            cfg->backoff_min_ms, cfg->backoff_max_ms, cfg->denied_retry_ms);
+    fprintf(out, "retry_ms = %u\nreport_ms = %u\nexit_on_denied = %s\n", cfg->retry_ms,
+            cfg->report_ms, cfg->exit_on_denied ? "true" : "false");
+    if (cfg->curve_server_key)
+        fprintf(out, "curve_server_key = %s\ncurve_public_key = %s\n; curve_secret_key = (set)\n",
+                cfg->curve_server_key, cfg->curve_public_key);
+    fprintf(out, "log_level = %s\n", levels[cfg->log_level]);
 }
 
 void config_fini(struct config *cfg)

@@ -32,11 +32,16 @@ struct config {
 };
 
 /* Fills `cfg` with defaults, then the file named by --config (INI,
- * section [gd-sla], keys = long option names), then argv. Returns 0; 1
- * when --help or --version was printed (exit 0); -1 after printing a
- * usage error to `err` (exit 2). config_fini frees what it holds in all
+ * section [gd-sla], keys = long option names, '-' or '_'), then argv.
+ * Returns 0; 1 when --help, --version or --check-config was printed
+ * (exit 0); -1 after printing a usage error to `err`, a bad file line as
+ * "FILE:LINE: ..." (exit 2). config_fini frees what it holds in all
  * three cases. */
 int config_parse(struct config *cfg, int argc, char **argv, FILE *err);
+
+/* Prints the effective configuration as an INI file --config reads back
+ * (the CURVE secret key as "(set)"); `file` is named in a comment. */
+void config_print(const struct config *cfg, const char *file, FILE *out);
 
 /* Frees the strings of `cfg`; accepts a zeroed one. */
 void config_fini(struct config *cfg);

@@ -72,7 +72,7 @@ static int on_key(void *user, const char *section, const char *name, const char 
 {
     struct load *l = user;
     struct config *c = l->cfg;
-    if (*section && strcmp(section, "open311") != 0)
+    if (*section && strcmp(section, "gd-open311") != 0 && strcmp(section, "open311") != 0)
         return 1; /* other programs' sections */
     int rc = 0;
     unsigned u = 0;
@@ -191,12 +191,13 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     int rc = ini_parse(path, on_key, &l);
     if (rc != 0) {
         if (!err[0])
-            snprintf(err, errlen, rc < 0 ? "%s: cannot read" : "%s: syntax error on line %d", path,
+            snprintf(err, errlen,
+                     rc < 0 ? "%s: cannot read" : "%s:%d: syntax error (want key = value)", path,
                      rc);
         else if (rc > 0) {
             char tmp[256];
             snprintf(tmp, sizeof(tmp), "%s", err);
-            snprintf(err, errlen, "%s line %d: %s", path, rc, tmp);
+            snprintf(err, errlen, "%s:%d: %s", path, rc, tmp);
         }
         return -1;
     }
@@ -205,7 +206,8 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     rc = ini_parse(cfg->keys_file, on_api_key, &l);
     if (rc != 0) {
         if (!err[0])
-            snprintf(err, errlen, rc < 0 ? "%s: cannot read" : "%s: syntax error on line %d",
+            snprintf(err, errlen,
+                     rc < 0 ? "%s: cannot read" : "%s:%d: syntax error (want key = value)",
                      cfg->keys_file, rc);
         return -1;
     }
@@ -243,18 +245,21 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
 
 void config_print(const struct config *cfg, FILE *out)
 {
+    static const char *const levels[] = {"error", "warn", "info", "debug"};
     fprintf(out,
-            "bind = %s\nport = %u\nintake = %s\ndb = (set)\nkeys_file = %s\napi_keys = %zu\n"
+            "; gd-open311: effective configuration (db and api keys not shown)\n[gd-open311]\n"
+            "bind = %s\nport = %u\nintake = %s\n; db = (set, not shown)\nkeys_file = %s\n; "
+            "api_keys = %zu\n"
             "utc_offset_min = %d\npublic_sources = %s\nmax_body = %zu\nmax_connections = %u\n"
             "max_concurrent = %u\ndb_pool = %u\npage_size = %u\nmax_page_size = %u\n"
             "max_page = %u\nmax_ids = %u\nsubmit_timeout_ms = %u\nattempt_timeout_ms = %u\n"
-            "log_level = %d\n",
+            "log_level = %s\n",
             cfg->bind ? cfg->bind : "127.0.0.1", cfg->port, cfg->intake ? cfg->intake : "",
             cfg->keys_file ? cfg->keys_file : "", cfg->n_keys, cfg->utc_offset_min,
             cfg->public_sources ? cfg->public_sources : "open311", cfg->max_body,
             cfg->max_connections, cfg->max_concurrent, cfg->db_pool, cfg->page_size,
             cfg->max_page_size, cfg->max_page, cfg->max_ids, cfg->submit_timeout_ms,
-            cfg->attempt_timeout_ms, cfg->log_level);
+            cfg->attempt_timeout_ms, levels[cfg->log_level]);
 }
 
 const char *config_principal(const struct config *cfg, const char *key)

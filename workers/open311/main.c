@@ -31,7 +31,7 @@ static void usage(FILE *out)
             "requests.{fmt} and requests/{id}.{fmt}; POST requests.{fmt} (form-encoded) becomes a\n"
             "SUBMIT (source open311) answered only after the broker's ACCEPTED.\n"
             "\n"
-            "Keys of the INI file (at the top or in [open311]):\n"
+            "Keys of the INI file (at the top or in [gd-open311]; [open311] is read too):\n"
             "  bind, port          listen address [127.0.0.1], port [7780] (0: any, logged)\n"
             "  intake              broker intake endpoint (required)\n"
             "  db                  PostgreSQL DSN for the read-only queries (required)\n"
