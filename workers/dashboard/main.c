@@ -2,6 +2,7 @@
  * server. */
 #include <errno.h>
 #include <libpq-fe.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -187,6 +188,7 @@ int main(int argc, char **argv)
     d->sigterm.data = d->sigint.data = d;
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
+    signal(SIGHUP, SIG_IGN); /* nothing to reload: a reload must not stop it */
     logf_("info", "ready: http://%.*s:%u/",
           (int)(strrchr(d->cfg.http.listen, ':') - d->cfg.http.listen), d->cfg.http.listen,
           d->http.port);

@@ -29,6 +29,7 @@ static int run(struct app *app)
 {
     app->log = (struct logger){.level = (enum log_level)app->cfg.log_level, .name = "gd-sla"};
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* nothing to reload: a reload must not stop it */
 
     uv_loop_t *loop = uv_default_loop();
     uv_signal_init(loop, &app->sigint);

@@ -178,6 +178,7 @@ int main(int argc, char **argv)
     }
     /* a handler that closes its stdin early must not kill us */
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* nothing to reload: a reload must not stop it */
     if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) {
         fprintf(stderr, "gd-worker: curl_global_init failed\n");
         goto free_config;

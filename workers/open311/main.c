@@ -102,6 +102,7 @@ int main(int argc, char **argv)
     /* blocked before any thread starts, so only the signalfd sees them */
     sigprocmask(SIG_BLOCK, &mask, NULL);
     signal(SIGPIPE, SIG_IGN);
+    signal(SIGHUP, SIG_IGN); /* nothing to reload: a reload must not stop it */
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
         goto free_config;
