@@ -231,3 +231,58 @@ def create_database(base_dsn, template=None):
         _psql(dsn, "-f", str(f))
     subprocess.run([str(LOAD_DEMO), dsn], check=True, capture_output=True, text=True)
     return dsn
+
+
+# ---- brokers of an HA pair (conftest.Broker objects) ----
+
+ACTIVE_LOCK = 7347002     # broker/store.h STORE_ACTIVE_LOCK
+
+
+def launch(broker):
+    """Starts the broker's process without waiting for `ready:` (a standby
+    waits for the active-broker lock). Returns the log offset of this run."""
+    assert not broker.alive(), "broker already running"
+    broker.runs += 1
+    with open(broker.log_path, "ab") as log:
+        log.write(f"==== start #{broker.runs} (HA): {' '.join(broker.argv())}\n".encode())
+        log.flush()
+        broker.offset = log.tell()
+        broker.proc = subprocess.Popen(broker.argv(), stdin=subprocess.DEVNULL, stdout=log,
+                                       stderr=log)
+    return broker.offset
+
+
+def is_ready(broker):
+    """True once this run of the broker logged `ready:`."""
+    with open(broker.log_path, "rb") as f:
+        f.seek(getattr(broker, "offset", 0))
+        return b"ready:" in f.read()
+
+
+def wait_ready(broker, timeout=15.0, interval=0.002):
+    """Polls the log until `ready:`; returns time.monotonic() when seen."""
+    def ready():
+        if is_ready(broker):
+            return time.monotonic()
+        assert broker.alive(), f"gd-broker exited with {broker.proc.returncode}:\n" \
+                               f"{broker.log_text()[-4000:]}"
+        return None
+    return gdclient.wait_until(ready, timeout, f"{broker.log_path}: ready:", interval=interval)
+
+
+def lock_waiters(dsn):
+    """(holders, waiters) of the active-broker advisory lock in the cluster."""
+    conn = psycopg2.connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
+                        "FROM pg_locks WHERE locktype = 'advisory' AND objid = %s", (ACTIVE_LOCK,))
+            return cur.fetchone()
+    finally:
+        conn.close()
+
+
+def wait_standby(dsn, timeout=15.0):
+    """Waits until one broker holds the lock and one waits for it."""
+    return gdclient.wait_until(lambda: lock_waiters(dsn) == (1, 1), timeout,
+                               "one broker active and one waiting on the lock")
