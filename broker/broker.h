@@ -13,6 +13,7 @@
 #include <uthash.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "config.h"
 #include "gdp.h"
 #include "org.h"
@@ -149,7 +150,7 @@ struct counters {
     uint64_t delivered, signed_, resolved, closed, reopened, returned, requeued;
     uint64_t extension_requests, extensions_denied;
     uint64_t extended, progressed, dispatched, escalated, flagged, warned, poisoned;
-    uint64_t worker_errors, sla_stale;
+    uint64_t worker_errors, sla_stale, denied;
     uint64_t sessions_opened, sessions_lost;
 };
 
@@ -162,6 +163,7 @@ struct broker {
     struct zsock status;
     struct store *store;
     PGconn *lock_conn;            /* holds the active-broker advisory lock */
+    struct auth auth;
     struct org org;
     struct calendar *calendar;    /* working time, for working-time limits */
 
@@ -190,7 +192,7 @@ struct broker {
     uv_idle_t dispatch_idle;
     uv_timer_t heartbeat_timer;
     uv_timer_t gauge_timer;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t shutdown_timer;
     bool ready;                   /* served once: endpoints and database up */
     bool stopping;

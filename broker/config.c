@@ -38,6 +38,8 @@ enum {
     OPT_SLA_ALARM_MS,
     OPT_UTC_OFFSET,
     OPT_EXTENSION_APPROVAL,
+    OPT_CURVE_KEY,
+    OPT_PRINCIPALS,
     OPT_CONFIG,
 };
 
@@ -67,6 +69,8 @@ static const struct option options[] = {
     {"sla-alarm-ms", required_argument, NULL, OPT_SLA_ALARM_MS},
     {"utc-offset-min", required_argument, NULL, OPT_UTC_OFFSET},
     {"extension-approval", required_argument, NULL, OPT_EXTENSION_APPROVAL},
+    {"curve-key", required_argument, NULL, OPT_CURVE_KEY},
+    {"principals", required_argument, NULL, OPT_PRINCIPALS},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, 'V'},
@@ -103,6 +107,9 @@ static const char usage[] =
     "  --extension-approval P auto: extensions up to a category's maximum apply at once;\n"
     "                         above: beyond its automatic limit they wait for APPROVE [auto]\n"
     "  --log-level LEVEL      error, warn, info or debug [info]\n"
+    "  --curve-key FILE       the broker's CURVE key pair (gdctl keygen): CurveZMQ on\n"
+    "                         every endpoint; needs --principals\n"
+    "  --principals FILE      who may connect: [name] key, role, scope (reloaded on SIGHUP)\n"
     "  --check-config         check the configuration, print it as an INI file and exit\n";
 
 /* Parses a decimal in [min, max]; returns -1 on anything else. */
@@ -152,6 +159,12 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         break;
     case OPT_DISTRICT:
         cfg->district = value;
+        break;
+    case OPT_CURVE_KEY:
+        cfg->curve_key = value;
+        break;
+    case OPT_PRINCIPALS:
+        cfg->principals = value;
         break;
     case OPT_FLUSH_MS:
         num = &cfg->flush_ms;
@@ -515,6 +528,14 @@ void config_print(const struct config *cfg, FILE *out)
     fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n", cfg->gauge_ms,
             cfg->sla_alarm_ms, cfg->utc_offset_min);
     fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");
+    if (cfg->curve_key)
+        fprintf(out, "curve_key = %s\n", cfg->curve_key);
+    else
+        fprintf(out, "; curve_key = (none: no CurveZMQ, every peer may connect)\n");
+    if (cfg->principals)
+        fprintf(out, "principals = %s\n", cfg->principals);
+    else
+        fprintf(out, "; principals = (none)\n");
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     fprintf(out, "log_level = %s\n", levels[cfg->log_level]);
 }

@@ -15,6 +15,8 @@ struct config {
     const char *status_endpoint; /* ... the status XPUB */
     const char *migrations_dir;  /* apply *.sql from here at start; NULL: don't */
     const char *district;        /* district code: top of the escalation ladder */
+    const char *curve_key;       /* broker's CURVE key pair file: security on */
+    const char *principals;      /* who may connect: keys, roles, scopes */
 
     uint32_t flush_ms;      /* longest a change waits before its commit starts */
     uint32_t batch_max;     /* most changes in one transaction */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "queue.h"
@@ -218,6 +219,7 @@ static const char sql_query_by_key[] =
 struct query_ctx {
     struct broker *b;
     struct waiter *w;
+    char principal[64]; /* who asked ("" with security off); checked again on the answer */
 };
 
 static void on_query_result(void *ctx, const PGresult *res)
@@ -225,9 +227,22 @@ static void on_query_result(void *ctx, const PGresult *res)
     struct query_ctx *q = ctx;
     struct broker *b = q->b;
     struct waiter *w = q->w;
+    struct principal *p = NULL;
+    if (b->auth.enabled)
+        HASH_FIND(hn, b->auth.by_name, q->principal, strlen(q->principal), p);
     free(q);
     struct gd_msg m = {0};
-    if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
+    bool hidden = false;
+    if (b->auth.enabled && res && PQresultStatus(res) == PGRES_TUPLES_OK && PQntuples(res)) {
+        /* answered only within the asker's scope, as it is now */
+        const char *loc = PQgetvalue(res, 0, 10);
+        hidden = !p || !auth_in_scope(p, org_unit(&b->org, loc, strlen(loc)));
+    }
+    if (hidden) {
+        m.type = GD_T_REJECTED;
+        m.u.error = (struct gd_error_reply){
+            .ref = w->ref, .code = GD_E_NOT_FOUND, .message = GD_STR("no such incident")};
+    } else if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
         m.type = GD_T_BUSY;
         m.u.busy = (struct gd_busy){.ref = w->ref,
                                     .retry_ms = b->cfg.busy_retry_ms,
@@ -302,7 +317,7 @@ static void on_query_result(void *ctx, const PGresult *res)
 }
 
 static void handle_query(struct broker *b, const uint8_t *rid, size_t rid_len,
-                         const struct gd_query *m)
+                         const struct gd_query *m, const struct principal *p)
 {
     const char *why = overloaded(b);
     if (why) {
@@ -316,6 +331,8 @@ static void handle_query(struct broker *b, const uint8_t *rid, size_t rid_len,
         return;
     }
     *q = (struct query_ctx){.b = b, .w = w};
+    if (p)
+        snprintf(q->principal, sizeof(q->principal), "%s", p->name);
     char id[24], src[GD_MAX_CODE + 1], ext[GD_MAX_EXTERNAL_ID + 1];
     const char *events = m->events ? "true" : "false";
     int rc;
@@ -514,6 +531,100 @@ static void handle_snapshot(struct broker *b, const uint8_t *rid, size_t rid_len
     }
 }
 
+/* ---- authorisation (when CurveZMQ is on) ---- */
+
+static const char *const intake_action[] = {
+    [GD_T_SUBMIT] = "SUBMIT",   [GD_T_QUERY] = "QUERY",       [GD_T_FEEDBACK] = "FEEDBACK",
+    [GD_T_SNAPSHOT] = "SNAPSHOT", [GD_T_DISPATCH] = "DISPATCH", [GD_T_APPROVE] = "APPROVE",
+};
+
+static bool role_may(enum auth_role r, enum gd_type t)
+{
+    switch (t) {
+    case GD_T_SUBMIT:
+    case GD_T_QUERY:
+    case GD_T_FEEDBACK: return r == AUTH_INTAKE || r == AUTH_ADMIN;
+    case GD_T_SNAPSHOT: return r == AUTH_INTAKE || r == AUTH_DASHBOARD || r == AUTH_ADMIN;
+    case GD_T_DISPATCH:
+    case GD_T_APPROVE: return r == AUTH_ADMIN;
+    default: return true; /* answered unknown_type below */
+    }
+}
+
+/* The incident a request names, if it is in memory. */
+static const struct incident *named_incident(struct broker *b, const struct gd_msg *m)
+{
+    switch (m->type) {
+    case GD_T_FEEDBACK: return incident_by_id(b, m->u.feedback.incident_id);
+    case GD_T_DISPATCH: return incident_by_id(b, m->u.dispatch.incident_id);
+    case GD_T_APPROVE: return incident_by_id(b, m->u.approve.incident_id);
+    default: return NULL;
+    }
+}
+
+static uint64_t ref_of(const struct gd_msg *m)
+{
+    switch (m->type) {
+    case GD_T_SUBMIT: return m->u.submit.ref;
+    case GD_T_QUERY: return m->u.query.ref;
+    case GD_T_FEEDBACK: return m->u.feedback.ref;
+    case GD_T_SNAPSHOT: return m->u.snapshot.ref;
+    case GD_T_DISPATCH: return m->u.dispatch.ref;
+    case GD_T_APPROVE: return m->u.approve.ref;
+    default: return 0;
+    }
+}
+
+/* Whether the sender of `frame` may make request `m`; answers REJECTED
+ * denied when not. *ret_p is its principal (NULL when security is off). */
+static bool authorise(struct broker *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *frame,
+                      const struct gd_msg *m, const struct principal **ret_p)
+{
+    bool unknown;
+    const struct principal *p = auth_peer(b, frame, &unknown);
+    *ret_p = p;
+    if (!b->auth.enabled)
+        return true;
+    const char *action = (size_t)m->type < sizeof(intake_action) / sizeof(intake_action[0]) &&
+                                 intake_action[m->type]
+                             ? intake_action[m->type]
+                             : "send this";
+    char msg[192];
+    if (unknown) {
+        reject(b, rid, rid_len, ref_of(m), GD_E_DENIED, NULL,
+               "your key is no longer authorised here");
+        auth_refused(b, "(removed principal)", action);
+        return false;
+    }
+    if (!role_may(p->role, m->type)) {
+        snprintf(msg, sizeof(msg), "a principal with role %s may not send %s",
+                 auth_role_name(p->role), action);
+        reject(b, rid, rid_len, ref_of(m), GD_E_DENIED, NULL, msg);
+        auth_refused(b, p->name, action);
+        return false;
+    }
+    const struct unit *where = NULL;
+    bool scoped = false;
+    if (m->type == GD_T_SUBMIT) {
+        scoped = true;
+        where = org_unit(&b->org, m->u.submit.location.unit.ptr, m->u.submit.location.unit.len);
+    } else {
+        const struct incident *inc = named_incident(b, m);
+        if (inc) {
+            scoped = true;
+            where = inc->location;
+        }
+    }
+    if (scoped && !auth_in_scope(p, where)) {
+        snprintf(msg, sizeof(msg), "%s outside your scope (%s)", action,
+                 where ? where->code : "no known location: district-wide principals only");
+        reject(b, rid, rid_len, ref_of(m), GD_E_DENIED, "location", msg);
+        auth_refused(b, p->name, msg);
+        return false;
+    }
+    return true;
+}
+
 static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overflow)
 {
     struct broker *b = zs->data;
@@ -536,9 +647,12 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
         reject(b, rid, rid_len, derr.ref, derr.code, derr.field, msg);
         return;
     }
+    const struct principal *p;
+    if (!authorise(b, rid, rid_len, &frames[1], &m, &p))
+        return;
     switch (m.type) {
     case GD_T_SUBMIT: handle_submit(b, rid, rid_len, &m.u.submit); break;
-    case GD_T_QUERY: handle_query(b, rid, rid_len, &m.u.query); break;
+    case GD_T_QUERY: handle_query(b, rid, rid_len, &m.u.query, p); break;
     case GD_T_FEEDBACK: handle_feedback(b, rid, rid_len, &m.u.feedback); break;
     case GD_T_DISPATCH: handle_dispatch(b, rid, rid_len, &m.u.dispatch); break;
     case GD_T_APPROVE: handle_approve(b, rid, rid_len, &m.u.approve); break;
@@ -554,8 +668,10 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
 
 int intake_open(struct broker *b, char *err, size_t errlen)
 {
+    struct zsock_curve curve;
     return zsock_bind(&b->intake, b->loop, b->zctx, ZMQ_ROUTER, b->cfg.intake_endpoint,
-                      GD_MAX_BODY + 1024, on_message, b, err, errlen);
+                      GD_MAX_BODY + 1024, auth_curve(b, &curve, "intake"), on_message, b, err,
+                      errlen);
 }
 
 void intake_close(struct broker *b)

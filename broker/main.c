@@ -58,8 +58,10 @@ static void finish(struct broker *b)
     status_close(b);
     store_close(b->store, NULL, NULL);
     b->store = NULL;
+    auth_close(b);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
+    uv_close((uv_handle_t *)&b->sighup, NULL);
 }
 
 /* Waits until every accepted change is durable (or the database has been
@@ -91,6 +93,16 @@ static void on_signal(uv_signal_t *h, int signum)
     b->shutdown_timer.data = b;
     store_flush(b->store);
     uv_timer_start(&b->shutdown_timer, on_shutdown_tick, 0, 10);
+}
+
+/* SIGHUP: reload what can change without a restart (the principals). */
+static void on_sighup(uv_signal_t *h, int signum)
+{
+    (void)signum;
+    struct broker *b = h->data;
+    char err[512];
+    if (auth_reload(b, err, sizeof(err)) < 0)
+        log_error("broker", "reload failed, the previous principals stay in force: %s", err);
 }
 
 /* Start-up work over a blocking connection: migrations, the org tree and
@@ -184,7 +196,9 @@ int main(int argc, char **argv)
         return 1;
 
     char err[512];
-    if (status_open(b, err, sizeof(err)) < 0 || intake_open(b, err, sizeof(err)) < 0 ||
+    /* the ZAP handler first: libzmq lets every CURVE peer in while none is bound */
+    if (auth_open(b, err, sizeof(err)) < 0 || status_open(b, err, sizeof(err)) < 0 ||
+        intake_open(b, err, sizeof(err)) < 0 ||
         work_open(b, err, sizeof(err)) < 0) {
         log_error("broker", "%s", err);
         return 1;
@@ -196,6 +210,9 @@ int main(int argc, char **argv)
     b->sigterm.data = b->sigint.data = b;
     uv_signal_start(&b->sigterm, on_signal, SIGTERM);
     uv_signal_start(&b->sigint, on_signal, SIGINT);
+    uv_signal_init(b->loop, &b->sighup);
+    b->sighup.data = b;
+    uv_signal_start(&b->sighup, on_sighup, SIGHUP);
 
     log_info("broker", "endpoints bound; connecting to the database");
     uv_run(b->loop, UV_RUN_DEFAULT);

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "auth.h"
 #include "log.h"
 #include "sla.h"
 #include "store.h"
@@ -167,6 +168,7 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "flagged", c->flagged);
     add_counter(s, "warned", c->warned);
     add_counter(s, "sla_stale", c->sla_stale);
+    add_counter(s, "denied", c->denied);
     add_counter(s, "poisoned", c->poisoned);
     add_counter(s, "worker_errors", c->worker_errors);
     add_counter(s, "sessions_opened", c->sessions_opened);
@@ -221,8 +223,9 @@ static void on_gauge_timer(uv_timer_t *t)
 int status_open(struct broker *b, char *err, size_t errlen)
 {
     /* subscriptions are read (and ignored) so that ZMQ_FD keeps working */
+    struct zsock_curve curve;
     int rc = zsock_bind(&b->status, b->loop, b->zctx, ZMQ_XPUB, b->cfg.status_endpoint, 1024,
-                        NULL, b, err, errlen);
+                        auth_curve(b, &curve, "status"), NULL, b, err, errlen);
     if (rc < 0)
         return rc;
     uv_timer_init(b->loop, &b->gauge_timer);

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <utlist.h>
 
+#include "auth.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "queue.h"
@@ -285,13 +286,54 @@ static void session_end(struct broker *b, struct session *s)
     session_free(b, s);
 }
 
+/* With CurveZMQ on: may principal `p` open the session HELLO `h` asks
+ * for? Its role must match and every queue or town must lie in its scope.
+ * Writes the reason into msg when not. */
+static bool hello_allowed(struct broker *b, const struct principal *p, const struct gd_hello *h,
+                          char *msg, size_t msglen)
+{
+    if (!p)
+        return true;
+    enum auth_role want = h->role == GD_ROLE_SLA ? AUTH_SLA : AUTH_WORKER;
+    if (p->role != want) {
+        snprintf(msg, msglen, "a principal with role %s may not open a %s session",
+                 auth_role_name(p->role), gd_role_name(h->role));
+        return false;
+    }
+    for (uint32_t i = 0; i < h->n_queues; i++) {
+        struct queue *q = queue_lookup(b, h->queues[i].ptr, h->queues[i].len);
+        if (q && !auth_in_scope(p, q->unit)) {
+            snprintf(msg, msglen, "queue %s is outside your scope", q->name);
+            return false;
+        }
+    }
+    if (h->role == GD_ROLE_SLA && h->n_shard == 0 && !p->everywhere) {
+        snprintf(msg, msglen, "only a district-wide SLA principal may serve all towns");
+        return false;
+    }
+    for (uint32_t i = 0; i < h->n_shard; i++) {
+        struct unit *u = org_unit(&b->org, h->shard[i].ptr, h->shard[i].len);
+        if (u && !auth_in_scope(p, u)) {
+            snprintf(msg, msglen, "town %s is outside your scope", u->code);
+            return false;
+        }
+    }
+    return true;
+}
+
 static void handle_hello(struct broker *b, const zmq_msg_t *rid, struct session *old,
-                         const struct gd_hello *h)
+                         const struct gd_hello *h, const struct principal *p)
 {
     const uint8_t *id = zmq_msg_data((zmq_msg_t *)rid);
     size_t id_len = zmq_msg_size((zmq_msg_t *)rid);
     if (old)
         session_lost(b, old, "said HELLO again");
+    char why[160];
+    if (!hello_allowed(b, p, h, why, sizeof(why))) {
+        send_error(b, id, id_len, GD_T_DENIED, 0, GD_E_DENIED, "queues", why);
+        auth_refused(b, p->name, why);
+        return;
+    }
     if (b->n_sessions >= b->cfg.max_sessions) {
         send_error(b, id, id_len, GD_T_DENIED, 0, GD_E_LIMIT, NULL,
                    "too many worker sessions; try again later or raise --max-sessions");
@@ -598,13 +640,23 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
         send_error(b, rid, rid_len, GD_T_ERR, derr.ref, derr.code, derr.field, msg);
         return;
     }
+    bool unknown;
+    const struct principal *p = auth_peer(b, &frames[1], &unknown);
+    if (unknown) {
+        send_error(b, rid, rid_len, m.type == GD_T_HELLO ? GD_T_DENIED : GD_T_ERR, 0,
+                   GD_E_DENIED, NULL, "your key is no longer authorised here");
+        auth_refused(b, "(removed principal)", "use the work endpoint");
+        if (s)
+            session_lost(b, s, "its principal was removed");
+        return;
+    }
     if (m.type == GD_T_HELLO) {
         if (b->stopping) {
             send_error(b, rid, rid_len, GD_T_DENIED, 0, GD_E_BUSY, NULL,
                        "the broker is shutting down");
             return;
         }
-        handle_hello(b, &frames[0], s, &m.u.hello);
+        handle_hello(b, &frames[0], s, &m.u.hello, p);
         return;
     }
     if (!s) {
@@ -693,8 +745,10 @@ void work_init(struct broker *b)
 
 int work_open(struct broker *b, char *err, size_t errlen)
 {
+    struct zsock_curve curve;
     int rc = zsock_bind(&b->work, b->loop, b->zctx, ZMQ_ROUTER, b->cfg.work_endpoint,
-                        GD_MAX_BODY + 1024, on_message, b, err, errlen);
+                        GD_MAX_BODY + 1024, auth_curve(b, &curve, "work"), on_message, b, err,
+                        errlen);
     if (rc < 0)
         return rc;
     uv_timer_init(b->loop, &b->heartbeat_timer);

@@ -94,8 +94,28 @@ static void on_poll(uv_poll_t *h, int status, int events)
     drain(h->data);
 }
 
+/* ZMQ_ZAP_ENFORCE_DOMAIN is a draft option in libzmq 4.3; where the
+ * library lacks it, binding the ZAP handler first is what protects us. */
+#ifndef ZMQ_ZAP_ENFORCE_DOMAIN
+#define ZMQ_ZAP_ENFORCE_DOMAIN 93
+#endif
+
+static int set_curve(void *sock, const struct zsock_curve *curve, char *err, size_t errlen)
+{
+    int one = 1;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVER, &one, sizeof(one)) < 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, curve->secret_key, 32) < 0 ||
+        zmq_setsockopt(sock, ZMQ_ZAP_DOMAIN, curve->zap_domain, strlen(curve->zap_domain)) < 0) {
+        snprintf(err, errlen, "cannot make a CURVE server: %s", zmq_strerror(errno));
+        return -errno;
+    }
+    zmq_setsockopt(sock, ZMQ_ZAP_ENFORCE_DOMAIN, &one, sizeof(one));
+    return 0;
+}
+
 int zsock_bind(struct zsock *zs, uv_loop_t *loop, void *zctx, int type, const char *endpoint,
-               int64_t maxmsg, zsock_message_cb on_message, void *data, char *err, size_t errlen)
+               int64_t maxmsg, const struct zsock_curve *curve, zsock_message_cb on_message,
+               void *data, char *err, size_t errlen)
 {
     *zs = (struct zsock){.on_message = on_message, .data = data};
     zs->sock = zmq_socket(zctx, type);
@@ -111,6 +131,14 @@ int zsock_bind(struct zsock *zs, uv_loop_t *loop, void *zctx, int type, const ch
         zmq_setsockopt(zs->sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
     if (type == ZMQ_ROUTER)
         zmq_setsockopt(zs->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    if (curve) {
+        int rc = set_curve(zs->sock, curve, err, errlen);
+        if (rc < 0) {
+            zmq_close(zs->sock);
+            zs->sock = NULL;
+            return rc;
+        }
+    }
     if (zmq_bind(zs->sock, endpoint) < 0) {
         int e = errno;
         snprintf(err, errlen, "cannot bind %s: %s", endpoint, zmq_strerror(e));

@@ -4,12 +4,19 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <uv.h>
 #include <zmq.h>
 
-#define ZSOCK_MAX_FRAMES 4
+#define ZSOCK_MAX_FRAMES 8
 
 struct zsock;
+
+/* CurveZMQ server settings of an endpoint. */
+struct zsock_curve {
+    const uint8_t *secret_key; /* 32 bytes */
+    const char *zap_domain;    /* names the endpoint to the ZAP handler */
+};
 
 /* Called once per whole multipart message read from the socket. `frames`
  * are owned by zsock and closed after the callback returns. `n` is the
@@ -29,13 +36,15 @@ struct zsock {
 /* Creates a socket of `type` on context `zctx`, sets its options
  * (ZMQ_MAXMSGSIZE = maxmsg, linger 0, high-water marks, ROUTER_MANDATORY
  * on ROUTER sockets so that sends to vanished peers fail instead of
- * vanishing), binds it to `endpoint` and starts watching it on `loop`.
+ * vanishing; with `curve`, a CURVE server whose peers the ZAP handler
+ * checks), binds it to `endpoint` and starts watching it on `loop`.
  * `on_message` may be NULL for a socket that is never read (except XPUB
  * subscriptions, which are read and handed to it when set).
  * Returns 0, or a negative errno with nothing left open; `err` gets a
  * message naming the endpoint. */
 int zsock_bind(struct zsock *zs, uv_loop_t *loop, void *zctx, int type, const char *endpoint,
-               int64_t maxmsg, zsock_message_cb on_message, void *data, char *err, size_t errlen);
+               int64_t maxmsg, const struct zsock_curve *curve, zsock_message_cb on_message,
+               void *data, char *err, size_t errlen);
 
 /* Sends a multipart message without blocking. Returns 0, -EAGAIN when the
  * peer's queue is full, -EHOSTUNREACH when a ROUTER peer is gone, or

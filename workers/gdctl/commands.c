@@ -12,6 +12,7 @@ int cmd_dispatch(struct gdctl *g, int argc, char **argv);
 int cmd_approve(struct gdctl *g, int argc, char **argv);
 int cmd_report(struct gdctl *g, int argc, char **argv);
 int cmd_top(struct gdctl *g, int argc, char **argv);
+int cmd_keygen(struct gdctl *g, int argc, char **argv);
 
 const struct gdctl_command gdctl_commands[] = {
     {"submit",
@@ -42,5 +43,9 @@ const struct gdctl_command gdctl_commands[] = {
     {"top", "[--unit CODE] [--interval S] [--count N] [--plain]",
      "the dashboard's numbers per town/sector (or below --unit), redrawn in place (--status, --db)",
      cmd_top},
+    {"keygen", "NAME [DIR]",
+     "a CurveZMQ key pair: DIR/NAME.key (secret, 0600) and DIR/NAME.pub; prints a principals "
+     "entry",
+     cmd_keygen},
     {NULL, NULL, NULL, NULL},
 };

@@ -3,6 +3,7 @@
 #include "intake.h"
 
 #include <errno.h>
+#include <ini.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -16,6 +17,40 @@ struct intake {
     struct gd_buf in;  /* body of the last reply; decoded strings point here */
     enum gd_code encode_error;
 };
+
+struct keypair {
+    char public[41], secret[41];
+};
+
+static int key_entry(void *user, const char *section, const char *name, const char *value)
+{
+    struct keypair *k = user;
+    (void)section;
+    if (strcmp(name, "public") == 0)
+        snprintf(k->public, sizeof(k->public), "%s", value);
+    else if (strcmp(name, "secret") == 0)
+        snprintf(k->secret, sizeof(k->secret), "%s", value);
+    return 1;
+}
+
+/* CURVE client options from GD_CURVE_SERVER_KEY and GD_CURVE_KEY, if set. */
+static int set_curve(void *sock)
+{
+    const char *server = getenv("GD_CURVE_SERVER_KEY");
+    const char *file = getenv("GD_CURVE_KEY");
+    if (!server || !*server || !file || !*file)
+        return 0;
+    struct keypair k = {{0}, {0}};
+    if (ini_parse(file, key_entry, &k) != 0 || strlen(k.public) != 40 ||
+        strlen(k.secret) != 40 || strlen(server) != 40)
+        return -EINVAL;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, k.public, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, k.secret, 40) != 0)
+        return -EINVAL;
+    memset(&k, 0, sizeof(k));
+    return 0;
+}
 
 int intake_open(void *zctx, const char *endpoint, struct intake **ret)
 {
@@ -35,6 +70,9 @@ int intake_open(void *zctx, const char *endpoint, struct intake **ret)
     int64_t maxsize = GD_MAX_BODY + 64;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof(maxsize));
+    rc = set_curve(c->sock);
+    if (rc < 0)
+        goto close_socket;
     if (zmq_connect(c->sock, endpoint) != 0) {
         rc = -zmq_errno();
         goto close_socket;

@@ -17,7 +17,13 @@ struct intake;
 
 /* Connects a DEALER in ZeroMQ context `zctx` to `endpoint` (tcp:// or
  * ipc://). Connecting never waits for the broker: a request sent before it
- * is up waits in the socket. Returns 0 and *ret, or -errno. */
+ * is up waits in the socket. Returns 0 and *ret, or -errno (-EINVAL for a
+ * bad key setting below).
+ *
+ * CurveZMQ: when the environment has GD_CURVE_SERVER_KEY (the broker's
+ * public key, 40 Z85 characters) and GD_CURVE_KEY (a key pair file from
+ * `gdctl keygen`: lines `public = …` and `secret = …`), the connection is
+ * a CURVE client with that key pair. */
 int intake_open(void *zctx, const char *endpoint, struct intake **ret);
 
 /* Closes the socket (pending sends are dropped) and frees; accepts NULL. */
