@@ -68,7 +68,13 @@ SPECIAL_GRIDS = [
 # due within 24 h of wall clock, other emergencies the same day (12 h).
 # (code, name, sector, admitted_level, default_priority, group, resolve_wh, outage)
 WD = 8
+# Demo-only items with limits of seconds on the wall clock, so that a local run
+# (deploy/run-local.sh) shows warnings and escalations within a minute:
+# code -> (sign_limit_s, resolve_limit_s, warn_percent).
+FAST = {"LV-9901": (20, 60, 50)}
 CATEGORIES = [
+    ("LV-9901", "演示：秒级时限事项 (demo: limits in seconds)", "livelihood", "grid", "normal",
+     "演示", 1, False),
     # 民生服务: city management facilities and events
     ("LH-0101", "暴露垃圾", "livelihood", "grid", "normal", "市容环境", 1 * WD, False),
     ("LH-0102", "道路不洁", "livelihood", "grid", "normal", "市容环境", 5, False),
@@ -279,6 +285,11 @@ def build_sla():
     wd = WD * hour
     rows = []
     for code, _name, _sector, _level, _prio, _group, resolve_wh, outage in sorted(CATEGORIES):
+        if code in FAST:
+            sign, resolve, warn = FAST[code]
+            rows += [[code, p, "wall", sign, resolve, warn, 0]
+                     for p in ("normal", "urgent", "emergency")]
+            continue
         normal = resolve_wh * hour
         # Sign-for within 1 WD, or half the resolve limit when that is shorter.
         rows.append([code, "normal", "working", min(wd, normal // 2), normal, 80,
