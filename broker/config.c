@@ -40,6 +40,7 @@ enum {
     OPT_EXTENSION_APPROVAL,
     OPT_CURVE_KEY,
     OPT_PRINCIPALS,
+    OPT_TAKEOVER_GRACE_MS,
     OPT_CONFIG,
 };
 
@@ -66,6 +67,7 @@ static const struct option options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"db-lanes", required_argument, NULL, OPT_DB_LANES},
+    {"takeover-grace-ms", required_argument, NULL, OPT_TAKEOVER_GRACE_MS},
     {"sla-alarm-ms", required_argument, NULL, OPT_SLA_ALARM_MS},
     {"utc-offset-min", required_argument, NULL, OPT_UTC_OFFSET},
     {"extension-approval", required_argument, NULL, OPT_EXTENSION_APPROVAL},
@@ -94,6 +96,8 @@ static const char usage[] =
     "  --busy-retry-ms N      retry hint sent with BUSY, ms [1000]\n"
     "  --db-retry-ms N        pause between database reconnections, ms [500]\n"
     "  --db-lanes N           database connections committing in parallel, 1-8 [2]\n"
+    "  --takeover-grace-ms N  a standby that lost the database while waiting for the\n"
+    "                         active-broker lock waits this long before trying again [5000]\n"
     "  --heartbeat-ms N       heartbeat interval, ms [1000]\n"
     "  --liveness N           missed heartbeats before a worker is dead [3]\n"
     "  --max-attempts N       unsigned deliveries before moving up [3]\n"
@@ -222,6 +226,11 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
     case OPT_DB_LANES:
         num = &cfg->db_lanes;
         max = 8;
+        break;
+    case OPT_TAKEOVER_GRACE_MS:
+        num = &cfg->takeover_grace_ms;
+        min = 0;
+        max = 3600000;
         break;
     case OPT_SLA_ALARM_MS:
         num = &cfg->sla_alarm_ms;
@@ -407,6 +416,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .busy_retry_ms = 1000,
         .db_retry_ms = 500,
         .db_lanes = 2,
+        .takeover_grace_ms = 5000,
         .heartbeat_ms = 1000,
         .liveness = 3,
         .max_attempts = 3,
@@ -521,6 +531,7 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->backlog_max);
     fprintf(out, "busy_retry_ms = %u\ndb_retry_ms = %u\ndb_lanes = %u\n", cfg->busy_retry_ms,
             cfg->db_retry_ms, cfg->db_lanes);
+    fprintf(out, "takeover_grace_ms = %u\n", cfg->takeover_grace_ms);
     fprintf(out, "heartbeat_ms = %u\nliveness = %u\nmax_attempts = %u\n", cfg->heartbeat_ms,
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",

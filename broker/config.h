@@ -24,6 +24,8 @@ struct config {
     uint32_t busy_retry_ms; /* retry hint sent with BUSY */
     uint32_t db_retry_ms;   /* pause between reconnection attempts */
     uint32_t db_lanes;      /* database connections committing in parallel */
+    uint32_t takeover_grace_ms; /* a standby's pause after losing the database while
+                                   waiting for the lock, so the active one takes it back */
 
     uint32_t heartbeat_ms; /* heartbeat interval, both directions */
     uint32_t liveness;     /* missed heartbeats before a worker is dead */

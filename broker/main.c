@@ -107,24 +107,88 @@ static void on_sighup(uv_signal_t *h, int signum)
 
 /* Start-up work over a blocking connection: migrations, the org tree and
  * the open incidents. Waits for the database if it is not up yet. */
-static int load(struct broker *b)
+/* A blocking connection, retried until the database answers. */
+static PGconn *connect_waiting(struct broker *b)
 {
     char err[1024];
-    PGconn *conn;
     for (int tries = 0;; tries++) {
-        conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
+        PGconn *conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
         if (conn)
-            break;
+            return conn;
         if (tries % 10 == 0)
             log_warn("broker", "waiting for the database: %s", err);
         usleep(b->cfg.db_retry_ms * 1000);
     }
-    int rc = -1;
-    log_info("broker", "taking the active-broker lock (waits while another broker is active)");
-    if (store_fence(conn, err, sizeof(err)) < 0) {
-        log_error("broker", "cannot become the active broker: %s", err);
-        goto out;
+}
+
+/* Takes the active-broker lock on a connection of its own, waiting while
+ * another broker holds it. If the database goes away while we wait (a
+ * restart), the active broker gets --takeover-grace-ms to take its lock
+ * back before we try again: a database restart must not make a standby
+ * active beside a live broker. */
+static PGconn *become_active(struct broker *b)
+{
+    char err[1024];
+    for (;;) {
+        PGconn *conn = connect_waiting(b);
+        log_info("broker", "taking the active-broker lock (waits while another broker is active)");
+        if (store_fence(conn, err, sizeof(err)) == 0)
+            return conn;
+        bool lost = PQstatus(conn) == CONNECTION_BAD;
+        PQfinish(conn);
+        if (!lost) {
+            log_error("broker", "cannot become the active broker: %s", err);
+            return NULL;
+        }
+        log_warn("broker", "the database went away while waiting for the lock (%s); trying again "
+                           "in %u ms", err, b->cfg.takeover_grace_ms);
+        usleep(b->cfg.takeover_grace_ms * 1000);
     }
+}
+
+/* Store hook, before a database connection that came back is used: we
+ * must still hold the active-broker lock. A database restart ends the
+ * session that held it; we take it again, unless another broker took it
+ * meanwhile — then that one is active, and we stop at once. */
+static int still_active(void *ctx)
+{
+    struct broker *b = ctx;
+    PGresult *res = PQexec(b->lock_conn, "SELECT 1");
+    bool alive = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    if (alive)
+        return 0;
+    char err[512];
+    PQfinish(b->lock_conn);
+    b->lock_conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
+    if (!b->lock_conn)
+        return -1; /* the lane that asked will fail too and try again */
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d)", STORE_ACTIVE_LOCK);
+    res = PQexec(b->lock_conn, sql);
+    bool ours = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
+    bool answered = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PQclear(res);
+    if (!answered)
+        return -1;
+    if (!ours) {
+        log_error("broker", "another broker took the active-broker lock while the database was "
+                            "away: it is active now; stopping without writing anything");
+        _exit(3);
+    }
+    log_info("broker", "the database came back; the active-broker lock is still ours");
+    return 0;
+}
+
+/* Start-up work over a blocking connection: migrations, the org tree and
+ * the open incidents, once this broker is the active one. */
+static int load(struct broker *b)
+{
+    char err[1024];
+    PGconn *conn = become_active(b);
+    if (!conn)
+        return -1;
+    int rc = -1;
     if (b->cfg.migrations_dir && store_migrate(conn, b->cfg.migrations_dir, err, sizeof(err)) < 0) {
         log_error("broker", "migration failed: %s", err);
         goto out;
@@ -185,6 +249,7 @@ int main(int argc, char **argv)
         .retry_ms = b->cfg.db_retry_ms,
         .lanes = (int)b->cfg.db_lanes,
         .on_state = on_store_state,
+        .verify = still_active,
         .ctx = b,
     };
     if (store_open(&b->store, b->loop, &so) < 0) {

@@ -63,6 +63,7 @@ struct lane {
     uint32_t n_queries;
     uint32_t singles_left;        /* after a failed batch: commits of one change */
     uint32_t failures;            /* connection attempts failed in a row */
+    bool was_up;                  /* connected before: a new connection is a reconnection */
 };
 
 struct store {
@@ -503,11 +504,17 @@ static bool send_prepares(struct lane *l);
 
 static void connected(struct lane *l)
 {
+    /* after a loss (not at start-up), the owner checks it may still write */
+    if (l->was_up && l->s->opt.verify && l->s->opt.verify(l->s->opt.ctx) != 0) {
+        conn_lost(l, "the broker's own check refused the connection");
+        return;
+    }
     if (PQsetnonblocking(l->conn, 1) != 0 || PQenterPipelineMode(l->conn) != 1 ||
         !send_prepares(l)) {
         conn_lost(l, PQerrorMessage(l->conn));
         return;
     }
+    l->was_up = true;
     l->state = CONN_UP;
     l->failures = 0;
     log_info("store", "database connected (lane %d)", l->index);

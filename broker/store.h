@@ -103,6 +103,9 @@ struct store_options {
     uint32_t batch_max;
     uint32_t retry_ms;
     store_state_cb on_state; /* connection went up or down */
+    /* Called (blocking) before a connection that came back after a loss is
+     * used; non-zero: drop it and try again later. NULL: no check. */
+    int (*verify)(void *ctx);
     void *ctx;
 };
 

@@ -88,17 +88,6 @@ def test_standby_takes_over_and_clients_fail_over_by_themselves(pair, pg, tmp_pa
     assert all(w.welcomes > failovers for w in load.workers)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "broker bug: the active-broker lock lives on one PostgreSQL session (lock_conn, "
-    "broker/main.c load()) and is never re-taken or checked after the database restarts. "
-    "The restart ends that session, so the lock is free while the old active broker "
-    "reconnects its commit lanes and goes on serving; the standby's pg_advisory_lock() fails, "
-    "it exits 1, and when it is started again it takes the lock, fences the active's "
-    "connections and serves as well: two active brokers on one database (split brain: each "
-    "serves the same open incidents from its own memory). Fix: the active broker re-takes the lock on its "
-    "first reconnection (pg_try_advisory_lock; exit or stop serving when another broker "
-    "holds it), and a standby whose lock wait fails reconnects and waits again instead of "
-    "exiting."))
 def test_only_one_broker_is_active_after_postgresql_restarts(pair, pg):
     a, b = pair
     pg.close()
