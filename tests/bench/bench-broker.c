@@ -186,6 +186,25 @@ static void bench_raw_latency(const char *dsn, int rate, int seconds)
     PQfinish(c);
 }
 
+/* CurveZMQ, as the clients of a secured broker use it: the broker's public
+ * key in $GD_BENCH_SERVER_KEY, and a principal's key pair (Z85) in
+ * $GD_BENCH_PUBLIC_intake / $GD_BENCH_SECRET_intake (role intake) or
+ * ..._worker. Nothing set: plain connections. */
+static void maybe_curve(void *sock, const char *who)
+{
+    const char *server = getenv("GD_BENCH_SERVER_KEY");
+    char pv[64], sv[64];
+    snprintf(pv, sizeof(pv), "GD_BENCH_PUBLIC_%s", who);
+    snprintf(sv, sizeof(sv), "GD_BENCH_SECRET_%s", who);
+    const char *pub = getenv(pv), *sec = getenv(sv);
+    if (!server || !pub || !sec)
+        return;
+    if (zmq_setsockopt(sock, ZMQ_CURVE_SERVERKEY, server, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_PUBLICKEY, pub, 40) != 0 ||
+        zmq_setsockopt(sock, ZMQ_CURVE_SECRETKEY, sec, 40) != 0)
+        die("bad CURVE keys in the environment");
+}
+
 /* ---- 2. durable intake through the broker ---- */
 
 static void send_msg(void *sock, const struct gd_msg *m, struct gd_buf *buf)
@@ -243,6 +262,7 @@ static void *intake_worker(void *arg)
 {
     struct intake_job *j = arg;
     void *s = zmq_socket(j->zctx, ZMQ_DEALER);
+    maybe_curve(s, "intake");
     int timeout = 30000, hwm = 0;
     zmq_setsockopt(s, ZMQ_RCVTIMEO, &timeout, sizeof(timeout));
     zmq_setsockopt(s, ZMQ_SNDHWM, &hwm, sizeof(hwm));
@@ -310,6 +330,8 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
 {
     void *w = zmq_socket(zctx, ZMQ_DEALER);
     void *c = zmq_socket(zctx, ZMQ_DEALER);
+    maybe_curve(w, "worker");
+    maybe_curve(c, "intake");
     zmq_connect(w, work_ep);
     zmq_connect(c, intake_ep);
     struct gd_decoder *d = gd_decoder_new();

@@ -2,6 +2,8 @@
 # run-broker-bench.sh - the broker benchmark on a private PostgreSQL:
 # raw PostgreSQL rate, durable intake through gd-broker, SUBMIT->DELIVER latency.
 # usage: tests/bench/run-broker-bench.sh [BUILD_DIR] [bench-broker args after the endpoints]
+#   GD_BENCH_CURVE=1: the same with CurveZMQ on every endpoint
+#   GD_BENCH_BROKER_ARGS="...": extra gd-broker options
 #   e.g. tests/bench/run-broker-bench.sh build/release 100000 4 500 1000 10
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,9 +18,26 @@ fi
 "$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
 run=$(mktemp -d /tmp/gd-bench.XXXXXX)
 log="$run/broker.log"
+curve=()
+if [ "${GD_BENCH_CURVE:-0}" = 1 ]; then
+    # CurveZMQ on every endpoint: keys for the broker and two principals
+    gdctl="$build/workers/gdctl/gdctl"
+    for who in broker intake worker; do "$gdctl" keygen "$who" "$run" >/dev/null; done
+    key() { sed -n "s/^$2 = //p" "$run/$1.key"; }
+    printf '[bench-intake]\nkey = %s\nrole = intake\nscope = 500113\n\n[bench-worker]\nkey = %s\nrole = worker\nscope = 500113\n' \
+        "$(key intake public)" "$(key worker public)" >"$run/principals.ini"
+    curve=(--curve-key "$run/broker.key" --principals "$run/principals.ini")
+    export GD_BENCH_SERVER_KEY GD_BENCH_PUBLIC_intake GD_BENCH_SECRET_intake \
+        GD_BENCH_PUBLIC_worker GD_BENCH_SECRET_worker
+    GD_BENCH_SERVER_KEY=$(key broker public)
+    GD_BENCH_PUBLIC_intake=$(key intake public)
+    GD_BENCH_SECRET_intake=$(key intake secret)
+    GD_BENCH_PUBLIC_worker=$(key worker public)
+    GD_BENCH_SECRET_worker=$(key worker secret)
+fi
 "$build/broker/gd-broker" --db "$GD_DB_DSN" --intake "ipc://$run/intake" \
     --work "ipc://$run/work" --status "ipc://$run/status" --log-level warn \
-    --max-pending 100000 ${GD_BENCH_BROKER_ARGS:-} >"$log" 2>&1 &
+    --max-pending 100000 "${curve[@]}" ${GD_BENCH_BROKER_ARGS:-} >"$log" 2>&1 &
 broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$run"' EXIT
 for _ in $(seq 100); do [ -S "$run/work" ] && break; sleep 0.1; done
