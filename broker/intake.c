@@ -131,6 +131,16 @@ static struct waiter *hold(struct broker *b, const uint8_t *rid, size_t rid_len,
     return w;
 }
 
+/* Forgets waiter `w` of a request that could not be recorded, and says so. */
+static void give_up(struct broker *b, struct waiter *w, const uint8_t *rid, size_t rid_len)
+{
+    struct client *c = w->client;
+    uint64_t ref = w->ref;
+    free(w);
+    client_release(b, c);
+    reject(b, rid, rid_len, ref, GD_E_INTERNAL, NULL, "out of memory");
+}
+
 /* ---- SUBMIT ---- */
 
 static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
@@ -190,10 +200,7 @@ static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
         return;
     inc = incident_from_submit(m, cat, loc, b->next_id, now);
     if (!inc) {
-        struct client *c = w->client;
-        free(w);
-        client_release(b, c);
-        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        give_up(b, w, rid, rid_len);
         return;
     }
     b->next_id++;
@@ -371,6 +378,28 @@ static struct incident *open_incident(struct broker *b, const uint8_t *rid, size
     return inc;
 }
 
+/* The open incident an admin request names at `version`, after the
+ * checks every such request makes (load, existence, version); NULL after
+ * answering BUSY or REJECTED. */
+static struct incident *versioned_incident(struct broker *b, const uint8_t *rid, size_t rid_len,
+                                           uint64_t ref, uint64_t id, uint32_t version)
+{
+    const char *why = overloaded(b);
+    if (why) {
+        busy(b, rid, rid_len, ref, why);
+        return NULL;
+    }
+    struct incident *inc = open_incident(b, rid, rid_len, ref, id);
+    if (inc && version != inc->version) {
+        char msg[128];
+        snprintf(msg, sizeof(msg), "incident %llu is at version %u, not %u; read it again",
+                 (unsigned long long)inc->id, inc->version, version);
+        reject(b, rid, rid_len, ref, GD_E_STALE_VERSION, "version", msg);
+        return NULL;
+    }
+    return inc;
+}
+
 static void handle_feedback(struct broker *b, const uint8_t *rid, size_t rid_len,
                             const struct gd_feedback *m)
 {
@@ -398,10 +427,7 @@ static void handle_feedback(struct broker *b, const uint8_t *rid, size_t rid_len
                  : lifecycle_apply_str(b, inc, GD_EV_REOPEN, GD_ST_QUEUED, NULL, false, "feedback",
                                        m->comment, w);
     if (rc < 0) {
-        struct client *c = w->client;
-        free(w);
-        client_release(b, c);
-        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        give_up(b, w, rid, rid_len);
         return;
     }
     m->satisfied ? b->counters.closed++ : b->counters.reopened++;
@@ -410,21 +436,11 @@ static void handle_feedback(struct broker *b, const uint8_t *rid, size_t rid_len
 static void handle_dispatch(struct broker *b, const uint8_t *rid, size_t rid_len,
                             const struct gd_dispatch *m)
 {
-    const char *why = overloaded(b);
-    if (why) {
-        busy(b, rid, rid_len, m->ref, why);
-        return;
-    }
-    struct incident *inc = open_incident(b, rid, rid_len, m->ref, m->incident_id);
+    struct incident *inc =
+        versioned_incident(b, rid, rid_len, m->ref, m->incident_id, m->version);
     if (!inc)
         return;
     char msg[160];
-    if (m->version != inc->version) {
-        snprintf(msg, sizeof(msg), "incident %llu is at version %u, not %u; read it again",
-                 (unsigned long long)inc->id, inc->version, m->version);
-        reject(b, rid, rid_len, m->ref, GD_E_STALE_VERSION, "version", msg);
-        return;
-    }
     if (inc->state != GD_ST_QUEUED) {
         snprintf(msg, sizeof(msg), "only QUEUED incidents can be dispatched; this one is %s",
                  gd_state_name(inc->state));
@@ -446,10 +462,7 @@ static void handle_dispatch(struct broker *b, const uint8_t *rid, size_t rid_len
         return;
     if (lifecycle_apply_str(b, inc, GD_EV_DISPATCH, GD_ST_QUEUED, &r, false, "dispatcher",
                             m->note, w) < 0) {
-        struct client *c = w->client;
-        free(w);
-        client_release(b, c);
-        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        give_up(b, w, rid, rid_len);
         return;
     }
     b->counters.dispatched++;
@@ -458,21 +471,10 @@ static void handle_dispatch(struct broker *b, const uint8_t *rid, size_t rid_len
 static void handle_approve(struct broker *b, const uint8_t *rid, size_t rid_len,
                            const struct gd_approve *m)
 {
-    const char *why = overloaded(b);
-    if (why) {
-        busy(b, rid, rid_len, m->ref, why);
-        return;
-    }
-    struct incident *inc = open_incident(b, rid, rid_len, m->ref, m->incident_id);
+    struct incident *inc =
+        versioned_incident(b, rid, rid_len, m->ref, m->incident_id, m->version);
     if (!inc)
         return;
-    char msg[160];
-    if (m->version != inc->version) {
-        snprintf(msg, sizeof(msg), "incident %llu is at version %u, not %u; read it again",
-                 (unsigned long long)inc->id, inc->version, m->version);
-        reject(b, rid, rid_len, m->ref, GD_E_STALE_VERSION, "version", msg);
-        return;
-    }
     if (!inc->extension_pending) {
         reject(b, rid, rid_len, m->ref, GD_E_BAD_STATE, NULL,
                "no extension request is waiting for this incident");
@@ -493,10 +495,7 @@ static void handle_approve(struct broker *b, const uint8_t *rid, size_t rid_len,
         inc->resolve_due = due;
         inc->resolve_warn = warn;
         inc->warned = warned;
-        struct client *c = w->client;
-        free(w);
-        client_release(b, c);
-        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        give_up(b, w, rid, rid_len);
         return;
     }
     m->approve ? b->counters.extended++ : b->counters.extensions_denied++;
