@@ -34,7 +34,7 @@ import zmq
 
 import checker
 
-T = {"SUBMIT": 1, "ACCEPTED": 16, "REJECTED": 17, "BUSY": 18, "HELLO": 32, "SIGN": 34,
+T = {"SUBMIT": 1, "FEEDBACK": 3, "DONE": 21, "ACCEPTED": 16, "REJECTED": 17, "BUSY": 18, "HELLO": 32, "SIGN": 34,
      "RESOLVE": 38, "WELCOME": 48, "DENIED": 49, "DELIVER": 50, "OK": 51, "ERR": 52,
      "HEARTBEAT": 64, "BYE": 65}
 NAMES = {v: k for k, v in T.items()}
@@ -92,6 +92,7 @@ class Submitter(threading.Thread):
         self.first_sent = {}          # external_id -> monotonic time of its first SUBMIT
         self.failovers = []           # (monotonic time, endpoint moved to)
         self.last_accepted_at = None
+        self.accepted_via = []        # (monotonic time, endpoint) of every ACCEPTED
         self.name = name
         self.unit = unit
         self.category = category
@@ -169,6 +170,7 @@ class Submitter(threading.Thread):
                     self.jsonl.write({"op": "accepted", "source": self.source,
                                       "external_id": ext, "incident_id": body["incident_id"]})
                     self.last_accepted_at = last_heard
+                    self.accepted_via.append((last_heard, self.endpoint))
                     first = self.first_sent.pop(ext, None)
                     if first is not None:
                         self.latencies.append((last_heard, last_heard - first))

@@ -13,9 +13,12 @@ short; tests/faults/run-long.sh runs the same file with a large scale.
 
 import os
 import random
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 
 import msgpack
 import pytest
@@ -192,3 +195,101 @@ def test_clients_and_workers_that_disconnect_mid_request_do_no_harm(city, pg, rn
            f"{cycles(200)} SUBMITs abandoned, {cycles(5)} SIGNs abandoned")
     stored = pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'gone-%%'")
     print(f"checker [disconnect mid-request]: {stored} abandoned SUBMITs were stored (recovered)")
+
+
+@pytest.fixture
+def wal_on_small_disk(tmp_path):
+    """A dedicated cluster whose pg_wal lives on a 48 MB tmpfs (root only).
+
+    Yields (env dict of the cluster, mount point)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system for pg_wal needs root")
+    pgdir = tmp_path / "pg"
+    mnt = Path(tempfile.mkdtemp(prefix="gd-wal-"))
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0777", "tmpfs", str(mnt)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        mnt.rmdir()
+        pytest.skip(f"cannot mount a tmpfs here: {r.stderr.strip()}")
+    pgctl = os.environ["GD_PGCTL"]
+    try:
+        subprocess.run([pgctl, "start", str(pgdir)], check=True, capture_output=True,
+                       timeout=120)
+        env = dict(line.split("=", 1) for line in (pgdir / "env").read_text().splitlines())
+        env = {k: v.strip("'") for k, v in env.items()}
+        subprocess.run([pgctl, "halt", str(pgdir)], check=True, capture_output=True, timeout=60)
+        root = Path((pgdir / "root").read_text().strip()) if (pgdir / "root").exists() else pgdir
+        wal = root / "data" / "pg_wal"
+        shutil.copytree(wal, mnt / "pg_wal", symlinks=True)
+        shutil.chown(mnt / "pg_wal", *(2 * [wal.owner()]))
+        for p in (mnt / "pg_wal").rglob("*"):
+            shutil.chown(p, wal.owner(), wal.group())
+        shutil.rmtree(wal)
+        wal.symlink_to(mnt / "pg_wal")
+        subprocess.run([pgctl, "resume", str(pgdir)], check=True, capture_output=True,
+                       timeout=120)
+        yield env, mnt, pgdir
+    finally:
+        subprocess.run([pgctl, "stop", str(pgdir)], capture_output=True, timeout=120)
+        subprocess.run(["umount", "-l", str(mnt)], capture_output=True)
+        shutil.rmtree(mnt, ignore_errors=True)
+
+
+def test_full_wal_disk_answers_busy_loses_nothing_and_recovers(wal_on_small_disk, hub, tmp_path):
+    import conftest
+    env, mnt, pgdir = wal_on_small_disk
+    dsn = faultload.create_database(env["GD_DB_DSN"])
+    pg = conftest.Pg(dsn)
+    faultload.make_fast_category(pg)
+    broker = conftest.Broker(conftest.broker_binary(), dsn, hub,
+                             dict(conftest.BROKER_DEFAULTS, **{"heartbeat-ms": 100,
+                                                               "liveness": 5}))
+    load = None
+    try:
+        broker.start()
+        load = faultload.Load([broker.intake_ep], [broker.work_ep], tmp_path / "load").start()
+        load.wait_progress(n=20)
+        # fill the WAL file system, then make PostgreSQL need a new segment
+        filler = mnt / "filler"
+        with open(filler, "wb") as f:
+            try:
+                while True:
+                    f.write(b"\0" * (1 << 20))
+                    f.flush()
+            except OSError:
+                pass
+        busy = sum(s.busy for s in load.submitters)
+        pg.close()
+        try:
+            admin = conftest.Pg(dsn)
+            for _ in range(50):
+                admin.scalar("SELECT pg_switch_wal()")
+            admin.close()
+        except Exception as e:   # PANIC: the server went down under us
+            print(f"wal full: {type(e).__name__}: {str(e).strip()[:200]}")
+        gdclient.wait_until(lambda: sum(s.busy for s in load.submitters) > busy or
+                            not subprocess.run([os.environ["GD_PGCTL"], "status", str(pgdir)],
+                                               capture_output=True).returncode, 30,
+                            "BUSY answers or PostgreSQL down with a full pg_wal")
+        accepted = load.accepted()
+        filler.unlink()
+        subprocess.run([os.environ["GD_PGCTL"], "resume", str(pgdir)], check=True,
+                       capture_output=True, timeout=120)
+        load.wait_accepted(accepted + 50, timeout=60, what="intake after the disk has room")
+        assert broker.alive()
+        pg = conftest.Pg(dsn)
+        finish(load, pg, "pg_wal disk full")
+        log = (pgdir / "log" / "postgres.log").read_text(errors="replace")
+        print("wal full: postgres said: " + "; ".join(
+            sorted({line.split("] ", 1)[-1][:120] for line in log.splitlines()
+                    if "No space left" in line or "PANIC" in line}))[:600])
+    finally:
+        if load:
+            for s in load.submitters + load.workers:
+                s.stopping.set()
+            for g in load.gd_workers:
+                g.kill()
+            load.kill_sla()
+        broker.stop()
+        hub.close()
+        shutil.rmtree(broker.dir, ignore_errors=True)
