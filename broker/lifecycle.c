@@ -26,54 +26,58 @@ struct lc_change {
     struct waiter *waiters;
 };
 
-static char *dup_str(struct gd_str s)
-{
-    char *p = malloc((size_t)s.len + 1);
-    if (p) {
-        if (s.len)
-            memcpy(p, s.ptr, s.len);
-        p[s.len] = '\0';
-    }
-    return p;
-}
-
 bool lifecycle_in_hand(enum gd_state s)
 {
     return s == GD_ST_DELIVERED || s == GD_ST_SIGNED || s == GD_ST_IN_PROGRESS;
 }
 
+/* Copies `v` into the string area at *cursor, NUL-terminated; returns the copy. */
+static char *place(char **cursor, struct gd_str v)
+{
+    char *p = *cursor;
+    if (v.len)
+        memcpy(p, v.ptr, v.len);
+    p[v.len] = '\0';
+    *cursor += (size_t)v.len + 1;
+    return p;
+}
+
 struct incident *incident_from_submit(const struct gd_submit *m, struct category *cat,
                                       struct unit *location, uint64_t id, int64_t now)
 {
-    struct incident *inc = calloc(1, sizeof(*inc));
+    /* One allocation: the struct, then every string (open incidents are
+     * held by the million; a dozen small mallocs each would double that). */
+    const struct gd_str fields[] = {m->source,           m->external_id,     m->category,
+                                    m->location.unit,    m->location.address, m->description,
+                                    m->reporter.name,    m->reporter.phone,  m->reporter.address};
+    size_t strings = (size_t)m->source.len + m->external_id.len + 2; /* the key */
+    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
+        strings += (size_t)fields[i].len + 1;
+    for (uint32_t i = 0; i < m->n_attachments; i++)
+        strings += (size_t)m->attachments[i].len + 1;
+    struct incident *inc = calloc(1, sizeof(*inc) + strings);
     if (!inc)
         return NULL;
+    char *cursor = (char *)(inc + 1);
+    inc->source = place(&cursor, m->source);
+    inc->external_id = place(&cursor, m->external_id);
+    inc->category_code = place(&cursor, m->category);
+    inc->location_code = place(&cursor, m->location.unit);
+    inc->address = place(&cursor, m->location.address);
+    inc->description = place(&cursor, m->description);
+    inc->reporter_name = place(&cursor, m->reporter.name);
+    inc->reporter_phone = place(&cursor, m->reporter.phone);
+    inc->reporter_address = place(&cursor, m->reporter.address);
+    for (uint32_t i = 0; i < m->n_attachments; i++)
+        inc->attachments[i] = place(&cursor, m->attachments[i]);
+    inc->n_attachments = m->n_attachments;
+    inc->key = cursor;
+    memcpy(cursor, m->source.ptr, m->source.len);
+    cursor[m->source.len] = '\x1f';
+    memcpy(cursor + m->source.len + 1, m->external_id.ptr, m->external_id.len);
+    cursor[m->source.len + 1 + m->external_id.len] = '\0';
     inc->id = id;
     inc->priority = m->priority;
-    inc->source = dup_str(m->source);
-    inc->external_id = dup_str(m->external_id);
-    inc->category_code = dup_str(m->category);
-    inc->location_code = dup_str(m->location.unit);
-    inc->address = dup_str(m->location.address);
-    inc->description = dup_str(m->description);
-    inc->reporter_name = dup_str(m->reporter.name);
-    inc->reporter_phone = dup_str(m->reporter.phone);
-    inc->reporter_address = dup_str(m->reporter.address);
-    inc->key = malloc((size_t)m->source.len + m->external_id.len + 2);
-    bool ok = inc->source && inc->external_id && inc->category_code && inc->location_code &&
-              inc->address && inc->description && inc->reporter_name && inc->reporter_phone &&
-              inc->reporter_address && inc->key;
-    for (uint32_t i = 0; ok && i < m->n_attachments; i++) {
-        inc->attachments[i] = dup_str(m->attachments[i]);
-        ok = inc->attachments[i] != NULL;
-        inc->n_attachments = i + 1;
-    }
-    if (!ok) {
-        incident_free(inc);
-        return NULL;
-    }
-    snprintf(inc->key, (size_t)m->source.len + m->external_id.len + 2, "%s\x1f%s", inc->source,
-             inc->external_id);
     inc->has_coords = m->location.has_coords;
     inc->lat = m->location.lat;
     inc->lon = m->location.lon;
@@ -89,24 +93,12 @@ void incident_free(struct incident *inc)
 {
     if (!inc)
         return;
-    free(inc->source);
-    free(inc->external_id);
-    free(inc->key);
-    free(inc->category_code);
-    free(inc->location_code);
-    free(inc->address);
-    free(inc->description);
-    free(inc->reporter_name);
-    free(inc->reporter_phone);
-    free(inc->reporter_address);
-    for (uint32_t i = 0; i < inc->n_attachments; i++)
-        free(inc->attachments[i]);
     while (inc->waiters) {
         struct waiter *w = inc->waiters;
         inc->waiters = w->next;
         free(w);
     }
-    free(inc);
+    free(inc); /* its strings live in the same block */
 }
 
 void incident_index(struct broker *b, struct incident *inc)
@@ -537,14 +529,13 @@ static const char sql_open[] =
     "i.updated_at, i.id";
 
 /* Attachments come back as a JSON array of strings that we wrote
- * ourselves; only \" and \\ escapes and \u00XX control characters occur. */
-static void parse_attachments(struct incident *inc, const char *json)
+ * ourselves; only \" and \\ escapes and \u00XX control characters occur.
+ * Decodes them into `buf` (at least as long as `json`) as views in m. */
+static void parse_attachments(struct gd_submit *m, const char *json, char *buf)
 {
     const char *p = strchr(json, '"');
-    while (p && inc->n_attachments < GD_MAX_ATTACHMENTS) {
-        char *out = malloc(strlen(p) + 1);
-        if (!out)
-            return;
+    while (p && m->n_attachments < GD_MAX_ATTACHMENTS) {
+        char *out = buf;
         size_t n = 0;
         for (p++; *p && *p != '"'; p++) {
             if (*p == '\\' && p[1] == 'u' && strlen(p) >= 6) {
@@ -556,8 +547,8 @@ static void parse_attachments(struct incident *inc, const char *json)
                 out[n++] = *p;
             }
         }
-        out[n] = '\0';
-        inc->attachments[inc->n_attachments++] = out;
+        m->attachments[m->n_attachments++] = gd_str_make(out, n);
+        buf += n;
         p = *p ? strchr(p + 1, '"') : NULL;
     }
 }
@@ -585,10 +576,15 @@ struct incident *incident_from_row(struct broker *b, const PGresult *res, int i)
     struct category *cat = org_category(&b->org, m.category.ptr, m.category.len);
     struct unit *loc = org_unit(&b->org, m.location.unit.ptr, m.location.unit.len);
     uint64_t id = strtoull(PQgetvalue(res, i, 0), NULL, 10);
+    const char *json = PQgetvalue(res, i, 18);
+    char *buf = malloc(strlen(json) + 1);
+    if (!buf)
+        return NULL;
+    parse_attachments(&m, json, buf);
     struct incident *inc = incident_from_submit(&m, cat, loc, id, 0);
+    free(buf);
     if (!inc)
         return NULL;
-    parse_attachments(inc, PQgetvalue(res, i, 18));
     inc->reported_at = strtoll(PQgetvalue(res, i, 19), NULL, 10);
     inc->received_at = strtoll(PQgetvalue(res, i, 20), NULL, 10);
     inc->sign_due = strtoll(PQgetvalue(res, i, 21), NULL, 10);

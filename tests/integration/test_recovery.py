@@ -112,3 +112,25 @@ def test_database_outage_answers_busy_loses_nothing_and_recovers(make_broker, pg
     told, events = chaos.check_history(pg, submitters)
     busy = sum(s.busy for s in submitters)
     print(f"database outage: {told} accepted, {busy} BUSY answers, {events} events checked")
+
+
+def test_recovered_incident_keeps_every_field_after_a_crash(make_broker, pg):
+    broker = make_broker()
+    urls = ['https://img.example/a.jpg', 'https://img.example/b"q\\.png']
+    acc = broker.intake().submit(source="chaos", external_id="fields", category=CATEGORY,
+                                 location={"unit": GRID, "address": "幸福小区3栋",
+                                           "lat": 29.4, "lon": 106.5},
+                                 description="井盖破损", attachments=urls,
+                                 reporter={"name": "李四", "phone": "13800000001"})
+    broker.proc.kill()
+    broker.proc.wait()
+    broker.start()
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    inc = w.deliver()["incident"]
+    assert inc["id"] == acc["incident_id"]
+    assert inc["attachments"] == urls
+    assert inc["description"] == "井盖破损"
+    assert inc["location"]["address"] == "幸福小区3栋"
+    assert abs(inc["location"]["lat"] - 29.4) < 1e-9
+    assert inc["reporter"] == {"name": "李四", "phone": "13800000001"}
