@@ -89,6 +89,15 @@ def test_broker_killed_with_sigkill_at_random_moments_loses_and_repeats_nothing(
     v = finish(city, pg, "kill -9", f"{n} kill -9 cycles")
     assert all(w.welcomes > n for w in city.workers), "the workers never had to reconnect"
     assert v.counts["signed"] > 0
+    # the same verdict from the checker as a program, on the logs as files
+    logs = city.dir
+    argv = ["/usr/bin/python3", str(Path(checker.__file__)), "--dsn", pg.dsn, "--name", "cli"]
+    argv += [a for p in sorted(logs.glob("client-*.jsonl")) for a in ("--client", str(p))]
+    argv += [a for p in sorted(logs.glob("worker-*.jsonl")) for a in ("--worker", str(p))]
+    argv += [a for p in sorted(logs.glob("gdw-*.log")) for a in ("--gd-worker-log", str(p))]
+    r = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    print(r.stdout.strip())
+    assert r.returncode == 0 and f"accepted={v.counts['accepted']} " in r.stdout, r.stdout + r.stderr
 
 
 def test_broker_stopped_beyond_the_heartbeat_timeouts_resumes_and_loses_nothing(city, pg, rng):
@@ -293,3 +302,41 @@ def test_full_wal_disk_answers_busy_loses_nothing_and_recovers(wal_on_small_disk
         broker.stop()
         hub.close()
         shutil.rmtree(broker.dir, ignore_errors=True)
+
+
+def test_checker_finds_lost_phantom_inconsistent_overdue_and_redelivered(pg):
+    """The checker can fail: one planted anomaly of each kind is reported."""
+    def incident(iid, ext, state, version, sign_due="NULL"):
+        pg.all("INSERT INTO incident (id, source, external_id, priority, state, version, queue, "
+               "owner_level, received_at, updated_at, sign_due) VALUES (%s, 'chaos', %s, "
+               f"'normal', %s, %s, %s, 'grid', now(), now(), {sign_due}) RETURNING id",
+               iid, ext, state, version, GRID)
+
+    def events(iid, *evs):
+        for v, (kind, frm, to) in enumerate(evs, 1):
+            pg.all("INSERT INTO incident_event (incident_id, version, at, kind, from_state, "
+                   "to_state) VALUES (%s, %s, now(), %s, %s, %s) RETURNING version",
+                   iid, v, kind, frm, to)
+
+    clients, workers = checker.ClientLog(), checker.WorkerLog()
+    for ext, iid in (("lost", 9001), ("bad-path", 9003), ("overdue", 9005), ("signed", 9006)):
+        clients.submit("chaos", ext)
+        clients.accept("chaos", ext, iid)
+    incident(9002, "phantom", "QUEUED", 1)
+    events(9002, ("receive", "RECEIVED", "QUEUED"))
+    incident(9003, "bad-path", "SIGNED", 2)
+    events(9003, ("receive", "RECEIVED", "QUEUED"), ("sign", "QUEUED", "SIGNED"))
+    incident(9005, "overdue", "QUEUED", 1, sign_due="now() - interval '1 minute'")
+    events(9005, ("receive", "RECEIVED", "QUEUED"))
+    incident(9006, "signed", "SIGNED", 3)
+    events(9006, ("receive", "RECEIVED", "QUEUED"), ("deliver", "QUEUED", "DELIVERED"),
+           ("sign", "DELIVERED", "SIGNED"))
+    workers.add({"op": "signed", "incident_id": 9006, "version": 3})
+    workers.add({"op": "deliver", "incident_id": 9006, "version": 4, "delivery_id": 7})
+    v = checker.check(pg.conn, clients, workers, sla_grace_ms=5000)
+    print(v.report("planted anomalies"))
+    assert not v.valid
+    for anomaly in ("lost", "unexpected", "bad-history", "missed-escalation",
+                    "redelivered-after-sign"):
+        assert len(v.found[anomaly]) == 1, (anomaly, v.found)
+    assert not v.found["duplicated"] and not v.found["bad-projection"]
