@@ -75,6 +75,8 @@ int main(int argc, char **argv)
     else if (pos.inode && pos.inode == feed_inode(feed))
         hlog(cfg.log_level, HLOG_INFO, "resuming after line %" PRIu64 " (byte %" PRIu64 ")",
              pos.line, pos.offset);
+    hlog(cfg.log_level, HLOG_INFO, "submitting %s to %s%s", input, intake_ep,
+         follow ? " (following it)" : "");
     void *zctx = zmq_ctx_new();
     struct intake *in = NULL;
     if (!zctx || intake_open(zctx, intake_ep, &in) < 0) {
