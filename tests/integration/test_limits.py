@@ -127,6 +127,19 @@ def test_submit_beyond_max_open_is_busy_capacity(make_broker):
     assert again.type == "ACCEPTED" and again["duplicate"] is True
 
 
+def test_submit_beyond_backlog_max_is_busy_backlog(make_broker, pg):
+    # commits wait 500 ms: two changes fill the backlog
+    broker = make_broker(batch_max=2, backlog_max=2, flush_ms=500, busy_retry_ms=200)
+    intake = broker.intake()
+    for i in range(3):
+        intake.send("SUBMIT", {"ref": i + 1, **submission(f"L-bl-{i}")})
+    replies = {r["ref"]: r for r in (intake.raw_reply() for _ in range(3))}
+    assert replies[3].type == "BUSY" and replies[3]["reason"] == "backlog", replies
+    assert replies[3]["retry_ms"] == 200
+    assert [replies[i].type for i in (1, 2)] == ["ACCEPTED", "ACCEPTED"], replies
+    assert intake.submit(**submission("L-bl-2")).type == "ACCEPTED"
+
+
 # ---- status endpoint ----
 
 
