@@ -42,7 +42,7 @@ for f in "$root"/etc/systemd/system/*.service; do
         prog=${u%@.service}
         for ini in "$root/etc/griddispatch/$prog"-*.ini; do
             [[ -f $ini ]] || { echo "check-units: $u has no example $prog-<instance>.ini" >&2; fail=1; continue; }
-            inst=${ini##*/$prog-}
+            inst=${ini##*/"$prog"-}
             inst=${inst%.ini}
             ln -s "$u" "$root/etc/systemd/system/$prog@$inst.service"
             units+=("$prog@$inst.service")
