@@ -95,12 +95,36 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_timer_start(&b->shutdown_timer, on_shutdown_tick, 0, 10);
 }
 
-/* SIGHUP: reload what can change without a restart (the principals). */
+/* SIGHUP: reload what can change without a restart: the org tree and
+ * the category catalogue (merged: new units and categories, changed
+ * limits; nothing removed), the working calendar, and the principals.
+ * Blocking reads: a reload is an operator's act, seldom and short. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
     (void)signum;
     struct broker *b = h->data;
     char err[512];
+    PGconn *conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
+    if (!conn) {
+        log_error("broker", "reload: no database (%s); the org tree and calendar stay as they "
+                            "were", err);
+    } else {
+        if (org_reload(&b->org, conn, err, sizeof(err)) < 0)
+            log_error("broker", "reload of the org tree failed: %s", err);
+        else
+            log_info("broker", "org tree reloaded: %zu units, %zu categories", b->org.n_units,
+                     b->org.n_categories);
+        struct calendar *cal = calendar_new(b->cfg.utc_offset_min);
+        if (cal && calendar_load(cal, conn, err, sizeof(err)) == 0) {
+            calendar_free(b->calendar);
+            b->calendar = cal;
+            log_info("broker", "working calendar reloaded");
+        } else {
+            log_error("broker", "reload of the calendar failed: %s", cal ? err : "out of memory");
+            calendar_free(cal);
+        }
+        PQfinish(conn);
+    }
     if (auth_reload(b, err, sizeof(err)) < 0)
         log_error("broker", "reload failed, the previous principals stay in force: %s", err);
 }

@@ -50,6 +50,9 @@ static PGresult *query(PGconn *conn, const char *sql, char *err, size_t errlen)
     return res;
 }
 
+/* Loads the units, merging into what `org` holds already: a known code is
+ * updated in place (name, level, kind, parent), a new one added. Units are
+ * never removed (incidents and queues point at them). */
 static int load_units(struct org *org, PGconn *conn, char *err, size_t errlen)
 {
     PGresult *res = query(conn, "SELECT code, name, level, kind, coalesce(parent, '') FROM org_unit",
@@ -58,34 +61,39 @@ static int load_units(struct org *org, PGconn *conn, char *err, size_t errlen)
         return -1;
     int n = PQntuples(res);
     for (int i = 0; i < n; i++) {
-        struct unit *u = calloc(1, sizeof(*u));
-        if (!u)
-            goto fail_oom;
-        u->code = strdup(PQgetvalue(res, i, 0));
-        u->name = strdup(PQgetvalue(res, i, 1));
+        const char *code = PQgetvalue(res, i, 0);
         int level = level_from_db(PQgetvalue(res, i, 2));
-        u->special = strcmp(PQgetvalue(res, i, 3), "special") == 0;
-        if (!u->code || !u->name || level < 0) {
-            free(u->code);
-            free(u->name);
-            free(u);
+        char *name = strdup(PQgetvalue(res, i, 1));
+        if (!name || level < 0) {
+            free(name);
             goto fail_oom;
         }
+        struct unit *u = org_unit(org, code, strlen(code));
+        if (!u) {
+            u = calloc(1, sizeof(*u));
+            if (!u || !(u->code = strdup(code))) {
+                free(u);
+                free(name);
+                goto fail_oom;
+            }
+            HASH_ADD_KEYPTR(hh, org->units, u->code, strlen(u->code), u);
+        }
+        free(u->name);
+        u->name = name;
         u->level = (enum gd_level)level;
-        HASH_ADD_KEYPTR(hh, org->units, u->code, strlen(u->code), u);
+        u->special = strcmp(PQgetvalue(res, i, 3), "special") == 0;
     }
     /* Second pass: link parents, now that every unit exists. */
     for (int i = 0; i < n; i++) {
         const char *parent = PQgetvalue(res, i, 4);
-        if (!*parent)
-            continue;
         const char *code = PQgetvalue(res, i, 0);
         struct unit *u = org_unit(org, code, strlen(code));
-        u->parent = org_unit(org, parent, strlen(parent));
+        u->parent = *parent ? org_unit(org, parent, strlen(parent)) : NULL;
     }
     PQclear(res);
     org->n_units = HASH_COUNT(org->units);
     for (struct unit *u = org->units; u; u = u->hh.next) {
+        u->town = u->community = u->grid = NULL;
         for (struct unit *a = u; a; a = a->parent) {
             if (a->level == GD_LEVEL_TOWN)
                 u->town = a;
@@ -111,20 +119,31 @@ static int load_categories(struct org *org, PGconn *conn, char *err, size_t errl
     if (!res)
         return -1;
     for (int i = 0; i < PQntuples(res); i++) {
-        struct category *c = calloc(1, sizeof(*c));
-        if (!c || !(c->code = strdup(PQgetvalue(res, i, 0))) ||
-            !(c->name = strdup(PQgetvalue(res, i, 1)))) {
+        /* merged like the units: known codes updated, new ones added */
+        const char *code = PQgetvalue(res, i, 0);
+        char *name = strdup(PQgetvalue(res, i, 1));
+        struct category *c = org_category(org, code, strlen(code));
+        if (name && !c) {
+            c = calloc(1, sizeof(*c));
+            if (c && !(c->code = strdup(code))) {
+                free(c);
+                c = NULL;
+            }
             if (c)
-                free(c->code);
-            free(c);
+                HASH_ADD_KEYPTR(hh, org->categories, c->code, strlen(c->code), c);
+        }
+        if (!name || !c) {
+            free(name);
             PQclear(res);
             snprintf(err, errlen, "out of memory loading categories");
             return -1;
         }
+        free(c->name);
+        c->name = name;
         c->sector = (enum sector)sector_parse(PQgetvalue(res, i, 2));
         c->admitted = (enum gd_level)level_from_db(PQgetvalue(res, i, 3));
         c->default_priority = (enum gd_priority)gd_priority_parse(gd_str_c(PQgetvalue(res, i, 4)));
-        HASH_ADD_KEYPTR(hh, org->categories, c->code, strlen(c->code), c);
+        memset(c->sla, 0, sizeof(c->sla)); /* read again below */
     }
     PQclear(res);
     org->n_categories = HASH_COUNT(org->categories);
@@ -171,6 +190,13 @@ int org_load(struct org *org, PGconn *conn, const char *district_code, char *err
 fail:
     org_clear(org);
     return -1;
+}
+
+int org_reload(struct org *org, PGconn *conn, char *err, size_t errlen)
+{
+    if (load_units(org, conn, err, errlen) < 0 || load_categories(org, conn, err, errlen) < 0)
+        return -1;
+    return 0;
 }
 
 void org_clear(struct org *org)

@@ -73,6 +73,12 @@ int sector_parse(const char *s);
  * err (size errlen); *org is left empty on failure. */
 int org_load(struct org *org, PGconn *conn, const char *district_code, char *err, size_t errlen);
 
+/* Reads the tables again into a loaded org (SIGHUP, after an import):
+ * changed units and categories are updated in place, new ones added,
+ * none removed (incidents point at them). Returns 0, or -1 with a message
+ * in err; a failure part-way leaves what was read so far. */
+int org_reload(struct org *org, PGconn *conn, char *err, size_t errlen);
+
 /* Frees everything org_load() built; accepts an empty org. */
 void org_clear(struct org *org);
 
