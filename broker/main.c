@@ -131,6 +131,12 @@ static void on_sighup(uv_signal_t *h, int signum)
 
 /* Start-up work over a blocking connection: migrations, the org tree and
  * the open incidents. Waits for the database if it is not up yet. */
+static void exit_before_start(int signum)
+{
+    (void)signum;
+    _exit(0);
+}
+
 /* A blocking connection, retried until the database answers. */
 static PGconn *connect_waiting(struct broker *b)
 {
@@ -281,6 +287,10 @@ int main(int argc, char **argv)
         return 1;
     }
     work_init(b);
+    /* Until the loop runs, SIGTERM/SIGINT end a broker that has nothing to
+     * flush yet (e.g. a standby waiting for the lock) cleanly. */
+    signal(SIGTERM, exit_before_start);
+    signal(SIGINT, exit_before_start);
     if (load(b) < 0)
         return 1;
 

@@ -271,12 +271,15 @@ def wait_ready(broker, timeout=15.0, interval=0.002):
 
 
 def lock_waiters(dsn):
-    """(holders, waiters) of the active-broker advisory lock in the cluster."""
+    """(holders, waiters) of the active-broker advisory lock on this test's database
+    (other tests' brokers on the same cluster hold their own)."""
     conn = psycopg2.connect(dsn)
     try:
         with conn.cursor() as cur:
             cur.execute("SELECT count(*) FILTER (WHERE granted), count(*) FILTER (WHERE NOT granted) "
-                        "FROM pg_locks WHERE locktype = 'advisory' AND objid = %s", (ACTIVE_LOCK,))
+                        "FROM pg_locks WHERE locktype = 'advisory' AND objid = %s AND database = "
+                        "(SELECT oid FROM pg_database WHERE datname = current_database())",
+                        (ACTIVE_LOCK,))
             return cur.fetchone()
     finally:
         conn.close()
