@@ -279,3 +279,25 @@ def test_a_bad_principals_file_on_sighup_keeps_the_old_one(secure):
     app = connect(broker.intake_ep, "hotline")
     send(app, "SUBMIT", submit_body("kept"))
     assert recv(app)[0] == "ACCEPTED"
+
+
+def test_gdctl_watch_reads_the_status_topic_with_a_dashboard_key(secure, tmp_path):
+    import subprocess
+    from conftest import broker_binary
+    broker, keys, _, _ = secure
+    gdctl = broker_binary().parent.parent / "workers" / "gdctl" / "gdctl"
+    pub, sec = keys.of["wall"]
+    key_file = tmp_path / "wall.key"
+    key_file.write_text(f"public = {pub}\nsecret = {sec}\n")
+    env = {**os.environ, "GD_CURVE_SERVER_KEY": keys.broker[0], "GD_CURVE_KEY": str(key_file)}
+    r = subprocess.run([str(gdctl), "watch", "--status", broker.status_ep, "--count", "1",
+                        "--seconds", "10", "broker"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert "broker" in r.stdout
+    # without the key nothing arrives
+    env.pop("GD_CURVE_KEY")
+    r = subprocess.run([str(gdctl), "watch", "--status", broker.status_ep, "--count", "1",
+                        "--seconds", "2", "broker"], env=env, capture_output=True, text=True,
+                       timeout=30)
+    assert "broker" not in r.stdout

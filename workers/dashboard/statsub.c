@@ -6,6 +6,8 @@
  * iteration so the HTTP side is never starved. */
 #include "statsub.h"
 
+#include "intake.h"
+
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -178,6 +180,12 @@ static void *connect_socket(void *zctx, int type, const char *ep, char *err, siz
     zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxmsg, sizeof(maxmsg));
     if (type == ZMQ_SUB)
         zmq_setsockopt(sock, ZMQ_SUBSCRIBE, "", 0);
+    if (intake_curve_from_env(sock) < 0) {
+        snprintf(err, errlen, "bad CurveZMQ settings: GD_CURVE_SERVER_KEY must be the broker's "
+                              "public key and GD_CURVE_KEY a key file (public = , secret = )");
+        zmq_close(sock);
+        return NULL;
+    }
     if (zmq_connect(sock, ep) < 0) {
         snprintf(err, errlen, "cannot connect to %s: %s", ep, zmq_strerror(errno));
         zmq_close(sock);

@@ -223,6 +223,11 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
     void *sub = zmq_socket(g->zctx, ZMQ_SUB);
     if (!sub)
         goto close_signalfd;
+    if (intake_curve_from_env(sub) < 0) {
+        rc = gdctl_fail(g, EXIT_USAGE, "curve",
+                        "bad CurveZMQ settings in GD_CURVE_SERVER_KEY / GD_CURVE_KEY");
+        goto close_sub;
+    }
     int linger = 0;
     int64_t maxsize = GD_MAX_BODY + GD_MAX_TOPIC;
     zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof(linger));

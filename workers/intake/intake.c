@@ -33,8 +33,7 @@ static int key_entry(void *user, const char *section, const char *name, const ch
     return 1;
 }
 
-/* CURVE client options from GD_CURVE_SERVER_KEY and GD_CURVE_KEY, if set. */
-static int set_curve(void *sock)
+int intake_curve_from_env(void *sock)
 {
     const char *server = getenv("GD_CURVE_SERVER_KEY");
     const char *file = getenv("GD_CURVE_KEY");
@@ -70,7 +69,7 @@ int intake_open(void *zctx, const char *endpoint, struct intake **ret)
     int64_t maxsize = GD_MAX_BODY + 64;
     zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
     zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof(maxsize));
-    rc = set_curve(c->sock);
+    rc = intake_curve_from_env(c->sock);
     if (rc < 0)
         goto close_socket;
     if (zmq_connect(c->sock, endpoint) != 0) {

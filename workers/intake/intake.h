@@ -26,6 +26,12 @@ struct intake;
  * a CURVE client with that key pair. */
 int intake_open(void *zctx, const char *endpoint, struct intake **ret);
 
+/* Makes `sock` (not yet connected) a CURVE client when the environment
+ * says so (GD_CURVE_SERVER_KEY and GD_CURVE_KEY, as above); for other
+ * programs' sockets to the broker (status subscribers). Returns 0 (also
+ * when the variables are not set), or -EINVAL for a bad setting. */
+int intake_curve_from_env(void *sock);
+
 /* Closes the socket (pending sends are dropped) and frees; accepts NULL. */
 void intake_close(struct intake *c);
 
