@@ -637,7 +637,11 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
         char msg[160];
         snprintf(msg, sizeof(msg), "%s%s%s", gd_code_message(derr.code),
                  derr.field && *derr.field ? ": " : "", derr.field ? derr.field : "");
-        send_error(b, rid, rid_len, GD_T_ERR, derr.ref, derr.code, derr.field, msg);
+        /* a HELLO is answered DENIED, whatever refused it */
+        bool hello = zmq_msg_size(&frames[1]) == GD_HEADER_LEN &&
+                     ((const uint8_t *)zmq_msg_data(&frames[1]))[GD_SIGNATURE_LEN] == GD_T_HELLO;
+        send_error(b, rid, rid_len, hello ? GD_T_DENIED : GD_T_ERR, derr.ref, derr.code,
+                   derr.field, msg);
         return;
     }
     bool unknown;
