@@ -154,7 +154,7 @@ static void start_waiting(struct worker *w)
             w->wait_tail = NULL;
         j->wait_next = NULL;
         w->in_hand++;
-        j->phase = PH_SIGNING; /* placeholder until job_next() picks the step */
+        j->phase = PH_SIGNING; /* out of PH_WAITING; job_next() picks the real step */
         j->started = uv_now(w->loop);
         job_next(j);
     }
