@@ -73,8 +73,8 @@ class Feedback(threading.Thread):
             ref = 0
             inflight = {}
             while not self.stopping.is_set():
-                todo = set().union(*(w.resolved for w in self.workers)) - self.done
-                for iid in list(todo)[:200]:
+                awaiting_feedback = set().union(*(w.resolved for w in self.workers)) - self.done
+                for iid in list(awaiting_feedback)[:200]:
                     if len(inflight) >= 50:
                         break
                     ref += 1
