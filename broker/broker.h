@@ -152,6 +152,7 @@ struct counters {
     uint64_t extended, progressed, dispatched, escalated, flagged, warned, poisoned;
     uint64_t worker_errors, sla_stale, denied;
     uint64_t sessions_opened, sessions_lost;
+    uint64_t status_batches, status_bytes_raw, status_bytes_sent;
 };
 
 struct broker {
@@ -192,6 +193,7 @@ struct broker {
     uv_idle_t dispatch_idle;
     uv_timer_t heartbeat_timer;
     uv_timer_t gauge_timer;
+    struct status_batches *batches; /* transitions waiting to be published */
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t shutdown_timer;
     bool ready;                   /* served once: endpoints and database up */

@@ -32,6 +32,7 @@ enum {
     OPT_MAX_PENDING,
     OPT_MAX_OPEN,
     OPT_GAUGE_MS,
+    OPT_STATUS_BATCH_MS,
     OPT_LOG_LEVEL,
     OPT_CHECK,
     OPT_DB_LANES,
@@ -64,6 +65,7 @@ static const struct option options[] = {
     {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
     {"max-open", required_argument, NULL, OPT_MAX_OPEN},
     {"gauge-ms", required_argument, NULL, OPT_GAUGE_MS},
+    {"status-batch-ms", required_argument, NULL, OPT_STATUS_BATCH_MS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"db-lanes", required_argument, NULL, OPT_DB_LANES},
@@ -106,6 +108,8 @@ static const char usage[] =
     "  --max-pending N        unanswered requests per intake client [1000]\n"
     "  --max-open N           open incidents held in memory [2000000]\n"
     "  --gauge-ms N           period of queue and broker status, ms [1000]\n"
+    "  --status-batch-ms N    transitions wait at most this long to be published\n"
+    "                         together, one batch per town, ms [50]\n"
     "  --sla-alarm-ms N       period of the check for unwatched deadlines, ms [10000]\n"
     "  --utc-offset-min N     local time of the working calendar, minutes east of UTC [480]\n"
     "  --extension-approval P auto: extensions up to a category's maximum apply at once;\n"
@@ -222,6 +226,11 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         num = &cfg->gauge_ms;
         min = 10;
         max = 3600000;
+        break;
+    case OPT_STATUS_BATCH_MS:
+        num = &cfg->status_batch_ms;
+        min = 0;
+        max = 1000;
         break;
     case OPT_DB_LANES:
         num = &cfg->db_lanes;
@@ -425,6 +434,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_pending = 1000,
         .max_open = 2000000,
         .gauge_ms = 1000,
+        .status_batch_ms = 50,
         .sla_alarm_ms = 10000,
         .utc_offset_min = 480,
         .log_level = LOG_INFO,
@@ -536,8 +546,8 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
-    fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n", cfg->gauge_ms,
-            cfg->sla_alarm_ms, cfg->utc_offset_min);
+    fprintf(out, "gauge_ms = %u\nstatus_batch_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n",
+            cfg->gauge_ms, cfg->status_batch_ms, cfg->sla_alarm_ms, cfg->utc_offset_min);
     fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");
     if (cfg->curve_key)
         fprintf(out, "curve_key = %s\n", cfg->curve_key);

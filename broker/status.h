@@ -8,8 +8,9 @@
  * negative errno with a message in err. */
 int status_open(struct broker *b, char *err, size_t errlen);
 
-/* Publishes the transition recorded by `c` on inc.<town>.<community>.<grid>
- * (never with reporter data). */
+/* Queues the transition recorded by `c` (never with reporter data) for
+ * its town's batch on inc.<town>: published within --status-batch-ms,
+ * before any other status message, or at once when the batch is full. */
 void status_transition(struct broker *b, const struct incident *inc, const struct store_change *c);
 
 /* Publishes an alarm on alarm.<kind>. `incident_id` 0 and `queue` NULL
@@ -25,6 +26,9 @@ void status_sla(struct broker *b, const struct incident *inc, bool breach,
 
 /* Fills g with the current gauges of q. */
 void status_gauge(struct broker *b, const struct queue *q, int64_t now, struct gd_gauge *g);
+
+/* Publishes every waiting batch of transitions now. */
+void status_flush(struct broker *b);
 
 void status_close(struct broker *b);
 

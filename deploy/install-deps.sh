@@ -10,12 +10,12 @@ packages=(
     # build
     gcc clang libclang-rt-14-dev meson ninja-build pkg-config
     # libraries
-    libzmq3-dev libpq-dev libmsgpack-dev libuv1-dev libcmocka-dev uthash-dev
+    libzmq3-dev libpq-dev libmsgpack-dev libuv1-dev libcmocka-dev uthash-dev libzstd-dev
     libjansson-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev
     # PostgreSQL server (private test clusters) and client tools
     postgresql-15 postgresql-client-15
     # integration tests
-    python3-zmq python3-msgpack python3-psycopg2 python3-pytest
+    python3-zmq python3-msgpack python3-psycopg2 python3-pytest python3-zstandard
     # dashboard tests: headless browser (driven by playwright-core from npm, which
     # nodejs provides), a CJK font for its screenshots, promtool for /metrics
     chromium fonts-wqy-zenhei nodejs prometheus

@@ -43,3 +43,14 @@ int gd__buf_reserve(struct gd_buf *b, size_t extra, size_t limit)
     b->cap = cap;
     return 0;
 }
+
+int gd_buf_append(struct gd_buf *b, const void *p, size_t len)
+{
+    int r = gd__buf_reserve(b, len, SIZE_MAX - b->len);
+    if (r < 0)
+        return r;
+    if (len)
+        memcpy(b->data + b->len, p, len);
+    b->len += len;
+    return 0;
+}

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <msgpack.h>
+#include <zstd.h>
 
 #include "gdp-internal.h"
 
@@ -19,6 +20,8 @@ struct path_elem {
 
 struct gd_decoder {
     msgpack_zone zone;
+    char *inflated;     /* a decompressed status body, GD_MAX_BODY bytes */
+    ZSTD_DCtx *dctx;
     unsigned depth; /* entries used in path */
     struct path_elem path[GD_MAX_DEPTH + 1];
     char field[GD_MAX_NAME + 1]; /* dotted path of the last error */
@@ -42,6 +45,8 @@ void gd_decoder_free(struct gd_decoder *d)
     if (d == NULL)
         return;
     msgpack_zone_destroy(&d->zone);
+    ZSTD_freeDCtx(d->dctx);
+    free(d->inflated);
     free(d);
 }
 
@@ -285,11 +290,10 @@ static int decode_value(struct gd_decoder *d, const struct gd__field *f, void *b
     }
     case GD__F_EVENTS:
     case GD__F_GAUGES:
+    case GD__F_TRANSITIONS:
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return fail(d, GD_E_WRONG_TYPE, f);
-        return decode_records(d, f, base, o,
-                              f->type == GD__F_EVENTS ? sizeof(struct gd_event)
-                                                      : sizeof(struct gd_gauge));
+        return decode_records(d, f, base, o, gd__record_size(f->type));
     case GD__F_COUNTERS:
         return decode_counters(d, f, base, o);
     }
@@ -457,8 +461,40 @@ int gd_decode(struct gd_decoder *d, const void *header, size_t header_len, const
     return finish(d, decode_body(d, t, &ret_msg->u, body, body_len, false), ret_err);
 }
 
+/* A compressed status body (§12.1): decompressed into the decoder's own
+ * buffer, which the decoded strings then point into. The frame must
+ * declare its size, and that size is checked before anything is
+ * decompressed. */
+static int inflate_body(struct gd_decoder *d, const void **body, size_t *body_len)
+{
+    unsigned long long size = ZSTD_getFrameContentSize(*body, *body_len);
+    if (size == ZSTD_CONTENTSIZE_ERROR || size == ZSTD_CONTENTSIZE_UNKNOWN)
+        return -GD_E_MALFORMED;
+    if (size > GD_MAX_BODY)
+        return -GD_E_TOO_LARGE;
+    if (d->inflated == NULL && (d->inflated = malloc(GD_MAX_BODY)) == NULL)
+        return -GD_E_INTERNAL;
+    if (d->dctx == NULL && (d->dctx = ZSTD_createDCtx()) == NULL)
+        return -GD_E_INTERNAL;
+    size_t n = ZSTD_decompressDCtx(d->dctx, d->inflated, GD_MAX_BODY, *body, *body_len);
+    if (ZSTD_isError(n) || n != size)
+        return -GD_E_MALFORMED;
+    *body = d->inflated;
+    *body_len = n;
+    return 0;
+}
+
 int gd_decode_status(struct gd_decoder *d, const void *body, size_t body_len,
                      struct gd_status *ret_status, struct gd_decode_error *ret_err)
 {
+    if (body_len >= 4 && memcmp(body, GD_ZSTD_MAGIC, 4) == 0) {
+        d->field[0] = '\0';
+        d->ref = 0;
+        if (body_len > GD_MAX_BODY)
+            return finish(d, -GD_E_TOO_LARGE, ret_err);
+        int r = inflate_body(d, &body, &body_len);
+        if (r < 0)
+            return finish(d, r, ret_err);
+    }
     return finish(d, decode_body(d, NULL, ret_status, body, body_len, true), ret_err);
 }

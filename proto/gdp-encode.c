@@ -96,6 +96,7 @@ static bool must_emit(const struct gd__field *f, const void *base)
     case GD__F_STRS:
     case GD__F_EVENTS:
     case GD__F_GAUGES:
+    case GD__F_TRANSITIONS:
     case GD__F_COUNTERS:
         return *(const uint32_t *)cat(base, f->aux_off) != 0;
     }
@@ -216,10 +217,11 @@ static int encode_value(packer *pk, const struct gd__field *f, const void *base)
         return 0;
     }
     case GD__F_EVENTS:
-    case GD__F_GAUGES: {
+    case GD__F_GAUGES:
+    case GD__F_TRANSITIONS: {
         uint32_t n = *(const uint32_t *)cat(base, f->aux_off);
         const char *elems;
-        size_t size = f->type == GD__F_EVENTS ? sizeof(struct gd_event) : sizeof(struct gd_gauge);
+        size_t size = gd__record_size((enum gd__ftype)f->type);
         memcpy(&elems, cat(base, f->off), sizeof(elems));
         if (n > f->max)
             return -GD_E_TOO_MANY;
@@ -309,4 +311,34 @@ int gd_encode_status(const struct gd_status *s, struct gd_buf *body)
     if (t == NULL)
         return -GD_E_BAD_VALUE;
     return encode_into(body, t, s);
+}
+
+int gd_encode_transition(const struct gd_status_transition *t, struct gd_buf *items)
+{
+    return encode_into(items, &gd__transition_table, t);
+}
+
+int gd_encode_transitions(uint32_t n, const struct gd_buf *items, struct gd_buf *body)
+{
+    static const char kind[] = "transitions";
+    size_t start = body->len;
+    struct sink s = {.b = body, .limit = start + GD_MAX_BODY, .err = 0};
+
+    if (n == 0 || n > GD_MAX_BATCH)
+        return -GD_E_TOO_MANY;
+    if (start > SIZE_MAX - GD_MAX_BODY)
+        return -GD_E_TOO_LARGE;
+    /* the same bytes gd_encode_status writes for a transitions status */
+    gd__mp_map(&s, 2);
+    gd__mp_str(&s, 4);
+    gd__mp_str_body(&s, "kind", 4);
+    gd__mp_str(&s, sizeof(kind) - 1);
+    gd__mp_str_body(&s, kind, sizeof(kind) - 1);
+    gd__mp_str(&s, 5);
+    gd__mp_str_body(&s, "items", 5);
+    gd__mp_array(&s, n);
+    sink_append(&s, items->data, items->len);
+    if (s.err < 0)
+        body->len = start;
+    return s.err;
 }

@@ -52,6 +52,7 @@ enum gd__ftype {
     GD__F_STRS,     /* struct gd_str[], count at aux_off, <= max items */
     GD__F_EVENTS,   /* const struct gd_event *, count at aux_off */
     GD__F_GAUGES,   /* const struct gd_gauge *, count at aux_off */
+    GD__F_TRANSITIONS, /* const struct gd_status_transition *, count at aux_off */
     GD__F_COUNTERS, /* struct gd_counter[], count at aux_off, as a map */
 };
 
@@ -96,6 +97,15 @@ struct gd__table {
 /* Table for a message type (NULL: unknown type) and for a status kind. */
 const struct gd__table *gd__msg_table(enum gd_type type);
 const struct gd__table *gd__status_table(enum gd_status_kind kind);
+extern const struct gd__table gd__transition_table; /* one item of a batch */
+
+/* The element size of a record-array field type. */
+static inline size_t gd__record_size(enum gd__ftype t)
+{
+    return t == GD__F_EVENTS ? sizeof(struct gd_event)
+         : t == GD__F_GAUGES ? sizeof(struct gd_gauge)
+                             : sizeof(struct gd_status_transition);
+}
 
 /* Index of the "kind" descriptor in every status table. */
 #define GD__STATUS_KIND_FIELD 0

@@ -557,28 +557,38 @@ const struct gd__table *gd__msg_table(enum gd_type type)
 
 /* ---- status messages: the table's base is struct gd_status ---- */
 
+#define TR struct gd_status_transition
+static const struct gd__field transition_fields[] = {
+    F_STR("topic", TR, topic, R, GD_MAX_TOPIC),
+    F_U64("incident_id", TR, incident_id, R),
+    F_U32("version", TR, version, R, 0, UINT32_MAX),
+    F_TIME("at", TR, at, R),
+    F_ENUM("event", TR, event, R, gd__event_kind_names, 0),
+    F_ENUM("from", TR, from, R, gd__state_names, 0),
+    F_ENUM("to", TR, to, R, gd__state_names, 0),
+    F_ENUM("priority", TR, priority, 0, gd__priority_names, GD_PRIO_NORMAL),
+    F_ENUM("level", TR, level, 0, gd__level_names, 0),
+    F_STR("category", TR, category, 0, GD_MAX_CODE),
+    F_STR("queue", TR, queue, 0, GD_MAX_QUEUE),
+    F_STR("unit", TR, unit, 0, GD_MAX_CODE),
+    F_STR("source", TR, source, GD__SOURCE, GD_MAX_CODE),
+    F_TIME("received_at", TR, received_at, 0),
+    F_TIME("sign_due", TR, sign_due, 0),
+    F_TIME("resolve_due", TR, resolve_due, 0),
+    F_BOOL("flagged", TR, flagged, 0, 0),
+};
+#undef TR
+const struct gd__table gd__transition_table =
+    TABLE("transition", struct gd_status_transition, transition_fields, NULL);
+
 #define ST struct gd_status
 /* clang-format off */
 #define KIND_FIELD F_ENUM("kind", ST, kind, R, gd__status_kind_names, 0)
 /* clang-format on */
-static const struct gd__field st_transition_fields[] = {
+static const struct gd__field st_transitions_fields[] = {
     KIND_FIELD,
-    F_U64("incident_id", ST, u.transition.incident_id, R),
-    F_U32("version", ST, u.transition.version, R, 0, UINT32_MAX),
-    F_TIME("at", ST, u.transition.at, R),
-    F_ENUM("event", ST, u.transition.event, R, gd__event_kind_names, 0),
-    F_ENUM("from", ST, u.transition.from, R, gd__state_names, 0),
-    F_ENUM("to", ST, u.transition.to, R, gd__state_names, 0),
-    F_ENUM("priority", ST, u.transition.priority, 0, gd__priority_names, GD_PRIO_NORMAL),
-    F_ENUM("level", ST, u.transition.level, 0, gd__level_names, 0),
-    F_STR("category", ST, u.transition.category, 0, GD_MAX_CODE),
-    F_STR("queue", ST, u.transition.queue, 0, GD_MAX_QUEUE),
-    F_STR("unit", ST, u.transition.unit, 0, GD_MAX_CODE),
-    F_STR("source", ST, u.transition.source, GD__SOURCE, GD_MAX_CODE),
-    F_TIME("received_at", ST, u.transition.received_at, 0),
-    F_TIME("sign_due", ST, u.transition.sign_due, 0),
-    F_TIME("resolve_due", ST, u.transition.resolve_due, 0),
-    F_BOOL("flagged", ST, u.transition.flagged, 0, 0),
+    F_ARR("items", GD__F_TRANSITIONS, ST, u.transitions.items, u.transitions.n_items,
+          GD_MAX_BATCH, gd__transition_table),
 };
 static const struct gd__field st_gauge_fields[] = {
     KIND_FIELD,
@@ -632,7 +642,7 @@ static const struct gd__field st_sla_fields[] = {
 
 /* clang-format on */
 static const struct gd__table status_tables[GD_STATUS_COUNT] = {
-    [GD_STATUS_TRANSITION] = ST_TABLE("transition", transition, st_transition_fields, NULL),
+    [GD_STATUS_TRANSITIONS] = ST_TABLE("transitions", transitions, st_transitions_fields, NULL),
     [GD_STATUS_GAUGE] = ST_TABLE("gauge", gauge, st_gauge_fields, NULL),
     [GD_STATUS_BROKER] = ST_TABLE("broker", broker, st_broker_fields, NULL),
     [GD_STATUS_ALARM] = ST_TABLE("alarm", alarm, st_alarm_fields, check_alarm),

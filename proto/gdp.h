@@ -47,6 +47,7 @@
 #define GD_MAX_EVENTS 512           /* events in one INCIDENT reply */
 #define GD_MAX_GAUGES 4096          /* gauges in one GAUGES reply */
 #define GD_MAX_COUNTERS 64          /* counters in a broker status message */
+#define GD_MAX_BATCH 256            /* transitions in one status batch */
 #define GD_MAX_CREDIT 1024          /* worker credit */
 
 /* Error codes. On the wire they travel as the lower-case names returned by
@@ -460,7 +461,7 @@ struct gd_msg {
 /* ---- status topic messages ---- */
 
 enum gd_status_kind {
-    GD_STATUS_TRANSITION = 0, /* inc.<town>.<community>.<grid> */
+    GD_STATUS_TRANSITIONS = 0, /* inc.<town>: a batch of transitions */
     GD_STATUS_GAUGE,          /* queue.<queue> */
     GD_STATUS_BROKER,         /* broker */
     GD_STATUS_ALARM,          /* alarm.<kind> */
@@ -468,8 +469,10 @@ enum gd_status_kind {
     GD_STATUS_COUNT
 };
 
-/* An incident transition; never carries reporter data. */
+/* An incident transition, one item of a batch; never carries reporter
+ * data. */
 struct gd_status_transition {
+    struct gd_str topic;       /* inc.<town>.<community>.<grid> of the location */
     uint64_t incident_id;
     uint32_t version;
     int64_t at;
@@ -485,6 +488,12 @@ struct gd_status_transition {
     int64_t sign_due;
     int64_t resolve_due;
     bool flagged;
+};
+
+/* The transitions committed in a short window for one town (§12). */
+struct gd_status_transitions {
+    uint32_t n_items;
+    const struct gd_status_transition *items;
 };
 
 struct gd_counter {
@@ -530,7 +539,7 @@ struct gd_status_sla {
 struct gd_status {
     enum gd_status_kind kind;
     union {
-        struct gd_status_transition transition;
+        struct gd_status_transitions transitions;
         struct gd_gauge gauge;
         struct gd_status_broker broker;
         struct gd_status_alarm alarm;
@@ -551,6 +560,8 @@ struct gd_buf {
 void gd_buf_reset(struct gd_buf *b);
 /* Frees the buffer's memory; accepts a zeroed or NULL buffer. */
 void gd_buf_fini(struct gd_buf *b);
+/* Appends len bytes; 0, or -GD_E_INTERNAL when out of memory. */
+int gd_buf_append(struct gd_buf *b, const void *p, size_t len);
 
 /* ---- decoder ---- */
 
@@ -588,7 +599,10 @@ int gd_decode(struct gd_decoder *d, const void *header, size_t header_len, const
               size_t body_len, struct gd_msg *ret_msg, struct gd_decode_error *ret_err);
 
 /* Decodes a status message body; `topic` is not interpreted. Same rules
- * and return values as gd_decode(). */
+ * and return values as gd_decode(). A body that is a zstd frame (§12.1)
+ * is decompressed first, into the decoder: its declared content size must
+ * be at most GD_MAX_BODY (else -GD_E_TOO_LARGE), and a frame that does
+ * not decompress to exactly that is -GD_E_MALFORMED. */
 int gd_decode_status(struct gd_decoder *d, const void *body, size_t body_len,
                      struct gd_status *ret_status, struct gd_decode_error *ret_err);
 
@@ -613,6 +627,19 @@ int gd_encode(const struct gd_msg *m, struct gd_buf *body);
 
 /* Same for a status message body; -GD_E_BAD_VALUE for an unknown kind. */
 int gd_encode_status(const struct gd_status *s, struct gd_buf *body);
+
+/* Batches built one item at a time, for a publisher that collects
+ * transitions before it sends them: gd_encode_transition appends one item
+ * (a transition map) to `items`, with the same checks and return values
+ * as gd_encode_status; gd_encode_transitions appends to `body` the batch
+ * body holding the `n` items encoded in `items` (0 < n <= GD_MAX_BATCH),
+ * or returns -GD_E_TOO_MANY / -GD_E_TOO_LARGE. */
+int gd_encode_transition(const struct gd_status_transition *t, struct gd_buf *items);
+int gd_encode_transitions(uint32_t n, const struct gd_buf *items, struct gd_buf *body);
+
+/* The first bytes of a zstd frame: a status body starting with them is
+ * compressed (§12.1); a MessagePack map never starts with 0x28. */
+#define GD_ZSTD_MAGIC "\x28\xb5\x2f\xfd"
 
 /* ---- names ---- */
 

@@ -3,6 +3,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include <zstd.h>
+
 #include "gd-samples.h"
 #include "gdp.h"
 
@@ -64,6 +66,18 @@ int main(int argc, char **argv)
                      gd_status_kind_name((enum gd_status_kind)k), full ? "full" : "min");
             if (write_seed(argv[1], name, (uint8_t)(0x80 + k), &b) != 0)
                 return 1;
+            if (k != GD_STATUS_TRANSITIONS || !full)
+                continue;
+            /* the same batch compressed, as the broker sends it (§12.1) */
+            struct gd_buf z = {.cap = ZSTD_compressBound(b.len)};
+            z.data = malloc(z.cap);
+            z.len = z.data ? ZSTD_compress(z.data, z.cap, b.data, b.len, 1) : 0;
+            if (!z.data || ZSTD_isError(z.len) ||
+                write_seed(argv[1], "status-transitions-zstd", (uint8_t)(0x80 + k), &z) != 0) {
+                fprintf(stderr, "gen-corpus: cannot write the compressed seed\n");
+                return 1;
+            }
+            gd_buf_fini(&z);
         }
     }
     gd_buf_fini(&b);

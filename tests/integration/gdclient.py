@@ -15,6 +15,7 @@ import time
 
 import msgpack
 import zmq
+import zstandard
 
 SIGNATURE = b"GDP1"
 
@@ -29,6 +30,9 @@ TYPES = {
 }
 NAMES = {v: k for k, v in TYPES.items()}
 
+MAX_BODY = 65536        # PROTOCOL §9
+MAX_BATCH = 256         # transitions in one batch (§12.1)
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DEFAULT_TIMEOUT = 5.0   # seconds; generous, only reached when something is wrong
 SLICE = 0.02            # longest single poll, so heartbeats keep flowing
 
@@ -409,8 +413,32 @@ class Worker(Requester):
 _Dropped = object()
 
 
+def status_body(data):
+    """The msgpack bytes of a status body, decompressed when it is a zstd
+    frame (PROTOCOL §12.1), with the frame's declared size checked first."""
+    if data[:4] != ZSTD_MAGIC:
+        return data
+    size = zstandard.frame_content_size(data)
+    assert 0 <= size <= MAX_BODY, f"compressed status body declares {size} bytes"
+    out = zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_BODY)
+    assert len(out) == size
+    return out
+
+
+def batch_prefix(prefix):
+    """The subscription that carries a topic prefix: transitions travel in
+    batches on inc.<town>, so an inc. prefix below town level is cut there
+    and the batch's items are filtered by their own topics."""
+    if not prefix.startswith(b"inc."):
+        return prefix
+    dot = prefix.find(b".", 4)
+    return prefix if dot < 0 else prefix[:dot]
+
+
 class Status(Endpoint):
-    """SUB socket on the status XPUB; keeps every frame pair it receives."""
+    """SUB socket on the status XPUB. A batch of transitions is unpacked into
+    one message per item (topic: the item's own, kind "transition"), so
+    tests see transitions one by one, as a dashboard does."""
 
     socket_type = zmq.SUB
 
@@ -418,15 +446,36 @@ class Status(Endpoint):
         super().__init__(hub, endpoint)
         self.topics = [t.encode() if isinstance(t, str) else t for t in (topics or [b""])]
         for t in self.topics:
-            self.sock.setsockopt(zmq.SUBSCRIBE, t)
+            self.sock.setsockopt(zmq.SUBSCRIBE, batch_prefix(t))
         self.sock.setsockopt(zmq.SUBSCRIBE, b"broker")
-        self.raw = []   # every (topic, body bytes) received, for byte-level checks
+        self.raw = []   # every (topic, body bytes decompressed), for byte-level checks
+        self.frames = []  # every (topic, body) as received
+        self.pending = []
+
+    def _recv_one(self, timeout):
+        deadline = time.monotonic() + timeout
+        while not self.pending:
+            if super()._recv_one(max(0.0, deadline - time.monotonic())) is None:
+                return None
+        return self.pending.pop(0)
 
     def _accept(self, frames):
         assert len(frames) == 2, f"status message of {len(frames)} frames"
-        self.raw.append((frames[0], frames[1]))
-        body = msgpack.unpackb(frames[1], raw=False, strict_map_key=False)
-        return StatusMsg(frames[0].decode(), body)
+        self.frames.append((frames[0], frames[1]))
+        data = status_body(frames[1])
+        self.raw.append((frames[0], data))
+        body = msgpack.unpackb(data, raw=False, strict_map_key=False)
+        topic = frames[0].decode()
+        if body.get("kind") != "transitions":
+            self.pending.append(StatusMsg(topic, body))
+            return True
+        assert 0 < len(body["items"]) <= MAX_BATCH, body
+        for item in body["items"]:
+            t = item["topic"]
+            assert t.startswith(topic + ".") or t == topic, (topic, t)
+            if any(t.encode().startswith(p) for p in self.topics):
+                self.pending.append(StatusMsg(t, {"kind": "transition", **item}))
+        return True
 
     def ready(self, timeout=DEFAULT_TIMEOUT):
         """Waits for a `broker` message: from then on the subscription is live."""

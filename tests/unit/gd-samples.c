@@ -92,6 +92,30 @@ const struct gd_event gd_sample_events[3] = {
      .note = GD_STR("不属于本社区")},
 };
 
+/* A batch: every field of a transition set, then only the required ones
+ * (topic, incident_id, version, at, event, from, to). */
+const struct gd_status_transition gd_sample_transitions[2] = {
+    {.topic = GD_STR("inc.500113002.500113002001.500113002001001"),
+     .incident_id = 77,
+     .version = 3,
+     .at = 1717200003000,
+     .event = GD_EV_SIGN,
+     .from = GD_ST_DELIVERED,
+     .to = GD_ST_SIGNED,
+     .priority = GD_PRIO_URGENT,
+     .level = GD_LEVEL_GRID,
+     .category = GD_STR("road.manhole"),
+     .queue = GD_STR("500113002001001"),
+     .unit = GD_STR("500113002001001"),
+     .source = GD_STR("hotline"),
+     .received_at = 1717200000000,
+     .sign_due = 1717203600000,
+     .resolve_due = 1717804800000,
+     .flagged = true},
+    {.topic = GD_STR("inc.triage"), .incident_id = 1, .version = 1, .at = 1,
+     .priority = GD_PRIO_NORMAL},
+};
+
 const struct gd_gauge gd_sample_gauges[2] = {
     {.queue = GD_STR("500113002001"),
      .depth = 12,
@@ -377,24 +401,10 @@ unsigned gd_sample_status_full(enum gd_status_kind kind, struct gd_status *s)
     memset(s, 0, sizeof(*s));
     s->kind = kind;
     switch (kind) {
-    case GD_STATUS_TRANSITION:
-        s->u.transition = (struct gd_status_transition){.incident_id = 77,
-                                                        .version = 3,
-                                                        .at = 1717200003000,
-                                                        .event = GD_EV_SIGN,
-                                                        .from = GD_ST_DELIVERED,
-                                                        .to = GD_ST_SIGNED,
-                                                        .priority = GD_PRIO_URGENT,
-                                                        .level = GD_LEVEL_GRID,
-                                                        .category = GD_STR("road.manhole"),
-                                                        .queue = GD_STR("500113002001001"),
-                                                        .unit = GD_STR("500113002001001"),
-                                                        .source = GD_STR("hotline"),
-                                                        .received_at = 1717200000000,
-                                                        .sign_due = 1717203600000,
-                                                        .resolve_due = 1717804800000,
-                                                        .flagged = true};
-        return 17;
+    case GD_STATUS_TRANSITIONS:
+        s->u.transitions = (struct gd_status_transitions){.n_items = 2,
+                                                          .items = gd_sample_transitions};
+        return 2;
     case GD_STATUS_GAUGE:
         s->u.gauge = gd_sample_gauges[0];
         return 9;
@@ -441,10 +451,10 @@ unsigned gd_sample_status_min(enum gd_status_kind kind, struct gd_status *s)
     memset(s, 0, sizeof(*s));
     s->kind = kind;
     switch (kind) {
-    case GD_STATUS_TRANSITION:
-        s->u.transition = (struct gd_status_transition){
-            .incident_id = 1, .version = 1, .at = 1, .priority = GD_PRIO_NORMAL};
-        return 7; /* kind, incident_id, version, at, event, from, to */
+    case GD_STATUS_TRANSITIONS:
+        s->u.transitions = (struct gd_status_transitions){.n_items = 1,
+                                                          .items = &gd_sample_transitions[1]};
+        return 2; /* kind, items */
     case GD_STATUS_GAUGE:
         s->u.gauge.queue = GD_STR("q");
         return 2;

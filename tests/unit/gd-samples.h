@@ -17,6 +17,7 @@ extern const enum gd_type gd_sample_types[GD_SAMPLE_N_TYPES];
 /* The history and gauges the full INCIDENT and GAUGES samples point to. */
 extern const struct gd_event gd_sample_events[3];
 extern const struct gd_gauge gd_sample_gauges[2];
+extern const struct gd_status_transition gd_sample_transitions[2];
 
 /* Fills *m with a message of `type` carrying every field it can; returns
  * the number of keys its encoded body has, or UINT_MAX for an unknown type. */

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <zstd.h>
 #include <msgpack.h>
 
 #include "gd-samples.h"
@@ -501,6 +502,115 @@ static void test_every_status_kind_round_trips_full_and_minimal(void **state)
     assert_true(body_has_key(&fx->buf, "deadline"));
     assert_int_equal(out.u.sla.kind, GD_DL_RESOLVE);
     assert_true(out.u.sla.breach);
+}
+
+/* A batch built item by item is byte for byte what gd_encode_status
+ * writes for the same transitions, and decodes to them. */
+static void test_transitions_built_item_by_item(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_status s, out;
+    gd_sample_status_full(GD_STATUS_TRANSITIONS, &s);
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode_status(&s, &fx->buf), 0);
+
+    struct gd_buf items = {0};
+    for (uint32_t i = 0; i < s.u.transitions.n_items; i++)
+        assert_int_equal(gd_encode_transition(&s.u.transitions.items[i], &items), 0);
+    gd_buf_reset(&fx->buf2);
+    assert_int_equal(gd_encode_transitions(s.u.transitions.n_items, &items, &fx->buf2), 0);
+    assert_int_equal(fx->buf2.len, fx->buf.len);
+    assert_memory_equal(fx->buf2.data, fx->buf.data, fx->buf.len);
+
+    assert_int_equal(gd_decode_status(fx->d, fx->buf2.data, fx->buf2.len, &out, NULL), 0);
+    assert_int_equal(out.u.transitions.n_items, 2);
+    assert_str(out.u.transitions.items[0].topic, gd_sample_transitions[0].topic);
+    assert_int_equal(out.u.transitions.items[0].sign_due, gd_sample_transitions[0].sign_due);
+    assert_true(out.u.transitions.items[0].flagged);
+    assert_str(out.u.transitions.items[1].topic, GD_STR("inc.triage"));
+
+    /* an empty batch, one past the limit, an item without its topic */
+    size_t len = fx->buf2.len;
+    assert_int_equal(gd_encode_transitions(0, &items, &fx->buf2), -GD_E_TOO_MANY);
+    assert_int_equal(gd_encode_transitions(GD_MAX_BATCH + 1, &items, &fx->buf2), -GD_E_TOO_MANY);
+    assert_int_equal(fx->buf2.len, len);
+    struct gd_status_transition bad = gd_sample_transitions[1];
+    bad.topic = GD_STR_NULL;
+    assert_true(gd_encode_transition(&bad, &items) < 0);
+    gd_buf_fini(&items);
+}
+
+/* More items than GD_MAX_BATCH are refused, naming the array. */
+static void test_transitions_batch_is_bounded(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_buf items = {0};
+    for (int i = 0; i <= GD_MAX_BATCH; i++)
+        assert_int_equal(gd_encode_transition(&gd_sample_transitions[1], &items), 0);
+    /* by hand: gd_encode_transitions refuses to write it */
+    gd_buf_reset(&fx->buf);
+    static const uint8_t head[] = {0x82, 0xa4, 'k', 'i', 'n', 'd', 0xab, 't', 'r', 'a', 'n',
+                                   's', 'i', 't', 'i', 'o', 'n', 's', 0xa5, 'i', 't', 'e',
+                                   'm', 's', 0xdc, (GD_MAX_BATCH + 1) >> 8,
+                                   (GD_MAX_BATCH + 1) & 0xff};
+    assert_int_equal(gd_buf_append(&fx->buf, head, sizeof(head)), 0);
+    assert_int_equal(gd_buf_append(&fx->buf, items.data, items.len), 0);
+    struct gd_status out;
+    struct gd_decode_error err;
+    assert_int_equal(gd_decode_status(fx->d, fx->buf.data, fx->buf.len, &out, &err),
+                     -GD_E_TOO_MANY);
+    assert_string_equal(err.field, "items");
+    gd_buf_fini(&items);
+}
+
+/* A zstd-compressed body decodes as the plain one; the frame's declared
+ * size is checked before anything is decompressed. */
+static void test_compressed_status_body(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_status s, plain, packed;
+    gd_sample_status_full(GD_STATUS_TRANSITIONS, &s);
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode_status(&s, &fx->buf), 0);
+    assert_int_equal(gd_decode_status(fx->d, fx->buf.data, fx->buf.len, &plain, NULL), 0);
+    uint64_t id = plain.u.transitions.items[0].incident_id;
+
+    char z[1024];
+    size_t zn = ZSTD_compress(z, sizeof(z), fx->buf.data, fx->buf.len, 1);
+    assert_false(ZSTD_isError(zn));
+    assert_memory_equal(z, GD_ZSTD_MAGIC, 4);
+    struct gd_decoder *d2 = gd_decoder_new();
+    assert_int_equal(gd_decode_status(d2, z, zn, &packed, NULL), 0);
+    assert_int_equal(packed.u.transitions.n_items, 2);
+    assert_int_equal(packed.u.transitions.items[0].incident_id, id);
+    assert_str(packed.u.transitions.items[0].topic, gd_sample_transitions[0].topic);
+
+    struct gd_decode_error err;
+    /* truncated frame */
+    assert_int_equal(gd_decode_status(d2, z, zn - 3, &packed, &err), -GD_E_MALFORMED);
+    assert_int_equal(err.code, GD_E_MALFORMED);
+    /* a frame that does not say how big it is */
+    ZSTD_CCtx *cc = ZSTD_createCCtx();
+    ZSTD_CCtx_setParameter(cc, ZSTD_c_contentSizeFlag, 0);
+    size_t un = ZSTD_compress2(cc, z, sizeof(z), fx->buf.data, fx->buf.len);
+    assert_false(ZSTD_isError(un));
+    assert_int_equal(gd_decode_status(d2, z, un, &packed, NULL), -GD_E_MALFORMED);
+    /* a frame that would inflate beyond GD_MAX_BODY: refused unread */
+    size_t big_len = GD_MAX_BODY + 1;
+    char *big = calloc(1, big_len);
+    big[0] = (char)0x81; /* a map, then zeros */
+    ZSTD_CCtx_reset(cc, ZSTD_reset_session_and_parameters);
+    size_t bn = ZSTD_compress2(cc, z, sizeof(z), big, big_len);
+    assert_false(ZSTD_isError(bn));
+    assert_int_equal(gd_decode_status(d2, z, bn, &packed, NULL), -GD_E_TOO_LARGE);
+    /* a compressed body that is not a status body */
+    static const char notkind[] = {(char)0x81, (char)0xa4, 'k', 'i', 'n', 'd', (char)0xa3, 'b', 'a', 'd'};
+    size_t nn = ZSTD_compress(z, sizeof(z), notkind, sizeof(notkind), 1);
+    assert_int_equal(gd_decode_status(d2, z, nn, &packed, &err), -GD_E_BAD_VALUE);
+    assert_string_equal(err.field, "kind");
+    free(big);
+    ZSTD_freeCCtx(cc);
+    gd_decoder_free(d2);
 }
 
 static void expect_status_error(struct fx *fx, enum gd_code code, const char *field)
@@ -1560,7 +1670,7 @@ static void test_every_enum_value_has_a_wire_name_that_parses_back(void **state)
     assert_string_equal(gd_role_name(GD_ROLE_SLA), "sla");
     assert_string_equal(gd_deadline_kind_name(GD_DL_RESOLVE), "resolve");
     assert_string_equal(gd_event_kind_name(GD_EV_ESCALATE), "escalate");
-    assert_string_equal(gd_status_kind_name(GD_STATUS_TRANSITION), "transition");
+    assert_string_equal(gd_status_kind_name(GD_STATUS_TRANSITIONS), "transitions");
     assert_null(gd_code_name(GD_CODE_COUNT));
     assert_null(gd_state_name(GD_ST_COUNT));
     assert_null(gd_type_name((enum gd_type)7));
@@ -1715,6 +1825,9 @@ int main(void)
         cmocka_unit_test(test_integers_may_use_any_msgpack_width),
         cmocka_unit_test(test_every_status_kind_round_trips_full_and_minimal),
         cmocka_unit_test(test_status_body_needs_a_known_kind),
+        cmocka_unit_test(test_transitions_built_item_by_item),
+        cmocka_unit_test(test_transitions_batch_is_bounded),
+        cmocka_unit_test(test_compressed_status_body),
         cmocka_unit_test(test_header_that_is_not_gdp1_plus_type_is_bad_header),
         cmocka_unit_test(test_type_byte_outside_the_enum_is_unknown_type),
         cmocka_unit_test(test_body_larger_than_max_body_is_too_large),

@@ -481,8 +481,9 @@ bool dash_model_apply(struct dash_model *m, const char *topic, size_t topic_len,
 {
     dash_model_tick(m, now);
     switch (st->kind) {
-    case GD_STATUS_TRANSITION:
-        apply_transition(m, &st->u.transition);
+    case GD_STATUS_TRANSITIONS:
+        for (uint32_t i = 0; i < st->u.transitions.n_items; i++)
+            apply_transition(m, &st->u.transitions.items[i]);
         break;
     case GD_STATUS_GAUGE:
         dash_model_gauge(m, &st->u.gauge, now);

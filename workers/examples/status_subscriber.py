@@ -11,7 +11,13 @@ transition event, alarms, SLA warnings/breaches, the last broker figures).
     status_subscriber.py --status tcp://127.0.0.1:5557 --intake tcp://127.0.0.1:5555 \\
         [--topic inc.500113002] [--seconds 10] [--json]
 
-Needs python3-zmq and python3-msgpack.
+Transitions arrive in batches, one per town and short window, on
+inc.<town>; each item names its own inc.<town>.<community>.<grid> topic, so
+a --topic below town level subscribes to the town and keeps the items
+under it. A body may be zstd-compressed (it then starts with the zstd
+magic number); its declared size is checked before it is decompressed.
+
+Needs python3-zmq, python3-msgpack and python3-zstandard.
 """
 
 import argparse
@@ -22,9 +28,31 @@ from collections import Counter
 
 import msgpack
 import zmq
+import zstandard
 
 SNAPSHOT, GAUGES, REJECTED, BUSY = 4, 20, 17, 18
 MAX_BODY = 65536
+ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
+
+
+def plain_body(data):
+    """The msgpack bytes of a status body (§12.1): a zstd frame is
+    decompressed, if it declares a size of at most MAX_BODY."""
+    if data[:4] != ZSTD_MAGIC:
+        return data
+    size = zstandard.frame_content_size(data)
+    if not 0 <= size <= MAX_BODY:
+        raise ValueError(f"compressed body declares {size} bytes")
+    return zstandard.ZstdDecompressor().decompress(data, max_output_size=MAX_BODY)
+
+
+def subscription(prefix):
+    """The topic that carries `prefix`: an inc. prefix below town level is
+    cut to inc.<town>, where the batches travel."""
+    if not prefix.startswith("inc."):
+        return prefix
+    dot = prefix.find(".", 4)
+    return prefix if dot < 0 else prefix[:dot]
 
 
 def main():
@@ -41,8 +69,9 @@ def main():
     sub = ctx.socket(zmq.SUB)
     sub.setsockopt(zmq.LINGER, 0)
     sub.setsockopt(zmq.MAXMSGSIZE, MAX_BODY)
-    for t in args.topic or [""]:
-        sub.setsockopt(zmq.SUBSCRIBE, t.encode())
+    prefixes = args.topic or [""]
+    for t in prefixes:
+        sub.setsockopt(zmq.SUBSCRIBE, subscription(t).encode())
     sub.connect(args.status)
 
     # Subscribe first, then SNAPSHOT: nothing published in between is lost.
@@ -86,16 +115,21 @@ def main():
             continue
         topic = frames[0].decode("ascii", "replace")
         try:
-            body = msgpack.unpackb(frames[1], raw=False)
+            body = msgpack.unpackb(plain_body(frames[1]), raw=False)
             kind = body["kind"]
-        except (ValueError, KeyError, TypeError, msgpack.UnpackException):
+        except (ValueError, KeyError, TypeError, msgpack.UnpackException, zstandard.ZstdError):
             decode_errors += 1
             continue
-        if kind == "transition":
-            events[body["event"]] += 1
-            line = (f"#{body['incident_id']} v{body['version']} {body['event']} "
-                    f"{body['from']}->{body['to']} queue {body.get('queue', '')}")
-        elif kind == "gauge":
+        if kind == "transitions":
+            for t in body["items"]:
+                if not any(t["topic"].startswith(p) for p in prefixes):
+                    continue
+                events[t["event"]] += 1
+                if not args.json:
+                    print(f"{t['topic']:<40} #{t['incident_id']} v{t['version']} {t['event']} "
+                          f"{t['from']}->{t['to']} queue {t.get('queue', '')}", flush=True)
+            continue
+        if kind == "gauge":
             gauges[body["queue"]] = body
             line = (f"depth {body.get('depth', 0)} in_flight {body.get('in_flight', 0)} "
                     f"overdue {body.get('overdue', 0)} oldest {body.get('oldest_age_ms', 0)} ms")

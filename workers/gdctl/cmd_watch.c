@@ -1,4 +1,10 @@
-/* cmd_watch.c - gdctl watch: one line per status message whose topic starts with a given prefix. */
+/* cmd_watch.c - gdctl watch: one line per status message whose topic starts with a given prefix.
+ *
+ * Transitions arrive in batches per town (inc.<town>, PROTOCOL §12.1); each
+ * item carries its own inc.<town>.<community>.<grid> topic and is shown as
+ * a message of its own, so a prefix below town level still selects what
+ * it names: the subscription is cut to inc.<town> and the items filtered
+ * here. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -13,13 +19,9 @@
 
 #define S(x) (int)(x).len, (x).ptr ? (x).ptr : ""
 
-static json_t *status_json(const char *topic, const struct gd_status *st)
+static json_t *transition_json(const struct gd_status_transition *t)
 {
-    json_t *o = NULL;
-    switch (st->kind) {
-    case GD_STATUS_TRANSITION: {
-        const struct gd_status_transition *t = &st->u.transition;
-        o = json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:b}",
+    json_t *o = json_pack("{s:I,s:I,s:I,s:s,s:s,s:s,s:s,s:s,s:o,s:o,s:o,s:o,s:I,s:I,s:I,s:b}",
                       "incident_id", (json_int_t)t->incident_id, "version", (json_int_t)t->version,
                       "at", (json_int_t)t->at, "event", gd_event_kind_name(t->event), "from",
                       gd_state_name(t->from), "to", gd_state_name(t->to), "priority",
@@ -28,8 +30,17 @@ static json_t *status_json(const char *topic, const struct gd_status *st)
                       gdctl_json_str(t->unit), "source", gdctl_json_str(t->source), "received_at",
                       (json_int_t)t->received_at, "sign_due", (json_int_t)t->sign_due,
                       "resolve_due", (json_int_t)t->resolve_due, "flagged", t->flagged);
-        break;
+    if (o) {
+        json_object_set_new(o, "topic", json_stringn(t->topic.ptr ? t->topic.ptr : "", t->topic.len));
+        json_object_set_new(o, "kind", json_string("transition"));
     }
+    return o;
+}
+
+static json_t *status_json(const char *topic, const struct gd_status *st)
+{
+    json_t *o = NULL;
+    switch (st->kind) {
     case GD_STATUS_GAUGE:
         o = gdctl_json_gauge(&st->u.gauge);
         break;
@@ -76,23 +87,30 @@ static json_t *status_json(const char *topic, const struct gd_status *st)
     return o;
 }
 
-static void print_human(const char *topic, const struct gd_status *st)
+static void print_time_topic(const char *topic, size_t topic_len)
 {
     char now[16];
     time_t t = time(NULL);
     struct tm tm;
     localtime_r(&t, &tm);
     strftime(now, sizeof(now), "%H:%M:%S", &tm);
-    printf("%s %-40s ", now, topic);
+    printf("%s %-40.*s ", now, (int)topic_len, topic);
+}
+
+static void print_transition(const struct gd_status_transition *x)
+{
+    print_time_topic(x->topic.ptr ? x->topic.ptr : "", x->topic.len);
+    printf("#%" PRIu64 " v%" PRIu32 " %s %s->%s queue %.*s category %.*s %s%s\n", x->incident_id,
+           x->version, gd_event_kind_name(x->event), gd_state_name(x->from), gd_state_name(x->to),
+           S(x->queue), S(x->category), gd_priority_name(x->priority),
+           x->flagged ? " FLAGGED" : "");
+    fflush(stdout);
+}
+
+static void print_human(const char *topic, const struct gd_status *st)
+{
+    print_time_topic(topic, strlen(topic));
     switch (st->kind) {
-    case GD_STATUS_TRANSITION: {
-        const struct gd_status_transition *x = &st->u.transition;
-        printf("#%" PRIu64 " v%" PRIu32 " %s %s->%s queue %.*s category %.*s %s%s\n",
-               x->incident_id, x->version, gd_event_kind_name(x->event), gd_state_name(x->from),
-               gd_state_name(x->to), S(x->queue), S(x->category), gd_priority_name(x->priority),
-               x->flagged ? " FLAGGED" : "");
-        break;
-    }
     case GD_STATUS_GAUGE: {
         const struct gd_gauge *g = &st->u.gauge;
         printf("depth %" PRIu32 " in_flight %" PRIu32 " oldest %.1fs overdue %" PRIu32
@@ -172,6 +190,30 @@ static int read_status(void *sub, char topic[GD_MAX_TOPIC + 1], struct gd_buf *b
     return bad || frames != 2 ? -1 : 1;
 }
 
+/* How much of a watch prefix to subscribe to: an inc. prefix below town
+ * level is cut to inc.<town>, the topic its batches travel on. */
+static size_t batch_prefix_len(const char *prefix)
+{
+    if (strncmp(prefix, "inc.", 4) != 0)
+        return strlen(prefix);
+    const char *dot = strchr(prefix + 4, '.');
+    return dot ? (size_t)(dot - prefix) : strlen(prefix);
+}
+
+/* True when an item's own topic starts with one of the prefixes (or
+ * there are none). */
+static bool wanted(struct gd_str topic, char **prefixes, int n)
+{
+    if (n == 0)
+        return true;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(prefixes[i]);
+        if (topic.len >= len && memcmp(topic.ptr, prefixes[i], len) == 0)
+            return true;
+    }
+    return false;
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -235,7 +277,7 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
     if (optind == argc)
         zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
     for (int i = optind; i < argc; i++)
-        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, argv[i], strlen(argv[i]));
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, argv[i], batch_prefix_len(argv[i]));
     if (zmq_connect(sub, g->status_ep) != 0) {
         rc = gdctl_fail(g, EXIT_UNAVAILABLE, "unavailable", "cannot connect to %s: %s",
                         g->status_ep, zmq_strerror(zmq_errno()));
@@ -268,6 +310,20 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
             struct gd_status st;
             if (got < 0 || gd_decode_status(dec, body.data, body.len, &st, NULL) < 0) {
                 fprintf(stderr, "gdctl: dropped a status message that does not decode\n");
+                continue;
+            }
+            if (st.kind == GD_STATUS_TRANSITIONS) {
+                for (uint32_t i = 0; i < st.u.transitions.n_items; i++) {
+                    const struct gd_status_transition *x = &st.u.transitions.items[i];
+                    if (!wanted(x->topic, argv + optind, argc - optind))
+                        continue;
+                    if (!g->json)
+                        print_transition(x);
+                    else if (gdctl_print_json(transition_json(x)) != EXIT_OK)
+                        fprintf(stderr, "gdctl: out of memory\n");
+                    if (count && ++seen >= count)
+                        goto done;
+                }
                 continue;
             }
             if (g->json) {
