@@ -17,6 +17,11 @@
  *              SUBMIT -> ACCEPTED (durable), p50/p99/max.
  * The database must hold the demo org tree and categories; tables
  * incident/incident_event are emptied between phases.
+ *
+ * GD_BENCH_SPREAD=1 spreads the intake phase's SUBMITs over every grid
+ * and category in the database and three sources, as a district's real
+ * stream is (the default sends them all to one grid queue): the status
+ * fan-out benchmark needs transitions that differ as real ones do.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -233,6 +238,36 @@ static bool recv_msg(void *sock, struct gd_decoder *d, zmq_msg_t *h, zmq_msg_t *
     return true;
 }
 
+/* GD_BENCH_SPREAD: the grids and categories to spread SUBMITs over */
+static char **spread_grids, **spread_cats;
+static int n_spread_grids, n_spread_cats;
+
+static char **load_codes(PGconn *c, const char *sql, int *n)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) == 0)
+        die("cannot read the org tree or categories for GD_BENCH_SPREAD");
+    *n = PQntuples(r);
+    char **v = calloc((size_t)*n, sizeof(*v));
+    for (int i = 0; v && i < *n; i++)
+        v[i] = strdup(PQgetvalue(r, i, 0));
+    PQclear(r);
+    if (!v)
+        die("out of memory");
+    return v;
+}
+
+static void load_spread(const char *dsn)
+{
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    spread_grids = load_codes(c, "SELECT code FROM org_unit WHERE level = 'grid' ORDER BY code",
+                              &n_spread_grids);
+    spread_cats = load_codes(c, "SELECT code FROM category ORDER BY code", &n_spread_cats);
+    PQfinish(c);
+}
+
 static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *prefix,
                         uint64_t n, const char *unit)
 {
@@ -245,6 +280,16 @@ static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *
     s->external_id = gd_str_c(ext);
     s->category = GD_STR(CATEGORY);
     s->location.unit = gd_str_c(unit);
+    if (n_spread_grids) {
+        /* a fixed pseudo-random choice per (prefix, n): a resend is the same SUBMIT */
+        uint64_t h = n * 0x9e3779b97f4a7c15u;
+        for (const char *p = prefix; *p; p++)
+            h = (h ^ (uint8_t)*p) * 0x100000001b3u;
+        static const char *const sources[] = {"hotline", "app", "patrol"};
+        s->location.unit = gd_str_c(spread_grids[h % (uint64_t)n_spread_grids]);
+        s->category = gd_str_c(spread_cats[(h >> 20) % (uint64_t)n_spread_cats]);
+        s->source = gd_str_c(sources[(h >> 40) % 3]);
+    }
     s->description = GD_STR(DESC);
     s->reporter = (struct gd_reporter){.name = GD_STR("张三"), .phone = GD_STR("13800000000")};
 }
@@ -450,6 +495,9 @@ int main(int argc, char **argv)
     if (clients < 1 || clients > 64 || window < 1 || total < clients)
         die("bad arguments");
 
+    const char *spread = getenv("GD_BENCH_SPREAD");
+    if (spread && strcmp(spread, "0") != 0)
+        load_spread(dsn);
     empty_tables(dsn);
     double raw = bench_raw(dsn, total, clients, window);
     printf("raw       %d rows (incident + event), %d connections, %d rows/transaction: "

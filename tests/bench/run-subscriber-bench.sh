@@ -11,6 +11,9 @@
 # depend on the machine (run it on an idle one).
 #   GD_SUB_TOPICS=queue.,broker   subscribe to these prefixes only (default: everything)
 #   GD_SUB_NICE=19                run the subscribers at this nice level (default 0)
+#   GD_BENCH_SPREAD=0             send every SUBMIT to one grid (default 1: spread over
+#                                 every grid and category, so that transitions differ
+#                                 and batch per town as a real district's do)
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build/release}
@@ -49,7 +52,7 @@ intake()
     fi
     sleep 2 # database connected, subscriptions live
     # bench-broker's line: "intake  N SUBMITs, ...: R accepted/s (...)"
-    "$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" \
+    env GD_BENCH_SPREAD="${GD_BENCH_SPREAD:-1}" "$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" \
         "$total" 4 500 100 1 | sed -n 's/^intake .*: \([0-9]*\) accepted\/s.*/\1/p'
     [ -n "$sp" ] && kill $sp 2>/dev/null
     kill $broker
