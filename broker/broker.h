@@ -17,6 +17,7 @@
 #include "config.h"
 #include "gdp.h"
 #include "org.h"
+#include "peers.h"
 #include "store.h"
 #include "zsock.h"
 
@@ -180,6 +181,7 @@ struct broker {
     uint32_t n_sessions;
     uint64_t next_session;
     struct client *clients;
+    struct peers peers;           /* connections per endpoint */
 
     struct gd_decoder *decoder;
     struct gd_buf out;            /* scratch encode buffer */

@@ -31,6 +31,9 @@ enum {
     OPT_MAX_CREDIT,
     OPT_MAX_PENDING,
     OPT_MAX_OPEN,
+    OPT_MAX_INTAKE_CLIENTS,
+    OPT_MAX_WORKERS,
+    OPT_MAX_SUBSCRIBERS,
     OPT_GAUGE_MS,
     OPT_LOG_LEVEL,
     OPT_CHECK,
@@ -63,6 +66,9 @@ static const struct option options[] = {
     {"max-credit", required_argument, NULL, OPT_MAX_CREDIT},
     {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
     {"max-open", required_argument, NULL, OPT_MAX_OPEN},
+    {"max-intake-clients", required_argument, NULL, OPT_MAX_INTAKE_CLIENTS},
+    {"max-workers", required_argument, NULL, OPT_MAX_WORKERS},
+    {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
     {"gauge-ms", required_argument, NULL, OPT_GAUGE_MS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
@@ -105,6 +111,11 @@ static const char usage[] =
     "  --max-credit N         cap on a worker's credit [256]\n"
     "  --max-pending N        unanswered requests per intake client [1000]\n"
     "  --max-open N           open incidents held in memory [2000000]\n"
+    "  --max-intake-clients N connections to the intake endpoint at once [64]\n"
+    "  --max-workers N        connections to the work endpoint at once [1024]\n"
+    "  --max-subscribers N    connections to the status endpoint at once [256]\n"
+    "                         (the three together, plus 128, must fit in the\n"
+    "                         open-file limit, which is raised to that if needed)\n"
     "  --gauge-ms N           period of queue and broker status, ms [1000]\n"
     "  --sla-alarm-ms N       period of the check for unwatched deadlines, ms [10000]\n"
     "  --utc-offset-min N     local time of the working calendar, minutes east of UTC [480]\n"
@@ -217,6 +228,18 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         break;
     case OPT_MAX_OPEN:
         num = &cfg->max_open;
+        break;
+    case OPT_MAX_INTAKE_CLIENTS:
+        num = &cfg->max_intake_clients;
+        max = 1000000;
+        break;
+    case OPT_MAX_WORKERS:
+        num = &cfg->max_workers;
+        max = 1000000;
+        break;
+    case OPT_MAX_SUBSCRIBERS:
+        num = &cfg->max_subscribers;
+        max = 1000000;
         break;
     case OPT_GAUGE_MS:
         num = &cfg->gauge_ms;
@@ -424,6 +447,9 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_credit = 256,
         .max_pending = 1000,
         .max_open = 2000000,
+        .max_intake_clients = 64,
+        .max_workers = 1024,
+        .max_subscribers = 256,
         .gauge_ms = 1000,
         .sla_alarm_ms = 10000,
         .utc_offset_min = 480,
@@ -536,6 +562,8 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
+    fprintf(out, "max_intake_clients = %u\nmax_workers = %u\nmax_subscribers = %u\n",
+            cfg->max_intake_clients, cfg->max_workers, cfg->max_subscribers);
     fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n", cfg->gauge_ms,
             cfg->sla_alarm_ms, cfg->utc_offset_min);
     fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");

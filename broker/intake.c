@@ -8,6 +8,7 @@
 #include "auth.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "peers.h"
 #include "queue.h"
 #include "route.h"
 #include "sla.h"
@@ -667,10 +668,14 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
 
 int intake_open(struct broker *b, char *err, size_t errlen)
 {
-    struct zsock_curve curve;
-    return zsock_bind(&b->intake, b->loop, b->zctx, ZMQ_ROUTER, b->cfg.intake_endpoint,
-                      GD_MAX_BODY + 1024, auth_curve(b, &curve, "intake"), on_message, b, err,
-                      errlen);
+    struct zsock_options o = {.type = ZMQ_ROUTER,
+                              .endpoint = b->cfg.intake_endpoint,
+                              .maxmsg = GD_MAX_BODY + 1024,
+                              .sndhwm = 100000,
+                              .rcvhwm = 100000};
+    auth_endpoint(b, "intake", &o);
+    peers_watch(&o);
+    return zsock_bind(&b->intake, b->loop, b->zctx, &o, on_message, b, err, errlen);
 }
 
 void intake_close(struct broker *b)

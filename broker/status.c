@@ -6,6 +6,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "peers.h"
 #include "sla.h"
 #include "store.h"
 
@@ -169,6 +170,8 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "warned", c->warned);
     add_counter(s, "sla_stale", c->sla_stale);
     add_counter(s, "denied", c->denied);
+    for (int e = 0; e < PEERS_ENDPOINTS; e++)
+        add_counter(s, peers_counter_name((enum peers_endpoint)e), b->peers.ep[e].refused);
     add_counter(s, "poisoned", c->poisoned);
     add_counter(s, "worker_errors", c->worker_errors);
     add_counter(s, "sessions_opened", c->sessions_opened);
@@ -223,9 +226,14 @@ static void on_gauge_timer(uv_timer_t *t)
 int status_open(struct broker *b, char *err, size_t errlen)
 {
     /* subscriptions are read (and ignored) so that ZMQ_FD keeps working */
-    struct zsock_curve curve;
-    int rc = zsock_bind(&b->status, b->loop, b->zctx, ZMQ_XPUB, b->cfg.status_endpoint, 1024,
-                        auth_curve(b, &curve, "status"), NULL, b, err, errlen);
+    struct zsock_options o = {.type = ZMQ_XPUB,
+                              .endpoint = b->cfg.status_endpoint,
+                              .maxmsg = 1024,
+                              .sndhwm = 100000,
+                              .rcvhwm = 100000};
+    auth_endpoint(b, "status", &o);
+    peers_watch(&o);
+    int rc = zsock_bind(&b->status, b->loop, b->zctx, &o, NULL, b, err, errlen);
     if (rc < 0)
         return rc;
     uv_timer_init(b->loop, &b->gauge_timer);
