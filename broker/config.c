@@ -34,6 +34,9 @@ enum {
     OPT_MAX_INTAKE_CLIENTS,
     OPT_MAX_WORKERS,
     OPT_MAX_SUBSCRIBERS,
+    OPT_SNAPSHOT_RATE,
+    OPT_WORK_HWM,
+    OPT_STATUS_HWM,
     OPT_GAUGE_MS,
     OPT_LOG_LEVEL,
     OPT_CHECK,
@@ -69,6 +72,9 @@ static const struct option options[] = {
     {"max-intake-clients", required_argument, NULL, OPT_MAX_INTAKE_CLIENTS},
     {"max-workers", required_argument, NULL, OPT_MAX_WORKERS},
     {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
+    {"snapshot-rate", required_argument, NULL, OPT_SNAPSHOT_RATE},
+    {"work-hwm", required_argument, NULL, OPT_WORK_HWM},
+    {"status-hwm", required_argument, NULL, OPT_STATUS_HWM},
     {"gauge-ms", required_argument, NULL, OPT_GAUGE_MS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
@@ -116,6 +122,11 @@ static const char usage[] =
     "  --max-subscribers N    connections to the status endpoint at once [256]\n"
     "                         (the three together, plus 128, must fit in the\n"
     "                         open-file limit, which is raised to that if needed)\n"
+    "  --snapshot-rate N      SNAPSHOTs answered per second, all clients together;\n"
+    "                         one client: 3 at once, then one per gauge period [20]\n"
+    "  --work-hwm N           messages queued for one work connection [100000]\n"
+    "  --status-hwm N         messages queued for one status subscriber; beyond it\n"
+    "                         that subscriber loses messages [10000]\n"
     "  --gauge-ms N           period of queue and broker status, ms [1000]\n"
     "  --sla-alarm-ms N       period of the check for unwatched deadlines, ms [10000]\n"
     "  --utc-offset-min N     local time of the working calendar, minutes east of UTC [480]\n"
@@ -240,6 +251,20 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
     case OPT_MAX_SUBSCRIBERS:
         num = &cfg->max_subscribers;
         max = 1000000;
+        break;
+    case OPT_SNAPSHOT_RATE:
+        num = &cfg->snapshot_rate;
+        max = 10000;
+        break;
+    case OPT_WORK_HWM:
+        num = &cfg->work_hwm;
+        min = 100;
+        max = 10000000;
+        break;
+    case OPT_STATUS_HWM:
+        num = &cfg->status_hwm;
+        min = 100;
+        max = 10000000;
         break;
     case OPT_GAUGE_MS:
         num = &cfg->gauge_ms;
@@ -450,6 +475,9 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_intake_clients = 64,
         .max_workers = 1024,
         .max_subscribers = 256,
+        .snapshot_rate = 20,
+        .work_hwm = 100000,
+        .status_hwm = 10000,
         .gauge_ms = 1000,
         .sla_alarm_ms = 10000,
         .utc_offset_min = 480,
@@ -564,6 +592,8 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
     fprintf(out, "max_intake_clients = %u\nmax_workers = %u\nmax_subscribers = %u\n",
             cfg->max_intake_clients, cfg->max_workers, cfg->max_subscribers);
+    fprintf(out, "snapshot_rate = %u\nwork_hwm = %u\nstatus_hwm = %u\n", cfg->snapshot_rate,
+            cfg->work_hwm, cfg->status_hwm);
     fprintf(out, "gauge_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n", cfg->gauge_ms,
             cfg->sla_alarm_ms, cfg->utc_offset_min);
     fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");

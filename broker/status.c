@@ -10,6 +10,9 @@
 #include "sla.h"
 #include "store.h"
 
+/* Subscription frames queued per subscriber before the broker reads them. */
+#define STATUS_SUBSCRIPTIONS_QUEUED 1000
+
 static void publish(struct broker *b, const char *topic, const struct gd_status *st)
 {
     gd_buf_reset(&b->out);
@@ -172,6 +175,9 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "denied", c->denied);
     for (int e = 0; e < PEERS_ENDPOINTS; e++)
         add_counter(s, peers_counter_name((enum peers_endpoint)e), b->peers.ep[e].refused);
+    add_counter(s, "snapshots", c->snapshots);
+    add_counter(s, "snapshots_limited", c->snapshots_limited);
+    add_counter(s, "snapshots_busy", c->snapshots_busy);
     add_counter(s, "poisoned", c->poisoned);
     add_counter(s, "worker_errors", c->worker_errors);
     add_counter(s, "sessions_opened", c->sessions_opened);
@@ -225,12 +231,14 @@ static void on_gauge_timer(uv_timer_t *t)
 
 int status_open(struct broker *b, char *err, size_t errlen)
 {
-    /* subscriptions are read (and ignored) so that ZMQ_FD keeps working */
+    /* Subscriptions are read (and ignored) so that ZMQ_FD keeps working;
+     * a subscriber sends a few, STATUS_SUBSCRIPTIONS_QUEUED is plenty.
+     * XPUB drops what a subscriber's --status-hwm queue cannot take. */
     struct zsock_options o = {.type = ZMQ_XPUB,
                               .endpoint = b->cfg.status_endpoint,
                               .maxmsg = 1024,
-                              .sndhwm = 100000,
-                              .rcvhwm = 100000};
+                              .sndhwm = (int)b->cfg.status_hwm,
+                              .rcvhwm = STATUS_SUBSCRIPTIONS_QUEUED};
     auth_endpoint(b, "status", &o);
     peers_watch(&o);
     int rc = zsock_bind(&b->status, b->loop, b->zctx, &o, NULL, b, err, errlen);

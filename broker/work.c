@@ -750,11 +750,14 @@ void work_init(struct broker *b)
 
 int work_open(struct broker *b, char *err, size_t errlen)
 {
+    /* Deliveries are bounded by credit and answers by the commands a
+     * worker sends; --work-hwm bounds what waits for a worker that does
+     * not read (a full queue ends its session, see deliver()). */
     struct zsock_options o = {.type = ZMQ_ROUTER,
                               .endpoint = b->cfg.work_endpoint,
                               .maxmsg = GD_MAX_BODY + 1024,
-                              .sndhwm = 100000,
-                              .rcvhwm = 100000};
+                              .sndhwm = (int)b->cfg.work_hwm,
+                              .rcvhwm = (int)b->cfg.work_hwm};
     auth_endpoint(b, "work", &o);
     peers_watch(&o);
     int rc = zsock_bind(&b->work, b->loop, b->zctx, &o, on_message, b, err, errlen);

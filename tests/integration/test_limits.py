@@ -330,3 +330,83 @@ def test_the_soft_open_file_limit_is_raised_to_what_the_limits_need():
         p.send_signal(signal.SIGTERM)
         p.communicate(timeout=10)
     assert p.returncode == 0
+
+
+# ---- SNAPSHOT answers ----
+
+
+def test_snapshots_beyond_a_clients_allowance_are_rejected_limit_with_a_retry_time(make_broker):
+    broker = make_broker(gauge_ms=1000)
+    intake = broker.intake()
+    for ref in range(1, 11):
+        intake.send("SNAPSHOT", {"ref": ref})
+    got = {}
+    while len(got) < 10:
+        m = intake.expect(("GAUGES", "REJECTED", "BUSY"))
+        if m.type != "GAUGES" or not m["truncated"]:
+            got[m["ref"]] = m
+    assert [got[r].type for r in (1, 2, 3)] == ["GAUGES"] * 3, got
+    for r in range(4, 11):
+        assert got[r].type == "REJECTED" and got[r]["code"] == "limit", got[r]
+        assert "3 SNAPSHOTs at once, then one every 1000 ms" in got[r]["message"], got[r]
+    wait_ms = int(got[10]["message"].rsplit("retry in ", 1)[1].split()[0])
+    assert 0 < wait_ms <= 1000, got[10]
+    # another client has its own allowance
+    assert broker.intake().snapshot() is not None
+    time.sleep(wait_ms / 1000.0 + 0.05)
+    assert intake.snapshot() is not None
+    status = broker.status("broker")
+    assert counter(status, "snapshots_limited") == 7
+    assert counter(status, "snapshots") == 5
+
+
+def test_snapshots_beyond_snapshot_rate_are_busy_with_retry_ms(make_broker):
+    broker = make_broker(snapshot_rate=2)
+    clients = [broker.intake() for _ in range(5)]
+    for c in clients:
+        c.send("SNAPSHOT", {"ref": 1})
+    replies = [c.expect(("GAUGES", "BUSY", "REJECTED")) for c in clients]
+    assert [r.type for r in replies].count("GAUGES") == 2, replies
+    busy = [r for r in replies if r.type == "BUSY"]
+    assert len(busy) == 3, replies
+    for r in busy:
+        assert r["reason"] == "snapshot_rate" and 0 < r["retry_ms"] <= 500, r
+    time.sleep(max(r["retry_ms"] for r in busy) / 1000.0 + 0.05)
+    late = next(c for c, r in zip(clients, replies) if r.type == "BUSY")
+    assert late.snapshot() is not None
+
+
+def _rss_kb_of(broker):
+    return _rss_kb(broker.proc.pid)
+
+
+def test_a_snapshot_flood_from_a_client_that_never_reads_keeps_the_broker_small(make_broker, pg):
+    broker = make_broker()
+    # queues exist once used: 9 workers make 2030 grid queues (11 parts per SNAPSHOT)
+    grids = [r["code"] for r in pg.all("SELECT code FROM org_unit WHERE level = 'grid' "
+                                        "ORDER BY code")]
+    for i in range(0, len(grids), 256):
+        broker.worker(queues=grids[i:i + 256], credit=1, name=f"w{i}")
+    reader = broker.intake()
+    assert len(reader.snapshot()) >= len(grids)
+    time.sleep(0.5)
+    before = _rss_kb_of(broker)
+
+    flood = broker.hub.ctx.socket(zmq.DEALER)
+    flood.setsockopt(zmq.LINGER, 0)
+    flood.setsockopt(zmq.RCVHWM, 1)          # takes nothing: every answer waits in the broker
+    flood.setsockopt(zmq.SNDTIMEO, 5000)
+    flood.connect(broker.intake_ep)
+    body = msgpack.packb({"ref": 1})
+    for _ in range(3000):
+        flood.send_multipart([header("SNAPSHOT"), body])
+    time.sleep(1.0)
+    # meanwhile a client that reads is served in full
+    again = broker.intake()
+    assert len(again.snapshot()) >= len(grids)
+    assert again.submit(**submission("L-flood")).type == "ACCEPTED"
+    grown = _rss_kb_of(broker) - before
+    flood.close(linger=0)
+    assert broker.alive()
+    # without a limit, 3000 answers of ~250 KB each would wait in the broker
+    assert grown < 40 * 1024, f"a SNAPSHOT flood grew the broker by {grown} kB"
