@@ -68,9 +68,10 @@ static void report(struct broker *b, enum peers_endpoint e, uint64_t now)
     struct peers_count *c = &b->peers.ep[e];
     char msg[256];
     snprintf(msg, sizeof(msg),
-             "the %s endpoint holds its limit of %u connections (%s %u): %llu more refused since "
-             "the last alarm",
-             info[e].name, c->max, info[e].option, c->max, (unsigned long long)c->unreported);
+             "the %s endpoint holds its limit of %u connections (%s %u) and refused %llu more "
+             "(reported at most every %d s)",
+             info[e].name, c->max, info[e].option, c->max, (unsigned long long)c->unreported,
+             PEERS_ALARM_MS / 1000);
     status_alarm(b, "limit", "warning", 0, NULL, msg);
     c->unreported = 0;
     c->alarmed_at = now;
@@ -127,6 +128,7 @@ static void forget(struct broker *b, int fd)
     uint8_t v = (size_t)fd < p->n_fds ? p->fds[fd] : FD_NONE;
     if (v == FD_NONE)
         return;
+    /* 1 + endpoint, or 1 + PEERS_ENDPOINTS + endpoint when refused */
     p->fds[fd] = FD_NONE;
     if (v > PEERS_ENDPOINTS)
         return; /* a refused one */
@@ -144,13 +146,26 @@ static void refuse(struct broker *b, enum peers_endpoint e)
     report_due(b);
 }
 
+/* A connection of endpoint `e` closed. Each endpoint reports through
+ * its own monitor, read in turn: a descriptor listed for another
+ * endpoint was reused by that one, whose accept was read first (and
+ * counted this close already). */
+static void closed(struct broker *b, enum peers_endpoint e, int fd)
+{
+    struct peers *p = &b->peers;
+    uint8_t v = (size_t)fd < p->n_fds ? p->fds[fd] : FD_NONE;
+    if (v == FD_HELD(e) || v == FD_REFUSED(e))
+        forget(b, fd);
+}
+
 /* A connection accepted on endpoint `e`. Returns true when it is to be
  * refused. */
 static bool accepted(struct broker *b, enum peers_endpoint e, int fd)
 {
     struct peers *p = &b->peers;
     struct peers_count *c = &p->ep[e];
-    /* a descriptor still listed was closed without a word: count it out */
+    /* A descriptor still listed was closed, its close not read yet (it
+     * comes through another endpoint's monitor): count it out now. */
     forget(b, fd);
     if (!room_for(p, fd) || c->live >= c->max) {
         if ((size_t)fd < p->n_fds)
@@ -184,7 +199,7 @@ static void read_events(struct broker *b, enum peers_endpoint e)
         if (fd < 0)
             continue;
         if (ev == ZSOCK_CLOSED) {
-            forget(b, fd);
+            closed(b, e, fd);
             continue;
         }
         if (!accepted(b, e, fd))
