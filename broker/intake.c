@@ -584,8 +584,10 @@ static void handle_snapshot(struct broker *b, const uint8_t *rid, size_t rid_len
     int64_t now = broker_now(b);
     uint32_t n = 0;
     for (struct queue *q = b->queues;; q = q->hh.next) {
-        if (q && (m->prefix.len > strlen(q->name) ||
-                  memcmp(q->name, m->prefix.ptr, m->prefix.len) != 0))
+        /* (an absent prefix has no bytes at all: never handed to memcmp) */
+        if (q && m->prefix.len &&
+            (m->prefix.len > strlen(q->name) ||
+             memcmp(q->name, m->prefix.ptr, m->prefix.len) != 0))
             continue;
         if (q && n < GAUGES_PER_MESSAGE) {
             status_gauge(b, q, now, &g[n++]);
