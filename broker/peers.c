@@ -1,4 +1,4 @@
-/* peers.c - connections per endpoint: counted from each socket's monitor, refused beyond a limit. */
+/* peers.c - connections per endpoint, counted from socket monitors and refused beyond a limit. */
 #include "peers.h"
 
 #include <errno.h>
@@ -23,8 +23,8 @@ static const struct {
 };
 
 /* Values of peers.fds[fd]. */
-#define FD_NONE 0
-#define FD_HELD(e) (1 + (e))
+#define FD_NONE       0
+#define FD_HELD(e)    (1 + (e))
 #define FD_REFUSED(e) (1 + PEERS_ENDPOINTS + (e))
 
 int peers_reserve_fds(const struct config *cfg, char *err, size_t errlen)

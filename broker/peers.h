@@ -1,4 +1,4 @@
-/* peers.h - connections per endpoint: counted from each socket's monitor, refused beyond a limit.
+/* peers.h - connections per endpoint, counted from socket monitors and refused beyond a limit.
  *
  * Every endpoint (intake, work, status) has a limit on the connections it
  * holds at once (--max-intake-clients, --max-workers, --max-subscribers).
@@ -32,26 +32,21 @@ struct broker;
  * connections, ZeroMQ's and libuv's own descriptors, the log, and
  * connections that are being refused. */
 #define PEERS_RESERVED_FDS 128
-#define PEERS_ALARM_MS 10000
+#define PEERS_ALARM_MS     10000
 
-enum peers_endpoint {
-    PEERS_INTAKE = 0,
-    PEERS_WORK,
-    PEERS_STATUS,
-    PEERS_ENDPOINTS
-};
+enum peers_endpoint { PEERS_INTAKE = 0, PEERS_WORK, PEERS_STATUS, PEERS_ENDPOINTS };
 
 struct peers_count {
-    uint32_t live;        /* connections held (accepted, not refused, not closed) */
+    uint32_t live; /* connections held (accepted, not refused, not closed) */
     uint32_t max;
-    uint64_t refused;     /* since start */
-    uint64_t unreported;  /* refusals not yet in an alarm */
-    uint64_t alarmed_at;  /* loop time of the last alarm.limit; 0: none yet */
+    uint64_t refused;    /* since start */
+    uint64_t unreported; /* refusals not yet in an alarm */
+    uint64_t alarmed_at; /* loop time of the last alarm.limit; 0: none yet */
 };
 
 struct peers {
     struct peers_count ep[PEERS_ENDPOINTS];
-    uint8_t *fds;         /* by descriptor: 0, or 1 + endpoint (+ PEERS_ENDPOINTS when refused) */
+    uint8_t *fds; /* by descriptor: 0, or 1 + endpoint (+ PEERS_ENDPOINTS when refused) */
     size_t n_fds;
     uv_timer_t alarm_timer; /* reports refusals held back by the alarm interval */
     bool timer_open;

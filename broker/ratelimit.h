@@ -13,11 +13,11 @@
 #include <stdint.h>
 
 struct ratelimit {
-    uint64_t credit;    /* units held, at most burst * period_ms */
-    uint64_t cap;       /* burst * period_ms */
-    uint64_t count;     /* acts regained per period */
+    uint64_t credit; /* units held, at most burst * period_ms */
+    uint64_t cap;    /* burst * period_ms */
+    uint64_t count;  /* acts regained per period */
     uint64_t period_ms;
-    uint64_t at_ms;     /* when `credit` was last brought up to date */
+    uint64_t at_ms; /* when `credit` was last brought up to date */
 };
 
 /* A full bucket at `now_ms`. burst, count and period_ms are >= 1. */
