@@ -9,6 +9,7 @@
 
 #include "broker.h"
 #include "log.h"
+#include "peers.h"
 #include "status.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
@@ -243,13 +244,22 @@ static void zap_reply(struct broker *b, zmq_msg_t *request_id, const char *code,
 }
 
 /* A ZAP request: [version][request id][domain][address][identity]
- * [mechanism][credentials...] (RFC 27). */
+ * [mechanism][credentials...] (RFC 27). Every endpoint has a ZAP domain,
+ * so every handshake comes here, with CURVE or without. */
 static void on_zap(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overflow)
 {
     struct broker *b = zs->data;
-    if (n < 7 || overflow) {
+    if (n < 6 || overflow) {
         if (n >= 2)
             zap_reply(b, &frames[1], "500", "malformed ZAP request", "");
+        return;
+    }
+    /* The connection asking was reported accepted before it asked: once
+     * the events are read, one beyond its endpoint's limit is shut down
+     * and cannot finish its handshake, whatever the answer. */
+    peers_sync(b);
+    if (!b->auth.enabled) {
+        zap_reply(b, &frames[1], "200", "OK", "");
         return;
     }
     char domain[32], mechanism[16];
@@ -257,7 +267,7 @@ static void on_zap(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overflow)
              (const char *)zmq_msg_data(&frames[2]));
     snprintf(mechanism, sizeof(mechanism), "%.*s", (int)zmq_msg_size(&frames[5]),
              (const char *)zmq_msg_data(&frames[5]));
-    if (strcmp(mechanism, "CURVE") != 0 || zmq_msg_size(&frames[6]) != 32) {
+    if (strcmp(mechanism, "CURVE") != 0 || n < 7 || zmq_msg_size(&frames[6]) != 32) {
         zap_reply(b, &frames[1], "400", "CURVE required", "");
         auth_refused(b, "(no key)", "connect without CURVE");
         return;
@@ -286,6 +296,15 @@ static void on_zap(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overflow)
     zap_reply(b, &frames[1], "200", "OK", p->name);
 }
 
+/* The ZAP handler, bound before any endpoint: with a ZAP domain set and
+ * no handler, libzmq would let every peer in. */
+static int open_zap(struct broker *b, char *err, size_t errlen)
+{
+    struct zsock_options o = {
+        .type = ZMQ_REP, .endpoint = ZAP_ENDPOINT, .maxmsg = 4096, .sndhwm = 1000, .rcvhwm = 1000};
+    return zsock_bind(&b->auth.zap, b->loop, b->zctx, &o, on_zap, b, err, errlen) < 0 ? -1 : 0;
+}
+
 /* ---- public ---- */
 
 int auth_open(struct broker *b, char *err, size_t errlen)
@@ -296,7 +315,7 @@ int auth_open(struct broker *b, char *err, size_t errlen)
             return -1;
         }
         log_warn("auth", "no --curve-key: endpoints are open to every peer (no CurveZMQ)");
-        return 0;
+        return open_zap(b, err, errlen);
     }
     if (!b->cfg.principals) {
         snprintf(err, errlen, "--curve-key needs --principals (who may connect)");
@@ -318,11 +337,7 @@ int auth_open(struct broker *b, char *err, size_t errlen)
     }
     if (load_principals(b, b->cfg.principals, err, errlen) < 0)
         return -1;
-    /* The handler is bound before any CURVE socket: with none bound,
-     * libzmq would let every CURVE client in. */
-    rc = zsock_bind(&b->auth.zap, b->loop, b->zctx, ZMQ_REP, ZAP_ENDPOINT, 4096, NULL, on_zap, b,
-                    err, errlen);
-    if (rc < 0)
+    if (open_zap(b, err, errlen) < 0)
         return -1;
     b->auth.enabled = true;
     log_info("auth", "CurveZMQ on every endpoint; %u principals", b->auth.n_principals);
@@ -339,14 +354,10 @@ int auth_reload(struct broker *b, char *err, size_t errlen)
     return 0;
 }
 
-const struct zsock_curve *auth_curve(struct broker *b, struct zsock_curve *buf,
-                                     const char *domain)
+void auth_endpoint(struct broker *b, const char *domain, struct zsock_options *o)
 {
-    if (!b->cfg.curve_key)
-        return NULL;
-    buf->secret_key = b->auth.secret_key;
-    buf->zap_domain = domain;
-    return buf;
+    o->zap_domain = domain;
+    o->curve_secret_key = b->auth.enabled ? b->auth.secret_key : NULL;
 }
 
 const struct principal *auth_peer(struct broker *b, zmq_msg_t *frame, bool *ret_unknown)
@@ -383,8 +394,7 @@ void auth_refused(struct broker *b, const char *who, const char *what)
 
 void auth_close(struct broker *b)
 {
-    if (b->auth.enabled)
-        zsock_close(&b->auth.zap);
+    zsock_close(&b->auth.zap);
     principals_free(&b->auth.by_key, &b->auth.by_name);
     memset(b->auth.secret_key, 0, sizeof(b->auth.secret_key));
 }

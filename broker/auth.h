@@ -49,27 +49,29 @@ struct auth {
     struct principal *by_key;
     struct principal *by_name;
     uint32_t n_principals;
-    struct zsock zap;         /* REP on inproc://zeromq.zap.01 */
+    struct zsock zap;         /* REP on inproc://zeromq.zap.01, with or without CURVE */
 };
 
 /* Name of a role ("intake", ...), and back (-1 when unknown). */
 const char *auth_role_name(enum auth_role r);
 int auth_role_parse(const char *s);
 
-/* With --curve-key: reads the broker's key and the principals file and
- * binds the ZAP handler (call before binding any endpoint). Without it:
- * does nothing (every peer may do everything; a warning is logged).
- * Returns 0, or -1 with a message in err. */
+/* Binds the ZAP handler (call before binding any endpoint: every endpoint
+ * has a ZAP domain, and its handshakes wait for the handler, which also
+ * holds back connections beyond the endpoint's limit, see peers.h). With
+ * --curve-key it first reads the broker's key and the principals file,
+ * and the handler lets in only listed keys; without it every peer may
+ * do everything (a warning is logged). Returns 0, or -1 with a message
+ * in err. */
 int auth_open(struct broker *b, char *err, size_t errlen);
 
 /* Reads the principals file again (SIGHUP). On failure the previous set
  * stays in force. Returns 0 or -1 with a message in err. */
 int auth_reload(struct broker *b, char *err, size_t errlen);
 
-/* The CURVE settings for an endpoint with ZAP domain `domain`, or NULL
- * when security is off. */
-const struct zsock_curve *auth_curve(struct broker *b, struct zsock_curve *buf,
-                                     const char *domain);
+/* Sets the ZAP domain `domain` of an endpoint in `o`, and when security
+ * is on, its CURVE server key. */
+void auth_endpoint(struct broker *b, const char *domain, struct zsock_options *o);
 
 /* The principal that sent `frame` (from its ZAP user id), or NULL when
  * security is off. When it is on and the principal is no longer listed,

@@ -17,6 +17,8 @@
 #include "config.h"
 #include "gdp.h"
 #include "org.h"
+#include "peers.h"
+#include "ratelimit.h"
 #include "store.h"
 #include "zsock.h"
 
@@ -145,12 +147,21 @@ struct client {
     UT_hash_handle hh;
 };
 
+/* An intake peer's SNAPSHOT allowance, kept while its bucket is not full. */
+struct snapshot_client {
+    struct ratelimit allowance;
+    uint8_t rid[256];
+    size_t rid_len;
+    UT_hash_handle hh;        /* by routing id, least recently used first */
+};
+
 struct counters {
     uint64_t submitted, accepted, duplicates, rejected, busy;
     uint64_t delivered, signed_, resolved, closed, reopened, returned, requeued;
     uint64_t extension_requests, extensions_denied;
     uint64_t extended, progressed, dispatched, escalated, flagged, warned, poisoned;
     uint64_t worker_errors, sla_stale, denied;
+    uint64_t snapshots, snapshots_limited, snapshots_busy;
     uint64_t sessions_opened, sessions_lost;
     uint64_t status_batches, status_bytes_raw, status_bytes_sent;
 };
@@ -181,6 +192,9 @@ struct broker {
     uint32_t n_sessions;
     uint64_t next_session;
     struct client *clients;
+    struct snapshot_client *snapshot_clients;
+    struct ratelimit snapshot_rate; /* SNAPSHOTs of all clients together */
+    struct peers peers;           /* connections per endpoint */
 
     struct gd_decoder *decoder;
     struct gd_buf out;            /* scratch encode buffer */

@@ -31,6 +31,12 @@ enum {
     OPT_MAX_CREDIT,
     OPT_MAX_PENDING,
     OPT_MAX_OPEN,
+    OPT_MAX_INTAKE_CLIENTS,
+    OPT_MAX_WORKERS,
+    OPT_MAX_SUBSCRIBERS,
+    OPT_SNAPSHOT_RATE,
+    OPT_WORK_HWM,
+    OPT_STATUS_HWM,
     OPT_GAUGE_MS,
     OPT_STATUS_BATCH_MS,
     OPT_LOG_LEVEL,
@@ -64,6 +70,12 @@ static const struct option options[] = {
     {"max-credit", required_argument, NULL, OPT_MAX_CREDIT},
     {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
     {"max-open", required_argument, NULL, OPT_MAX_OPEN},
+    {"max-intake-clients", required_argument, NULL, OPT_MAX_INTAKE_CLIENTS},
+    {"max-workers", required_argument, NULL, OPT_MAX_WORKERS},
+    {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
+    {"snapshot-rate", required_argument, NULL, OPT_SNAPSHOT_RATE},
+    {"work-hwm", required_argument, NULL, OPT_WORK_HWM},
+    {"status-hwm", required_argument, NULL, OPT_STATUS_HWM},
     {"gauge-ms", required_argument, NULL, OPT_GAUGE_MS},
     {"status-batch-ms", required_argument, NULL, OPT_STATUS_BATCH_MS},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -107,6 +119,16 @@ static const char usage[] =
     "  --max-credit N         cap on a worker's credit [256]\n"
     "  --max-pending N        unanswered requests per intake client [1000]\n"
     "  --max-open N           open incidents held in memory [2000000]\n"
+    "  --max-intake-clients N connections to the intake endpoint at once [64]\n"
+    "  --max-workers N        connections to the work endpoint at once [1024]\n"
+    "  --max-subscribers N    connections to the status endpoint at once [256]\n"
+    "                         (the three together, plus 128, must fit in the\n"
+    "                         open-file limit, which is raised to that if needed)\n"
+    "  --snapshot-rate N      SNAPSHOTs answered per second, all clients together;\n"
+    "                         one client: 3 at once, then one per gauge period [20]\n"
+    "  --work-hwm N           messages queued for one work connection [100000]\n"
+    "  --status-hwm N         messages queued for one status subscriber; beyond it\n"
+    "                         that subscriber loses messages [10000]\n"
     "  --gauge-ms N           period of queue and broker status, ms [1000]\n"
     "  --status-batch-ms N    transitions wait at most this long to be published\n"
     "                         together, one batch per town, ms [50]\n"
@@ -221,6 +243,32 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         break;
     case OPT_MAX_OPEN:
         num = &cfg->max_open;
+        break;
+    case OPT_MAX_INTAKE_CLIENTS:
+        num = &cfg->max_intake_clients;
+        max = 1000000;
+        break;
+    case OPT_MAX_WORKERS:
+        num = &cfg->max_workers;
+        max = 1000000;
+        break;
+    case OPT_MAX_SUBSCRIBERS:
+        num = &cfg->max_subscribers;
+        max = 1000000;
+        break;
+    case OPT_SNAPSHOT_RATE:
+        num = &cfg->snapshot_rate;
+        max = 10000;
+        break;
+    case OPT_WORK_HWM:
+        num = &cfg->work_hwm;
+        min = 100;
+        max = 10000000;
+        break;
+    case OPT_STATUS_HWM:
+        num = &cfg->status_hwm;
+        min = 100;
+        max = 10000000;
         break;
     case OPT_GAUGE_MS:
         num = &cfg->gauge_ms;
@@ -433,6 +481,12 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_credit = 256,
         .max_pending = 1000,
         .max_open = 2000000,
+        .max_intake_clients = 64,
+        .max_workers = 1024,
+        .max_subscribers = 256,
+        .snapshot_rate = 20,
+        .work_hwm = 100000,
+        .status_hwm = 10000,
         .gauge_ms = 1000,
         .status_batch_ms = 50,
         .sla_alarm_ms = 10000,
@@ -546,6 +600,10 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
+    fprintf(out, "max_intake_clients = %u\nmax_workers = %u\nmax_subscribers = %u\n",
+            cfg->max_intake_clients, cfg->max_workers, cfg->max_subscribers);
+    fprintf(out, "snapshot_rate = %u\nwork_hwm = %u\nstatus_hwm = %u\n", cfg->snapshot_rate,
+            cfg->work_hwm, cfg->status_hwm);
     fprintf(out, "gauge_ms = %u\nstatus_batch_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n",
             cfg->gauge_ms, cfg->status_batch_ms, cfg->sla_alarm_ms, cfg->utc_offset_min);
     fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");

@@ -34,6 +34,12 @@ struct config {
     uint32_t max_credit;   /* cap on a worker's credit */
     uint32_t max_pending;  /* unanswered requests per intake client */
     uint32_t max_open;     /* open incidents held in memory */
+    uint32_t max_intake_clients; /* connections to the intake endpoint */
+    uint32_t max_workers;        /* connections to the work endpoint */
+    uint32_t max_subscribers;    /* connections to the status endpoint */
+    uint32_t snapshot_rate;      /* SNAPSHOTs answered per second, all clients */
+    uint32_t work_hwm;           /* messages queued for one work connection */
+    uint32_t status_hwm;         /* messages queued for one status subscriber */
 
     uint32_t gauge_ms;       /* period of queue.* and broker status */
     uint32_t status_batch_ms; /* longest wait of a transition for its batch */

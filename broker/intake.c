@@ -8,7 +8,9 @@
 #include "auth.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "peers.h"
 #include "queue.h"
+#include "ratelimit.h"
 #include "route.h"
 #include "sla.h"
 #include "status.h"
@@ -18,8 +20,14 @@
  * (clock skew between the reporting system and us). */
 #define MAX_CLOCK_SKEW_MS (5 * 60 * 1000)
 #define GAUGES_PER_MESSAGE 200
+/* SNAPSHOTs one client may send at once; after them, one per gauge
+ * period (a newer one would show the same figures). */
+#define SNAPSHOT_BURST 3
 
-static void send_to(struct broker *b, const uint8_t *rid, size_t rid_len, const struct gd_msg *m)
+/* Sends `m` to client `rid`. Returns 0, or a negative errno when it was
+ * not sent: the client is gone (it just misses the answer) or its queue
+ * is full (it does not read; see intake_open). */
+static int send_to(struct broker *b, const uint8_t *rid, size_t rid_len, const struct gd_msg *m)
 {
     uint8_t header[GD_HEADER_LEN];
     gd_encode_header(m->type, header);
@@ -28,17 +36,18 @@ static void send_to(struct broker *b, const uint8_t *rid, size_t rid_len, const 
     if (rc < 0) {
         log_error("intake", "cannot encode %s: %s", gd_type_name(m->type),
                   gd_code_name((enum gd_code)-rc));
-        return;
+        return rc;
     }
     const void *parts[3] = {rid, header, b->out.data};
     size_t lens[3] = {rid_len, sizeof(header), b->out.len};
-    zsock_send(&b->intake, parts, lens, 3); /* a vanished client just misses it */
+    rc = zsock_send(&b->intake, parts, lens, 3);
     if (m->type == GD_T_ACCEPTED)
         m->u.accepted.duplicate ? b->counters.duplicates++ : b->counters.accepted++;
     else if (m->type == GD_T_REJECTED)
         b->counters.rejected++;
     else if (m->type == GD_T_BUSY)
         b->counters.busy++;
+    return rc;
 }
 
 static void reject(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref,
@@ -54,13 +63,18 @@ static void reject(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_
     send_to(b, rid, rid_len, &m);
 }
 
+static void busy_for(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref,
+                     const char *reason, uint32_t retry_ms)
+{
+    struct gd_msg m = {.type = GD_T_BUSY};
+    m.u.busy = (struct gd_busy){.ref = ref, .retry_ms = retry_ms, .reason = gd_str_c(reason)};
+    send_to(b, rid, rid_len, &m);
+}
+
 static void busy(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref,
                  const char *reason)
 {
-    struct gd_msg m = {.type = GD_T_BUSY};
-    m.u.busy = (struct gd_busy){
-        .ref = ref, .retry_ms = b->cfg.busy_retry_ms, .reason = gd_str_c(reason)};
-    send_to(b, rid, rid_len, &m);
+    busy_for(b, rid, rid_len, ref, reason, b->cfg.busy_retry_ms);
 }
 
 /* Why new work cannot be taken now, or NULL when it can. */
@@ -503,15 +517,77 @@ static void handle_approve(struct broker *b, const uint8_t *rid, size_t rid_len,
 
 /* ---- SNAPSHOT ---- */
 
+/* Forgets clients whose allowance is full again. Records are kept least
+ * recently used first, so the walk stops at the first one still in use;
+ * what stays was used within the last SNAPSHOT_BURST gauge periods. */
+static void snapshot_forget_idle(struct broker *b, uint64_t now)
+{
+    struct snapshot_client *c, *tmp;
+    HASH_ITER(hh, b->snapshot_clients, c, tmp) {
+        if (!ratelimit_full(&c->allowance, now))
+            break;
+        HASH_DELETE(hh, b->snapshot_clients, c);
+        free(c);
+    }
+}
+
+/* Whether a SNAPSHOT of client `rid` is answered now: within the client's
+ * allowance (else REJECTED limit) and the broker's --snapshot-rate (else
+ * BUSY). Takes from both when it is. */
+static bool snapshot_allowed(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref)
+{
+    uint64_t now = uv_now(b->loop);
+    snapshot_forget_idle(b, now);
+    struct snapshot_client *c = NULL;
+    HASH_FIND(hh, b->snapshot_clients, rid, rid_len, c);
+    uint64_t wait = c ? ratelimit_wait(&c->allowance, now) : 0;
+    if (wait) {
+        char msg[160];
+        snprintf(msg, sizeof(msg),
+                 "a client may send %d SNAPSHOTs at once, then one every %u ms; retry in %llu ms",
+                 SNAPSHOT_BURST, b->cfg.gauge_ms, (unsigned long long)wait);
+        b->counters.snapshots_limited++;
+        reject(b, rid, rid_len, ref, GD_E_LIMIT, NULL, msg);
+        return false;
+    }
+    wait = ratelimit_wait(&b->snapshot_rate, now);
+    if (wait) {
+        b->counters.snapshots_busy++;
+        busy_for(b, rid, rid_len, ref, "snapshot_rate", (uint32_t)wait);
+        return false;
+    }
+    if (c) {
+        HASH_DELETE(hh, b->snapshot_clients, c); /* to the end: most recently used */
+    } else {
+        c = calloc(1, sizeof(*c));
+        if (!c) {
+            reject(b, rid, rid_len, ref, GD_E_INTERNAL, NULL, "out of memory");
+            return false;
+        }
+        ratelimit_init(&c->allowance, SNAPSHOT_BURST, 1, b->cfg.gauge_ms, now);
+        memcpy(c->rid, rid, rid_len);
+        c->rid_len = rid_len;
+    }
+    HASH_ADD(hh, b->snapshot_clients, rid, c->rid_len, c);
+    ratelimit_take(&c->allowance);
+    ratelimit_take(&b->snapshot_rate);
+    return true;
+}
+
 static void handle_snapshot(struct broker *b, const uint8_t *rid, size_t rid_len,
                             const struct gd_snapshot *m)
 {
+    if (!snapshot_allowed(b, rid, rid_len, m->ref))
+        return;
+    b->counters.snapshots++;
     struct gd_gauge g[GAUGES_PER_MESSAGE];
     int64_t now = broker_now(b);
     uint32_t n = 0;
     for (struct queue *q = b->queues;; q = q->hh.next) {
-        if (q && (m->prefix.len > strlen(q->name) ||
-                  memcmp(q->name, m->prefix.ptr, m->prefix.len) != 0))
+        /* (an absent prefix has no bytes at all: never handed to memcmp) */
+        if (q && m->prefix.len &&
+            (m->prefix.len > strlen(q->name) ||
+             memcmp(q->name, m->prefix.ptr, m->prefix.len) != 0))
             continue;
         if (q && n < GAUGES_PER_MESSAGE) {
             status_gauge(b, q, now, &g[n++]);
@@ -522,12 +598,23 @@ static void handle_snapshot(struct broker *b, const uint8_t *rid, size_t rid_len
         struct gd_msg r = {.type = GD_T_GAUGES};
         r.u.gauges = (struct gd_gauges){
             .ref = m->ref, .at = now, .n_gauges = n, .gauges = g, .truncated = q != NULL};
-        send_to(b, rid, rid_len, &r);
-        if (!q)
-            break;
+        if (send_to(b, rid, rid_len, &r) < 0 || !q)
+            break; /* the rest would not get through either */
         n = 0;
         status_gauge(b, q, now, &g[n++]);
     }
+}
+
+/* Messages queued for one client before further answers to it are
+ * dropped: answers to the requests it may have waiting (--max-pending),
+ * and SNAPSHOT_BURST SNAPSHOT answers of every queue the org tree allows
+ * (fixed at start; a reload that adds units does not change it). */
+static int intake_hwm(struct broker *b, uint32_t *ret_parts)
+{
+    uint32_t parts = (queue_possible(b) + GAUGES_PER_MESSAGE - 1) / GAUGES_PER_MESSAGE;
+    *ret_parts = parts;
+    uint64_t hwm = (uint64_t)b->cfg.max_pending + (uint64_t)SNAPSHOT_BURST * parts;
+    return hwm > 100000000 ? 100000000 : (int)hwm;
 }
 
 /* ---- authorisation (when CurveZMQ is on) ---- */
@@ -667,13 +754,33 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
 
 int intake_open(struct broker *b, char *err, size_t errlen)
 {
-    struct zsock_curve curve;
-    return zsock_bind(&b->intake, b->loop, b->zctx, ZMQ_ROUTER, b->cfg.intake_endpoint,
-                      GD_MAX_BODY + 1024, auth_curve(b, &curve, "intake"), on_message, b, err,
-                      errlen);
+    uint32_t parts;
+    int hwm = intake_hwm(b, &parts);
+    ratelimit_init(&b->snapshot_rate, b->cfg.snapshot_rate, b->cfg.snapshot_rate, 1000,
+                   uv_now(b->loop));
+    /* Requests beyond the same figure wait in the client's own queue
+     * (ZeroMQ stops reading a connection whose queue is full). */
+    struct zsock_options o = {.type = ZMQ_ROUTER,
+                              .endpoint = b->cfg.intake_endpoint,
+                              .maxmsg = GD_MAX_BODY + 1024,
+                              .sndhwm = hwm,
+                              .rcvhwm = hwm};
+    auth_endpoint(b, "intake", &o);
+    peers_watch(&o);
+    int rc = zsock_bind(&b->intake, b->loop, b->zctx, &o, on_message, b, err, errlen);
+    if (rc == 0)
+        log_info("intake", "at most %d messages queued per client (--max-pending %u + %d "
+                           "SNAPSHOTs of %u parts)",
+                 hwm, b->cfg.max_pending, SNAPSHOT_BURST, parts);
+    return rc;
 }
 
 void intake_close(struct broker *b)
 {
     zsock_close(&b->intake);
+    struct snapshot_client *c, *tmp;
+    HASH_ITER(hh, b->snapshot_clients, c, tmp) {
+        HASH_DELETE(hh, b->snapshot_clients, c);
+        free(c);
+    }
 }

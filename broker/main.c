@@ -11,6 +11,7 @@
 #include "intake.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "peers.h"
 #include "queue.h"
 #include "sla.h"
 #include "status.h"
@@ -56,6 +57,7 @@ static void finish(struct broker *b)
     work_close(b);
     intake_close(b);
     status_close(b);
+    peers_close(b);
     store_close(b->store, NULL, NULL);
     b->store = NULL;
     auth_close(b);
@@ -263,6 +265,11 @@ int main(int argc, char **argv)
         return rc > 0 ? 0 : 2;
     log_set_level((enum log_level)b->cfg.log_level);
     signal(SIGPIPE, SIG_IGN);
+    char err[512];
+    if (peers_reserve_fds(&b->cfg, err, sizeof(err)) < 0) {
+        log_error("broker", "%s", err);
+        return 2;
+    }
 
     b->loop = uv_default_loop();
     b->started_at = broker_now(b);
@@ -294,8 +301,11 @@ int main(int argc, char **argv)
     if (load(b) < 0)
         return 1;
 
-    char err[512];
-    /* the ZAP handler first: libzmq lets every CURVE peer in while none is bound */
+    if (peers_open(b) < 0) {
+        log_error("broker", "out of memory");
+        return 1;
+    }
+    /* the ZAP handler first: libzmq lets every peer in while none is bound */
     if (auth_open(b, err, sizeof(err)) < 0 || status_open(b, err, sizeof(err)) < 0 ||
         intake_open(b, err, sizeof(err)) < 0 ||
         work_open(b, err, sizeof(err)) < 0) {

@@ -121,6 +121,17 @@ void queue_remove_consumer(struct queue *q, struct session *s)
     }
 }
 
+uint32_t queue_possible(const struct broker *b)
+{
+    uint32_t n = 1; /* triage */
+    for (const struct unit *u = b->org.units; u; u = u->hh.next)
+        if (u->level == GD_LEVEL_TOWN)
+            n += SECTOR_COUNT;
+        else if (u->level != GD_LEVEL_MICRO_GRID)
+            n++;
+    return n;
+}
+
 void queue_free_all(struct broker *b)
 {
     struct queue *q, *tmp;

@@ -31,6 +31,11 @@ struct incident *queue_peek(const struct queue *q);
 int queue_add_consumer(struct queue *q, struct session *s);
 void queue_remove_consumer(struct queue *q, struct session *s);
 
+/* How many queues the org tree allows (queues are created when first
+ * used): one per grid, special grid, community and the district, one per
+ * sector of each town, and triage. */
+uint32_t queue_possible(const struct broker *b);
+
 /* Frees every queue; incidents must be gone already. */
 void queue_free_all(struct broker *b);
 

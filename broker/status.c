@@ -10,8 +10,12 @@
 
 #include "auth.h"
 #include "log.h"
+#include "peers.h"
 #include "sla.h"
 #include "store.h"
+
+/* Subscription frames queued per subscriber before the broker reads them. */
+#define STATUS_SUBSCRIPTIONS_QUEUED 1000
 
 /* Transitions are published in batches, one per town (§12.1): a hundred
  * dashboards each taking every transition would otherwise cost the loop
@@ -305,6 +309,11 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "warned", c->warned);
     add_counter(s, "sla_stale", c->sla_stale);
     add_counter(s, "denied", c->denied);
+    for (int e = 0; e < PEERS_ENDPOINTS; e++)
+        add_counter(s, peers_counter_name((enum peers_endpoint)e), b->peers.ep[e].refused);
+    add_counter(s, "snapshots", c->snapshots);
+    add_counter(s, "snapshots_limited", c->snapshots_limited);
+    add_counter(s, "snapshots_busy", c->snapshots_busy);
     add_counter(s, "poisoned", c->poisoned);
     add_counter(s, "worker_errors", c->worker_errors);
     add_counter(s, "sessions_opened", c->sessions_opened);
@@ -361,10 +370,17 @@ static void on_gauge_timer(uv_timer_t *t)
 
 int status_open(struct broker *b, char *err, size_t errlen)
 {
-    /* subscriptions are read (and ignored) so that ZMQ_FD keeps working */
-    struct zsock_curve curve;
-    int rc = zsock_bind(&b->status, b->loop, b->zctx, ZMQ_XPUB, b->cfg.status_endpoint, 1024,
-                        auth_curve(b, &curve, "status"), NULL, b, err, errlen);
+    /* Subscriptions are read (and ignored) so that ZMQ_FD keeps working;
+     * a subscriber sends a few, STATUS_SUBSCRIPTIONS_QUEUED is plenty.
+     * XPUB drops what a subscriber's --status-hwm queue cannot take. */
+    struct zsock_options o = {.type = ZMQ_XPUB,
+                              .endpoint = b->cfg.status_endpoint,
+                              .maxmsg = 1024,
+                              .sndhwm = (int)b->cfg.status_hwm,
+                              .rcvhwm = STATUS_SUBSCRIPTIONS_QUEUED};
+    auth_endpoint(b, "status", &o);
+    peers_watch(&o);
+    int rc = zsock_bind(&b->status, b->loop, b->zctx, &o, NULL, b, err, errlen);
     if (rc < 0)
         return rc;
     b->batches = calloc(1, sizeof(*b->batches));

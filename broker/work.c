@@ -10,6 +10,7 @@
 #include "auth.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "peers.h"
 #include "queue.h"
 #include "route.h"
 #include "sla.h"
@@ -749,10 +750,17 @@ void work_init(struct broker *b)
 
 int work_open(struct broker *b, char *err, size_t errlen)
 {
-    struct zsock_curve curve;
-    int rc = zsock_bind(&b->work, b->loop, b->zctx, ZMQ_ROUTER, b->cfg.work_endpoint,
-                        GD_MAX_BODY + 1024, auth_curve(b, &curve, "work"), on_message, b, err,
-                        errlen);
+    /* Deliveries are bounded by credit and answers by the commands a
+     * worker sends; --work-hwm bounds what waits for a worker that does
+     * not read (a full queue ends its session, see deliver()). */
+    struct zsock_options o = {.type = ZMQ_ROUTER,
+                              .endpoint = b->cfg.work_endpoint,
+                              .maxmsg = GD_MAX_BODY + 1024,
+                              .sndhwm = (int)b->cfg.work_hwm,
+                              .rcvhwm = (int)b->cfg.work_hwm};
+    auth_endpoint(b, "work", &o);
+    peers_watch(&o);
+    int rc = zsock_bind(&b->work, b->loop, b->zctx, &o, on_message, b, err, errlen);
     if (rc < 0)
         return rc;
     uv_timer_init(b->loop, &b->heartbeat_timer);

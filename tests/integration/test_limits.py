@@ -5,12 +5,18 @@ attachments count (test_intake: BAD_BODIES), HELLO credit above --max-credit
 (test_workers), --max-open through gd-open311's 503 (test_open311).
 """
 
+import resource
+import signal
+import subprocess
 import time
 
 import msgpack
 import pytest
 import zmq
+from zmq.utils.monitor import parse_monitor_message
 
+import gdclient
+from conftest import broker_binary
 from demo import GRID, submission
 from gdclient import header
 
@@ -175,3 +181,232 @@ def test_distinct_subscriptions_of_one_subscriber_are_bounded(broker):
     s.close(linger=0)
     assert broker.alive()
     assert grown < 32 * 1024, f"4000 subscriptions of one client grew the broker by {grown} kB"
+
+
+# ---- connections per endpoint ----
+
+
+class Watched:
+    """A raw client socket whose own connection events are recorded (ZeroMQ monitor)."""
+
+    EVENTS = {zmq.EVENT_CONNECTED: "connected", zmq.EVENT_HANDSHAKE_SUCCEEDED: "handshake",
+              zmq.EVENT_DISCONNECTED: "disconnected"}
+
+    def __init__(self, hub, kind, endpoint):
+        self.sock = hub.ctx.socket(kind)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.monitor = self.sock.get_monitor_socket(
+            zmq.EVENT_CONNECTED | zmq.EVENT_HANDSHAKE_SUCCEEDED | zmq.EVENT_DISCONNECTED)
+        self.events = []
+        self.sock.connect(endpoint)
+
+    def record(self, within=0.0):
+        """Reads the connection events that come within `within` seconds."""
+        deadline = time.monotonic() + within
+        while self.monitor.poll(max(0, int((deadline - time.monotonic()) * 1000))):
+            event = parse_monitor_message(self.monitor.recv_multipart())["event"]
+            self.events.append(self.EVENTS.get(event, str(event)))
+        return self.events
+
+    def close(self):
+        self.sock.disable_monitor()
+        self.monitor.close(linger=0)
+        self.sock.close(linger=0)
+
+
+def counter(status, name):
+    """The broker counter `name` from the next `broker` status message."""
+    m = status.topic("broker")
+    return m["counters"].get(name, 0)
+
+
+def answered(intake, timeout=gdclient.DEFAULT_TIMEOUT):
+    """True when a QUERY of `intake` is answered (by the database: not_found)."""
+    r = intake.query(source="limits", external_id="none", timeout=timeout)
+    return r.type == "REJECTED" and r["code"] == "not_found"
+
+
+def test_intake_connections_beyond_max_intake_clients_are_refused_until_one_closes(make_broker):
+    broker = make_broker(max_intake_clients=3)
+    status = broker.status("alarm.limit")
+    held = [broker.intake() for _ in range(3)]
+    for c in held:
+        # (a client refused while the readiness probe's connection was still
+        # counted is let in by its own reconnection)
+        assert answered(c)
+    extra = Watched(broker.hub, zmq.DEALER, broker.intake_ep)
+    extra.sock.send_multipart([header("QUERY"), msgpack.packb(
+        {"ref": 7, "source": "limits", "external_id": "extra"})])
+    events = extra.record(within=1.5)
+    assert "handshake" not in events, f"a fourth connection got through: {events}"
+    assert events.count("disconnected") >= 2, f"not refused, or not retrying: {events}"
+    assert not extra.sock.poll(0), "the refused client got an answer"
+    for c in held:
+        assert answered(c), "a refusal must not disturb the connections held"
+
+    alarm = status.topic("alarm.limit")
+    assert alarm["alarm"] == "limit" and alarm["severity"] == "warning", alarm
+    assert "intake" in alarm["message"] and "--max-intake-clients 3" in alarm["message"], alarm
+    # many refusals (one per reconnection), one alarm per 10 s
+    status.nothing(lambda m: m.topic.startswith("alarm.limit"), within=1.0)
+    assert counter(status, "connections_refused_intake") >= 2
+
+    held.pop().close()
+    assert extra.sock.poll(5000), "the waiting client did not get in after a connection closed"
+    r = gdclient.decode(extra.sock.recv_multipart())
+    assert r.type == "REJECTED" and r["code"] == "not_found" and r["ref"] == 7, r
+    assert "handshake" in extra.record()
+    extra.close()
+    assert broker.alive()
+
+
+def test_status_subscribers_beyond_max_subscribers_are_refused_until_one_leaves(make_broker):
+    broker = make_broker(max_subscribers=2)
+    first = broker.status("broker")
+    second = broker.status("broker")
+    third = broker.status("broker", ready=False)
+    # gauges come every 200 ms: a subscriber let in would have had several
+    third.nothing(within=1.0)
+    assert counter(second, "connections_refused_status") >= 1
+    first.close()
+    third.ready()
+    assert broker.alive()
+
+
+def test_work_connections_beyond_max_workers_are_refused_until_one_closes(make_broker):
+    broker = make_broker(max_workers=1)
+    w = broker.worker(queues=[GRID], credit=1)
+    other = broker.hub.worker(broker.work_ep)
+    other.send("HELLO", {"role": "worker", "name": "second", "queues": [GRID], "credit": 1})
+    other.nothing(within=1.0)
+    w.bye()
+    w.close()
+    m = other.expect(("WELCOME", "DENIED"))
+    assert m.type == "WELCOME", m
+    assert broker.alive()
+
+
+def test_refusals_leave_the_limit_exact(make_broker):
+    # connections that come and go, refused or not, never leave a slot taken
+    broker = make_broker(max_intake_clients=2)
+    for _ in range(5):
+        burst = [broker.intake() for _ in range(6)]
+        time.sleep(0.2)
+        for c in burst:
+            c.close()
+        time.sleep(0.1)
+    a, b = broker.intake(), broker.intake()
+    assert answered(a) and answered(b)
+
+
+def _start(args, limits, **kw):
+    def set_limits():
+        resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+    return subprocess.Popen([str(broker_binary()), "--db", "host=/nonexistent dbname=none",
+                             *args], preexec_fn=set_limits, stdin=subprocess.DEVNULL,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, **kw)
+
+
+def test_limits_beyond_the_open_file_limit_stop_the_start_with_the_remedy():
+    p = _start(["--max-workers", "300"], (200, 200))
+    out, _ = p.communicate(timeout=10)
+    assert p.returncode == 2, out
+    assert "need 748 open files" in out and "hard limit 200" in out, out
+    assert "LimitNOFILE" in out and "lower the connection limits" in out, out
+
+
+def test_the_soft_open_file_limit_is_raised_to_what_the_limits_need():
+    p = _start([], (512, 4096))
+    try:
+        deadline = time.monotonic() + 10
+        seen = ""
+        while "waiting for the database" not in seen and time.monotonic() < deadline:
+            seen += p.stdout.readline()
+        assert "open-file limit raised from 512 to 1472" in seen, seen
+        with open(f"/proc/{p.pid}/limits") as f:
+            line = next(x for x in f if x.startswith("Max open files"))
+        assert line.split()[3:5] == ["1472", "4096"], line
+    finally:
+        p.send_signal(signal.SIGTERM)
+        p.communicate(timeout=10)
+    assert p.returncode == 0
+
+
+# ---- SNAPSHOT answers ----
+
+
+def test_snapshots_beyond_a_clients_allowance_are_rejected_limit_with_a_retry_time(make_broker):
+    broker = make_broker(gauge_ms=1000)
+    intake = broker.intake()
+    for ref in range(1, 11):
+        intake.send("SNAPSHOT", {"ref": ref})
+    got = {}
+    while len(got) < 10:
+        m = intake.expect(("GAUGES", "REJECTED", "BUSY"))
+        if m.type != "GAUGES" or not m["truncated"]:
+            got[m["ref"]] = m
+    assert [got[r].type for r in (1, 2, 3)] == ["GAUGES"] * 3, got
+    for r in range(4, 11):
+        assert got[r].type == "REJECTED" and got[r]["code"] == "limit", got[r]
+        assert "3 SNAPSHOTs at once, then one every 1000 ms" in got[r]["message"], got[r]
+    wait_ms = int(got[10]["message"].rsplit("retry in ", 1)[1].split()[0])
+    assert 0 < wait_ms <= 1000, got[10]
+    # another client has its own allowance
+    assert broker.intake().snapshot() is not None
+    time.sleep(wait_ms / 1000.0 + 0.05)
+    assert intake.snapshot() is not None
+    status = broker.status("broker")
+    assert counter(status, "snapshots_limited") == 7
+    assert counter(status, "snapshots") == 5
+
+
+def test_snapshots_beyond_snapshot_rate_are_busy_with_retry_ms(make_broker):
+    broker = make_broker(snapshot_rate=2)
+    clients = [broker.intake() for _ in range(5)]
+    for c in clients:
+        c.send("SNAPSHOT", {"ref": 1})
+    replies = [c.expect(("GAUGES", "BUSY", "REJECTED")) for c in clients]
+    assert [r.type for r in replies].count("GAUGES") == 2, replies
+    busy = [r for r in replies if r.type == "BUSY"]
+    assert len(busy) == 3, replies
+    for r in busy:
+        assert r["reason"] == "snapshot_rate" and 0 < r["retry_ms"] <= 500, r
+    time.sleep(max(r["retry_ms"] for r in busy) / 1000.0 + 0.05)
+    late = next(c for c, r in zip(clients, replies) if r.type == "BUSY")
+    assert late.snapshot() is not None
+
+
+def _rss_kb_of(broker):
+    return _rss_kb(broker.proc.pid)
+
+
+def test_a_snapshot_flood_from_a_client_that_never_reads_keeps_the_broker_small(make_broker, pg):
+    broker = make_broker()
+    # queues exist once used: 9 workers make 2030 grid queues (11 parts per SNAPSHOT)
+    grids = [r["code"] for r in pg.all("SELECT code FROM org_unit WHERE level = 'grid' "
+                                        "ORDER BY code")]
+    for i in range(0, len(grids), 256):
+        broker.worker(queues=grids[i:i + 256], credit=1, name=f"w{i}")
+    reader = broker.intake()
+    assert len(reader.snapshot()) >= len(grids)
+    time.sleep(0.5)
+    before = _rss_kb_of(broker)
+
+    flood = broker.hub.ctx.socket(zmq.DEALER)
+    flood.setsockopt(zmq.LINGER, 0)
+    flood.setsockopt(zmq.RCVHWM, 1)          # takes nothing: every answer waits in the broker
+    flood.setsockopt(zmq.SNDTIMEO, 5000)
+    flood.connect(broker.intake_ep)
+    body = msgpack.packb({"ref": 1})
+    for _ in range(3000):
+        flood.send_multipart([header("SNAPSHOT"), body])
+    time.sleep(1.0)
+    # meanwhile a client that reads is served in full
+    again = broker.intake()
+    assert len(again.snapshot()) >= len(grids)
+    assert again.submit(**submission("L-flood")).type == "ACCEPTED"
+    grown = _rss_kb_of(broker) - before
+    flood.close(linger=0)
+    assert broker.alive()
+    # without a limit, 3000 answers of ~250 KB each would wait in the broker
+    assert grown < 40 * 1024, f"a SNAPSHOT flood grew the broker by {grown} kB"

@@ -62,10 +62,16 @@ PRINCIPALS = [
 
 
 @pytest.fixture
-def secure(make_broker, tmp_path):
+def broker_options():
+    """More gd-broker options for `secure` (a test parametrizes it to change them)."""
+    return {}
+
+
+@pytest.fixture
+def secure(make_broker, tmp_path, broker_options):
     keys = Keys(str(tmp_path))
     key_file, principals = keys.write(PRINCIPALS)
-    broker = make_broker(curve_key=key_file, principals=principals)
+    broker = make_broker(curve_key=key_file, principals=principals, **broker_options)
     ctx = zmq.Context()
     socks = []
 
@@ -249,6 +255,23 @@ def test_whole_flow_with_keys_and_no_reporter_data_on_the_status_topic(secure, p
     blob = b"".join(frames)
     for value in PII.values():
         assert value.encode() not in blob, f"reporter data {value!r} on the status topic"
+
+
+@pytest.mark.parametrize("broker_options", [{"max_intake_clients": 1}])
+def test_keyed_client_beyond_max_intake_clients_waits_until_the_other_closes(secure):
+    broker, _, _, connect = secure
+    hotline = connect(broker.intake_ep, "hotline")
+    send(hotline, "QUERY", {"ref": 1, "source": "test", "external_id": "none"})
+    assert recv(hotline)[1]["code"] == "not_found"
+    app = connect(broker.intake_ep, "town-a-app")
+    send(app, "QUERY", {"ref": 2, "source": "test", "external_id": "none"})
+    assert recv(app, 1.0) is None, "a second connection got in beyond the limit of one"
+    stranger = connect(broker.intake_ep, keypair())
+    send(stranger, "QUERY", {"ref": 3, "source": "test", "external_id": "none"})
+    hotline.close()
+    m = recv(app)
+    assert m and m[1]["code"] == "not_found" and m[1]["ref"] == 2, m
+    assert recv(stranger, 1.0) is None, "a free place does not let an unknown key in"
 
 
 def test_removed_key_is_refused_after_sighup_even_on_an_open_connection(secure):
