@@ -2,9 +2,12 @@
 #include "peers.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
 
@@ -175,6 +178,10 @@ static bool accepted(struct broker *b, enum peers_endpoint e, int fd)
     }
     p->fds[fd] = FD_HELD(e);
     c->live++;
+    if (e == PEERS_STATUS) {
+        int rcvbuf = PEERS_STATUS_RCVBUF;
+        setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf)); /* ipc too: harmless */
+    }
     log_debug("peers", "%s: connection accepted (%u of %u)", info[e].name, c->live, c->max);
     return false;
 }
@@ -245,6 +252,74 @@ int peers_open(struct broker *b)
 void peers_watch(struct zsock_options *o)
 {
     o->on_events = on_events;
+}
+
+/* The bytes received so far on TCP connection `fd`; -1 when the kernel
+ * does not count them (ipc). */
+/* glibc's struct tcp_info stops at tcpi_total_retrans; the kernel's
+ * (linux/tcp.h, which clashes with glibc's header) goes on, append-only,
+ * with these: tcpi_bytes_received since Linux 4.1. */
+struct tcp_info_41 {
+    struct tcp_info base;
+    uint64_t pacing_rate, max_pacing_rate, bytes_acked, bytes_received;
+};
+_Static_assert(offsetof(struct tcp_info_41, bytes_received) == 128,
+               "tcpi_bytes_received is at offset 128 of the kernel's struct tcp_info");
+
+static int64_t bytes_received(int fd)
+{
+    struct tcp_info_41 ti;
+    socklen_t len = sizeof(ti);
+    memset(&ti, 0, sizeof(ti));
+    if (getsockopt(fd, IPPROTO_TCP, TCP_INFO, &ti, &len) < 0 || len < sizeof(ti))
+        return -1;
+    return (int64_t)ti.bytes_received;
+}
+
+void peers_check_subscribers(struct broker *b)
+{
+    struct peers *p = &b->peers;
+    uint64_t limit = b->cfg.max_subscriber_bytes;
+    if (p->checking)
+        return; /* the alarm below is a status send, which checks again */
+    p->checking = true;
+    p->checked_at = uv_hrtime();
+    read_events(b, PEERS_STATUS); /* the descriptors must be current */
+    for (size_t fd = 0; fd < p->n_fds; fd++) {
+        if (p->fds[fd] != FD_HELD(PEERS_STATUS))
+            continue;
+        int64_t got = bytes_received((int)fd);
+        if (got < 0 || (uint64_t)got <= limit)
+            continue;
+        /* counted out now; its close, when ZeroMQ reports it, is a refused one's */
+        p->fds[fd] = FD_REFUSED(PEERS_STATUS);
+        p->ep[PEERS_STATUS].live--;
+        shutdown((int)fd, SHUT_RDWR);
+        p->subscribers_cut++;
+        p->cut_unreported++;
+        log_warn("peers", "status: closed a subscriber's connection after %lld bytes of "
+                 "subscriptions (--max-subscriber-bytes %llu)",
+                 (long long)got, (unsigned long long)limit);
+    }
+    uint64_t now = uv_now(b->loop);
+    if (p->cut_unreported && (!p->cut_alarmed_at || now >= p->cut_alarmed_at + PEERS_ALARM_MS)) {
+        char msg[256];
+        snprintf(msg, sizeof(msg),
+                 "closed %llu status subscriber connection(s) that sent more than %llu bytes of "
+                 "subscriptions (--max-subscriber-bytes); a dashboard subscribes to a few "
+                 "topic prefixes",
+                 (unsigned long long)p->cut_unreported, (unsigned long long)limit);
+        p->cut_unreported = 0;
+        p->cut_alarmed_at = now;
+        status_alarm(b, "limit", "warning", 0, NULL, msg);
+    }
+    p->checking = false;
+}
+
+void peers_check_subscribers_due(struct broker *b)
+{
+    if (b->peers.ep[PEERS_STATUS].live && uv_hrtime() - b->peers.checked_at >= PEERS_CHECK_NS)
+        peers_check_subscribers(b);
 }
 
 void peers_sync(struct broker *b)

@@ -33,6 +33,8 @@ struct broker;
  * connections that are being refused. */
 #define PEERS_RESERVED_FDS 128
 #define PEERS_ALARM_MS     10000
+#define PEERS_CHECK_NS     (1000 * 1000) /* subscribers' byte counts, at most this often */
+#define PEERS_STATUS_RCVBUF 16384        /* bytes; a subscriber sends a few subscriptions */
 
 enum peers_endpoint { PEERS_INTAKE = 0, PEERS_WORK, PEERS_STATUS, PEERS_ENDPOINTS };
 
@@ -46,6 +48,11 @@ struct peers_count {
 
 struct peers {
     struct peers_count ep[PEERS_ENDPOINTS];
+    uint64_t subscribers_cut;  /* status connections closed for their subscriptions */
+    uint64_t cut_unreported;
+    uint64_t cut_alarmed_at;
+    uint64_t checked_at;       /* uv_hrtime() of the last byte-count check */
+    bool checking;
     uint8_t *fds; /* by descriptor: 0, or 1 + endpoint (+ PEERS_ENDPOINTS when refused) */
     size_t n_fds;
     uv_timer_t alarm_timer; /* reports refusals held back by the alarm interval */
@@ -70,6 +77,25 @@ void peers_watch(struct zsock_options *o);
  * connections beyond their limits. The ZAP handler calls it before it
  * answers, so that no refused connection can finish its handshake. */
 void peers_sync(struct broker *b);
+
+/* Closes the status connections that have sent more than
+ * --max-subscriber-bytes. Subscriptions are what a subscriber sends, and
+ * ZeroMQ keeps every distinct one in memory for as long as the connection
+ * lasts (tens of bytes of trie per byte of prefix), with no way to refuse
+ * one; so the bytes received on the connection bound them. The kernel
+ * counts them (TCP_INFO tcpi_bytes_received); ipc connections, local by
+ * the socket file's permissions, have no such count and are not checked.
+ * Counted as subscribers_cut and reported as alarm.limit.
+ *
+ * The XPUB applies waiting subscriptions whenever the broker uses the
+ * socket (each send, each read), so the check comes as often: after a
+ * status send that left new subscriptions to report, on the reports
+ * (peers_check_subscribers_due(): at most every PEERS_CHECK_NS), and
+ * every gauge period. A status connection's kernel receive buffer is made
+ * small (PEERS_STATUS_RCVBUF) when it is accepted, so that a flood waits
+ * in the sender's buffers rather than in ours between two checks. */
+void peers_check_subscribers(struct broker *b);
+void peers_check_subscribers_due(struct broker *b);
 
 /* Name of an endpoint's refusal counter ("connections_refused_intake"...). */
 const char *peers_counter_name(enum peers_endpoint e);

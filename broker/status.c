@@ -15,7 +15,7 @@
 #include "store.h"
 
 /* Subscription frames queued per subscriber before the broker reads them. */
-#define STATUS_SUBSCRIPTIONS_QUEUED 1000
+#define STATUS_SUBSCRIPTIONS_QUEUED 32
 
 /* Transitions are published in batches, one per town (§12.1): a hundred
  * dashboards each taking every transition would otherwise cost the loop
@@ -49,6 +49,11 @@ static void send_status(struct broker *b, const char *topic, const struct gd_buf
     const void *parts[2] = {topic, body->data};
     size_t lens[2] = {strlen(topic), body->len};
     zsock_send(&b->status, parts, lens, 2);
+    /* the send applied any waiting subscriptions: new ones are reported */
+    int events = 0;
+    size_t elen = sizeof(events);
+    if (zmq_getsockopt(b->status.sock, ZMQ_EVENTS, &events, &elen) == 0 && (events & ZMQ_POLLIN))
+        peers_check_subscribers(b);
 }
 
 static void send_batch(struct broker *b, struct batch *bt)
@@ -311,6 +316,7 @@ static void publish_broker(struct broker *b, int64_t now)
     add_counter(s, "denied", c->denied);
     for (int e = 0; e < PEERS_ENDPOINTS; e++)
         add_counter(s, peers_counter_name((enum peers_endpoint)e), b->peers.ep[e].refused);
+    add_counter(s, "subscribers_cut", b->peers.subscribers_cut);
     add_counter(s, "snapshots", c->snapshots);
     add_counter(s, "snapshots_limited", c->snapshots_limited);
     add_counter(s, "snapshots_busy", c->snapshots_busy);
@@ -366,6 +372,18 @@ static void on_gauge_timer(uv_timer_t *t)
     }
     publish_broker(b, now);
     b->last_gauge_at = now;
+    peers_check_subscribers(b);
+}
+
+/* A new subscription (XPUB reports each distinct prefix once): a flood
+ * of distinct prefixes is cut while it is still small. Checks come at
+ * most every PEERS_CHECK_NS here, as a drain reports many at once. */
+static void on_subscription(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overflow)
+{
+    (void)frames;
+    (void)n;
+    (void)overflow;
+    peers_check_subscribers_due(zs->data);
 }
 
 int status_open(struct broker *b, char *err, size_t errlen)
@@ -380,7 +398,7 @@ int status_open(struct broker *b, char *err, size_t errlen)
                               .rcvhwm = STATUS_SUBSCRIPTIONS_QUEUED};
     auth_endpoint(b, "status", &o);
     peers_watch(&o);
-    int rc = zsock_bind(&b->status, b->loop, b->zctx, &o, NULL, b, err, errlen);
+    int rc = zsock_bind(&b->status, b->loop, b->zctx, &o, on_subscription, b, err, errlen);
     if (rc < 0)
         return rc;
     b->batches = calloc(1, sizeof(*b->batches));

@@ -165,22 +165,54 @@ def test_subscription_over_1024_bytes_drops_the_subscriber_only(broker):
     s.close(linger=0)
 
 
-@pytest.mark.xfail(strict=True, reason="no limit on subscriptions per status subscriber yet "
-                   "(PROTOCOL.md §9 Limits): the XPUB keeps every distinct prefix")
-def test_distinct_subscriptions_of_one_subscriber_are_bounded(broker):
-    s = broker.hub.ctx.socket(zmq.XSUB)
-    s.setsockopt(zmq.LINGER, 0)
-    s.setsockopt(zmq.SNDHWM, 0)
-    s.connect(broker.status_ep)
-    time.sleep(0.1)
+def _status_tcp(broker):
+    """The tcp:// status endpoint the broker bound (its `ready:` line)."""
+    line = [ln for ln in broker.log_text().splitlines() if "ready:" in ln][-1]
+    return line.split(" status ")[1].split()[0]
+
+
+def test_a_subscriber_flooding_distinct_subscriptions_is_cut_off(make_broker):
+    # ZeroMQ keeps every distinct prefix a subscriber sends, tens of bytes of
+    # trie per byte; the broker closes a TCP subscriber's connection once it
+    # has sent more than --max-subscriber-bytes.
+    broker = make_broker(status="tcp://127.0.0.1:*", max_subscriber_bytes=16384)
+    ep = _status_tcp(broker)
+    honest = broker.hub.status(ep, "alarm.limit").ready()
+    flood = Watched(broker.hub, zmq.XSUB, ep)
+    flood.sock.setsockopt(zmq.SNDHWM, 0)
+    assert "handshake" in flood.record(within=1.0)
     before = _rss_kb(broker.proc.pid)
     for i in range(4000):
-        s.send(b"\x01" + f"{i:08d}".encode() * 100)      # 800-byte prefixes, all different
-    time.sleep(1.0)
+        try:
+            flood.sock.send(b"\x01" + f"{i:08d}".encode() * 100, zmq.NOBLOCK)
+        except zmq.Again:
+            break
+    events = flood.record(within=2.0)
+    assert "disconnected" in events, f"the flooding subscriber was not cut off: {events}"
+    time.sleep(0.5)
     grown = _rss_kb(broker.proc.pid) - before
-    s.close(linger=0)
+    flood.close()
+    assert grown < 16 * 1024, f"a flood of subscriptions grew the broker by {grown} kB"
+
+    alarm = honest.topic("alarm.limit")
+    assert "--max-subscriber-bytes" in alarm["message"], alarm
+    honest.drain()   # broker messages older than the alarm
+    assert counter(honest, "subscribers_cut") >= 1
+    # the honest subscriber, with its few subscriptions, is still served
+    honest.expect(lambda m: m.topic == "broker", what="broker status after the cut")
     assert broker.alive()
-    assert grown < 32 * 1024, f"4000 subscriptions of one client grew the broker by {grown} kB"
+
+
+def test_subscribers_within_the_byte_limit_are_left_alone(make_broker):
+    broker = make_broker(status="tcp://127.0.0.1:*", max_subscriber_bytes=4096)
+    ep = _status_tcp(broker)
+    watched = Watched(broker.hub, zmq.SUB, ep)
+    for prefix in (b"broker", b"queue.", b"inc.500113001", b"sla.", b"alarm."):
+        watched.sock.setsockopt(zmq.SUBSCRIBE, prefix)
+    time.sleep(1.5)   # several gauge periods, each of which checks the byte counts
+    assert "disconnected" not in watched.record(within=0.5)
+    assert watched.sock.poll(2000), "no broker status for a subscriber within its limit"
+    watched.close()
 
 
 # ---- connections per endpoint ----
