@@ -302,8 +302,13 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
                                    {.fd = sfd, .events = ZMQ_POLLIN}};
         if (zmq_poll(items, 2, timeout) < 0 && zmq_errno() != EINTR)
             break;
-        if (items[1].revents)
+        if (items[1].revents) {
+            /* consume the signal: restoring the mask must not deliver it */
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) < 0)
+                fprintf(stderr, "gdctl: reading the signal fd: %s\n", strerror(errno));
             break;
+        }
         char topic[GD_MAX_TOPIC + 1];
         int got;
         while ((got = read_status(sub, topic, &body)) != 0) {
