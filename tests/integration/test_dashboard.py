@@ -24,6 +24,7 @@ from pathlib import Path
 import pytest
 
 import chaos
+import faultload
 import gdclient
 
 HERE = Path(__file__).resolve().parent
@@ -345,6 +346,44 @@ def _probe_stream(dash):
     except urllib.error.HTTPError:
         return False
 
+
+
+@pytest.mark.parametrize("how", faultload.REPLACEMENTS)
+def test_dashboard_follows_a_new_broker_on_the_same_endpoint(make_broker, dashboard, pg, how):
+    """The broker's status endpoint goes away and a new broker serves it: killed and restarted,
+    or hung while a second broker takes over (faultload.replace_broker). The dashboard goes on
+    counting, within a few seconds of the new broker's start."""
+    broker = make_broker()
+    dash = dashboard(broker)
+    grid = grid_of(pg, TOWN)
+    serving = broker
+    submitted = []
+
+    def counted_after(n):
+        """Submits one more incident; true once one of those from the n-th on is on the
+        dashboard: in the feed and in today's intake."""
+        submitted.append(serving.intake().submit(
+            source="dash-restart", external_id=f"r-{len(submitted)}", category="LH-0101",
+            location={"unit": grid})["incident_id"])
+        time.sleep(0.3)
+        fed = {i["incident_id"] for i in dash.json("/api/feed") if i["event"] == "receive"}
+        received = dash.json("/api/summary")["self"]["total"]["received"]
+        return any(i in fed for i in submitted[n:]) and received >= len(fed)
+    try:
+        gdclient.wait_until(lambda: counted_after(0), 10, "an incident counted before")
+        started = dash.json("/api/broker")["started_at"]
+        serving = faultload.replace_broker(make_broker, broker, how)
+        n = len(submitted)
+        gdclient.wait_until(lambda: counted_after(n), 15,
+                            f"an incident counted after {how} and a new broker")
+        assert dash.json("/api/broker")["started_at"] > started
+        m = parse_metrics(dash.get("/metrics")[2].decode())
+        if how == "hung":   # nothing broke the old connection: the silence did
+            assert m["griddispatch_dashboard_resubscribes_total"] >= 1, m
+        assert m["griddispatch_broker_up"] == 1
+    finally:
+        if serving is not broker:
+            faultload.end_frozen(broker)
 
 # ---- the example subscriber ----
 
