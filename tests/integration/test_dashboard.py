@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -407,6 +408,51 @@ def test_status_subscriber_example(make_broker, pg):
     assert summary["transitions"]["resolve"] == accepted
     assert summary["broker_messages"] >= 2 and summary["snapshot_queues"] >= 0
     assert summary["decode_errors"] == 0
+
+
+@pytest.mark.parametrize("how", faultload.REPLACEMENTS)
+def test_status_subscriber_example_follows_a_new_broker_on_the_same_endpoint(make_broker, pg,
+                                                                               how):
+    """status_subscriber.py --topic inc. goes on printing transitions across a broker killed
+    and restarted, and across a hung broker replaced by a second one (as the dashboard)."""
+    broker = make_broker()
+    example = HERE.parents[1] / "workers" / "examples" / "status_subscriber.py"
+    proc = subprocess.Popen(["/usr/bin/python3", str(example), "--status", broker.status_ep,
+                             "--intake", broker.intake_ep, "--topic", "inc.", "--seconds", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+    threading.Thread(target=read, daemon=True).start()
+    grid = grid_of(pg, TOWN)
+    serving = broker
+    submitted = []
+
+    def printed_after(n):
+        """Submits one more incident; true once one of those from the n-th on was printed."""
+        submitted.append(serving.intake().submit(
+            source="example-restart", external_id=f"r-{len(submitted)}", category="LH-0101",
+            location={"unit": grid})["incident_id"])
+        time.sleep(0.3)
+        shown = {int(m) for m in re.findall(r" #(\d+) v1 receive ", "".join(list(lines)))}
+        return any(i in shown for i in submitted[n:])
+    try:
+        gdclient.wait_until(lambda: printed_after(0), 10, "a transition before the broker goes")
+        serving = faultload.replace_broker(make_broker, broker, how)
+        n = len(submitted)
+        gdclient.wait_until(lambda: printed_after(n), 15,
+                            f"a transition printed after {how} and a new broker")
+    finally:
+        if serving is not broker:
+            faultload.end_frozen(broker)
+        proc.terminate()
+        proc.wait(10)
+    out = "".join(lines)
+    assert "db up" not in out, "broker messages are shown only when a --topic asks for them"
+    if how == "hung":
+        assert "subscribed anew" in out, out[-3000:]
 
 
 # ---- gdctl top ----
