@@ -289,3 +289,49 @@ def wait_standby(dsn, timeout=15.0):
     """Waits until one broker holds the lock and one waits for it."""
     return gdclient.wait_until(lambda: lock_waiters(dsn) == (1, 1), timeout,
                                "one broker active and one waiting on the lock")
+
+
+# ---- the broker behind an endpoint replaced, as subscribers see it ----
+
+REPLACEMENTS = ("kill -9", "hung")
+
+
+def replace_broker(make_broker, broker, how):
+    """Puts a new broker process behind `broker`'s endpoints; returns the Broker serving now.
+
+    "kill -9": the process is killed and started again (the same endpoints,
+    the same database); every connection to it breaks, and the clients'
+    ZeroMQ sockets reconnect by themselves.
+    "hung": the process is frozen (SIGSTOP), so its connections stay open
+    and silent, as they do when its host hangs or a failover moves the
+    address to another host; its database sessions are ended, which frees
+    the active-broker lock, and a second broker is started bound to the same
+    endpoints (on ipc:// the new bind replaces the socket file). Connections
+    made before stay with the frozen one until their owner gives them up.
+    Call end_frozen(broker) before the test ends."""
+    assert how in REPLACEMENTS, how
+    if how == "kill -9":
+        broker.proc.kill()
+        broker.proc.wait()
+        return broker.start()
+    broker.proc.send_signal(signal.SIGSTOP)
+    conn = psycopg2.connect(broker.dsn)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    finally:
+        conn.close()
+    standby = make_broker(start=False, **broker.options)
+    standby.intake_ep, standby.work_ep, standby.status_ep = (broker.intake_ep, broker.work_ep,
+                                                             broker.status_ep)
+    return standby.start()
+
+
+def end_frozen(broker):
+    """Kills a broker frozen by replace_broker(how="hung"); its end is no crash."""
+    if broker.alive():
+        broker.proc.kill()
+        broker.proc.wait()
+    broker.reported = True

@@ -141,6 +141,8 @@ def test_broker_warns_about_a_password_in_a_world_readable_file(tmp_path):
     ("gd-hotline", "[gd-hotline]\nfollow = maybe\n", 2, "follow is true or false"),
     ("gd-dashboard", "[gd-dashboard]\nstatus = tcp://x:1\npush_ms = 5\n", 3, "push_ms needs"),
     ("gd-dashboard", "[dashboard]\nstatus = tcp://x:1\n", 2, "unknown section [dashboard]"),
+    ("gd-dashboard", "[gd-dashboard]\nstatus = tcp://x:1\nbroker_silence_ms = 100\n", 3,
+     "broker_silence_ms is 0 (never) or at least 500"),
     ("gd-sla", "[gd-sla]\nwork = tcp://x:1\ntick_ms = 0\n", 3, "tick_ms"),
     ("gd-sla", "[gd-sla]\nall = true\nbogus = 1\n", 3, "unknown key 'bogus'"),
     ("gd-worker", "[gd-worker]\nendpoints = tcp://x:1\ncredit = 5000\n", 3, "credit"),

@@ -16,6 +16,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,6 +25,7 @@ from pathlib import Path
 import pytest
 
 import chaos
+import faultload
 import gdclient
 
 HERE = Path(__file__).resolve().parent
@@ -346,6 +348,46 @@ def _probe_stream(dash):
         return False
 
 
+@pytest.mark.parametrize("how", faultload.REPLACEMENTS)
+def test_dashboard_follows_a_new_broker_on_the_same_endpoint(make_broker, dashboard, pg, how):
+    """The broker's status endpoint goes away and a new broker serves it: killed and restarted,
+    or hung while a second broker takes over (faultload.replace_broker). The dashboard goes on
+    counting, within a few seconds of the new broker's start."""
+    broker = make_broker()
+    dash = dashboard(broker)
+    grid = grid_of(pg, TOWN)
+    serving = broker
+    submitted = []
+
+    def received():
+        return dash.json("/api/summary")["self"]["total"]["received"]
+
+    def counted_after(n, floor):
+        """Submits one more incident; true once one of those from the n-th on is on the
+        dashboard: in the feed, and today's intake above `floor`."""
+        submitted.append(serving.intake().submit(
+            source="dash-restart", external_id=f"r-{len(submitted)}", category="LH-0101",
+            location={"unit": grid})["incident_id"])
+        time.sleep(0.3)
+        fed = {i["incident_id"] for i in dash.json("/api/feed") if i["event"] == "receive"}
+        return any(i in fed for i in submitted[n:]) and received() > floor
+    try:
+        gdclient.wait_until(lambda: counted_after(0, 0), 10, "an incident counted before")
+        started = dash.json("/api/broker")["started_at"]
+        serving = faultload.replace_broker(make_broker, broker, how)
+        n, floor = len(submitted), received()
+        gdclient.wait_until(lambda: counted_after(n, floor), 15,
+                            f"an incident counted after {how} and a new broker")
+        assert dash.json("/api/broker")["started_at"] > started
+        m = parse_metrics(dash.get("/metrics")[2].decode())
+        if how == "hung":   # nothing broke the old connection: the silence did
+            assert m["griddispatch_dashboard_resubscribes_total"] >= 1, m
+        assert m["griddispatch_broker_up"] == 1
+    finally:
+        if serving is not broker:
+            faultload.end_frozen(broker)
+
+
 # ---- the example subscriber ----
 
 def test_status_subscriber_example(make_broker, pg):
@@ -368,6 +410,51 @@ def test_status_subscriber_example(make_broker, pg):
     assert summary["transitions"]["resolve"] == accepted
     assert summary["broker_messages"] >= 2 and summary["snapshot_queues"] >= 0
     assert summary["decode_errors"] == 0
+
+
+@pytest.mark.parametrize("how", faultload.REPLACEMENTS)
+def test_status_subscriber_example_follows_a_new_broker_on_the_same_endpoint(make_broker, pg,
+                                                                               how):
+    """status_subscriber.py --topic inc. goes on printing transitions across a broker killed
+    and restarted, and across a hung broker replaced by a second one (as the dashboard)."""
+    broker = make_broker()
+    example = HERE.parents[1] / "workers" / "examples" / "status_subscriber.py"
+    proc = subprocess.Popen(["/usr/bin/python3", str(example), "--status", broker.status_ep,
+                             "--intake", broker.intake_ep, "--topic", "inc.", "--seconds", "60"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    lines = []
+
+    def read():
+        for line in proc.stdout:
+            lines.append(line)
+    threading.Thread(target=read, daemon=True).start()
+    grid = grid_of(pg, TOWN)
+    serving = broker
+    submitted = []
+
+    def printed_after(n):
+        """Submits one more incident; true once one of those from the n-th on was printed."""
+        submitted.append(serving.intake().submit(
+            source="example-restart", external_id=f"r-{len(submitted)}", category="LH-0101",
+            location={"unit": grid})["incident_id"])
+        time.sleep(0.3)
+        shown = {int(m) for m in re.findall(r" #(\d+) v1 receive ", "".join(list(lines)))}
+        return any(i in shown for i in submitted[n:])
+    try:
+        gdclient.wait_until(lambda: printed_after(0), 10, "a transition before the broker goes")
+        serving = faultload.replace_broker(make_broker, broker, how)
+        n = len(submitted)
+        gdclient.wait_until(lambda: printed_after(n), 15,
+                            f"a transition printed after {how} and a new broker")
+    finally:
+        if serving is not broker:
+            faultload.end_frozen(broker)
+        proc.terminate()
+        proc.wait(10)
+    out = "".join(lines)
+    assert "db up" not in out, "broker messages are shown only when a --topic asks for them"
+    if how == "hung":
+        assert "subscribed anew" in out, out[-3000:]
 
 
 # ---- gdctl top ----

@@ -2,6 +2,7 @@
 
 import json
 import os
+import signal
 import subprocess
 import threading
 import time
@@ -11,6 +12,7 @@ import psycopg2
 import psycopg2.extensions
 import pytest
 
+import faultload
 import gdclient
 
 GRID = "500113001001001"
@@ -181,6 +183,62 @@ def test_watch_prints_transitions_under_a_prefix(broker):
     assert "reporter" not in msg
     r = gdctl("watch", "--seconds", "1.5", "broker", broker=broker)
     assert r.returncode == 0 and "db up" in r.stdout
+
+
+class Lines:
+    """The stdout lines of a running process, read by a thread."""
+
+    def __init__(self, proc):
+        self.lines = []
+        threading.Thread(target=self._read, args=(proc.stdout,), daemon=True).start()
+
+    def _read(self, f):
+        for line in f:
+            self.lines.append(line)
+
+    def json(self):
+        return [json.loads(l) for l in list(self.lines) if l.strip()]
+
+
+@pytest.mark.parametrize("how", faultload.REPLACEMENTS)
+def test_watch_follows_a_new_broker_on_the_same_endpoint(make_broker, how):
+    """`gdctl watch inc.` goes on printing transitions when a new broker serves the status
+    endpoint: the old one killed and restarted, or hung while a second one takes over
+    (faultload.replace_broker)."""
+    broker = make_broker()
+    env = {k: v for k, v in os.environ.items() if k not in ("GD_INTAKE", "GD_STATUS")}
+    proc = subprocess.Popen([str(gdctl_binary()), "--json", "--status", broker.status_ep, "watch",
+                             "--seconds", "60", "inc."], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+    out = Lines(proc)
+    serving = broker
+    submitted = []
+
+    def shown_after(n):
+        """Submits one more incident; true once one of those from the n-th on was printed."""
+        submitted.append(serving.intake().submit(
+            source="t", external_id=f"rw-{len(submitted)}", category=CATEGORY,
+            location={"unit": GRID})["incident_id"])
+        time.sleep(0.3)
+        printed = {m.get("incident_id") for m in out.json()}
+        return any(i in printed for i in submitted[n:])
+    try:
+        gdclient.wait_until(lambda: shown_after(0), 10, "a transition before the broker goes")
+        serving = faultload.replace_broker(make_broker, broker, how)
+        n = len(submitted)
+        gdclient.wait_until(lambda: shown_after(n), 15,
+                            f"a transition submitted after {how} and a new broker")
+    finally:
+        if serving is not broker:
+            faultload.end_frozen(broker)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    err = proc.stderr.read()
+    assert proc.returncode == 0, err
+    kinds = {m["kind"] for m in out.json()}
+    assert kinds == {"transition"}, kinds   # what the watch subscribes to for itself stays hidden
+    if how == "hung":   # nothing broke the old connection: the silence did
+        assert "no broker status for" in err and "broker status again" in err, err
 
 
 @pytest.fixture

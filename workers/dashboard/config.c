@@ -2,6 +2,8 @@
  */
 #include "config.h"
 
+#include "statsub.h"
+
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
@@ -23,6 +25,7 @@ enum {
     OPT_HB,
     OPT_TIMEOUT,
     OPT_DB_WAIT,
+    OPT_SILENCE,
     OPT_HELP,
     OPT_VERBOSE,
     OPT_CONFIG,
@@ -44,6 +47,7 @@ static const struct option options[] = {
     {"heartbeat-s", required_argument, NULL, OPT_HB},
     {"timeout-s", required_argument, NULL, OPT_TIMEOUT},
     {"db-wait-s", required_argument, NULL, OPT_DB_WAIT},
+    {"broker-silence-ms", required_argument, NULL, OPT_SILENCE},
     {"verbose", optional_argument, NULL, OPT_VERBOSE},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check-config", no_argument, NULL, OPT_CHECK},
@@ -71,6 +75,9 @@ static const char usage[] =
     "  --heartbeat-s N        SSE keep-alive comment when idle, 1..300 [15]\n"
     "  --timeout-s N          idle HTTP connection timeout, 1..3600 [30]\n"
     "  --db-wait-s N          retry the database at start for N s [30]\n"
+    "  --broker-silence-ms N  no broker status for N ms: make the status subscription anew\n"
+    "                         and SNAPSHOT again; keep it above 2 x the broker's --gauge-ms;\n"
+    "                         0 (never) or 500..3600000 [3000]\n"
     "  --verbose[=BOOL]       log every HTTP refusal and decode error [false]\n"
     "Signals: SIGTERM/SIGINT close every connection and exit; nothing is reloaded.\n";
 
@@ -151,6 +158,14 @@ static int apply(struct dash_config *cfg, int opt, const char *name, const char 
     case OPT_DB_WAIT:
         rc = number(name, value, 0, 3600, &v, msg, msglen);
         cfg->db_wait_s = (uint32_t)v;
+        break;
+    case OPT_SILENCE:
+        rc = number(name, value, 0, 3600000, &v, msg, msglen);
+        if (rc == 0 && v != 0 && v < 500) {
+            snprintf(msg, msglen, "%s is 0 (never) or at least 500, not %ld", name, v);
+            return -1;
+        }
+        cfg->broker_silence_ms = (uint32_t)v;
         break;
     case OPT_VERBOSE:
         if (!value || strcmp(value, "true") == 0 || strcmp(value, "1") == 0)
@@ -234,9 +249,11 @@ static void print_config(const struct dash_config *cfg, FILE *out)
             cfg->utc_offset_min);
     fprintf(out,
             "max_connections = %u\nmax_per_ip = %u\nmax_sse = %u\nsse_buffer = %u\n"
-            "push_ms = %u\nheartbeat_s = %u\ntimeout_s = %u\ndb_wait_s = %u\nverbose = %s\n",
+            "push_ms = %u\nheartbeat_s = %u\ntimeout_s = %u\ndb_wait_s = %u\n"
+            "broker_silence_ms = %u\nverbose = %s\n",
             h->max_connections, h->max_per_ip, h->max_sse, h->sse_buffer, h->push_ms,
-            h->heartbeat_s, h->timeout_s, cfg->db_wait_s, cfg->verbose ? "true" : "false");
+            h->heartbeat_s, h->timeout_s, cfg->db_wait_s, cfg->broker_silence_ms,
+            cfg->verbose ? "true" : "false");
 }
 
 int dash_config_parse(struct dash_config *cfg, int argc, char **argv, FILE *out, FILE *err)
@@ -244,6 +261,7 @@ int dash_config_parse(struct dash_config *cfg, int argc, char **argv, FILE *out,
     *cfg = (struct dash_config){
         .utc_offset_min = 480,
         .db_wait_s = 30,
+        .broker_silence_ms = STATSUB_SILENCE_MS,
         .http = {.listen = "127.0.0.1:8080",
                  .max_connections = 128,
                  .max_per_ip = 64,

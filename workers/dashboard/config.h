@@ -9,11 +9,12 @@
 #include "http.h"
 
 struct dash_config {
-    const char *status_ep;  /* broker status endpoint (XPUB) */
-    const char *intake_ep;  /* broker intake endpoint, for SNAPSHOT; NULL: none */
-    const char *db;         /* PostgreSQL connection string */
-    int32_t utc_offset_min; /* local day for "today" */
-    uint32_t db_wait_s;     /* how long to retry the database at start */
+    const char *status_ep;      /* broker status endpoint (XPUB) */
+    const char *intake_ep;      /* broker intake endpoint, for SNAPSHOT; NULL: none */
+    const char *db;             /* PostgreSQL connection string */
+    int32_t utc_offset_min;     /* local day for "today" */
+    uint32_t db_wait_s;         /* how long to retry the database at start */
+    uint32_t broker_silence_ms; /* no broker status this long: resubscribe; 0 = never */
     int verbose;
     struct http_config http;
 

@@ -30,7 +30,7 @@ struct dashboard {
     struct http http;
     uv_signal_t sigterm, sigint;
     uv_timer_t seed_timer;
-    int64_t broker_started_at;
+    bool broker_lost; /* the status subscription was made anew and no broker status came since */
 };
 
 static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -57,11 +57,9 @@ static void on_status(void *arg, const char *topic, size_t topic_len, const stru
 {
     struct dashboard *d = arg;
     dash_model_apply(&d->model, topic, topic_len, st, now_ms());
-    /* a restarted broker has new queues: ask for the whole picture again */
-    if (st->kind == GD_STATUS_BROKER) {
-        if (d->broker_started_at && st->u.broker.started_at != d->broker_started_at)
-            statsub_snapshot(&d->sub);
-        d->broker_started_at = st->u.broker.started_at;
+    if (st->kind == GD_STATUS_BROKER && d->broker_lost) {
+        d->broker_lost = false;
+        logf_("info", "broker status again");
     }
 }
 
@@ -83,6 +81,18 @@ static void on_decode_error(void *arg, const char *topic, size_t topic_len,
     if (d->cfg.verbose)
         logf_("warn", "status message on %.*s refused: %s (%s)", (int)topic_len, topic,
               gd_code_name(e->code), e->field);
+}
+
+static void on_resubscribe(void *arg, uint64_t silent_ms, uint32_t attempt, const char *err)
+{
+    struct dashboard *d = arg;
+    d->model.resubscribes++;
+    d->broker_lost = true;
+    if (err)
+        logf_("warn", "cannot make the status subscription anew: %s", err);
+    else if (attempt == 1 || d->cfg.verbose) /* once per silence, not every few seconds */
+        logf_("warn", "no broker status for %.1f s: status subscription made anew",
+              (double)silent_ms / 1000.0);
 }
 
 static void on_seed_timer(uv_timer_t *t)
@@ -168,9 +178,9 @@ int main(int argc, char **argv)
         goto close_loop;
     }
     dash_model_init(&d->model, d->cfg.utc_offset_min, now_ms());
-    struct statsub_callbacks cb = {on_status, on_gauges, on_decode_error, d};
-    if (statsub_open(&d->sub, &d->loop, d->zctx, d->cfg.status_ep, d->cfg.intake_ep, &cb, err,
-                     sizeof(err)) < 0) {
+    struct statsub_callbacks cb = {on_status, on_gauges, on_decode_error, on_resubscribe, d};
+    if (statsub_open(&d->sub, &d->loop, d->zctx, d->cfg.status_ep, d->cfg.intake_ep,
+                     d->cfg.broker_silence_ms, &cb, err, sizeof(err)) < 0) {
         logf_("error", "%s", err);
         goto free_model;
     }

@@ -145,7 +145,8 @@ struct dash_model {
     int64_t seed_cutoff; /* transitions before it were all in the seed */
 
     uint64_t transitions, gauges, sla_events, alarms, decode_errors;
-    uint64_t version; /* bumped by every change: renderers cache on it */
+    uint64_t resubscribes; /* status subscriptions made anew: the broker fell silent */
+    uint64_t version;      /* bumped by every change: renderers cache on it */
 };
 
 /* Initialises an empty model counting local days at `utc_offset_min`

@@ -467,6 +467,10 @@ void render_metrics(struct tb *o, const struct dash_model *m, const struct dash_
     head(o, "dashboard_decode_errors_total", "counter", "Status messages this dashboard refused.");
     tb_printf(o, "griddispatch_dashboard_decode_errors_total %llu\n",
               (unsigned long long)m->decode_errors);
+    head(o, "dashboard_resubscribes_total", "counter",
+         "Status subscriptions made anew because no broker status came for --broker-silence-ms.");
+    tb_printf(o, "griddispatch_dashboard_resubscribes_total %llu\n",
+              (unsigned long long)m->resubscribes);
     head(o, "dashboard_sse_clients", "gauge", "Browsers connected to the event stream.");
     tb_printf(o, "griddispatch_dashboard_sse_clients %u\n", hs->sse_clients);
     head(o, "dashboard_http_requests_total", "counter", "HTTP requests answered.");

@@ -3,13 +3,17 @@
  * ZMQ_FD is edge-triggered: after a wakeup we read until ZMQ_EVENTS has no
  * POLLIN, and look at ZMQ_EVENTS again after every send. One pass reads at
  * most DRAIN_BUDGET messages; an idle handle continues on the next loop
- * iteration so the HTTP side is never starved. */
+ * iteration so the HTTP side is never starved. When the broker falls
+ * silent the sockets are made anew: each one's poll handle is closed (and
+ * freed by its close callback) before the socket, and the new socket gets
+ * a poll handle of its own on its own ZMQ_FD. */
 #include "statsub.h"
 
 #include "intake.h"
 
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <zmq.h>
 
@@ -59,6 +63,8 @@ static int recv_frames(void *sock, zmq_msg_t f[2])
     return n;
 }
 
+static void on_silence(uv_timer_t *t);
+
 static void on_sub_message(struct statsub *s, zmq_msg_t f[2])
 {
     const char *topic = zmq_msg_data(&f[0]);
@@ -70,7 +76,19 @@ static void on_sub_message(struct statsub *s, zmq_msg_t f[2])
             s->cb.on_error(s->cb.arg, topic, tlen, &e);
         return;
     }
+    bool restarted = false;
+    if (st.kind == GD_STATUS_BROKER) {
+        s->last_broker = uv_now(s->loop);
+        s->attempts = 0;
+        if (s->silence_ms)
+            uv_timer_start(&s->silence_timer, on_silence, s->silence_ms, 0);
+        /* a restarted broker has new queues: ask for the whole picture again */
+        restarted = s->broker_started_at && st.u.broker.started_at != s->broker_started_at;
+        s->broker_started_at = st.u.broker.started_at;
+    }
     s->cb.on_status(s->cb.arg, topic, tlen, &st);
+    if (restarted)
+        statsub_snapshot(s);
 }
 
 static void on_req_message(struct statsub *s, zmq_msg_t f[2])
@@ -194,58 +212,125 @@ static void *connect_socket(void *zctx, int type, const char *ep, char *err, siz
     return sock;
 }
 
-static int watch(struct statsub *s, void *sock, uv_poll_t *p)
+static void on_poll_closed(uv_handle_t *h)
+{
+    free(h);
+}
+
+/* Starts a poll handle of its own on sock's ZMQ_FD. Returns 0 or a
+ * negative errno (nothing started). */
+static int watch(struct statsub *s, void *sock, uv_poll_t **ret)
 {
     int fd;
     size_t len = sizeof(fd);
     if (zmq_getsockopt(sock, ZMQ_FD, &fd, &len) < 0)
         return -errno;
-    uv_poll_init(s->loop, p, fd);
+    uv_poll_t *p = malloc(sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    int rc = uv_poll_init(s->loop, p, fd);
+    if (rc < 0) {
+        free(p);
+        return rc;
+    }
     p->data = s;
-    s->handles_open++;
     uv_poll_start(p, UV_READABLE, on_poll);
+    *ret = p;
     return 0;
 }
 
-int statsub_open(struct statsub *s, uv_loop_t *loop, void *zctx, const char *status_ep,
-                 const char *intake_ep, const struct statsub_callbacks *cb, char *err,
-                 size_t errlen)
+/* Closes both sockets, each after its poll handle: uv_close stops the
+ * polling at once, so the fd is never polled after ZeroMQ lets it go. */
+static void close_sockets(struct statsub *s)
 {
-    *s = (struct statsub){.loop = loop, .cb = *cb};
+    if (s->sub_poll)
+        uv_close((uv_handle_t *)s->sub_poll, on_poll_closed);
+    if (s->req_poll)
+        uv_close((uv_handle_t *)s->req_poll, on_poll_closed);
+    s->sub_poll = s->req_poll = NULL;
+    if (s->sub)
+        zmq_close(s->sub);
+    if (s->req)
+        zmq_close(s->req);
+    s->sub = s->req = NULL;
+}
+
+/* Makes, connects and watches both sockets. Returns 0, or -1 with err
+ * filled in and neither socket left open. */
+static int open_sockets(struct statsub *s, char *err, size_t errlen)
+{
+    s->sub = connect_socket(s->zctx, ZMQ_SUB, s->status_ep, err, errlen);
+    if (!s->sub)
+        return -1;
+    if (s->intake_ep) {
+        s->req = connect_socket(s->zctx, ZMQ_DEALER, s->intake_ep, err, errlen);
+        if (!s->req)
+            goto close_opened;
+    }
+    if (watch(s, s->sub, &s->sub_poll) < 0 || (s->req && watch(s, s->req, &s->req_poll) < 0)) {
+        snprintf(err, errlen, "cannot watch the ZeroMQ sockets");
+        goto close_opened;
+    }
+    return 0;
+
+close_opened:
+    close_sockets(s);
+    return -1;
+}
+
+/* No `broker` message for silence_ms: the subscription may be attached to
+ * a broker that is gone without a word, or was never resent to the new
+ * one. Make everything anew, and look again after another silence. */
+static void on_silence(uv_timer_t *t)
+{
+    struct statsub *s = t->data;
+    char err[512];
+    close_sockets(s);
+    int rc = open_sockets(s, err, sizeof(err));
+    s->attempts++;
+    s->resubscribes++;
+    uv_timer_start(&s->silence_timer, on_silence, s->silence_ms, 0);
+    if (rc == 0) {
+        statsub_snapshot(s);
+        uv_idle_start(&s->idle, on_idle);
+    }
+    if (s->cb.on_resubscribe)
+        s->cb.on_resubscribe(s->cb.arg, uv_now(s->loop) - s->last_broker, s->attempts,
+                             rc < 0 ? err : NULL);
+}
+
+int statsub_open(struct statsub *s, uv_loop_t *loop, void *zctx, const char *status_ep,
+                 const char *intake_ep, uint32_t silence_ms, const struct statsub_callbacks *cb,
+                 char *err, size_t errlen)
+{
+    *s = (struct statsub){.loop = loop,
+                          .zctx = zctx,
+                          .status_ep = status_ep,
+                          .intake_ep = intake_ep,
+                          .silence_ms = silence_ms,
+                          .cb = *cb};
     s->dec = gd_decoder_new();
     if (!s->dec) {
         snprintf(err, errlen, "out of memory");
         return -ENOMEM;
     }
-    s->sub = connect_socket(zctx, ZMQ_SUB, status_ep, err, errlen);
-    if (!s->sub)
-        goto free_decoder;
-    if (intake_ep) {
-        s->req = connect_socket(zctx, ZMQ_DEALER, intake_ep, err, errlen);
-        if (!s->req)
-            goto close_sub;
+    if (open_sockets(s, err, errlen) < 0) {
+        gd_decoder_free(s->dec);
+        s->dec = NULL;
+        return -EIO;
     }
     uv_idle_init(loop, &s->idle);
     s->idle.data = s;
     uv_timer_init(loop, &s->snapshot_timer);
     s->snapshot_timer.data = s;
-    s->handles_open = 2;
+    uv_timer_init(loop, &s->silence_timer);
+    s->silence_timer.data = s;
     s->open = true;
-    if (watch(s, s->sub, &s->sub_poll) < 0 || (s->req && watch(s, s->req, &s->req_poll) < 0)) {
-        snprintf(err, errlen, "cannot watch the ZeroMQ sockets");
-        statsub_close(s);
-        return -EIO;
-    }
+    s->last_broker = uv_now(loop);
+    if (silence_ms)
+        uv_timer_start(&s->silence_timer, on_silence, silence_ms, 0);
     statsub_snapshot(s);
     return 0;
-
-close_sub:
-    zmq_close(s->sub);
-    s->sub = NULL;
-free_decoder:
-    gd_decoder_free(s->dec);
-    s->dec = NULL;
-    return -EIO;
 }
 
 static void on_closed(uv_handle_t *h)
@@ -260,15 +345,8 @@ void statsub_close(struct statsub *s)
     s->open = false;
     uv_close((uv_handle_t *)&s->idle, on_closed);
     uv_close((uv_handle_t *)&s->snapshot_timer, on_closed);
-    if (uv_is_active((uv_handle_t *)&s->sub_poll) || s->sub_poll.data)
-        uv_close((uv_handle_t *)&s->sub_poll, on_closed);
-    if (s->req && (uv_is_active((uv_handle_t *)&s->req_poll) || s->req_poll.data))
-        uv_close((uv_handle_t *)&s->req_poll, on_closed);
-    zmq_close(s->sub);
-    s->sub = NULL;
-    if (s->req)
-        zmq_close(s->req);
-    s->req = NULL;
+    uv_close((uv_handle_t *)&s->silence_timer, on_closed);
+    close_sockets(s);
     gd_decoder_free(s->dec);
     s->dec = NULL;
 }

@@ -17,6 +17,15 @@ a --topic below town level subscribes to the town and keeps the items
 under it. A body may be zstd-compressed (it then starts with the zstd
 magic number); its declared size is checked before it is decompressed.
 
+The broker publishes `broker` every gauge period (1 s by default), so it
+is subscribed to whatever --topic asks for (and shown only if asked). A
+ZeroMQ SUB resends its subscriptions only when it sees its connection
+break; a broker that hangs, or a failover that moves the address to
+another host, leaves it on a connection nothing comes through. So when no
+`broker` message has come for --silence seconds (default 3), both sockets
+are closed and made anew, and SNAPSHOT is sent again; SNAPSHOT is also
+sent again whenever `broker.started_at` changes (the broker restarted).
+
 Needs python3-zmq, python3-msgpack and python3-zstandard.
 """
 
@@ -55,6 +64,23 @@ def subscription(prefix):
     return prefix if dot < 0 else prefix[:dot]
 
 
+def connect(ctx, args, prefixes):
+    """A SUB on the status endpoint, subscribed to what the prefixes need and
+    to `broker`, and a DEALER on the intake endpoint (None without one)."""
+    sub = ctx.socket(zmq.SUB)
+    sub.setsockopt(zmq.LINGER, 0)
+    sub.setsockopt(zmq.MAXMSGSIZE, MAX_BODY)
+    for t in prefixes + ["broker"]:
+        sub.setsockopt(zmq.SUBSCRIBE, subscription(t).encode())
+    sub.connect(args.status)
+    req = None
+    if args.intake:
+        req = ctx.socket(zmq.DEALER)
+        req.setsockopt(zmq.LINGER, 0)
+        req.connect(args.intake)
+    return sub, req
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--status", required=True, help="status endpoint (broker XPUB)")
@@ -62,25 +88,23 @@ def main():
     ap.add_argument("--topic", action="append", default=[],
                     help="topic prefix to subscribe to (repeatable; default: everything)")
     ap.add_argument("--seconds", type=float, default=0, help="stop after this long (0: never)")
+    ap.add_argument("--silence", type=float, default=3.0,
+                    help="no broker message for this long (s): subscribe anew")
     ap.add_argument("--json", action="store_true", help="one JSON summary at the end")
     args = ap.parse_args()
 
     ctx = zmq.Context.instance()
-    sub = ctx.socket(zmq.SUB)
-    sub.setsockopt(zmq.LINGER, 0)
-    sub.setsockopt(zmq.MAXMSGSIZE, MAX_BODY)
     prefixes = args.topic or [""]
-    for t in prefixes:
-        sub.setsockopt(zmq.SUBSCRIBE, subscription(t).encode())
-    sub.connect(args.status)
-
     # Subscribe first, then SNAPSHOT: nothing published in between is lost.
-    req = None
-    if args.intake:
-        req = ctx.socket(zmq.DEALER)
-        req.setsockopt(zmq.LINGER, 0)
-        req.connect(args.intake)
-        req.send_multipart([b"GDP1" + bytes([SNAPSHOT]), msgpack.packb({"ref": 1})])
+    sub, req = connect(ctx, args, prefixes)
+    ref = 0
+
+    def snapshot():
+        nonlocal ref
+        ref += 1
+        if req is not None:
+            req.send_multipart([b"GDP1" + bytes([SNAPSHOT]), msgpack.packb({"ref": ref})])
+    snapshot()
 
     gauges = {}          # queue -> latest gauge (absolute values: applying twice is harmless)
     events = Counter()
@@ -90,17 +114,29 @@ def main():
     snapshot_parts = 0
     broker_messages = 0
     decode_errors = 0
-    poller = zmq.Poller()
-    poller.register(sub, zmq.POLLIN)
-    if req is not None:
-        poller.register(req, zmq.POLLIN)
+    resubscribes = 0
+    heard = time.monotonic()     # the last broker message, or the last new SUB
     end = time.monotonic() + args.seconds if args.seconds else None
     while end is None or time.monotonic() < end:
+        if time.monotonic() - heard > args.silence:
+            sub.close()
+            if req is not None:
+                req.close()
+            sub, req = connect(ctx, args, prefixes)
+            snapshot()
+            resubscribes += 1
+            heard = time.monotonic()
+            if not args.json:
+                print(f"no broker message for {args.silence:g} s: subscribed anew", flush=True)
+        poller = zmq.Poller()
+        poller.register(sub, zmq.POLLIN)
+        if req is not None:
+            poller.register(req, zmq.POLLIN)
         ready = dict(poller.poll(100))
         if req is not None and ready.get(req):
             header, body = req.recv_multipart()
             reply = msgpack.unpackb(body, raw=False)
-            if header[4] == GAUGES and reply.get("ref") == 1:
+            if header[4] == GAUGES and reply.get("ref") == ref:
                 snapshot_parts += 1
                 for g in reply.get("gauges", []):
                     gauges[g["queue"]] = g
@@ -134,8 +170,13 @@ def main():
             line = (f"depth {body.get('depth', 0)} in_flight {body.get('in_flight', 0)} "
                     f"overdue {body.get('overdue', 0)} oldest {body.get('oldest_age_ms', 0)} ms")
         elif kind == "broker":
-            broker_messages += 1
+            heard = time.monotonic()
+            if broker and body.get("started_at") != broker.get("started_at"):
+                snapshot()    # a restarted broker: its queues are new
             broker = body
+            if not any(topic.startswith(p) for p in prefixes):
+                continue      # subscribed to only to know the broker is there
+            broker_messages += 1
             line = (f"db {'up' if body['db_up'] else 'DOWN'} open {body.get('open_incidents', 0)} "
                     f"sessions {body.get('sessions', 0)}")
         elif kind == "sla":
@@ -154,6 +195,7 @@ def main():
             "transitions": dict(events), "sla": dict(sla), "alarms": dict(alarms),
             "broker_messages": broker_messages, "snapshot_parts": snapshot_parts,
             "snapshot_queues": len(gauges), "decode_errors": decode_errors,
+            "resubscribes": resubscribes,
             "open_incidents": broker.get("open_incidents"),
             "counters": broker.get("counters", {}),
         }, ensure_ascii=False))

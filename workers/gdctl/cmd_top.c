@@ -233,10 +233,11 @@ int cmd_top(struct gdctl *g, int argc, char **argv)
     t->ansi = !plain;
     uv_loop_init(&t->loop);
     dash_model_init(&t->model, 480, now_ms());
-    struct statsub_callbacks cb = {on_status, on_gauges, on_error, t};
-    /* subscribe before reading the database, as the dashboard does */
-    if (statsub_open(&t->sub, &t->loop, g->zctx, g->status_ep, g->intake_ep, &cb, err,
-                     sizeof(err)) < 0) {
+    struct statsub_callbacks cb = {on_status, on_gauges, on_error, NULL, t};
+    /* subscribe before reading the database, as the dashboard does; a
+     * broker that falls silent is subscribed to anew, as there */
+    if (statsub_open(&t->sub, &t->loop, g->zctx, g->status_ep, g->intake_ep, STATSUB_SILENCE_MS,
+                     &cb, err, sizeof(err)) < 0) {
         rc = gdctl_fail(g, EXIT_UNAVAILABLE, "unavailable", "%s", err);
         goto free_top;
     }

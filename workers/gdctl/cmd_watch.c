@@ -4,7 +4,12 @@
  * item carries its own inc.<town>.<community>.<grid> topic and is shown as
  * a message of its own, so a prefix below town level still selects what
  * it names: the subscription is cut to inc.<town> and the items filtered
- * here. */
+ * here.
+ *
+ * The SUB also subscribes to `broker`, the broker's heartbeat (shown only
+ * when a prefix asks for it): after STATSUB_SILENCE_MS without one the
+ * broker may be gone without a word, or be a new one that never got our
+ * subscription (§12.3), so the SUB is closed and made anew. */
 #include <errno.h>
 #include <inttypes.h>
 #include <signal.h>
@@ -16,6 +21,7 @@
 #include <zmq.h>
 
 #include "gdctl.h"
+#include "statsub.h"
 
 #define S(x) (int)(x).len, (x).ptr ? (x).ptr : ""
 
@@ -214,6 +220,43 @@ static bool wanted(struct gd_str topic, char **prefixes, int n)
     return false;
 }
 
+/* Makes the SUB: subscribed to what the prefixes need (everything when
+ * there are none) and to `broker`, and connected. Returns it, or NULL
+ * after reporting why with *ret_rc the exit code. */
+static void *open_sub(struct gdctl *g, char **prefixes, int n, int *ret_rc)
+{
+    void *sub = zmq_socket(g->zctx, ZMQ_SUB);
+    if (!sub) {
+        *ret_rc = gdctl_fail(g, EXIT_LOCAL, "local", "zmq_socket: %s", zmq_strerror(zmq_errno()));
+        return NULL;
+    }
+    if (intake_curve_from_env(sub) < 0) {
+        *ret_rc = gdctl_fail(g, EXIT_USAGE, "curve",
+                             "bad CurveZMQ settings in GD_CURVE_SERVER_KEY / GD_CURVE_KEY");
+        goto close_sub;
+    }
+    int linger = 0;
+    int64_t maxsize = GD_MAX_BODY + GD_MAX_TOPIC;
+    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(sub, ZMQ_MAXMSGSIZE, &maxsize, sizeof(maxsize));
+    if (n == 0)
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
+    else
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "broker", 6);
+    for (int i = 0; i < n; i++)
+        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, prefixes[i], batch_prefix_len(prefixes[i]));
+    if (zmq_connect(sub, g->status_ep) != 0) {
+        *ret_rc = gdctl_fail(g, EXIT_UNAVAILABLE, "unavailable", "cannot connect to %s: %s",
+                             g->status_ep, zmq_strerror(zmq_errno()));
+        goto close_sub;
+    }
+    return sub;
+
+close_sub:
+    zmq_close(sub);
+    return NULL;
+}
+
 static int64_t mono_ms(void)
 {
     struct timespec ts;
@@ -262,48 +305,52 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
     int sfd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
     if (sfd < 0)
         goto restore_mask;
-    void *sub = zmq_socket(g->zctx, ZMQ_SUB);
+    char **prefixes = argv + optind;
+    int n_prefixes = argc - optind;
+    void *sub = open_sub(g, prefixes, n_prefixes, &rc);
     if (!sub)
         goto close_signalfd;
-    if (intake_curve_from_env(sub) < 0) {
-        rc = gdctl_fail(g, EXIT_USAGE, "curve",
-                        "bad CurveZMQ settings in GD_CURVE_SERVER_KEY / GD_CURVE_KEY");
-        goto close_sub;
-    }
-    int linger = 0;
-    int64_t maxsize = GD_MAX_BODY + GD_MAX_TOPIC;
-    zmq_setsockopt(sub, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(sub, ZMQ_MAXMSGSIZE, &maxsize, sizeof(maxsize));
-    if (optind == argc)
-        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, "", 0);
-    for (int i = optind; i < argc; i++)
-        zmq_setsockopt(sub, ZMQ_SUBSCRIBE, argv[i], batch_prefix_len(argv[i]));
-    if (zmq_connect(sub, g->status_ep) != 0) {
-        rc = gdctl_fail(g, EXIT_UNAVAILABLE, "unavailable", "cannot connect to %s: %s",
-                        g->status_ep, zmq_strerror(zmq_errno()));
-        goto close_sub;
-    }
     struct gd_decoder *dec = gd_decoder_new();
     if (!dec)
         goto close_sub;
     struct gd_buf body = {0};
     long seen = 0;
     int64_t end_at = seconds > 0 ? mono_ms() + (int64_t)(seconds * 1000) : -1;
+    int64_t heard = mono_ms(); /* the last `broker` message, or the last new SUB */
+    bool lost = false;
     rc = EXIT_OK;
     for (;;) {
-        int timeout = -1;
+        int64_t now = mono_ms();
+        if (now - heard >= STATSUB_SILENCE_MS) {
+            if (!lost)
+                fprintf(stderr, "gdctl: no broker status for %.1f s: subscribing anew\n",
+                        (double)(now - heard) / 1000.0);
+            lost = true;
+            heard = now;
+            zmq_close(sub);
+            sub = open_sub(g, prefixes, n_prefixes, &rc);
+            if (!sub)
+                goto done;
+        }
+        int timeout = (int)(heard + STATSUB_SILENCE_MS - now);
         if (end_at >= 0) {
-            int64_t left = end_at - mono_ms();
+            int64_t left = end_at - now;
             if (left <= 0)
                 break;
-            timeout = (int)left;
+            if (left < timeout)
+                timeout = (int)left;
         }
         zmq_pollitem_t items[2] = {{.socket = sub, .events = ZMQ_POLLIN},
                                    {.fd = sfd, .events = ZMQ_POLLIN}};
         if (zmq_poll(items, 2, timeout) < 0 && zmq_errno() != EINTR)
             break;
-        if (items[1].revents)
+        if (items[1].revents) {
+            /* consume the signal: restoring the mask must not deliver it */
+            struct signalfd_siginfo si;
+            if (read(sfd, &si, sizeof(si)) < 0)
+                fprintf(stderr, "gdctl: reading the signal fd: %s\n", strerror(errno));
             break;
+        }
         char topic[GD_MAX_TOPIC + 1];
         int got;
         while ((got = read_status(sub, topic, &body)) != 0) {
@@ -312,10 +359,16 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
                 fprintf(stderr, "gdctl: dropped a status message that does not decode\n");
                 continue;
             }
+            if (st.kind == GD_STATUS_BROKER) {
+                heard = mono_ms();
+                if (lost)
+                    fprintf(stderr, "gdctl: broker status again\n");
+                lost = false;
+            }
             if (st.kind == GD_STATUS_TRANSITIONS) {
                 for (uint32_t i = 0; i < st.u.transitions.n_items; i++) {
                     const struct gd_status_transition *x = &st.u.transitions.items[i];
-                    if (!wanted(x->topic, argv + optind, argc - optind))
+                    if (!wanted(x->topic, prefixes, n_prefixes))
                         continue;
                     if (!g->json)
                         print_transition(x);
@@ -326,6 +379,10 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
                 }
                 continue;
             }
+            /* `broker` comes for the heartbeat even when no prefix asks for it */
+            struct gd_str t = {.ptr = topic, .len = (uint32_t)strlen(topic)};
+            if (!wanted(t, prefixes, n_prefixes))
+                continue;
             if (g->json) {
                 if (gdctl_print_json(status_json(topic, &st)) != EXIT_OK)
                     fprintf(stderr, "gdctl: out of memory\n");
@@ -340,7 +397,8 @@ done:
     gd_buf_fini(&body);
     gd_decoder_free(dec);
 close_sub:
-    zmq_close(sub);
+    if (sub) /* NULL when a new one could not be made */
+        zmq_close(sub);
 close_signalfd:
     close(sfd);
 restore_mask:
