@@ -17,18 +17,22 @@
 /* Subscription frames queued per subscriber before the broker reads them. */
 #define STATUS_SUBSCRIPTIONS_QUEUED 32
 
-/* Transitions are published in batches, one per town (§12.1): a hundred
- * dashboards each taking every transition would otherwise cost the loop
- * one message per transition per subscriber, and cut intake by more than
- * half. A batch waits at most --status-batch-ms; bodies of 1 KiB or more
- * go out zstd-compressed (about a tenth of the size), since the bytes
- * copied to every subscriber are what the fan-out costs. */
+/* Transitions and gauges are published in batches, one per town (§12.1):
+ * a hundred dashboards each taking every transition would otherwise cost
+ * the loop one message per transition per subscriber, and cut intake by
+ * more than half; a district's thousands of active queues, one gauge
+ * message each per period, as much again. A batch of transitions waits at
+ * most --status-batch-ms, the gauges of a period go out together at its
+ * end; bodies of 1 KiB or more go out zstd-compressed (about a tenth of
+ * the size), since the bytes copied to every subscriber are what the
+ * fan-out costs. */
 #define COMPRESS_MIN 1024
 #define COMPRESS_LEVEL 1
 
 struct batch {
-    char topic[GD_MAX_TOPIC]; /* inc.<town>, inc.district or inc.triage */
-    struct gd_buf items;      /* encoded transition maps */
+    char topic[GD_MAX_TOPIC]; /* inc.<town>, inc.district, inc.triage, queue.<town>... */
+    enum gd_status_kind kind; /* GD_STATUS_TRANSITIONS or GD_STATUS_GAUGES */
+    struct gd_buf items;      /* encoded item maps */
     uint32_t n;
     UT_hash_handle hh;
 };
@@ -60,13 +64,14 @@ static void send_batch(struct broker *b, struct batch *bt)
 {
     struct status_batches *sb = b->batches;
     gd_buf_reset(&b->out);
-    int rc = gd_encode_transitions(bt->n, &bt->items, &b->out);
+    int rc = bt->kind == GD_STATUS_GAUGES ? gd_encode_gauges(bt->n, &bt->items, &b->out)
+                                           : gd_encode_transitions(bt->n, &bt->items, &b->out);
     uint32_t n = bt->n;
     bt->n = 0;
     gd_buf_reset(&bt->items);
     if (rc < 0) {
-        log_error("status", "cannot encode %u transitions on %s: %s", n, bt->topic,
-                  gd_code_name((enum gd_code)-rc));
+        log_error("status", "cannot encode %u %s on %s: %s", n, gd_status_kind_name(bt->kind),
+                  bt->topic, gd_code_name((enum gd_code)-rc));
         return;
     }
     const struct gd_buf *body = &b->out;
@@ -143,25 +148,40 @@ static void incident_topic(const char *prefix, const struct incident *inc, char 
         snprintf(buf + n, size - (size_t)n, ".%s", u->grid->code);
 }
 
-/* The batch of inc.<town> for `inc`, created when first needed. */
-static struct batch *batch_for(struct status_batches *sb, const struct incident *inc)
+/* The batch on `topic`, created when first needed (topics are per town:
+ * bounded by the org tree). */
+static struct batch *batch_for(struct status_batches *sb, const char *topic,
+                               enum gd_status_kind kind)
 {
-    char topic[GD_MAX_TOPIC];
-    const struct unit *u = inc->location;
-    if (!u || !u->town)
-        snprintf(topic, sizeof(topic), "inc.%s", u ? "district" : "triage");
-    else
-        snprintf(topic, sizeof(topic), "inc.%s", u->town->code);
     struct batch *bt = NULL;
     HASH_FIND_STR(sb->by_topic, topic, bt);
     if (!bt) {
         bt = calloc(1, sizeof(*bt));
         if (!bt)
             return NULL;
-        memcpy(bt->topic, topic, sizeof(topic));
+        snprintf(bt->topic, sizeof(bt->topic), "%s", topic);
+        bt->kind = kind;
         HASH_ADD_STR(sb->by_topic, topic, bt);
     }
     return bt;
+}
+
+/* Appends the item encoded in sb->item to the batch on `topic`, sending
+ * the batch first when the item would not fit. */
+static bool batch_add(struct broker *b, const char *topic, enum gd_status_kind kind)
+{
+    struct status_batches *sb = b->batches;
+    struct batch *bt = batch_for(sb, topic, kind);
+    if (!bt)
+        return false;
+    uint32_t max = kind == GD_STATUS_GAUGES ? GD_MAX_GAUGES : GD_MAX_BATCH;
+    /* room for the batch's own header (map, kind, array: < 32 bytes) */
+    if (bt->n == max || bt->items.len + sb->item.len > GD_MAX_BODY - 32)
+        send_batch(b, bt);
+    if (gd_buf_append(&bt->items, sb->item.data, sb->item.len) < 0)
+        return false;
+    bt->n++;
+    return true;
 }
 
 void status_transition(struct broker *b, const struct incident *inc, const struct store_change *c)
@@ -188,23 +208,20 @@ void status_transition(struct broker *b, const struct incident *inc, const struc
         .resolve_due = c->resolve_due,
         .flagged = c->flagged,
     };
+    char btopic[GD_MAX_TOPIC];
+    const struct unit *u = inc->location;
+    if (!u || !u->town)
+        snprintf(btopic, sizeof(btopic), "inc.%s", u ? "district" : "triage");
+    else
+        snprintf(btopic, sizeof(btopic), "inc.%s", u->town->code);
     gd_buf_reset(&sb->item);
     int rc = gd_encode_transition(&tr, &sb->item);
-    struct batch *bt = rc < 0 ? NULL : batch_for(sb, inc);
-    if (!bt) {
+    if (rc < 0 || !batch_add(b, btopic, GD_STATUS_TRANSITIONS)) {
         log_error("status", "cannot publish version %u of incident %llu on %s: %s", c->version,
                   (unsigned long long)inc->id, topic,
                   rc < 0 ? gd_code_name((enum gd_code)-rc) : "out of memory");
         return;
     }
-    /* room for the batch's own header (map, kind, array: < 32 bytes) */
-    if (bt->n == GD_MAX_BATCH || bt->items.len + sb->item.len > GD_MAX_BODY - 32)
-        send_batch(b, bt);
-    if (gd_buf_append(&bt->items, sb->item.data, sb->item.len) < 0) {
-        log_error("status", "out of memory for the batch on %s", bt->topic);
-        return;
-    }
-    bt->n++;
     if (!sb->waiting) {
         sb->waiting = true;
         uv_timer_start(&sb->timer, on_batch_timer, b->cfg.status_batch_ms, 0);
@@ -349,8 +366,10 @@ static void publish_broker(struct broker *b, int64_t now)
 static void on_gauge_timer(uv_timer_t *t)
 {
     struct broker *b = t->data;
+    struct status_batches *sb = b->batches;
     int64_t now = broker_now(b);
     char topic[GD_MAX_TOPIC];
+    status_flush(b); /* the transitions before this period's gauges */
     /* overdue per queue: one pass over the open incidents */
     for (struct queue *q = b->queues; q; q = q->hh.next)
         q->overdue = 0;
@@ -358,18 +377,29 @@ static void on_gauge_timer(uv_timer_t *t)
         if (inc->durable && inc->queue && sla_overdue(inc, now))
             inc->queue->overdue++;
     for (struct queue *q = b->queues; q; q = q->hh.next) {
-        struct gd_status st = {.kind = GD_STATUS_GAUGE};
-        status_gauge(b, q, now, &st.u.gauge);
-        const struct gd_gauge *g = &st.u.gauge;
-        bool active = g->depth || g->in_flight || g->consumers || g->in_rate > 0 || g->out_rate > 0;
+        struct gd_gauge g;
+        status_gauge(b, q, now, &g);
+        bool active = g.depth || g.in_flight || g.consumers || g.in_rate > 0 || g.out_rate > 0;
         if (active || q->reported) {
-            snprintf(topic, sizeof(topic), "queue.%s", q->name);
-            publish(b, topic, &st);
+            /* queue.<town> for a town's desks, communities and grids;
+             * queue.<district> for the district's own; queue.triage */
+            const struct unit *u = q->unit;
+            snprintf(topic, sizeof(topic), "queue.%s",
+                     !u ? "triage" : u->town ? u->town->code : u->code);
+            gd_buf_reset(&sb->item);
+            int rc = gd_encode_gauge(&g, &sb->item);
+            if (rc < 0 || !batch_add(b, topic, GD_STATUS_GAUGES))
+                log_error("status", "cannot publish the gauges of %s: %s", q->name,
+                          rc < 0 ? gd_code_name((enum gd_code)-rc) : "out of memory");
         }
         q->reported = active;
         q->last_entered = q->entered;
         q->last_finished = q->finished;
     }
+    /* the period's gauges now, in one message per town */
+    for (struct batch *bt = sb->by_topic; bt; bt = bt->hh.next)
+        if (bt->kind == GD_STATUS_GAUGES && bt->n)
+            send_batch(b, bt);
     publish_broker(b, now);
     b->last_gauge_at = now;
     peers_check_subscribers(b);

@@ -318,22 +318,24 @@ int gd_encode_transition(const struct gd_status_transition *t, struct gd_buf *it
     return encode_into(items, &gd__transition_table, t);
 }
 
-int gd_encode_transitions(uint32_t n, const struct gd_buf *items, struct gd_buf *body)
+/* A batch body, {"kind": kind, "items": [the n encoded items]}: the same
+ * bytes gd_encode_status writes for the same items. */
+static int encode_batch(const char *kind, uint32_t n, uint32_t max, const struct gd_buf *items,
+                        struct gd_buf *body)
 {
-    static const char kind[] = "transitions";
     size_t start = body->len;
+    size_t kind_len = strlen(kind);
     struct sink s = {.b = body, .limit = start + GD_MAX_BODY, .err = 0};
 
-    if (n == 0 || n > GD_MAX_BATCH)
+    if (n == 0 || n > max)
         return -GD_E_TOO_MANY;
     if (start > SIZE_MAX - GD_MAX_BODY)
         return -GD_E_TOO_LARGE;
-    /* the same bytes gd_encode_status writes for a transitions status */
     gd__mp_map(&s, 2);
     gd__mp_str(&s, 4);
     gd__mp_str_body(&s, "kind", 4);
-    gd__mp_str(&s, sizeof(kind) - 1);
-    gd__mp_str_body(&s, kind, sizeof(kind) - 1);
+    gd__mp_str(&s, kind_len);
+    gd__mp_str_body(&s, kind, kind_len);
     gd__mp_str(&s, 5);
     gd__mp_str_body(&s, "items", 5);
     gd__mp_array(&s, n);
@@ -341,4 +343,19 @@ int gd_encode_transitions(uint32_t n, const struct gd_buf *items, struct gd_buf 
     if (s.err < 0)
         body->len = start;
     return s.err;
+}
+
+int gd_encode_transitions(uint32_t n, const struct gd_buf *items, struct gd_buf *body)
+{
+    return encode_batch("transitions", n, GD_MAX_BATCH, items, body);
+}
+
+int gd_encode_gauge(const struct gd_gauge *g, struct gd_buf *items)
+{
+    return encode_into(items, &gd__gauge_table, g);
+}
+
+int gd_encode_gauges(uint32_t n, const struct gd_buf *items, struct gd_buf *body)
+{
+    return encode_batch("gauges", n, GD_MAX_GAUGES, items, body);
 }

@@ -98,6 +98,7 @@ struct gd__table {
 const struct gd__table *gd__msg_table(enum gd_type type);
 const struct gd__table *gd__status_table(enum gd_status_kind kind);
 extern const struct gd__table gd__transition_table; /* one item of a batch */
+extern const struct gd__table gd__gauge_table;
 
 /* The element size of a record-array field type. */
 static inline size_t gd__record_size(enum gd__ftype t)

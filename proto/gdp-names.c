@@ -101,7 +101,7 @@ static const char *const event_kind_names[GD_EV_COUNT] = {
 
 static const char *const status_kind_names[GD_STATUS_COUNT] = {
     [GD_STATUS_TRANSITIONS] = "transitions",
-    [GD_STATUS_GAUGE] = "gauge",
+    [GD_STATUS_GAUGES] = "gauges",
     [GD_STATUS_BROKER] = "broker",
     [GD_STATUS_ALARM] = "alarm",
     [GD_STATUS_SLA] = "sla",

@@ -130,7 +130,7 @@ static const struct gd__table event_table = TABLE("event", struct gd_event, even
 
 /* clang-format on */
 static const struct gd__field gauge_fields[] = {GAUGE_FIELDS(struct gd_gauge, )};
-static const struct gd__table gauge_table = TABLE("gauge", struct gd_gauge, gauge_fields, NULL);
+const struct gd__table gd__gauge_table = TABLE("gauge", struct gd_gauge, gauge_fields, NULL);
 
 /* ---- rules across fields ---- */
 
@@ -315,7 +315,7 @@ static const struct gd__field incident_reply_fields[] = {
 static const struct gd__field gauges_fields[] = {
     F_U64("ref", S, ref, 0),
     F_TIME("at", S, at, R),
-    F_ARR("gauges", GD__F_GAUGES, S, gauges, n_gauges, GD_MAX_GAUGES, gauge_table),
+    F_ARR("gauges", GD__F_GAUGES, S, gauges, n_gauges, GD_MAX_GAUGES, gd__gauge_table),
     F_BOOL("truncated", S, truncated, 0, 0),
 };
 #undef S
@@ -590,9 +590,10 @@ static const struct gd__field st_transitions_fields[] = {
     F_ARR("items", GD__F_TRANSITIONS, ST, u.transitions.items, u.transitions.n_items,
           GD_MAX_BATCH, gd__transition_table),
 };
-static const struct gd__field st_gauge_fields[] = {
+static const struct gd__field st_gauges_fields[] = {
     KIND_FIELD,
-    GAUGE_FIELDS(ST, u.gauge.),
+    F_ARR("items", GD__F_GAUGES, ST, u.gauges.items, u.gauges.n_items, GD_MAX_GAUGES,
+          gd__gauge_table),
 };
 static const struct gd__field st_broker_fields[] = {
     KIND_FIELD,
@@ -643,7 +644,7 @@ static const struct gd__field st_sla_fields[] = {
 /* clang-format on */
 static const struct gd__table status_tables[GD_STATUS_COUNT] = {
     [GD_STATUS_TRANSITIONS] = ST_TABLE("transitions", transitions, st_transitions_fields, NULL),
-    [GD_STATUS_GAUGE] = ST_TABLE("gauge", gauge, st_gauge_fields, NULL),
+    [GD_STATUS_GAUGES] = ST_TABLE("gauges", gauges, st_gauges_fields, NULL),
     [GD_STATUS_BROKER] = ST_TABLE("broker", broker, st_broker_fields, NULL),
     [GD_STATUS_ALARM] = ST_TABLE("alarm", alarm, st_alarm_fields, check_alarm),
     [GD_STATUS_SLA] = ST_TABLE("sla", sla, st_sla_fields, NULL),

@@ -48,6 +48,7 @@
 #define GD_MAX_GAUGES 4096          /* gauges in one GAUGES reply */
 #define GD_MAX_COUNTERS 64          /* counters in a broker status message */
 #define GD_MAX_BATCH 256            /* transitions in one status batch */
+#define GD_TOWN_CODE_LEN 9          /* county (6) + town (3): inc.<town>, queue.<town> */
 #define GD_MAX_CREDIT 1024          /* worker credit */
 
 /* Error codes. On the wire they travel as the lower-case names returned by
@@ -462,7 +463,7 @@ struct gd_msg {
 
 enum gd_status_kind {
     GD_STATUS_TRANSITIONS = 0, /* inc.<town>: a batch of transitions */
-    GD_STATUS_GAUGE,          /* queue.<queue> */
+    GD_STATUS_GAUGES,         /* queue.<town>: the gauges of one period */
     GD_STATUS_BROKER,         /* broker */
     GD_STATUS_ALARM,          /* alarm.<kind> */
     GD_STATUS_SLA,            /* sla.warn.<...>, sla.breach.<...> */
@@ -494,6 +495,12 @@ struct gd_status_transition {
 struct gd_status_transitions {
     uint32_t n_items;
     const struct gd_status_transition *items;
+};
+
+/* One gauge period's figures for the queues of one town (§12.1). */
+struct gd_status_gauges {
+    uint32_t n_items;
+    const struct gd_gauge *items;
 };
 
 struct gd_counter {
@@ -540,7 +547,7 @@ struct gd_status {
     enum gd_status_kind kind;
     union {
         struct gd_status_transitions transitions;
-        struct gd_gauge gauge;
+        struct gd_status_gauges gauges;
         struct gd_status_broker broker;
         struct gd_status_alarm alarm;
         struct gd_status_sla sla;
@@ -636,6 +643,9 @@ int gd_encode_status(const struct gd_status *s, struct gd_buf *body);
  * or returns -GD_E_TOO_MANY / -GD_E_TOO_LARGE. */
 int gd_encode_transition(const struct gd_status_transition *t, struct gd_buf *items);
 int gd_encode_transitions(uint32_t n, const struct gd_buf *items, struct gd_buf *body);
+/* The same for a gauges body (0 < n <= GD_MAX_GAUGES items). */
+int gd_encode_gauge(const struct gd_gauge *g, struct gd_buf *items);
+int gd_encode_gauges(uint32_t n, const struct gd_buf *items, struct gd_buf *body);
 
 /* The first bytes of a zstd frame: a status body starting with them is
  * compressed (§12.1); a MessagePack map never starts with 0x28. */

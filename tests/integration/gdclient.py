@@ -32,6 +32,7 @@ NAMES = {v: k for k, v in TYPES.items()}
 
 MAX_BODY = 65536        # PROTOCOL §9
 MAX_BATCH = 256         # transitions in one batch (§12.1)
+MAX_GAUGES = 4096       # gauges in one batch
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
 DEFAULT_TIMEOUT = 5.0   # seconds; generous, only reached when something is wrong
 SLICE = 0.02            # longest single poll, so heartbeats keep flowing
@@ -425,14 +426,18 @@ def status_body(data):
     return out
 
 
+TOWN_CODE_LEN = 9       # county (6) + town (3)
+
+
 def batch_prefix(prefix):
-    """The subscription that carries a topic prefix: transitions travel in
-    batches on inc.<town>, so an inc. prefix below town level is cut there
-    and the batch's items are filtered by their own topics."""
-    if not prefix.startswith(b"inc."):
-        return prefix
-    dot = prefix.find(b".", 4)
-    return prefix if dot < 0 else prefix[:dot]
+    """The subscription that carries a topic prefix: transitions and gauges
+    travel in batches on inc.<town> and queue.<town>, so an inc. or queue.
+    prefix below town level is cut there and the batch's items are
+    filtered by their own topics."""
+    for root in (b"inc.", b"queue."):
+        if prefix.startswith(root):
+            return prefix[:len(root) + TOWN_CODE_LEN]
+    return prefix
 
 
 class Status(Endpoint):
@@ -466,15 +471,21 @@ class Status(Endpoint):
         self.raw.append((frames[0], data))
         body = msgpack.unpackb(data, raw=False, strict_map_key=False)
         topic = frames[0].decode()
-        if body.get("kind") != "transitions":
+        kind = body.get("kind")
+        if kind == "transitions":
+            assert 0 < len(body["items"]) <= MAX_BATCH, body
+            items = [(item["topic"], {"kind": "transition", **item}) for item in body["items"]]
+        elif kind == "gauges":
+            assert 0 < len(body["items"]) <= MAX_GAUGES, body
+            items = [("queue." + item["queue"], {"kind": "gauge", **item})
+                     for item in body["items"]]
+        else:
             self.pending.append(StatusMsg(topic, body))
             return True
-        assert 0 < len(body["items"]) <= MAX_BATCH, body
-        for item in body["items"]:
-            t = item["topic"]
-            assert t.startswith(topic + ".") or t == topic, (topic, t)
+        for t, item in items:
+            assert t.startswith(topic), (topic, t)
             if any(t.encode().startswith(p) for p in self.topics):
-                self.pending.append(StatusMsg(t, {"kind": "transition", **item}))
+                self.pending.append(StatusMsg(t, item))
         return True
 
     def ready(self, timeout=DEFAULT_TIMEOUT):

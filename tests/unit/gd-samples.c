@@ -405,9 +405,9 @@ unsigned gd_sample_status_full(enum gd_status_kind kind, struct gd_status *s)
         s->u.transitions = (struct gd_status_transitions){.n_items = 2,
                                                           .items = gd_sample_transitions};
         return 2;
-    case GD_STATUS_GAUGE:
-        s->u.gauge = gd_sample_gauges[0];
-        return 9;
+    case GD_STATUS_GAUGES:
+        s->u.gauges = (struct gd_status_gauges){.n_items = 2, .items = gd_sample_gauges};
+        return 2;
     case GD_STATUS_BROKER:
         s->u.broker = (struct gd_status_broker){.at = 1717200000000,
                                                 .started_at = 1717100000000,
@@ -455,9 +455,11 @@ unsigned gd_sample_status_min(enum gd_status_kind kind, struct gd_status *s)
         s->u.transitions = (struct gd_status_transitions){.n_items = 1,
                                                           .items = &gd_sample_transitions[1]};
         return 2; /* kind, items */
-    case GD_STATUS_GAUGE:
-        s->u.gauge.queue = GD_STR("q");
-        return 2;
+    case GD_STATUS_GAUGES: {
+        static const struct gd_gauge only_queue = {.queue = GD_STR("q")};
+        s->u.gauges = (struct gd_status_gauges){.n_items = 1, .items = &only_queue};
+        return 2; /* kind, items */
+    }
     case GD_STATUS_BROKER:
         s->u.broker.at = 1;
         return 4; /* kind, at, db_up, active */

@@ -540,6 +540,31 @@ static void test_transitions_built_item_by_item(void **state)
     gd_buf_fini(&items);
 }
 
+/* Gauges the same way: one period's gauges of a town in one body. */
+static void test_gauges_built_item_by_item(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_status s, out;
+    gd_sample_status_full(GD_STATUS_GAUGES, &s);
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode_status(&s, &fx->buf), 0);
+    struct gd_buf items = {0};
+    for (uint32_t i = 0; i < s.u.gauges.n_items; i++)
+        assert_int_equal(gd_encode_gauge(&s.u.gauges.items[i], &items), 0);
+    gd_buf_reset(&fx->buf2);
+    assert_int_equal(gd_encode_gauges(s.u.gauges.n_items, &items, &fx->buf2), 0);
+    assert_int_equal(fx->buf2.len, fx->buf.len);
+    assert_memory_equal(fx->buf2.data, fx->buf.data, fx->buf.len);
+    assert_int_equal(gd_decode_status(fx->d, fx->buf2.data, fx->buf2.len, &out, NULL), 0);
+    assert_int_equal(out.kind, GD_STATUS_GAUGES);
+    assert_int_equal(out.u.gauges.n_items, 2);
+    assert_str(out.u.gauges.items[1].queue, gd_sample_gauges[1].queue);
+    assert_int_equal(out.u.gauges.items[0].depth, gd_sample_gauges[0].depth);
+    assert_int_equal(gd_encode_gauges(0, &items, &fx->buf2), -GD_E_TOO_MANY);
+    assert_int_equal(gd_encode_gauges(GD_MAX_GAUGES + 1, &items, &fx->buf2), -GD_E_TOO_MANY);
+    gd_buf_fini(&items);
+}
+
 /* More items than GD_MAX_BATCH are refused, naming the array. */
 static void test_transitions_batch_is_bounded(void **state)
 {
@@ -1827,6 +1852,7 @@ int main(void)
         cmocka_unit_test(test_status_body_needs_a_known_kind),
         cmocka_unit_test(test_transitions_built_item_by_item),
         cmocka_unit_test(test_transitions_batch_is_bounded),
+        cmocka_unit_test(test_gauges_built_item_by_item),
         cmocka_unit_test(test_compressed_status_body),
         cmocka_unit_test(test_header_that_is_not_gdp1_plus_type_is_bad_header),
         cmocka_unit_test(test_type_byte_outside_the_enum_is_unknown_type),

@@ -485,8 +485,9 @@ bool dash_model_apply(struct dash_model *m, const char *topic, size_t topic_len,
         for (uint32_t i = 0; i < st->u.transitions.n_items; i++)
             apply_transition(m, &st->u.transitions.items[i]);
         break;
-    case GD_STATUS_GAUGE:
-        dash_model_gauge(m, &st->u.gauge, now);
+    case GD_STATUS_GAUGES:
+        for (uint32_t i = 0; i < st->u.gauges.n_items; i++)
+            dash_model_gauge(m, &st->u.gauges.items[i], now);
         return true;
     case GD_STATUS_BROKER:
         apply_broker(m, &st->u.broker, now);

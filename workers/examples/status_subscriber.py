@@ -12,10 +12,12 @@ transition event, alarms, SLA warnings/breaches, the last broker figures).
         [--topic inc.500113002] [--seconds 10] [--json]
 
 Transitions arrive in batches, one per town and short window, on
-inc.<town>; each item names its own inc.<town>.<community>.<grid> topic, so
-a --topic below town level subscribes to the town and keeps the items
-under it. A body may be zstd-compressed (it then starts with the zstd
-magic number); its declared size is checked before it is decompressed.
+inc.<town>, and each period's gauges in one batch per town on
+queue.<town>; a transition names its own inc.<town>.<community>.<grid>
+topic, a gauge its queue (topic queue.<queue>), so a --topic below town
+level subscribes to the town and keeps the items under it. A body may be
+zstd-compressed (it then starts with the zstd magic number); its declared
+size is checked before it is decompressed.
 
 The broker publishes `broker` every gauge period (1 s by default), so it
 is subscribed to whatever --topic asks for (and shown only if asked). A
@@ -56,12 +58,13 @@ def plain_body(data):
 
 
 def subscription(prefix):
-    """The topic that carries `prefix`: an inc. prefix below town level is
-    cut to inc.<town>, where the batches travel."""
-    if not prefix.startswith("inc."):
-        return prefix
-    dot = prefix.find(".", 4)
-    return prefix if dot < 0 else prefix[:dot]
+    """The topic that carries `prefix`: an inc. or queue. prefix below town
+    level is cut to the town (9 characters of code), where the batches
+    travel."""
+    for root in ("inc.", "queue."):
+        if prefix.startswith(root):
+            return prefix[:len(root) + 9]
+    return prefix
 
 
 def connect(ctx, args, prefixes):
@@ -165,11 +168,17 @@ def main():
                     print(f"{t['topic']:<40} #{t['incident_id']} v{t['version']} {t['event']} "
                           f"{t['from']}->{t['to']} queue {t.get('queue', '')}", flush=True)
             continue
-        if kind == "gauge":
-            gauges[body["queue"]] = body
-            line = (f"depth {body.get('depth', 0)} in_flight {body.get('in_flight', 0)} "
-                    f"overdue {body.get('overdue', 0)} oldest {body.get('oldest_age_ms', 0)} ms")
-        elif kind == "broker":
+        if kind == "gauges":
+            for g in body["items"]:
+                if not any(f"queue.{g['queue']}".startswith(p) for p in prefixes):
+                    continue
+                gauges[g["queue"]] = g
+                if not args.json:
+                    print(f"{'queue.' + g['queue']:<40} depth {g.get('depth', 0)} "
+                          f"in_flight {g.get('in_flight', 0)} overdue {g.get('overdue', 0)} "
+                          f"oldest {g.get('oldest_age_ms', 0)} ms", flush=True)
+            continue
+        if kind == "broker":
             heard = time.monotonic()
             if broker and body.get("started_at") != broker.get("started_at"):
                 snapshot()    # a restarted broker: its queues are new

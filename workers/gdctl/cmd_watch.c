@@ -1,9 +1,10 @@
 /* cmd_watch.c - gdctl watch: one line per status message whose topic starts with a given prefix.
  *
- * Transitions arrive in batches per town (inc.<town>, PROTOCOL §12.1); each
- * item carries its own inc.<town>.<community>.<grid> topic and is shown as
- * a message of its own, so a prefix below town level still selects what
- * it names: the subscription is cut to inc.<town> and the items filtered
+ * Transitions and gauges arrive in batches per town (inc.<town>,
+ * queue.<town>, PROTOCOL §12.1); each item is shown as a message of its
+ * own under its own topic (a transition's inc.<town>.<community>.<grid>, a
+ * gauge's queue.<queue>), so a prefix below town level still selects what
+ * it names: the subscription is cut to the town and the items filtered
  * here.
  *
  * The SUB also subscribes to `broker`, the broker's heartbeat (shown only
@@ -43,13 +44,22 @@ static json_t *transition_json(const struct gd_status_transition *t)
     return o;
 }
 
+static json_t *gauge_json(const struct gd_gauge *g)
+{
+    json_t *o = gdctl_json_gauge(g);
+    if (o) {
+        char topic[GD_MAX_TOPIC + 1];
+        snprintf(topic, sizeof(topic), "queue.%.*s", S(g->queue));
+        json_object_set_new(o, "topic", json_string(topic));
+        json_object_set_new(o, "kind", json_string("gauge"));
+    }
+    return o;
+}
+
 static json_t *status_json(const char *topic, const struct gd_status *st)
 {
     json_t *o = NULL;
     switch (st->kind) {
-    case GD_STATUS_GAUGE:
-        o = gdctl_json_gauge(&st->u.gauge);
-        break;
     case GD_STATUS_BROKER: {
         const struct gd_status_broker *b = &st->u.broker;
         json_t *counters = json_object();
@@ -113,18 +123,22 @@ static void print_transition(const struct gd_status_transition *x)
     fflush(stdout);
 }
 
+static void print_gauge(const struct gd_gauge *g)
+{
+    char topic[GD_MAX_TOPIC + 1];
+    int n = snprintf(topic, sizeof(topic), "queue.%.*s", S(g->queue));
+    print_time_topic(topic, n < 0 ? 0 : (size_t)n < sizeof(topic) ? (size_t)n : sizeof(topic) - 1);
+    printf("depth %" PRIu32 " in_flight %" PRIu32 " oldest %.1fs overdue %" PRIu32
+           " consumers %" PRIu32 " in %.2f/s out %.2f/s\n",
+           g->depth, g->in_flight, (double)g->oldest_age_ms / 1000.0, g->overdue, g->consumers,
+           g->in_rate, g->out_rate);
+    fflush(stdout);
+}
+
 static void print_human(const char *topic, const struct gd_status *st)
 {
     print_time_topic(topic, strlen(topic));
     switch (st->kind) {
-    case GD_STATUS_GAUGE: {
-        const struct gd_gauge *g = &st->u.gauge;
-        printf("depth %" PRIu32 " in_flight %" PRIu32 " oldest %.1fs overdue %" PRIu32
-               " consumers %" PRIu32 " in %.2f/s out %.2f/s\n",
-               g->depth, g->in_flight, (double)g->oldest_age_ms / 1000.0, g->overdue, g->consumers,
-               g->in_rate, g->out_rate);
-        break;
-    }
     case GD_STATUS_BROKER: {
         const struct gd_status_broker *b = &st->u.broker;
         printf("db %s, %s, open %" PRIu32 ", sessions %" PRIu32 ", backlog %" PRIu32
@@ -196,14 +210,19 @@ static int read_status(void *sub, char topic[GD_MAX_TOPIC + 1], struct gd_buf *b
     return bad || frames != 2 ? -1 : 1;
 }
 
-/* How much of a watch prefix to subscribe to: an inc. prefix below town
- * level is cut to inc.<town>, the topic its batches travel on. */
+/* How much of a watch prefix to subscribe to: an inc. or queue. prefix
+ * below town level is cut to the town (9 characters of code), the topic
+ * its batches travel on. */
 static size_t batch_prefix_len(const char *prefix)
 {
-    if (strncmp(prefix, "inc.", 4) != 0)
-        return strlen(prefix);
-    const char *dot = strchr(prefix + 4, '.');
-    return dot ? (size_t)(dot - prefix) : strlen(prefix);
+    size_t len = strlen(prefix), root;
+    if (strncmp(prefix, "inc.", 4) == 0)
+        root = 4;
+    else if (strncmp(prefix, "queue.", 6) == 0)
+        root = 6;
+    else
+        return len;
+    return len < root + GD_TOWN_CODE_LEN ? len : root + GD_TOWN_CODE_LEN;
 }
 
 /* True when an item's own topic starts with one of the prefixes (or
@@ -373,6 +392,23 @@ int cmd_watch(struct gdctl *g, int argc, char **argv)
                     if (!g->json)
                         print_transition(x);
                     else if (gdctl_print_json(transition_json(x)) != EXIT_OK)
+                        fprintf(stderr, "gdctl: out of memory\n");
+                    if (count && ++seen >= count)
+                        goto done;
+                }
+                continue;
+            }
+            if (st.kind == GD_STATUS_GAUGES) {
+                for (uint32_t i = 0; i < st.u.gauges.n_items; i++) {
+                    const struct gd_gauge *x = &st.u.gauges.items[i];
+                    char qt[GD_MAX_TOPIC + 1];
+                    int qn = snprintf(qt, sizeof(qt), "queue.%.*s", S(x->queue));
+                    struct gd_str t = {.ptr = qt, .len = qn < 0 ? 0 : (uint32_t)qn};
+                    if (!wanted(t, prefixes, n_prefixes))
+                        continue;
+                    if (!g->json)
+                        print_gauge(x);
+                    else if (gdctl_print_json(gauge_json(x)) != EXIT_OK)
                         fprintf(stderr, "gdctl: out of memory\n");
                     if (count && ++seen >= count)
                         goto done;
