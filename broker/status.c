@@ -54,9 +54,7 @@ static void send_status(struct broker *b, const char *topic, const struct gd_buf
     size_t lens[2] = {strlen(topic), body->len};
     zsock_send(&b->status, parts, lens, 2);
     /* the send applied any waiting subscriptions: new ones are reported */
-    int events = 0;
-    size_t elen = sizeof(events);
-    if (zmq_getsockopt(b->status.sock, ZMQ_EVENTS, &events, &elen) == 0 && (events & ZMQ_POLLIN))
+    if (zsock_readable(&b->status))
         peers_check_subscribers(b);
 }
 
@@ -208,12 +206,13 @@ void status_transition(struct broker *b, const struct incident *inc, const struc
         .resolve_due = c->resolve_due,
         .flagged = c->flagged,
     };
+    /* the batch's topic is the item's up to the town: inc.<town> (or
+     * inc.district, inc.triage, which have no further segment) */
     char btopic[GD_MAX_TOPIC];
-    const struct unit *u = inc->location;
-    if (!u || !u->town)
-        snprintf(btopic, sizeof(btopic), "inc.%s", u ? "district" : "triage");
-    else
-        snprintf(btopic, sizeof(btopic), "inc.%s", u->town->code);
+    memcpy(btopic, topic, sizeof(btopic));
+    char *dot = strchr(btopic + 4, '.');
+    if (dot)
+        *dot = '\0';
     gd_buf_reset(&sb->item);
     int rc = gd_encode_transition(&tr, &sb->item);
     if (rc < 0 || !batch_add(b, btopic, GD_STATUS_TRANSITIONS)) {

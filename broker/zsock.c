@@ -16,7 +16,7 @@
 
 #define DRAIN_BUDGET 512
 
-static bool readable(struct zsock *zs)
+bool zsock_readable(struct zsock *zs)
 {
     int events = 0;
     size_t len = sizeof(events);
@@ -71,7 +71,7 @@ static void drain(struct zsock *zs)
             break;
         if (read_one(zs))
             continue;
-        if (!readable(zs)) {
+        if (!zsock_readable(zs)) {
             uv_idle_stop(&zs->idle);
             return;
         }

@@ -87,6 +87,9 @@ int zsock_next_event(struct zsock *zs, enum zsock_event *ret_event, int *ret_fd)
  * into buf. Returns 0 or a negative errno. */
 int zsock_last_endpoint(struct zsock *zs, char *buf, size_t size);
 
+/* True when a message is waiting (ZMQ_EVENTS has POLLIN). */
+bool zsock_readable(struct zsock *zs);
+
 /* Stops watching and closes the socket (and its monitor). The zsock must
  * stay allocated until the loop has run once more (libuv closes handles
  * asynchronously). */
