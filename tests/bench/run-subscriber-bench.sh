@@ -10,6 +10,8 @@
 # Prints each round's accepted/s and the mean drop. Not a test: figures
 # depend on the machine (run it on an idle one).
 #   GD_SUB_TOPICS=queue.,broker   subscribe to these prefixes only (default: everything)
+#   GD_SUB_TOPICS=towns           each subscriber follows one town (its inc. and queue.
+#                                 topics, sla., alarm., broker), the towns in turn
 #   GD_SUB_NICE=19                run the subscribers at this nice level (default 0)
 #   GD_BENCH_SPREAD=0             send every SUBMIT to one grid (default 1: spread over
 #                                 every grid and category, so that transitions differ
@@ -28,13 +30,18 @@ for b in broker/gd-broker tests/bench/bench-broker tests/bench/bench-subscribers
     [ -x "$build/$b" ] || { echo "no $build/$b: build it first" >&2; exit 2; }
 done
 "$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
+if [ "${GD_SUB_TOPICS:-}" = towns ]; then
+    GD_SUB_TOPICS="towns:$(psql -XAtq -c "SELECT string_agg(code, ',' ORDER BY code) FROM org_unit WHERE level = 'town'")"
+fi
 run=$(mktemp -d /tmp/gd-subbench.XXXXXX)
 broker=""
 trap '[ -n "$broker" ] && kill $broker 2>/dev/null; wait 2>/dev/null; rm -rf "$run"' EXIT
 
 # One measurement: empty tables, a fresh broker (its idempotency index must
 # not answer the previous round's external ids), SUBSCRIBERS subscribers
-# (0 = none), then bench-broker's intake phase; prints accepted/s.
+# (0 = none), then bench-broker's intake phase; prints accepted/s, the CPU
+# ms per 1000 SUBMITs of the broker, the subscribers and the machine, and
+# the messages and bytes each subscriber received.
 intake()
 {
     local n=$1 sp=""
@@ -42,39 +49,89 @@ intake()
     rm -f "$run"/intake "$run"/work "$run"/status
     "$build/broker/gd-broker" --db "$GD_DB_DSN" --intake "ipc://$run/intake" \
         --work "ipc://$run/work" --status "ipc://$run/status" --log-level warn \
-        --max-pending 100000 >>"$run/broker.log" 2>&1 &
+        --max-pending 100000 ${GD_BROKER_ARGS:-} >>"$run/broker.log" 2>&1 &
     broker=$!
     for _ in $(seq 100); do [ -S "$run/work" ] && break; sleep 0.1; done
     if ((n > 0)); then
         nice -n "${GD_SUB_NICE:-0}" "$build/tests/bench/bench-subscribers" "ipc://$run/status" \
-            "$n" 600 ${GD_SUB_TOPICS:+"$GD_SUB_TOPICS"} >/dev/null &
+            "$n" 600 ${GD_SUB_TOPICS:+"$GD_SUB_TOPICS"} >"$run/subs.out" &
         sp=$!
     fi
     sleep 2 # database connected, subscriptions live
-    # bench-broker's line: "intake  N SUBMITs, ...: R accepted/s (...)"
-    env GD_BENCH_SPREAD="${GD_BENCH_SPREAD:-1}" "$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" \
-        "$total" 4 500 100 1 | sed -n 's/^intake .*: \([0-9]*\) accepted\/s.*/\1/p'
-    [ -n "$sp" ] && kill $sp 2>/dev/null
+    # bench-broker's lines: "intake  N SUBMITs, ...: R accepted/s (...)" and
+    # "cpu  intake: pid B x ms, [pid S y ms,] machine z ms per 1000 SUBMITs"
+    env GD_BENCH_SPREAD="${GD_BENCH_SPREAD:-1}" GD_BENCH_INTAKE_ONLY=1 \
+        GD_BENCH_CPU_PIDS="$broker${sp:+,$sp}" \
+        "$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" \
+        "$total" 4 500 >"$run/bench.out"
+    python3 - "$run/bench.out" <<'PY'
+import re, sys
+out = open(sys.argv[1]).read()
+rate = re.search(r"^intake .*: (\d+) accepted/s", out, re.M).group(1)
+cpu = [float(x) for x in re.findall(r"([\d.]+) ms", out.split("cpu", 1)[1])]
+broker, subs, machine = cpu[0], (cpu[1] if len(cpu) == 3 else 0), cpu[-1]
+print(rate, broker, subs, machine, end=" ")
+PY
+    if [ -n "$sp" ]; then
+        sleep 1 # the subscribers drain what is queued for them
+        kill $sp 2>/dev/null
+    fi
     kill $broker
     wait $broker 2>/dev/null || true
     broker=""
-    [ -n "$sp" ] && wait $sp 2>/dev/null
+    if [ -n "$sp" ]; then
+        wait $sp 2>/dev/null
+        # "subscribers N, messages received M (m each), B bytes (b each)"
+        sed -n 's/.*(\([0-9]*\) each).*(\([0-9]*\) each).*/\1 \2/p' "$run/subs.out"
+    else
+        echo "- -"
+    fi
     return 0
 }
 
 echo "machine $(nproc) cores, PostgreSQL $(psql -XAtc 'show server_version'), $total SUBMITs per round"
+echo "CPU figures are ms per 1000 SUBMITs: broker / subscribers / whole machine"
 with=() without=()
 for r in $(seq "$rounds"); do
-    a=$(intake 0)
-    b=$(intake "$subs")
-    echo "round $r: 0 subscribers $a accepted/s, $subs subscribers $b accepted/s"
-    without+=("$a")
-    with+=("$b")
+    read -r a ab _ am _ < <(intake 0)
+    read -r b bb bs bm msgs bytes < <(intake "$subs")
+    echo "round $r: 0 subscribers $a accepted/s (CPU $ab / - / $am)," \
+        "$subs subscribers $b accepted/s (CPU $bb / $bs / $bm; each received $msgs messages, $bytes bytes)"
+    without+=("$a $ab $am")
+    with+=("$b $bb $bm $bs")
 done
-python3 - "${without[*]}" "${with[*]}" "$subs" <<'PY'
+python3 - "$subs" "${without[@]}" -- "${with[@]}" <<'PY'
+import statistics as st
 import sys
-a = [float(x) for x in sys.argv[1].split()]
-b = [float(x) for x in sys.argv[2].split()]
-ma, mb = sum(a) / len(a), sum(b) / len(b)
-print(f"mean: 0 subscribers {ma:.0f}/s, {sys.argv[3]} subscribers {mb:.0f}/s, drop {100 * (ma - mb) / ma:.1f}%")
+
+n = sys.argv[1]
+i = sys.argv.index("--")
+a = [[float(x) for x in r.split()] for r in sys.argv[2:i]]
+b = [[float(x) for x in r.split()] for r in sys.argv[i + 1:]]
+
+
+def mean(rows, k):
+    return sum(r[k] for r in rows) / len(rows)
+
+
+def paired(k, sign):
+    """mean change of field k, with 0 and with n subscribers in the same round,
+    in % of the first, and the half-width of its 95% interval"""
+    d = [sign * 100 * (y[k] - x[k]) / x[k] for x, y in zip(a, b)]
+    half = 1.96 * st.stdev(d) / len(d) ** 0.5 if len(d) > 1 else float("nan")
+    return st.mean(d), half
+
+
+ma, mb = mean(a, 0), mean(b, 0)
+d, h = paired(0, -1)
+print(f"mean: 0 subscribers {ma:.0f}/s, {n} subscribers {mb:.0f}/s; "
+      f"drop {d:.1f}% ± {h:.1f} (paired by round, 95%)")
+ba, bb = mean(a, 1), mean(b, 1)
+d, h = paired(1, 1)
+print(f"broker CPU per 1000 SUBMITs: {ba:.1f} ms, with {n} subscribers {bb:.1f} ms "
+      f"({d:+.1f}% ± {h:.1f}); the subscribers' own {mean(b, 3):.1f} ms")
+wa, wb = mean(a, 2), mean(b, 2)
+d, h = paired(2, 1)
+print(f"machine CPU per 1000 SUBMITs: {wa:.1f} ms, with {n} subscribers {wb:.1f} ms "
+      f"({d:+.1f}% ± {h:.1f})")
 PY
