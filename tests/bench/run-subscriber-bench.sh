@@ -2,17 +2,21 @@
 # run-subscriber-bench.sh - intake throughput of gd-broker with 0 and with N status subscribers connected.
 #
 # usage: tests/bench/run-subscriber-bench.sh [BUILD_DIR] [SUBSCRIBERS] [ROUNDS] [TOTAL]
-#   defaults: build/release 100 3 20000
+#   defaults: build/release 100 3 20000 (figures in README: 100 20 60000)
 #
-# One broker on a private PostgreSQL; alternately (ROUNDS times each) runs
-# bench-broker's intake phase with no subscriber, and with SUBSCRIBERS SUB
-# sockets (bench-subscribers, one process) draining every status message.
-# Prints each round's accepted/s and the mean drop. Not a test: figures
-# depend on the machine (run it on an idle one).
+# One broker on a private PostgreSQL; each round runs bench-broker's intake
+# phase (TOTAL SUBMITs) twice, with no subscriber and with SUBSCRIBERS SUB
+# sockets (bench-subscribers, one process) draining what they subscribed to,
+# in ABBA order. Prints each round's accepted/s, the CPU time per 1000
+# SUBMITs of the broker, the subscribers and the whole machine, what each
+# subscriber received; then the mean drop with its 95% interval (paired by
+# round). Not a test: figures depend on the machine (run it on an idle one;
+# SUBSCRIBERS 0 measures the noise: both sides without subscribers).
 #   GD_SUB_TOPICS=queue.,broker   subscribe to these prefixes only (default: everything)
 #   GD_SUB_TOPICS=towns           each subscriber follows one town (its inc. and queue.
 #                                 topics, sla., alarm., broker), the towns in turn
 #   GD_SUB_NICE=19                run the subscribers at this nice level (default 0)
+#   GD_BROKER_ARGS="--status-batch-ms 200"   more gd-broker options
 #   GD_BENCH_SPREAD=0             send every SUBMIT to one grid (default 1: spread over
 #                                 every grid and category, so that transitions differ
 #                                 and batch per town as a real district's do)
@@ -33,6 +37,7 @@ done
 if [ "${GD_SUB_TOPICS:-}" = towns ]; then
     GD_SUB_TOPICS="towns:$(psql -XAtq -c "SELECT string_agg(code, ',' ORDER BY code) FROM org_unit WHERE level = 'town'")"
 fi
+read -ra broker_args <<<"${GD_BROKER_ARGS:-}"
 run=$(mktemp -d /tmp/gd-subbench.XXXXXX)
 broker=""
 trap '[ -n "$broker" ] && kill $broker 2>/dev/null; wait 2>/dev/null; rm -rf "$run"' EXIT
@@ -45,11 +50,11 @@ trap '[ -n "$broker" ] && kill $broker 2>/dev/null; wait 2>/dev/null; rm -rf "$r
 intake()
 {
     local n=$1 sp=""
-    psql -XAtq -c "TRUNCATE incident_event, incident"
+    psql -XAtq -c "TRUNCATE incident_event, incident" -c CHECKPOINT # no checkpoint mid-run
     rm -f "$run"/intake "$run"/work "$run"/status
     "$build/broker/gd-broker" --db "$GD_DB_DSN" --intake "ipc://$run/intake" \
         --work "ipc://$run/work" --status "ipc://$run/status" --log-level warn \
-        --max-pending 100000 ${GD_BROKER_ARGS:-} >>"$run/broker.log" 2>&1 &
+        --max-pending 100000 "${broker_args[@]}" >>"$run/broker.log" 2>&1 &
     broker=$!
     for _ in $(seq 100); do [ -S "$run/work" ] && break; sleep 0.1; done
     if ((n > 0)); then
@@ -93,8 +98,15 @@ echo "machine $(nproc) cores, PostgreSQL $(psql -XAtc 'show server_version'), $t
 echo "CPU figures are ms per 1000 SUBMITs: broker / subscribers / whole machine"
 with=() without=()
 for r in $(seq "$rounds"); do
-    read -r a ab _ am _ < <(intake 0)
-    read -r b bb bs bm msgs bytes < <(intake "$subs")
+    # ABBA order: a drift over the run (the database, the machine) does not
+    # favour either side
+    if ((r % 2)); then
+        read -r a ab _ am _ < <(intake 0)
+        read -r b bb bs bm msgs bytes < <(intake "$subs")
+    else
+        read -r b bb bs bm msgs bytes < <(intake "$subs")
+        read -r a ab _ am _ < <(intake 0)
+    fi
     echo "round $r: 0 subscribers $a accepted/s (CPU $ab / - / $am)," \
         "$subs subscribers $b accepted/s (CPU $bb / $bs / $bm; each received $msgs messages, $bytes bytes)"
     without+=("$a $ab $am")
