@@ -14,6 +14,7 @@
 
 #include "intake.h"
 #include "log.h"
+#include "notify.h"
 #include "queue.h"
 #include "sla.h"
 #include "status.h"
@@ -622,6 +623,8 @@ int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen)
     int64_t now = broker_now(b);
     uint32_t requeued = 0;
     for (int i = 0; i < PQntuples(res); i++) {
+        if (i % 4096 == 0)
+            notify_watchdog(); /* a million rows take seconds */
         struct incident *inc = incident_from_row(b, res, i);
         if (!inc) {
             PQclear(res);

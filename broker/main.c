@@ -11,6 +11,7 @@
 #include "intake.h"
 #include "lifecycle.h"
 #include "log.h"
+#include "notify.h"
 #include "peers.h"
 #include "queue.h"
 #include "sla.h"
@@ -40,9 +41,14 @@ static void on_store_state(void *ctx, bool up)
             zsock_last_endpoint(&b->work, work, sizeof(work));
             zsock_last_endpoint(&b->status, status, sizeof(status));
             log_info("broker", "ready: intake %s work %s status %s", intake, work, status);
+            notify_ready("active: serving intake %s, work %s, status %s; %u open incidents",
+                         intake, work, status, HASH_COUNT(b->incidents));
+        } else {
+            notify_status("active: the database is back");
         }
         work_kick_all(b);
     } else {
+        notify_status("active, but the database is unreachable: new work is answered BUSY");
         lifecycle_db_down(b);
         status_alarm(b, "db_down", "critical", 0, NULL,
                      "the database is unreachable: new work is answered BUSY until it returns");
@@ -61,6 +67,7 @@ static void finish(struct broker *b)
     store_close(b->store, NULL, NULL);
     b->store = NULL;
     auth_close(b);
+    notify_close();
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sighup, NULL);
@@ -89,6 +96,7 @@ static void on_signal(uv_signal_t *h, int signum)
         _exit(1);
     }
     log_info("broker", "%s: no new work; committing what is in progress", strsignal(signum));
+    notify_stopping();
     b->stopping = true;
     b->stop_started = broker_now(b);
     uv_timer_init(b->loop, &b->shutdown_timer);
@@ -106,6 +114,7 @@ static void on_sighup(uv_signal_t *h, int signum)
     (void)signum;
     struct broker *b = h->data;
     char err[512];
+    notify_reloading();
     PGconn *conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
     if (!conn) {
         log_error("broker", "reload: no database (%s); the org tree and calendar stay as they "
@@ -129,6 +138,7 @@ static void on_sighup(uv_signal_t *h, int signum)
     }
     if (auth_reload(b, err, sizeof(err)) < 0)
         log_error("broker", "reload failed, the previous principals stay in force: %s", err);
+    notify_ready("active: reloaded; %u open incidents", HASH_COUNT(b->incidents));
 }
 
 /* Start-up work over a blocking connection: migrations, the org tree and
@@ -147,9 +157,13 @@ static PGconn *connect_waiting(struct broker *b)
         PGconn *conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
         if (conn)
             return conn;
-        if (tries % 10 == 0)
+        if (tries % 10 == 0) {
             log_warn("broker", "waiting for the database: %s", err);
+            notify_status("starting: waiting for the database: %s", err);
+        }
+        notify_watchdog();
         usleep(b->cfg.db_retry_ms * 1000);
+        notify_watchdog();
     }
 }
 
@@ -158,14 +172,36 @@ static PGconn *connect_waiting(struct broker *b)
  * restart), the active broker gets --takeover-grace-ms to take its lock
  * back before we try again: a database restart must not make a standby
  * active beside a live broker. */
+static void on_standby(void *ctx)
+{
+    (void)ctx;
+    log_info("broker", "standby: another broker is active; waiting for its lock");
+    /* the process is up and doing its job: a standby is a ready service */
+    notify_ready("standby: waiting for the active broker's lock");
+}
+
+static void on_standby_tick(void *ctx)
+{
+    (void)ctx;
+    notify_watchdog();
+}
+
 static PGconn *become_active(struct broker *b)
 {
     char err[1024];
+    struct store_wait wait = {
+        .standby = on_standby,
+        .tick = on_standby_tick,
+        .ctx = b,
+        .tick_ms = notify_watchdog_ms() / 4,
+    };
     for (;;) {
         PGconn *conn = connect_waiting(b);
         log_info("broker", "taking the active-broker lock (waits while another broker is active)");
-        if (store_fence(conn, err, sizeof(err)) == 0)
+        if (store_fence(conn, &wait, err, sizeof(err)) == 0) {
+            notify_status("active: loading the org tree and open incidents");
             return conn;
+        }
         bool lost = PQstatus(conn) == CONNECTION_BAD;
         PQfinish(conn);
         if (!lost) {
@@ -272,6 +308,7 @@ int main(int argc, char **argv)
     }
 
     b->loop = uv_default_loop();
+    notify_init(b->loop);
     b->started_at = broker_now(b);
     b->zctx = zmq_ctx_new();
     b->decoder = gd_decoder_new();

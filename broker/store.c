@@ -3,6 +3,7 @@
 
 #include <dirent.h>
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -1153,11 +1154,50 @@ int store_migrate(PGconn *conn, const char *dir, char *err, size_t errlen)
     return rc;
 }
 
-int store_fence(PGconn *conn, char *err, size_t errlen)
+/* Takes the active-broker lock on `conn`: at once when it is free;
+ * otherwise tells w->standby, then waits for it, calling w->tick at least
+ * every w->tick_ms. Returns the lock query's result, or NULL when the
+ * connection failed (PQerrorMessage says why). */
+static PGresult *take_lock(PGconn *conn, const struct store_wait *w)
 {
     char sql[160];
-    snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", STORE_ACTIVE_LOCK);
+    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d)", STORE_ACTIVE_LOCK);
     PGresult *res = PQexec(conn, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK || strcmp(PQgetvalue(res, 0, 0), "t") == 0)
+        return res;
+    PQclear(res);
+    if (w && w->standby)
+        w->standby(w->ctx);
+    snprintf(sql, sizeof(sql), "SELECT pg_advisory_lock(%d)", STORE_ACTIVE_LOCK);
+    if (!PQsendQuery(conn, sql))
+        return NULL;
+    int timeout = w && w->tick_ms ? (int)w->tick_ms : -1;
+    for (;;) {
+        struct pollfd pfd = {.fd = PQsocket(conn), .events = POLLIN};
+        int n = poll(&pfd, 1, timeout);
+        if (n < 0 && errno != EINTR)
+            return NULL;
+        if (n > 0 && !PQconsumeInput(conn))
+            return NULL;
+        if (!PQisBusy(conn))
+            break;
+        if (w && w->tick)
+            w->tick(w->ctx);
+    }
+    res = PQgetResult(conn);
+    for (PGresult *more; (more = PQgetResult(conn)) != NULL;)
+        PQclear(more);
+    return res;
+}
+
+int store_fence(PGconn *conn, const struct store_wait *w, char *err, size_t errlen)
+{
+    PGresult *res = take_lock(conn, w);
+    if (!res) {
+        snprintf(err, errlen, "%s", PQerrorMessage(conn));
+        err[strcspn(err, "\n")] = '\0';
+        return -1;
+    }
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         goto fail;
     PQclear(res);

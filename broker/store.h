@@ -170,13 +170,23 @@ PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen);
 /* Session advisory lock held by the active broker for its whole life. */
 #define STORE_ACTIVE_LOCK 7347002
 
+/* What store_fence does while another broker holds the lock: standby()
+ * once when the wait begins, tick() at least every tick_ms while it lasts
+ * (0: no ticks). Any of them may be NULL. */
+struct store_wait {
+    void (*standby)(void *ctx);
+    void (*tick)(void *ctx);
+    void *ctx;
+    uint64_t tick_ms;
+};
+
 /* Makes this process the only broker writing to the database: takes the
- * active-broker lock on `conn` (waiting while another broker holds it;
- * keep `conn` open for as long as the broker runs), then ends the
- * connections a dead broker left and waits until they are gone, so that
- * no late commit of theirs can change what we load next. Returns 0, or -1
- * with a message in err. */
-int store_fence(PGconn *conn, char *err, size_t errlen);
+ * active-broker lock on `conn` (waiting while another broker holds it, as
+ * `w` says; keep `conn` open for as long as the broker runs), then ends
+ * the connections a dead broker left and waits until they are gone, so
+ * that no late commit of theirs can change what we load next. Returns 0,
+ * or -1 with a message in err. */
+int store_fence(PGconn *conn, const struct store_wait *w, char *err, size_t errlen);
 
 /* Applies every *.sql file of `dir` in name order over `conn`. Returns 0,
  * or -1 with the file name and PostgreSQL's message in err. */

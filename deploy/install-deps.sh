@@ -11,6 +11,7 @@ packages=(
     gcc clang libclang-rt-14-dev meson ninja-build pkg-config
     # libraries
     libzmq3-dev libpq-dev libmsgpack-dev libuv1-dev libcmocka-dev uthash-dev libzstd-dev
+    libsystemd-dev
     libjansson-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev
     # PostgreSQL server (private test clusters) and client tools
     postgresql-15 postgresql-client-15
