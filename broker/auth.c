@@ -358,6 +358,7 @@ void auth_endpoint(struct broker *b, const char *domain, struct zsock_options *o
 {
     o->zap_domain = domain;
     o->curve_secret_key = b->auth.enabled ? b->auth.secret_key : NULL;
+    o->handshake_ms = (int)b->cfg.handshake_ms;
 }
 
 const struct principal *auth_peer(struct broker *b, zmq_msg_t *frame, bool *ret_unknown)

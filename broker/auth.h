@@ -69,8 +69,8 @@ int auth_open(struct broker *b, char *err, size_t errlen);
  * stays in force. Returns 0 or -1 with a message in err. */
 int auth_reload(struct broker *b, char *err, size_t errlen);
 
-/* Sets the ZAP domain `domain` of an endpoint in `o`, and when security
- * is on, its CURVE server key. */
+/* Sets the ZAP domain `domain` of an endpoint in `o`, its handshake
+ * timeout (--handshake-ms), and when security is on, its CURVE server key. */
 void auth_endpoint(struct broker *b, const char *domain, struct zsock_options *o);
 
 /* The principal that sent `frame` (from its ZAP user id), or NULL when

@@ -35,6 +35,7 @@ enum {
     OPT_MAX_WORKERS,
     OPT_MAX_SUBSCRIBERS,
     OPT_MAX_SUBSCRIBER_BYTES,
+    OPT_HANDSHAKE_MS,
     OPT_SNAPSHOT_RATE,
     OPT_WORK_HWM,
     OPT_STATUS_HWM,
@@ -75,6 +76,7 @@ static const struct option options[] = {
     {"max-workers", required_argument, NULL, OPT_MAX_WORKERS},
     {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
     {"max-subscriber-bytes", required_argument, NULL, OPT_MAX_SUBSCRIBER_BYTES},
+    {"handshake-ms", required_argument, NULL, OPT_HANDSHAKE_MS},
     {"snapshot-rate", required_argument, NULL, OPT_SNAPSHOT_RATE},
     {"work-hwm", required_argument, NULL, OPT_WORK_HWM},
     {"status-hwm", required_argument, NULL, OPT_STATUS_HWM},
@@ -128,6 +130,8 @@ static const char usage[] =
     "                         open-file limit, which is raised to that if needed)\n"
     "  --max-subscriber-bytes N  bytes a status subscriber may send over TCP\n"
     "                         (subscriptions); beyond, its connection is closed [16384]\n"
+    "  --handshake-ms MS      a connection that has not finished its ZeroMQ handshake\n"
+    "                         by then is closed, and frees its place [5000]\n"
     "  --snapshot-rate N      SNAPSHOTs answered per second, all clients together;\n"
     "                         one client: 3 at once, then one per gauge period [20]\n"
     "  --work-hwm N           messages queued for one work connection [100000]\n"
@@ -264,6 +268,11 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         num = &cfg->max_subscriber_bytes;
         min = 1024;
         max = 16 * 1024 * 1024;
+        break;
+    case OPT_HANDSHAKE_MS:
+        num = &cfg->handshake_ms;
+        min = 100;
+        max = 600000;
         break;
     case OPT_SNAPSHOT_RATE:
         num = &cfg->snapshot_rate;
@@ -494,6 +503,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_workers = 1024,
         .max_subscribers = 256,
         .max_subscriber_bytes = 16384,
+        .handshake_ms = 5000,
         .snapshot_rate = 20,
         .work_hwm = 100000,
         .status_hwm = 10000,
@@ -612,7 +622,8 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
     fprintf(out, "max_intake_clients = %u\nmax_workers = %u\nmax_subscribers = %u\n",
             cfg->max_intake_clients, cfg->max_workers, cfg->max_subscribers);
-    fprintf(out, "max_subscriber_bytes = %u\n", cfg->max_subscriber_bytes);
+    fprintf(out, "max_subscriber_bytes = %u\nhandshake_ms = %u\n", cfg->max_subscriber_bytes,
+            cfg->handshake_ms);
     fprintf(out, "snapshot_rate = %u\nwork_hwm = %u\nstatus_hwm = %u\n", cfg->snapshot_rate,
             cfg->work_hwm, cfg->status_hwm);
     fprintf(out, "gauge_ms = %u\nstatus_batch_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n",

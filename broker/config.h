@@ -38,6 +38,7 @@ struct config {
     uint32_t max_workers;        /* connections to the work endpoint */
     uint32_t max_subscribers;    /* connections to the status endpoint */
     uint32_t max_subscriber_bytes; /* bytes one subscriber may send (TCP) */
+    uint32_t handshake_ms;       /* a connection's handshake must end by then */
     uint32_t snapshot_rate;      /* SNAPSHOTs answered per second, all clients */
     uint32_t work_hwm;           /* messages queued for one work connection */
     uint32_t status_hwm;         /* messages queued for one status subscriber */

@@ -198,6 +198,8 @@ int zsock_bind(struct zsock *zs, uv_loop_t *loop, void *zctx, const struct zsock
         zmq_setsockopt(zs->sock, ZMQ_MAXMSGSIZE, &o->maxmsg, sizeof(o->maxmsg));
     if (o->type == ZMQ_ROUTER)
         zmq_setsockopt(zs->sock, ZMQ_ROUTER_MANDATORY, &one, sizeof(one));
+    if (o->handshake_ms > 0)
+        zmq_setsockopt(zs->sock, ZMQ_HANDSHAKE_IVL, &o->handshake_ms, sizeof(o->handshake_ms));
     rc = set_security(zs->sock, o, err, errlen);
     if (rc < 0)
         goto close_socket;

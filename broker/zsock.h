@@ -33,6 +33,9 @@ struct zsock_options {
                                          NULL: no ZAP */
     const uint8_t *curve_secret_key;  /* 32 bytes: a CURVE server (needs
                                          zap_domain); NULL: no CURVE */
+    int handshake_ms;                 /* ZMQ_HANDSHAKE_IVL: a connection that
+                                         has not finished its handshake by
+                                         then is closed; 0: ZeroMQ's 30 s */
     zsock_events_cb on_events;        /* report accepted and closed
                                          connections; NULL: do not */
 };

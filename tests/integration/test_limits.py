@@ -7,6 +7,7 @@ attachments count (test_intake: BAD_BODIES), HELLO credit above --max-credit
 
 import resource
 import signal
+import socket
 import subprocess
 import time
 
@@ -302,6 +303,28 @@ def test_status_subscribers_beyond_max_subscribers_are_refused_until_one_leaves(
     assert counter(second, "connections_refused_status") >= 1
     first.close()
     third.ready()
+    assert broker.alive()
+
+
+def test_a_connection_that_never_finishes_its_handshake_is_closed_after_handshake_ms(make_broker):
+    # A peer that connects and sends nothing holds a place until its
+    # handshake times out (--handshake-ms): then it is closed and the place
+    # goes to a peer that speaks ZeroMQ.
+    broker = make_broker(status="tcp://127.0.0.1:*", max_subscribers=2, handshake_ms=600)
+    ep = _status_tcp(broker)
+    host, port = ep[len("tcp://"):].rsplit(":", 1)
+    mute = [socket.create_connection((host, int(port))) for _ in range(2)]
+    t0 = time.monotonic()
+    honest = broker.hub.status(ep, "broker")
+    honest.nothing(within=0.3)   # both places are held: refused, and retrying
+    for s in mute:
+        s.settimeout(5)
+        while s.recv(4096):      # the broker's greeting, then the close
+            pass
+        s.close()
+    held = time.monotonic() - t0
+    assert 0.4 < held < 3.0, f"the mute connections were closed after {held:.2f} s"
+    honest.ready()               # the freed place goes to the subscriber
     assert broker.alive()
 
 
