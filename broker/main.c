@@ -114,17 +114,21 @@ static void on_sighup(uv_signal_t *h, int signum)
     (void)signum;
     struct broker *b = h->data;
     char err[512];
+    bool ok = false;
     notify_reloading();
     PGconn *conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
     if (!conn) {
         log_error("broker", "reload: no database (%s); the org tree and calendar stay as they "
                             "were", err);
     } else {
-        if (org_reload(&b->org, conn, err, sizeof(err)) < 0)
+        ok = true;
+        if (org_reload(&b->org, conn, err, sizeof(err)) < 0) {
             log_error("broker", "reload of the org tree failed: %s", err);
-        else
+            ok = false;
+        } else {
             log_info("broker", "org tree reloaded: %zu units, %zu categories", b->org.n_units,
                      b->org.n_categories);
+        }
         struct calendar *cal = calendar_new(b->cfg.utc_offset_min);
         if (cal && calendar_load(cal, conn, err, sizeof(err)) == 0) {
             calendar_free(b->calendar);
@@ -133,12 +137,17 @@ static void on_sighup(uv_signal_t *h, int signum)
         } else {
             log_error("broker", "reload of the calendar failed: %s", cal ? err : "out of memory");
             calendar_free(cal);
+            ok = false;
         }
         PQfinish(conn);
     }
-    if (auth_reload(b, err, sizeof(err)) < 0)
+    if (auth_reload(b, err, sizeof(err)) < 0) {
         log_error("broker", "reload failed, the previous principals stay in force: %s", err);
-    notify_ready("active: reloaded; %u open incidents", HASH_COUNT(b->incidents));
+        ok = false;
+    }
+    notify_ready("active: %s; %u open incidents",
+                 ok ? "reloaded" : "reload failed, see the log; what failed stays as it was",
+                 HASH_COUNT(b->incidents));
 }
 
 /* Start-up work over a blocking connection: migrations, the org tree and

@@ -137,3 +137,19 @@ def test_without_notify_socket_nothing_is_sent_and_the_broker_serves(make_broker
     r = b.intake().query(source="notify", external_id="none")
     assert r.type == "REJECTED" and r["code"] == "not_found"
     assert manager.receive(0.5) == []
+
+
+def test_status_tells_a_database_outage_and_a_failed_reload(make_broker, manager):
+    b = make_broker()
+    manager.wait_for(ready, 5, "READY=1")
+    faultload.pg_stop("fast")
+    try:
+        manager.wait_for(lambda m: "database is unreachable" in m.get("STATUS", ""), 15,
+                         "STATUS: the database is unreachable")
+        b.proc.send_signal(signal.SIGHUP)   # the reload cannot read the database
+        m = manager.wait_for(ready, 10, "READY=1 after the reload")
+        assert m["STATUS"].startswith("active: reload failed"), m
+    finally:
+        faultload.pg_start()
+    manager.wait_for(lambda m: m.get("STATUS", "").startswith("active: the database is back"),
+                     20, "STATUS: the database is back")
