@@ -22,6 +22,7 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psycopg2
 import pytest
 
 import chaos
@@ -386,6 +387,56 @@ def test_dashboard_follows_a_new_broker_on_the_same_endpoint(make_broker, dashbo
     finally:
         if serving is not broker:
             faultload.end_frozen(broker)
+
+
+def test_transitions_missed_while_the_broker_was_replaced_are_counted_from_the_database(
+        make_broker, dashboard, pg, dsn):
+    """A broker hangs and a second one takes over its endpoints: the dashboard's subscription
+    stays on the silent connection for --broker-silence-ms, and what the new broker publishes
+    meanwhile never reaches it. Once its new subscription is live, today's counts are read
+    again from the event log: they match the database, not only what the stream brought."""
+    broker = make_broker()
+    dash = dashboard(broker, broker_silence_ms=1500)
+    grid = grid_of(pg, TOWN)
+
+    def submit(serving, n, tag):
+        c = serving.intake()
+        for i in range(n):
+            c.submit(source="dash-gap", external_id=f"{tag}-{i}", category="LH-0101",
+                     location={"unit": grid})
+
+    def received():
+        return dash.json("/api/summary")["self"]["total"]["received"]
+
+    def in_db():
+        # a connection of its own: replacing the broker ends the database's sessions
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT count(*) FROM incident_event WHERE kind = 'receive' "
+                            f"AND at >= {today_start_sql()}")
+                return cur.fetchone()[0]
+        finally:
+            conn.close()
+
+    submit(broker, 3, "before")
+    gdclient.wait_until(lambda: received() == in_db() == 3, 10, "the first three counted")
+    serving = faultload.replace_broker(make_broker, broker, "hung")
+    try:
+        submit(serving, 5, "gap")   # the dashboard still listens to the frozen broker
+        assert received() == 3
+        gdclient.wait_until(lambda: received() == in_db() == 8, 15,
+                            "today's intake read again from the database")
+        submit(serving, 2, "after")  # and the stream goes on, none counted twice
+        gdclient.wait_until(lambda: received() == in_db() == 10, 10,
+                            "the stream counted after the reseed")
+        time.sleep(0.5)
+        assert received() == 10
+        m = parse_metrics(dash.get("/metrics")[2].decode())
+        assert m["griddispatch_dashboard_reseeds_total"] >= 1, m
+        assert "today's counts read again from the event log" in dash.text()
+    finally:
+        faultload.end_frozen(broker)
 
 
 # ---- the example subscriber ----

@@ -31,6 +31,7 @@ struct dashboard {
     uv_signal_t sigterm, sigint;
     uv_timer_t seed_timer;
     bool broker_lost; /* the status subscription was made anew and no broker status came since */
+    int64_t broker_started_at; /* of the broker whose status we read; 0 before the first */
 };
 
 static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -53,13 +54,25 @@ static int64_t now_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+static void reseed(struct dashboard *d, const char *why);
+
 static void on_status(void *arg, const char *topic, size_t topic_len, const struct gd_status *st)
 {
     struct dashboard *d = arg;
     dash_model_apply(&d->model, topic, topic_len, st, now_ms());
-    if (st->kind == GD_STATUS_BROKER && d->broker_lost) {
+    if (st->kind != GD_STATUS_BROKER)
+        return;
+    /* Transitions published while the subscription was away, or while a
+     * new broker started, never reach us (PROTOCOL §12.3): once the status
+     * stream is live again, today's counts are taken from the event log. */
+    bool restarted = d->broker_started_at && st->u.broker.started_at != d->broker_started_at;
+    d->broker_started_at = st->u.broker.started_at;
+    if (d->broker_lost) {
         d->broker_lost = false;
         logf_("info", "broker status again");
+        reseed(d, "the status subscription was made anew");
+    } else if (restarted) {
+        reseed(d, "a new broker");
     }
 }
 
@@ -133,6 +146,31 @@ static PGconn *connect_db(const struct dash_config *cfg)
         PQfinish(c);
         sleep(1);
     }
+}
+
+/* Today's counts again from the event log, the status stream being live:
+ * what the stream brings from now on is deduplicated against them as at
+ * start. One attempt (connect_timeout 3 s); on failure the counts go on
+ * from what the stream brought. */
+static void reseed(struct dashboard *d, const char *why)
+{
+    char err[512];
+    const char *const keys[] = {"dbname", "connect_timeout", NULL};
+    const char *const values[] = {d->cfg.db, "3", NULL};
+    PGconn *c = PQconnectdbParams(keys, values, 1);
+    if (PQstatus(c) != CONNECTION_OK) {
+        logf_("warn", "%s, but today's counts cannot be read again: %s", why, PQerrorMessage(c));
+        PQfinish(c);
+        return;
+    }
+    dash_model_reset_day(&d->model);
+    if (orgload_seed(c, &d->model, SEED_OVERLAP_S, err, sizeof(err)) < 0)
+        logf_("warn", "%s, but today's counts cannot be read again: %s", why, err);
+    else
+        logf_("info", "%s: today's counts read again from the event log", why);
+    PQfinish(c);
+    d->model.reseeds++;
+    uv_timer_start(&d->seed_timer, on_seed_timer, SEED_FORGET_MS, 0);
 }
 
 /* The org tree and today's counts; the subscription is already open so

@@ -191,6 +191,14 @@ const char *dash_sector_name(enum dash_sector s)
     return s >= 0 && s < DASH_SECTORS ? sector_names[s] : "other";
 }
 
+void dash_model_reset_day(struct dash_model *m)
+{
+    for (struct dash_unit *u = m->units; u; u = u->hh.next)
+        memset(u->day, 0, sizeof(u->day));
+    dash_seed_done(m);
+    m->version++;
+}
+
 void dash_model_tick(struct dash_model *m, int64_t now)
 {
     int64_t start = local_day_start(now, m->utc_offset_min);

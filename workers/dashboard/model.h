@@ -146,6 +146,7 @@ struct dash_model {
 
     uint64_t transitions, gauges, sla_events, alarms, decode_errors;
     uint64_t resubscribes; /* status subscriptions made anew: the broker fell silent */
+    uint64_t reseeds;      /* today's counts read again from the event log after a gap */
     uint64_t version;      /* bumped by every change: renderers cache on it */
 };
 
@@ -185,6 +186,10 @@ int dash_seed_mark(struct dash_model *m, uint64_t incident_id, uint32_t version)
 void dash_seed_set_cutoff(struct dash_model *m, int64_t cutoff);
 /* Forgets the seed's pairs (call when no stream message can predate it). */
 void dash_seed_done(struct dash_model *m);
+
+/* Zeroes today's counts (and forgets the seed's marks), before they are
+ * seeded again from the event log: after a gap in the status stream. */
+void dash_model_reset_day(struct dash_model *m);
 
 /* Rolls the day counters over when `now` is in a later local day. */
 void dash_model_tick(struct dash_model *m, int64_t now);

@@ -471,6 +471,10 @@ void render_metrics(struct tb *o, const struct dash_model *m, const struct dash_
          "Status subscriptions made anew because no broker status came for --broker-silence-ms.");
     tb_printf(o, "griddispatch_dashboard_resubscribes_total %llu\n",
               (unsigned long long)m->resubscribes);
+    head(o, "dashboard_reseeds_total", "counter",
+         "Times today's counts were read again from the event log after a gap in the status "
+         "stream (a new subscription or a new broker).");
+    tb_printf(o, "griddispatch_dashboard_reseeds_total %llu\n", (unsigned long long)m->reseeds);
     head(o, "dashboard_sse_clients", "gauge", "Browsers connected to the event stream.");
     tb_printf(o, "griddispatch_dashboard_sse_clients %u\n", hs->sse_clients);
     head(o, "dashboard_http_requests_total", "counter", "HTTP requests answered.");
