@@ -10,8 +10,10 @@ the test's manager.
 
 import pytest
 
+from demo import TOWN
 from notifysock import (assert_watchdog_fed_by_the_loop, listen, ready, status_starts,
                         stopping)
+from slaworker import SlaWorker
 from test_worker_program import Workers
 
 
@@ -58,3 +60,25 @@ def test_gd_worker_is_ready_while_the_broker_is_down_then_says_it_serves(
         if w.proc.poll() is None:
             w.kill()
         print(workers.logs())
+
+
+def test_gd_sla_is_ready_while_the_broker_is_down_then_says_it_times_the_deadlines(
+        make_broker, manager, monkeypatch):
+    broker = make_broker(start=False)
+    sla = SlaWorker(broker.dir, broker.work_ep, shard=[TOWN], name="notify-sla").start()
+    try:
+        m = manager.wait_for(ready, 5, "READY=1 with no broker")
+        assert m["STATUS"] == f"connecting to the broker at {broker.work_ep}", m
+        assert_watchdog_fed_by_the_loop(manager, sla.proc)
+
+        start_broker_unmanaged(broker, monkeypatch)
+        m = manager.wait_for(status_starts("timing "), 10, "STATUS timing once synced")
+        assert f"deadlines from the broker at {broker.work_ep} (session " in m["STATUS"], m
+        assert manager.pings(0.6) >= 1
+
+        assert sla.stop() == 0
+        m = manager.wait_for(stopping, 2, "STOPPING=1")
+        assert m["STATUS"].startswith("stopping"), m
+    finally:
+        sla.kill()
+        print(sla.log_text()[-20000:])
