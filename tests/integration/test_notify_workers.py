@@ -14,26 +14,35 @@ from demo import TOWN
 from notifysock import (assert_watchdog_fed_by_the_loop, listen, ready, status_starts,
                         stopping)
 from slaworker import SlaWorker
+from test_dashboard import Dashboard
 from test_worker_program import Workers
 
 
 @pytest.fixture
-def manager(tmp_path, monkeypatch):
-    m = listen(tmp_path / "notify", monkeypatch)
-    yield m
-    m.close()
+def notify(tmp_path, monkeypatch):
+    """notify() plays the service manager for the programs started from then on."""
+    made = []
+
+    def listen_now():
+        made.append(listen(tmp_path / f"notify-{len(made)}", monkeypatch))
+        return made[-1]
+    yield listen_now
+    for m in made:
+        m.close()
 
 
 def start_broker_unmanaged(broker, monkeypatch):
     """Starts `broker` without NOTIFY_SOCKET: its datagrams are not the program's."""
-    monkeypatch.delenv("NOTIFY_SOCKET")
-    monkeypatch.delenv("WATCHDOG_USEC")
-    return broker.start()
+    with monkeypatch.context() as env:
+        env.delenv("NOTIFY_SOCKET", raising=False)
+        env.delenv("WATCHDOG_USEC", raising=False)
+        return broker.start()
 
 
 def test_gd_worker_is_ready_while_the_broker_is_down_then_says_it_serves(
-        make_broker, manager, tmp_path, monkeypatch):
+        make_broker, notify, tmp_path, monkeypatch):
     broker = make_broker(start=False)
+    manager = notify()
     workers = Workers(tmp_path, broker)
     w = workers.gd_worker("notify-w1")
     try:
@@ -63,8 +72,9 @@ def test_gd_worker_is_ready_while_the_broker_is_down_then_says_it_serves(
 
 
 def test_gd_sla_is_ready_while_the_broker_is_down_then_says_it_times_the_deadlines(
-        make_broker, manager, monkeypatch):
+        make_broker, notify, monkeypatch):
     broker = make_broker(start=False)
+    manager = notify()
     sla = SlaWorker(broker.dir, broker.work_ep, shard=[TOWN], name="notify-sla").start()
     try:
         m = manager.wait_for(ready, 5, "READY=1 with no broker")
@@ -82,3 +92,27 @@ def test_gd_sla_is_ready_while_the_broker_is_down_then_says_it_times_the_deadlin
     finally:
         sla.kill()
         print(sla.log_text()[-20000:])
+
+
+def test_gd_dashboard_is_ready_once_serving_http_and_says_when_the_broker_is_silent(
+        make_broker, notify, dsn, monkeypatch):
+    broker = start_broker_unmanaged(make_broker(start=False), monkeypatch)
+    manager = notify()
+    dash = Dashboard(broker, dsn, broker_silence_ms=500)
+    try:
+        m = manager.wait_for(ready, 5, "READY=1")
+        serving = f"serving HTTP at {dash.url}/; broker status from {broker.status_ep}"
+        assert m["STATUS"] == serving, m
+        assert_watchdog_fed_by_the_loop(manager, dash.proc)
+
+        assert broker.stop() == 0
+        manager.wait_for(status_starts(f"serving HTTP at {dash.url}/; broker status silent"),
+                         10, "STATUS broker status silent")
+        start_broker_unmanaged(broker, monkeypatch)
+        manager.wait_for(lambda m: m.get("STATUS") == serving, 10,
+                         "STATUS broker status again")
+        assert manager.pings(0.6) >= 1
+    finally:
+        dash.stop()  # asserts exit 0
+    m = manager.wait_for(stopping, 2, "STOPPING=1")
+    assert m["STATUS"].startswith("stopping"), m
