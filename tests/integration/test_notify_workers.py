@@ -8,6 +8,9 @@ say that they are connecting. The broker, when there is one, is not under
 the test's manager.
 """
 
+import signal
+import subprocess
+
 import pytest
 
 from demo import TOWN
@@ -15,6 +18,7 @@ from notifysock import (assert_watchdog_fed_by_the_loop, listen, ready, status_s
                         stopping)
 from slaworker import SlaWorker
 from test_dashboard import Dashboard
+from test_hotline import hotline_binary
 from test_worker_program import Workers
 
 
@@ -116,3 +120,30 @@ def test_gd_dashboard_is_ready_once_serving_http_and_says_when_the_broker_is_sil
         dash.stop()  # asserts exit 0
     m = manager.wait_for(stopping, 2, "STOPPING=1")
     assert m["STATUS"].startswith("stopping"), m
+
+
+def test_gd_hotline_is_ready_while_following_its_feed_and_says_stopping(
+        broker, notify, tmp_path):
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("")
+    manager = notify()
+    p = subprocess.Popen([str(hotline_binary()), "--intake", broker.intake_ep, "--input",
+                          str(feed), "--state", str(tmp_path / "state"), "--reject",
+                          str(tmp_path / "reject.jsonl"), "--follow", "--poll-ms", "1000"],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL)
+    try:
+        m = manager.wait_for(ready, 5, "READY=1")
+        assert m["STATUS"] == (f"submitting {feed} to the broker at {broker.intake_ep} "
+                               "(following it)"), m
+        # the poll loop waits up to 1 s for new lines, and still pings every 200 ms
+        assert_watchdog_fed_by_the_loop(manager, p)
+        p.send_signal(signal.SIGTERM)
+        m = manager.wait_for(stopping, 2, "STOPPING=1")
+        assert m["STATUS"].startswith("stopping"), m
+        assert p.wait(10) == 1  # stopped by a signal, everything final saved (the unit's
+                                # SuccessExitStatus=1)
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
