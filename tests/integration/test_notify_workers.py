@@ -19,6 +19,7 @@ from notifysock import (assert_watchdog_fed_by_the_loop, listen, ready, status_s
 from slaworker import SlaWorker
 from test_dashboard import Dashboard
 from test_hotline import hotline_binary
+from test_open311 import Open311
 from test_worker_program import Workers
 
 
@@ -147,3 +148,20 @@ def test_gd_hotline_is_ready_while_following_its_feed_and_says_stopping(
         if p.poll() is None:
             p.kill()
             p.wait()
+
+
+def test_gd_open311_is_ready_once_serving_and_feeds_the_watchdog_from_the_broker_thread(
+        broker, notify, dsn, tmp_path):
+    manager = notify()
+    o = Open311(broker, dsn, tmp_path)
+    try:
+        m = manager.wait_for(ready, 5, "READY=1")
+        assert m["STATUS"] == (f"serving Open311 at {o.base}/, submitting to the broker at "
+                               f"{broker.intake_ep}"), m
+        assert_watchdog_fed_by_the_loop(manager, o.proc)
+        status, _, _ = o.get("/services.json")
+        assert status == 200
+    finally:
+        assert o.stop() == 0
+    m = manager.wait_for(stopping, 2, "STOPPING=1")
+    assert m["STATUS"].startswith("stopping"), m
