@@ -6,60 +6,11 @@ WATCHDOG_USEC set, as a Type=notify unit with WatchdogSec= gives it
 """
 
 import signal
-import socket
-import time
 
 import pytest
 
 import faultload
-
-WATCHDOG_USEC = 400_000  # pings every 200 ms
-
-
-class Manager:
-    """The service manager's end of NOTIFY_SOCKET: every datagram, as a dict."""
-
-    def __init__(self, path):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(str(path))
-        self.seen = []     # everything, for failure messages
-        self.unread = []   # arrived, not yet looked at by wait_for
-
-    def receive(self, timeout):
-        """The messages that arrive within `timeout` seconds."""
-        got = []
-        end = time.monotonic() + timeout
-        while (left := end - time.monotonic()) > 0:
-            self.sock.settimeout(left)
-            try:
-                data = self.sock.recv(4096)
-            except socket.timeout:
-                break
-            msg = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            got.append(msg)
-        self.seen += got
-        return got
-
-    def wait_for(self, pred, timeout, what):
-        """The first message, in order of arrival, that `pred` accepts."""
-        end = time.monotonic() + timeout
-        while True:
-            while self.unread:
-                m = self.unread.pop(0)
-                if pred(m):
-                    return m
-            left = end - time.monotonic()
-            if left <= 0:
-                pytest.fail(f"no {what} within {timeout} s; got {self.seen[-20:]}")
-            self.unread += self.receive(min(0.05, left))
-
-    def pings(self, seconds):
-        """WATCHDOG=1 messages within `seconds` from now (the unread ones are dropped)."""
-        self.unread = []
-        return sum(1 for m in self.receive(seconds) if m.get("WATCHDOG") == "1")
-
-    def close(self):
-        self.sock.close()
+from notifysock import WATCHDOG_USEC, Manager, ready
 
 
 @pytest.fixture
@@ -69,10 +20,6 @@ def manager(tmp_path, monkeypatch):
     monkeypatch.setenv("WATCHDOG_USEC", str(WATCHDOG_USEC))
     yield m
     m.close()
-
-
-def ready(m):
-    return m.get("READY") == "1"
 
 
 def test_ready_once_serving_and_the_watchdog_is_fed_by_the_loop(make_broker, manager):

@@ -17,6 +17,7 @@
 #include "model.h"
 #include "orgload.h"
 #include "statsub.h"
+#include "svcnotify.h"
 
 #define SEED_OVERLAP_S 30 /* events this recent at start are deduplicated by id */
 #define SEED_FORGET_MS (2 * SEED_OVERLAP_S * 1000)
@@ -30,6 +31,8 @@ struct dashboard {
     struct http http;
     uv_signal_t sigterm, sigint;
     uv_timer_t seed_timer;
+    struct svcnotify notify;
+    char url[300];    /* http://host:port/ once serving, for STATUS lines */
     bool broker_lost; /* the status subscription was made anew and no broker status came since */
     int64_t broker_started_at; /* of the broker whose status we read; 0 before the first */
 };
@@ -70,6 +73,7 @@ static void on_status(void *arg, const char *topic, size_t topic_len, const stru
     if (d->broker_lost) {
         d->broker_lost = false;
         logf_("info", "broker status again");
+        svcnotify_status("serving HTTP at %s; broker status from %s", d->url, d->cfg.status_ep);
         reseed(d, "the status subscription was made anew");
     } else if (restarted) {
         reseed(d, "a new broker");
@@ -100,6 +104,9 @@ static void on_resubscribe(void *arg, uint64_t silent_ms, uint32_t attempt, cons
 {
     struct dashboard *d = arg;
     d->model.resubscribes++;
+    if (!d->broker_lost)
+        svcnotify_status("serving HTTP at %s; broker status silent for %.1f s, subscribed anew",
+                         d->url, (double)silent_ms / 1000.0);
     d->broker_lost = true;
     if (err)
         logf_("warn", "cannot make the status subscription anew: %s", err);
@@ -122,12 +129,14 @@ static void shutdown_all(struct dashboard *d)
     uv_close((uv_handle_t *)&d->seed_timer, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    svcnotify_close(&d->notify);
 }
 
 static void on_signal(uv_signal_t *s, int signum)
 {
     struct dashboard *d = s->data;
     logf_("info", "signal %d: stopping", signum);
+    svcnotify_stopping("stopping: closing the HTTP connections");
     shutdown_all(d);
 }
 
@@ -237,9 +246,14 @@ int main(int argc, char **argv)
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
     signal(SIGHUP, SIG_IGN); /* nothing to reload: a reload must not stop it */
-    logf_("info", "ready: http://%.*s:%u/",
-          (int)(strrchr(d->cfg.http.listen, ':') - d->cfg.http.listen), d->cfg.http.listen,
-          d->http.port);
+    snprintf(d->url, sizeof(d->url), "http://%.*s:%u/",
+             (int)(strrchr(d->cfg.http.listen, ':') - d->cfg.http.listen), d->cfg.http.listen,
+             d->http.port);
+    logf_("info", "ready: %s", d->url);
+    svcnotify_init(&d->notify);
+    if (svcnotify_watch_loop(&d->notify, &d->loop) < 0)
+        logf_("warn", "cannot start the systemd watchdog timer");
+    svcnotify_ready("serving HTTP at %s; broker status from %s", d->url, d->cfg.status_ep);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     status = 0;
     goto free_model;

@@ -7,11 +7,13 @@
 #include "config.h"
 #include "log.h"
 #include "session.h"
+#include "svcnotify.h"
 
 struct app {
     struct config cfg;
     struct logger log;
     struct session session;
+    struct svcnotify notify;
     uv_signal_t sigint;
     uv_signal_t sigterm;
 };
@@ -20,6 +22,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct app *app = h->data;
     log_info(&app->log, "signal %d: stopping", signum);
+    svcnotify_stopping("stopping: saying BYE to the broker");
     uv_signal_stop(&app->sigint);
     uv_signal_stop(&app->sigterm);
     session_stop(&app->session, SESSION_EXIT_OK);
@@ -49,7 +52,13 @@ static int run(struct app *app)
     }
     log_info(&app->log, "started: tick %u ms, %u endpoint(s)", app->cfg.tick_ms,
              app->cfg.n_endpoints);
+    svcnotify_init(&app->notify);
+    if (svcnotify_watch_loop(&app->notify, loop) < 0)
+        log_warn(&app->log, "cannot start the systemd watchdog timer");
+    /* ready while it connects: a broker that is down is waited for */
+    svcnotify_ready("connecting to the broker at %s", app->cfg.endpoints[0]);
     uv_run(loop, UV_RUN_DEFAULT);
+    svcnotify_close(&app->notify);
     uv_close((uv_handle_t *)&app->sigint, NULL);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_run(loop, UV_RUN_DEFAULT);

@@ -18,6 +18,8 @@
 #include <uthash.h>
 #include <zmq.h>
 
+#include "svcnotify.h"
+
 #define DRAIN_BUDGET  1024
 #define HELLO_BEAT_MS 50
 #define BYE_LINGER_MS 500
@@ -250,6 +252,8 @@ static void fail(struct session *s, const char *why)
              "broker %s: %s; dropped %" PRIu32 " deadlines, next endpoint %s in %" PRIu32 " ms",
              endpoint_name(s), why, deadline_table_count(&s->table),
              s->cfg->endpoints[(s->endpoint + 1) % s->cfg->n_endpoints], delay);
+    svcnotify_status("broker %s: %s; trying %s in %" PRIu32 " ms", endpoint_name(s), why,
+                     s->cfg->endpoints[(s->endpoint + 1) % s->cfg->n_endpoints], delay);
     reconnect_later(s, delay);
 }
 
@@ -288,6 +292,7 @@ static void connect_next(struct session *s)
     s->hello_at = uv_now(s->loop);
     log_info(s->log, "connecting to %s as \"%s\" (%s%" PRIu32 " towns)", endpoint_name(s),
              cfg->name, cfg->n_shard ? "" : "all, ", cfg->n_shard);
+    svcnotify_status("connecting to the broker at %s", endpoint_name(s));
     uv_timer_start(&s->beat, on_beat, HELLO_BEAT_MS, HELLO_BEAT_MS);
 }
 
@@ -372,6 +377,8 @@ static void on_welcome(struct session *s, const struct gd_welcome *w)
              "session %" PRIu64 " on %s: heartbeat %" PRIu32 " ms x %" PRIu32
              "; receiving the deadlines",
              w->session, endpoint_name(s), s->heartbeat_ms, s->liveness);
+    svcnotify_status("session %" PRIu64 " on %s: receiving the deadlines", w->session,
+                     endpoint_name(s));
 }
 
 static void on_denied(struct session *s, const struct gd_error_reply *e)
@@ -384,6 +391,10 @@ static void on_denied(struct session *s, const struct gd_error_reply *e)
         return;
     }
     log_info(s->log, "saying HELLO again in %" PRIu32 " ms", s->cfg->denied_retry_ms);
+    svcnotify_status("the broker at %s refused the session (%s); saying HELLO again in %" PRIu32
+                     " ms",
+                     endpoint_name(s), gd_code_name(e->code) ? gd_code_name(e->code) : "?",
+                     s->cfg->denied_retry_ms);
     reconnect_later(s, s->cfg->denied_retry_ms);
 }
 
@@ -428,6 +439,8 @@ static void on_synced(struct session *s, const struct gd_synced *y)
              " ms, holding %" PRIu32 ", %" PRIu64 " already escalated",
              s->sync_count, y->count, uv_now(s->loop) - s->sync_started,
              deadline_table_count(&s->table), escalated);
+    svcnotify_status("timing %" PRIu32 " deadlines from the broker at %s (session %" PRIu64 ")",
+                     deadline_table_count(&s->table), endpoint_name(s), s->session_id);
     if (s->sync_count != y->count)
         log_warn(s->log, "SYNCED count %" PRIu32 " differs from the %" PRIu32 " DEADLINEs received",
                  y->count, s->sync_count);

@@ -9,6 +9,7 @@
 #include <uv.h>
 
 #include "config.h"
+#include "svcnotify.h"
 #include "wlog.h"
 #include "worker.h"
 
@@ -21,6 +22,7 @@ struct app {
     uv_signal_t sigterm, sigint;
     struct config cfg;
     struct worker *worker;
+    struct svcnotify notify;
     int status;
 };
 
@@ -64,6 +66,7 @@ static void on_signal(uv_signal_t *h, int signum)
 {
     struct app *app = h->data;
     wlog(app->cfg.log_level, WLOG_INFO, "signal %d", signum);
+    svcnotify_stopping("stopping: finishing the incidents in hand, then BYE");
     worker_stop(app->worker);
 }
 
@@ -72,6 +75,7 @@ static void on_stopped(struct worker *w, int status, void *data)
     (void)w;
     struct app *app = data;
     app->status = status;
+    svcnotify_close(&app->notify);
     uv_close((uv_handle_t *)&app->sigterm, NULL);
     uv_close((uv_handle_t *)&app->sigint, NULL);
 }
@@ -196,10 +200,16 @@ int main(int argc, char **argv)
     wlog(app.cfg.log_level, WLOG_INFO, "gd-worker %s: %zu queue(s), credit %u, %s %s", GD_VERSION,
          app.cfg.n_queues, app.cfg.credit, app.cfg.webhook ? "webhook" : "handler",
          app.cfg.sign == SIGN_BEFORE ? "after signing" : "before signing");
+    svcnotify_init(&app.notify);
+    if (svcnotify_watch_loop(&app.notify, &app.loop) < 0)
+        wlog(app.cfg.log_level, WLOG_WARN, "cannot start the systemd watchdog timer");
     rc = worker_start(app.worker);
     if (rc < 0) {
         fprintf(stderr, "gd-worker: cannot start: %s\n", strerror(-rc));
         worker_stop(app.worker);
+    } else {
+        /* ready while it connects: a broker that is down is waited for */
+        svcnotify_ready("connecting to the broker at %s", app.cfg.endpoints[0]);
     }
     uv_run(&app.loop, UV_RUN_DEFAULT);
     worker_free(app.worker);

@@ -10,6 +10,7 @@
 #include "gdworker.h"
 #include "incident.h"
 #include "run.h"
+#include "svcnotify.h"
 #include "webhook.h"
 #include "wlog.h"
 
@@ -563,21 +564,32 @@ static void on_event(struct gdw_client *c, enum gdw_event ev, const struct gdw_e
     switch (ev) {
     case GDW_EV_CONNECTING:
         LOG(w, WLOG_DEBUG, "connecting to %s", i->endpoint);
+        if (!w->stopping)
+            svcnotify_status("connecting to the broker at %s", i->endpoint);
         break;
     case GDW_EV_READY:
         LOG(w, WLOG_INFO, "session %llu open on %s (heartbeat %u ms, liveness %u)",
             (unsigned long long)i->session, i->endpoint, i->heartbeat_ms, i->liveness);
+        if (!w->stopping)
+            svcnotify_status("serving %zu queue(s) from the broker at %s (session %llu)",
+                             w->cfg->n_queues, i->endpoint, (unsigned long long)i->session);
         update_credit(w);
         break;
     case GDW_EV_LOST:
         LOG(w, WLOG_WARN, "connection to %s lost: %s; retrying in %u ms", i->endpoint, i->reason,
             i->retry_ms);
+        if (!w->stopping)
+            svcnotify_status("connection to the broker at %s lost (%s); retrying in %u ms",
+                             i->endpoint, i->reason, i->retry_ms);
         drop_waiting(w);
         update_credit(w);
         break;
     case GDW_EV_DENIED:
         LOG(w, WLOG_ERROR, "broker %s refused HELLO: %s: %s", i->endpoint, gd_code_name(i->code),
             i->reason);
+        if (!w->stopping)
+            svcnotify_status("the broker at %s refused HELLO: %s", i->endpoint,
+                             gd_code_name(i->code));
         if (refusal_is_final(i->code)) {
             w->exit_status = 1;
             worker_stop(w);

@@ -18,6 +18,7 @@
 #include "intake.h"
 #include "pump.h"
 #include "resume.h"
+#include "svcnotify.h"
 
 #ifndef GD_VERSION
 #define GD_VERSION "unknown"
@@ -83,9 +84,13 @@ int main(int argc, char **argv)
         hlog(cfg.log_level, HLOG_ERROR, "cannot connect to %s", intake_ep);
         goto term_zmq;
     }
+    struct svcnotify notify;
+    svcnotify_init(&notify);
+    svcnotify_ready("submitting %s to the broker at %s%s", input, intake_ep,
+                    follow ? " (following it)" : "");
     struct pump_stats st;
     int64_t t0 = mono_ms();
-    err = pump_run(&cfg, feed, in, res, sfd, &st);
+    err = pump_run(&cfg, feed, in, res, sfd, &notify, &st);
     double secs = (double)(mono_ms() - t0) / 1000.0;
     hlog(cfg.log_level, HLOG_INFO,
          "%" PRIu64 " lines: %" PRIu64 " accepted, %" PRIu64 " duplicates, %" PRIu64

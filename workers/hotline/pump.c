@@ -211,7 +211,8 @@ static int64_t resend_due(struct pump *p, int64_t now)
 }
 
 int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in,
-             struct resume *res, int stop_fd, struct pump_stats *ret_stats)
+             struct resume *res, int stop_fd, struct svcnotify *notify,
+             struct pump_stats *ret_stats)
 {
     struct pump p = {.cfg = cfg, .feed = feed, .in = in, .res = res};
     p.slots = calloc(cfg->window, sizeof(*p.slots));
@@ -222,6 +223,7 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
     bool stopping = false, draining_for_rotation = false;
     int64_t stop_by = 0;
     for (;;) {
+        svcnotify_watchdog(notify);
         /* fill the window */
         while (!stopping && !draining_for_rotation && p.tail - p.head < cfg->window) {
             rc = take_line(&p);
@@ -252,6 +254,7 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
                 hlog(cfg->log_level, HLOG_INFO,
                      "input rotated: reading the new file from its "
                      "start");
+                svcnotify_status("input rotated: submitting the new file from its start");
                 p.pos = (struct resume_pos){feed_inode(feed), 0, 0, 0};
                 p.pos_dirty = true;
                 draining_for_rotation = false;
@@ -276,6 +279,7 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
             timeout = cfg->save_ms;
         if (stopping && (timeout < 0 || timeout > 100))
             timeout = 100;
+        timeout = svcnotify_wait_ms(notify, timeout);
         zmq_pollitem_t items[2] = {{.socket = intake_socket(in), .events = ZMQ_POLLIN},
                                    {.fd = stop_fd, .events = ZMQ_POLLIN}};
         int n = zmq_poll(items, stop_fd >= 0 ? 2 : 1, timeout);
@@ -293,6 +297,8 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
             }
             stopping = true;
             stop_by = now_ms() + 2 * (int64_t)cfg->timeout_ms;
+            svcnotify_stopping("stopping: waiting up to %d ms for %" PRIu64 " orders in flight",
+                               2 * cfg->timeout_ms, p.tail - p.head);
             hlog(cfg->log_level, HLOG_INFO,
                  "stopping: waiting up to %d ms for %" PRIu64 " orders in flight",
                  2 * cfg->timeout_ms, p.tail - p.head);

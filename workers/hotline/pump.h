@@ -9,6 +9,7 @@
 #include "feed.h"
 #include "intake.h"
 #include "resume.h"
+#include "svcnotify.h"
 
 struct pump_config {
     unsigned window; /* orders in flight at once, 1..1000 */
@@ -27,9 +28,12 @@ struct pump_stats {
  * The resume position only ever covers lines whose outcome is final and
  * all lines before them, so a crash at any point neither skips an order
  * nor lists a bad line twice; resubmits after a crash are answered
- * duplicate by the broker. Returns 0 when everything read was committed,
- * 1 when stopped by a signal (what was committed is saved), or -errno. */
+ * duplicate by the broker. Every turn of the loop feeds the systemd
+ * watchdog through `notify` (which bounds each wait), and a signal sends
+ * STOPPING=1. Returns 0 when everything read was committed, 1 when
+ * stopped by a signal (what was committed is saved), or -errno. */
 int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in,
-             struct resume *res, int stop_fd, struct pump_stats *ret_stats);
+             struct resume *res, int stop_fd, struct svcnotify *notify,
+             struct pump_stats *ret_stats);
 
 #endif

@@ -17,6 +17,7 @@
 #include "georeport.h"
 #include "olog.h"
 #include "relay.h"
+#include "svcnotify.h"
 
 #ifndef GD_VERSION
 #define GD_VERSION "unknown"
@@ -123,8 +124,13 @@ int main(int argc, char **argv)
         goto free_db;
     }
     olog(cfg.log_level, OLOG_INFO, "listening on %s:%u", cfg.bind ? cfg.bind : "127.0.0.1", port);
-    rc = relay_run(g.relay, sfd) < 0 ? 1 : 0;
+    struct svcnotify notify;
+    svcnotify_init(&notify);
+    svcnotify_ready("serving Open311 at http://%s:%u/, submitting to the broker at %s",
+                    cfg.bind ? cfg.bind : "127.0.0.1", port, cfg.intake);
+    rc = relay_run(g.relay, sfd, &notify) < 0 ? 1 : 0;
     olog(cfg.log_level, OLOG_INFO, "stopping");
+    svcnotify_stopping("stopping: finishing the HTTP requests in progress");
     /* HTTP threads may be waiting in relay_call(): they time out (bounded by
      * submit_timeout_ms) while MHD_stop_daemon() joins them */
     MHD_stop_daemon(d);

@@ -184,16 +184,17 @@ static void deliver_reply(struct relay *r, uint8_t type)
     pthread_mutex_unlock(&r->lock);
 }
 
-int relay_run(struct relay *r, int stop_fd)
+int relay_run(struct relay *r, int stop_fd, struct svcnotify *notify)
 {
     for (;;) {
+        svcnotify_watchdog(notify);
         zmq_pollitem_t items[3] = {
             {.socket = intake_socket(r->in), .events = ZMQ_POLLIN},
             {.fd = r->wake_fd, .events = ZMQ_POLLIN},
             {.fd = stop_fd, .events = ZMQ_POLLIN},
         };
         /* a job that could not be sent (no broker yet) is tried again soon */
-        if (zmq_poll(items, 3, 100) < 0 && zmq_errno() != EINTR)
+        if (zmq_poll(items, 3, svcnotify_wait_ms(notify, 100)) < 0 && zmq_errno() != EINTR)
             return -zmq_errno();
         if (items[2].revents)
             return 0;

@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "gdp.h"
+#include "svcnotify.h"
 
 struct relay;
 
@@ -32,7 +33,8 @@ int relay_call(struct relay *r, uint64_t ref, enum gd_type type, const struct gd
                int timeout_ms, uint8_t *ret_type, struct gd_buf *ret_body);
 
 /* The broker thread: moves requests and replies until `stop_fd` (a
- * signalfd or eventfd) is readable. Returns 0 or -errno. */
-int relay_run(struct relay *r, int stop_fd);
+ * signalfd or eventfd) is readable, feeding the systemd watchdog through
+ * `notify` on every turn. Returns 0 or -errno. */
+int relay_run(struct relay *r, int stop_fd, struct svcnotify *notify);
 
 #endif
