@@ -74,6 +74,9 @@ struct incident {
     enum gd_level level;       /* owning level */
 
     bool durable;              /* its insert has committed */
+    struct queue *od_queue;    /* counted in its overdue (overdue.c), or NULL */
+    uint32_t od_gen;           /* bumped when tracked: older heap entries are stale */
+    bool dl_counted;           /* counted in its town's live_deadlines (tally.c) */
     bool queued;               /* linked in queue->items[priority] */
     int64_t enqueued_at;
     struct incident *qprev, *qnext;
@@ -101,7 +104,8 @@ struct queue {
     struct incident *items[GD_PRIO_COUNT]; /* FIFO per priority (utlist DL) */
     uint32_t depth;
     uint32_t in_flight;
-    uint32_t overdue;
+    uint32_t overdue;          /* kept by tally.c */
+    uint32_t overdue_check;    /* tally.c's verifying pass */
     struct session **consumers;
     uint32_t n_consumers, cap_consumers;
     uint32_t next_consumer;    /* round-robin position */
@@ -166,6 +170,14 @@ struct counters {
     uint64_t status_batches, status_bytes_raw, status_bytes_sent;
 };
 
+/* Incidents whose deadline is ahead, by the instant they become overdue
+ * (tally.c). */
+struct overdue_heap {
+    struct overdue_entry *entries;
+    size_t n, cap;
+    uint64_t ticks;
+};
+
 struct broker {
     struct config cfg;
     uv_loop_t *loop;
@@ -182,6 +194,8 @@ struct broker {
     struct incident *incidents;   /* by id */
     struct incident *by_key;      /* by (source, external_id) */
     uint32_t n_open;
+    struct overdue_heap overdue;     /* tally.c */
+    uint32_t live_deadlines_no_town; /* tally.c: of incidents without a town */
     uint64_t next_id;
     uint64_t next_delivery;
 

@@ -41,6 +41,7 @@ enum {
     OPT_STATUS_HWM,
     OPT_GAUGE_MS,
     OPT_STATUS_BATCH_MS,
+    OPT_OVERDUE_VERIFY,
     OPT_LOG_LEVEL,
     OPT_CHECK,
     OPT_DB_LANES,
@@ -82,6 +83,7 @@ static const struct option options[] = {
     {"status-hwm", required_argument, NULL, OPT_STATUS_HWM},
     {"gauge-ms", required_argument, NULL, OPT_GAUGE_MS},
     {"status-batch-ms", required_argument, NULL, OPT_STATUS_BATCH_MS},
+    {"overdue-verify", required_argument, NULL, OPT_OVERDUE_VERIFY},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"db-lanes", required_argument, NULL, OPT_DB_LANES},
@@ -141,6 +143,8 @@ static const char usage[] =
     "  --status-batch-ms N    transitions wait at most this long to be published\n"
     "                         together, one batch per town, ms [50]\n"
     "  --sla-alarm-ms N       period of the check for unwatched deadlines, ms [10000]\n"
+    "  --overdue-verify N     every N gauge periods, a pass over the open incidents\n"
+    "                         checks the queues' overdue counts (0: never) [600]\n"
     "  --utc-offset-min N     local time of the working calendar, minutes east of UTC [480]\n"
     "  --extension-approval P auto: extensions up to a category's maximum apply at once;\n"
     "                         above: beyond its automatic limit they wait for APPROVE [auto]\n"
@@ -292,6 +296,11 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         num = &cfg->gauge_ms;
         min = 10;
         max = 3600000;
+        break;
+    case OPT_OVERDUE_VERIFY:
+        num = &cfg->overdue_verify;
+        min = 0;
+        max = 1000000;
         break;
     case OPT_STATUS_BATCH_MS:
         num = &cfg->status_batch_ms;
@@ -509,6 +518,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .status_hwm = 10000,
         .gauge_ms = 1000,
         .status_batch_ms = 50,
+        .overdue_verify = 600,
         .sla_alarm_ms = 10000,
         .utc_offset_min = 480,
         .log_level = LOG_INFO,
@@ -628,6 +638,7 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->work_hwm, cfg->status_hwm);
     fprintf(out, "gauge_ms = %u\nstatus_batch_ms = %u\nsla_alarm_ms = %u\nutc_offset_min = %d\n",
             cfg->gauge_ms, cfg->status_batch_ms, cfg->sla_alarm_ms, cfg->utc_offset_min);
+    fprintf(out, "overdue_verify = %u\n", cfg->overdue_verify);
     fprintf(out, "extension_approval = %s\n", cfg->extension_approval ? "above" : "auto");
     if (cfg->curve_key)
         fprintf(out, "curve_key = %s\n", cfg->curve_key);

@@ -45,6 +45,7 @@ struct config {
 
     uint32_t gauge_ms;       /* period of queue.* and broker status */
     uint32_t status_batch_ms; /* longest wait of a transition for its batch */
+    uint32_t overdue_verify;  /* gauge periods between checks of the overdue counts */
     uint32_t sla_alarm_ms;   /* period of the no_sla_worker check */
     int32_t utc_offset_min;  /* local time of the calendar = UTC + this */
     bool extension_approval; /* beyond a category's automatic limit, an

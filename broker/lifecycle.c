@@ -15,6 +15,7 @@
 #include "intake.h"
 #include "log.h"
 #include "notify.h"
+#include "tally.h"
 #include "queue.h"
 #include "sla.h"
 #include "status.h"
@@ -139,6 +140,7 @@ void incident_drop(struct broker *b, struct incident *inc)
 {
     if (inc->doomed)
         return;
+    tally_forget(b, inc);
     work_detach(b, inc);
     if (inc->queue && lifecycle_in_hand(inc->state))
         inc->queue->in_flight--;
@@ -318,6 +320,7 @@ static void on_done(void *ctx, struct store_change *sc, enum store_result result
             answer_all(b, &lc->waiters, inc, sc, GD_OK);
         }
         status_transition(b, inc, sc);
+        tally_track(b, inc);
         if (!inc->doomed)
             sla_committed(b, inc, sc);
         if (sc->to == GD_ST_CLOSED)
@@ -647,6 +650,7 @@ int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen)
         inc->level = inc->owner ? inc->owner->level : GD_LEVEL_DISTRICT;
         incident_index(b, inc);
         sla_recovered(b, inc, now);
+        tally_track(b, inc);
         if (inc->state == GD_ST_QUEUED) {
             queue_push(q, inc, false, now);
         } else if (inc->state == GD_ST_DELIVERED) {

@@ -12,6 +12,7 @@
 #include "lifecycle.h"
 #include "log.h"
 #include "notify.h"
+#include "tally.h"
 #include "peers.h"
 #include "queue.h"
 #include "sla.h"
@@ -373,6 +374,7 @@ int main(int argc, char **argv)
     uv_run(b->loop, UV_RUN_DEFAULT);
 
     free_incidents(b);
+    tally_free(b);
     queue_free_all(b);
     org_clear(&b->org);
     calendar_free(b->calendar);

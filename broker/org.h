@@ -30,6 +30,8 @@ struct unit {
     struct unit *community;   /* ancestor-or-self at community level, or NULL */
     struct unit *grid;        /* ancestor-or-self at grid level, or NULL */
     struct session *sla;      /* towns: the SLA session serving it, or NULL */
+    uint32_t live_deadlines;  /* towns: open incidents with a live deadline (tally.c) */
+    uint32_t live_deadlines_check; /* tally.c's verifying pass */
     UT_hash_handle hh;
 };
 

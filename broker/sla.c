@@ -88,13 +88,21 @@ void sla_recovered(struct broker *b, struct incident *inc, int64_t now)
             inc->announced |= (uint8_t)(1u << k);
 }
 
-bool sla_overdue(const struct incident *inc, int64_t now)
+int64_t sla_overdue_from(const struct incident *inc)
 {
     if (inc->flagged)
-        return inc->state != GD_ST_RESOLVED && inc->state != GD_ST_CLOSED;
-    return (applies(GD_DL_SIGN, inc->state, false, inc->sign_due) && inc->sign_due <= now) ||
-           (applies(GD_DL_RESOLVE, inc->state, false, inc->resolve_due) &&
-            inc->resolve_due <= now);
+        return inc->state != GD_ST_RESOLVED && inc->state != GD_ST_CLOSED ? INT64_MIN : INT64_MAX;
+    int64_t at = INT64_MAX;
+    if (applies(GD_DL_SIGN, inc->state, false, inc->sign_due))
+        at = inc->sign_due;
+    if (applies(GD_DL_RESOLVE, inc->state, false, inc->resolve_due) && inc->resolve_due < at)
+        at = inc->resolve_due;
+    return at;
+}
+
+bool sla_overdue(const struct incident *inc, int64_t now)
+{
+    return sla_overdue_from(inc) <= now;
 }
 
 /* ---- who serves what ---- */
@@ -273,7 +281,7 @@ void sla_session_gone(struct broker *b, struct session *s)
     s->sync_ids = NULL;
 }
 
-static bool has_deadline(const struct incident *inc)
+bool sla_has_deadline(const struct incident *inc)
 {
     return inc->durable && !inc->doomed &&
            (applies(GD_DL_SIGN, inc->state, inc->flagged, inc->sign_due) ||
@@ -286,12 +294,12 @@ void sla_start_sync(struct broker *b, struct session *s)
 {
     uint32_t n = 0;
     for (struct incident *inc = b->incidents; inc; inc = inc->hh.next)
-        n += has_deadline(inc) && serves(b, s, inc);
+        n += sla_has_deadline(inc) && serves(b, s, inc);
     s->sync_ids = malloc(sizeof(uint64_t) * (n ? n : 1));
     s->sync_len = s->sync_pos = s->sync_sent = 0;
     if (s->sync_ids) {
         for (struct incident *inc = b->incidents; inc && s->sync_len < n; inc = inc->hh.next)
-            if (has_deadline(inc) && serves(b, s, inc))
+            if (sla_has_deadline(inc) && serves(b, s, inc))
                 s->sync_ids[s->sync_len++] = inc->id;
     }
     log_info("sla", "session %llu (%s): streaming %u incidents with live deadlines",
@@ -306,7 +314,7 @@ static bool pump_sync(struct broker *b, struct session *s)
 {
     for (int i = 0; i < SYNC_CHUNK && s->sync_pos < s->sync_len; i++) {
         struct incident *inc = incident_by_id(b, s->sync_ids[s->sync_pos]);
-        if (inc && has_deadline(inc) && serves(b, s, inc)) {
+        if (inc && sla_has_deadline(inc) && serves(b, s, inc)) {
             for (int k = 0; k < GD_DL_COUNT; k++) {
                 enum gd_deadline_kind kind = (enum gd_deadline_kind)k;
                 int64_t due = kind == GD_DL_SIGN ? inc->sign_due : inc->resolve_due;
@@ -345,25 +353,19 @@ static void check_unserved(struct broker *b)
     uint32_t unserved = 0, towns = 0;
     char list[256] = "";
     size_t len = 0;
-    struct unit *last = NULL;
-    bool no_town = false;
-    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next) {
-        if (!has_deadline(inc) || session_for(b, inc))
+    /* the towns' counts are kept as incidents change (tally.c) */
+    for (struct unit *t = b->org.units; t; t = t->hh.next) {
+        if (t->level != GD_LEVEL_TOWN || !t->live_deadlines || (t->sla ? t->sla : b->sla_all))
             continue;
-        unserved++;
-        struct unit *t = town_of(inc);
-        if (!t) {
-            no_town = true;
-            continue;
-        }
-        if (t == last || (len && strstr(list, t->code)))
-            continue;
-        last = t;
+        unserved += t->live_deadlines;
         towns++;
         if (len + strlen(t->code) + 2 < sizeof(list))
             len += (size_t)snprintf(list + len, sizeof(list) - len, "%s%s", len ? " " : "",
                                     t->code);
     }
+    bool no_town = b->live_deadlines_no_town && !(b->sla_no_town ? b->sla_no_town : b->sla_all);
+    if (no_town)
+        unserved += b->live_deadlines_no_town;
     if (!unserved)
         return;
     char msg[512];

@@ -56,6 +56,15 @@ void sla_command(struct broker *b, struct session *s, enum gd_type type,
 
 /* True when a deadline of `inc` that still applies has passed at `now`,
  * or it is flagged (overdue at the top). */
+/* True when `inc` (durable, open) has a deadline that still applies: one
+ * an SLA worker must watch. */
+bool sla_has_deadline(const struct incident *inc);
+
+/* The instant from which `inc` is overdue as it stands: INT64_MIN for a
+ * flagged open incident (overdue whatever the time), INT64_MAX when no
+ * deadline applies. sla_overdue(inc, now) is sla_overdue_from(inc) <= now. */
+int64_t sla_overdue_from(const struct incident *inc);
+
 bool sla_overdue(const struct incident *inc, int64_t now);
 
 /* Starts the timer that continues initial syncs and publishes the

@@ -10,6 +10,7 @@
 
 #include "auth.h"
 #include "log.h"
+#include "tally.h"
 #include "peers.h"
 #include "sla.h"
 #include "store.h"
@@ -369,12 +370,7 @@ static void on_gauge_timer(uv_timer_t *t)
     int64_t now = broker_now(b);
     char topic[GD_MAX_TOPIC];
     status_flush(b); /* the transitions before this period's gauges */
-    /* overdue per queue: one pass over the open incidents */
-    for (struct queue *q = b->queues; q; q = q->hh.next)
-        q->overdue = 0;
-    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next)
-        if (inc->durable && inc->queue && sla_overdue(inc, now))
-            inc->queue->overdue++;
+    tally_tick(b, now); /* the deadlines that passed since the last period */
     for (struct queue *q = b->queues; q; q = q->hh.next) {
         struct gd_gauge g;
         status_gauge(b, q, now, &g);

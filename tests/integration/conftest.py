@@ -44,6 +44,7 @@ BROKER_DEFAULTS = {
     "heartbeat-ms": 100,
     "liveness": 5,
     "gauge-ms": 200,
+    "overdue-verify": 5,   # every second: a change the overdue counts missed fails the test
     "flush-ms": 2,
     "max-attempts": 3,
     "db-retry-ms": 100,
@@ -367,6 +368,9 @@ def make_broker(request, dsn, hub):
         except AssertionError as e:
             problems.append(str(e))
     hub.close()   # before the sockets' directories go
+    for b in made:
+        if b.log_path.exists() and "counts rebuilt" in b.log_text():
+            problems.append("the queues' overdue counts drifted (a change was not tracked)")
     for b in made:
         shutil.rmtree(b.dir, ignore_errors=True)
     if problems:

@@ -209,12 +209,37 @@ def test_overlapping_shards_are_refused_and_the_full_set_comes_on_connect(make_b
 
 def test_unwatched_deadlines_raise_the_no_sla_worker_alarm(make_broker, pg):
     make_fast_category(pg, sign_s=30, resolve_s=60)
+    other_town = "500113002"
+    other_grid = pg.scalar("SELECT g.code FROM org_unit g JOIN org_unit c ON g.parent = c.code "
+                           "WHERE g.level = 'grid' AND c.parent = %s ORDER BY g.code LIMIT 1",
+                           other_town)
     broker = make_broker(sla_alarm_ms=200)
     status = broker.status("alarm.no_sla_worker")
-    broker.intake().submit(source="t", external_id="alone", category=CATEGORY,
-                           location={"unit": GRID})
+    intake = broker.intake()
+    ids = [intake.submit(source="t", external_id=f"alone-{i}", category=CATEGORY,
+                         location={"unit": unit})["incident_id"]
+           for i, unit in enumerate((GRID, GRID, other_grid))]
+    alarm = status.topic("alarm.no_sla_worker", lambda m: m["message"].startswith("3 open"))
+    assert f"(towns: {TOWN} {other_town})" in alarm["message"], alarm["message"]
+
+    # an SLA worker for the first town: only the other one is left unwatched
+    d, m = sla_session(broker, shard=[TOWN])
+    assert m.type == "WELCOME"
+    deadlines_until_synced(d)
+    status.drain()
     alarm = status.topic("alarm.no_sla_worker")
-    assert TOWN in alarm["message"]
+    assert alarm["message"].startswith("1 open incidents"), alarm["message"]
+    assert f"(towns: {other_town})" in alarm["message"], alarm["message"]
+
+    # the other town's incident resolved: no deadline left to watch, no alarm
+    w = broker.worker(queues=[other_grid], credit=1)
+    dl = w.deliver()
+    assert dl["incident"]["id"] == ids[2]
+    ok = w.sign(dl)
+    ok = w.resolve(ids[2], ok["version"], result="done")
+    assert ok.type == "OK", ok
+    status.drain(0.5)
+    status.nothing(lambda m: m.topic.startswith("alarm.no_sla_worker"), within=1.0)
 
 
 def test_working_time_limits_fall_inside_working_hours_on_working_days(make_broker, pg):

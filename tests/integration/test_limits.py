@@ -248,7 +248,9 @@ class Watched:
 
 
 def counter(status, name):
-    """The broker counter `name` from the next `broker` status message."""
+    """The broker counter `name` from a `broker` status message published from now on (the
+    ones already received, kept by nothing(), may be older than what is being counted)."""
+    status.drain()
     m = status.topic("broker")
     return m["counters"].get(name, 0)
 
