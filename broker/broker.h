@@ -76,7 +76,8 @@ struct incident {
     bool durable;              /* its insert has committed */
     struct queue *od_queue;    /* counted in its overdue (overdue.c), or NULL */
     uint32_t od_gen;           /* bumped when tracked: older heap entries are stale */
-    bool dl_counted;           /* counted in its town's live_deadlines (tally.c) */
+    bool dl_counted;           /* counted among live deadlines (tally.c): */
+    struct unit *dl_town;      /* its town's, or NULL: the no-town count */
     bool queued;               /* linked in queue->items[priority] */
     int64_t enqueued_at;
     struct incident *qprev, *qnext;

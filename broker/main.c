@@ -129,6 +129,7 @@ static void on_sighup(uv_signal_t *h, int signum)
         } else {
             log_info("broker", "org tree reloaded: %zu units, %zu categories", b->org.n_units,
                      b->org.n_categories);
+            tally_rebuild(b); /* a unit may now belong to another town */
         }
         struct calendar *cal = calendar_new(b->cfg.utc_offset_min);
         if (cal && calendar_load(cal, conn, err, sizeof(err)) == 0) {

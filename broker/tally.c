@@ -80,20 +80,33 @@ static void uncount(struct incident *inc)
     }
 }
 
-/* The live-deadline count `inc` belongs to: its town's, or the no-town one. */
-static uint32_t *deadlines_of(struct broker *b, const struct incident *inc)
+static struct unit *town_of(const struct incident *inc)
 {
-    struct unit *town = inc->location ? inc->location->town : NULL;
-    return town ? &town->live_deadlines : &b->live_deadlines_no_town;
+    return inc->location ? inc->location->town : NULL;
 }
 
+/* Counts `inc` among its town's live deadlines (or the no-town ones) when
+ * `live`, undoing its previous count: where it was counted is kept, as an
+ * org reload may move its place to another town. */
 static void count_deadlines(struct broker *b, struct incident *inc, bool live)
 {
-    if (live == inc->dl_counted)
+    struct unit *town = town_of(inc);
+    if (live == inc->dl_counted && (!live || town == inc->dl_town))
         return;
-    uint32_t *n = deadlines_of(b, inc);
-    *n = live ? *n + 1 : *n - 1;
+    if (inc->dl_counted) {
+        if (inc->dl_town)
+            inc->dl_town->live_deadlines--;
+        else
+            b->live_deadlines_no_town--;
+    }
+    if (live) {
+        if (town)
+            town->live_deadlines++;
+        else
+            b->live_deadlines_no_town++;
+    }
     inc->dl_counted = live;
+    inc->dl_town = live ? town : NULL;
 }
 
 void tally_track(struct broker *b, struct incident *inc)
@@ -117,8 +130,7 @@ void tally_forget(struct broker *b, struct incident *inc)
     count_deadlines(b, inc, false);
 }
 
-/* Every count from scratch: a pass over the open incidents. */
-static void rebuild(struct broker *b)
+void tally_rebuild(struct broker *b)
 {
     b->overdue.n = 0;
     for (struct queue *q = b->queues; q; q = q->hh.next)
@@ -129,6 +141,7 @@ static void rebuild(struct broker *b)
     for (struct incident *inc = b->incidents; inc; inc = inc->hh.next) {
         inc->od_queue = NULL;
         inc->dl_counted = false;
+        inc->dl_town = NULL;
         tally_track(b, inc);
     }
 }
@@ -146,19 +159,17 @@ static void verify(struct broker *b, int64_t now)
         u->live_deadlines_check = 0;
     uint32_t no_town = 0;
     for (struct incident *inc = b->incidents; inc; inc = inc->hh.next) {
-        uint32_t *dl = deadlines_of(b, inc);
-        uint32_t *dl_check = dl == &b->live_deadlines_no_town
-                                 ? &no_town
-                                 : &inc->location->town->live_deadlines_check;
         if (inc->pending_changes) {
             if (inc->od_queue)
                 inc->od_queue->overdue_check++;
-            *dl_check += inc->dl_counted;
+            if (inc->dl_counted)
+                *(inc->dl_town ? &inc->dl_town->live_deadlines_check : &no_town) += 1;
             continue;
         }
         if (inc->durable && inc->queue && sla_overdue(inc, now))
             inc->queue->overdue_check++;
-        *dl_check += sla_has_deadline(inc);
+        if (sla_has_deadline(inc))
+            *(town_of(inc) ? &town_of(inc)->live_deadlines_check : &no_town) += 1;
     }
     for (struct queue *q = b->queues; q; q = q->hh.next)
         if (q->overdue_check != q->overdue && !drift++)
@@ -172,7 +183,7 @@ static void verify(struct broker *b, int64_t now)
         log_warn("tally", "no town: %u live deadlines kept, %u counted; counts rebuilt",
                  b->live_deadlines_no_town, no_town);
     if (drift)
-        rebuild(b);
+        tally_rebuild(b);
 }
 
 void tally_tick(struct broker *b, int64_t now)
@@ -190,7 +201,7 @@ void tally_tick(struct broker *b, int64_t now)
     /* stale entries (incidents that changed or left) pile up until their
      * instant comes: past twice what is open, file everything again */
     if (h->n > 2 * (size_t)b->n_open + 4096)
-        rebuild(b);
+        tally_rebuild(b);
     if (b->cfg.overdue_verify && ++h->ticks % b->cfg.overdue_verify == 0)
         verify(b, now);
 }

@@ -34,6 +34,10 @@ void tally_forget(struct broker *b, struct incident *inc);
  * period, before the gauges are read. */
 void tally_tick(struct broker *b, int64_t now);
 
+/* Every count from scratch, by a pass over the open incidents: after an
+ * org reload (a unit may have moved to another town). */
+void tally_rebuild(struct broker *b);
+
 /* Frees the heap. */
 void tally_free(struct broker *b);
 
