@@ -2,7 +2,7 @@
 # run-subscriber-bench.sh - intake throughput of gd-broker with 0 and with N status subscribers connected.
 #
 # usage: tests/bench/run-subscriber-bench.sh [BUILD_DIR] [SUBSCRIBERS] [ROUNDS] [TOTAL]
-#   defaults: build/release 100 3 20000 (figures in README: 100 20 60000)
+#   defaults: build/release 100 3 20000 (figures in README: 100 16 60000)
 #
 # One broker on a private PostgreSQL; each round runs bench-broker's intake
 # phase (TOTAL SUBMITs) twice, with no subscriber and with SUBSCRIBERS SUB
