@@ -20,6 +20,7 @@
 #include "peers.h"
 #include "ratelimit.h"
 #include "store.h"
+#include "svcnotify.h"
 #include "zsock.h"
 
 struct session;
@@ -195,6 +196,7 @@ struct broker {
     struct incident *incidents;   /* by id */
     struct incident *by_key;      /* by (source, external_id) */
     uint32_t n_open;
+    struct svcnotify notify;         /* the service manager (systemd), svcnotify.h */
     struct overdue_heap overdue;     /* tally.c */
     uint32_t live_deadlines_no_town; /* tally.c: of incidents without a town */
     uint64_t next_id;

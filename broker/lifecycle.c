@@ -14,11 +14,10 @@
 
 #include "intake.h"
 #include "log.h"
-#include "notify.h"
-#include "tally.h"
 #include "queue.h"
 #include "sla.h"
 #include "status.h"
+#include "tally.h"
 #include "work.h"
 
 /* A store_change plus what to do when it is durable. */
@@ -627,7 +626,7 @@ int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen)
     uint32_t requeued = 0;
     for (int i = 0; i < PQntuples(res); i++) {
         if (i % 4096 == 0)
-            notify_watchdog(); /* a million rows take seconds */
+            svcnotify_watchdog(&b->notify); /* a million rows take seconds */
         struct incident *inc = incident_from_row(b, res, i);
         if (!inc) {
             PQclear(res);

@@ -11,12 +11,11 @@
 #include "intake.h"
 #include "lifecycle.h"
 #include "log.h"
-#include "notify.h"
-#include "tally.h"
 #include "peers.h"
 #include "queue.h"
 #include "sla.h"
 #include "status.h"
+#include "tally.h"
 #include "work.h"
 
 /* Longest a clean shutdown waits for the last commits. */
@@ -42,14 +41,14 @@ static void on_store_state(void *ctx, bool up)
             zsock_last_endpoint(&b->work, work, sizeof(work));
             zsock_last_endpoint(&b->status, status, sizeof(status));
             log_info("broker", "ready: intake %s work %s status %s", intake, work, status);
-            notify_ready("active: serving intake %s, work %s, status %s; %u open incidents",
+            svcnotify_ready("active: serving intake %s, work %s, status %s; %u open incidents",
                          intake, work, status, HASH_COUNT(b->incidents));
         } else {
-            notify_status("active: the database is back");
+            svcnotify_status("active: the database is back");
         }
         work_kick_all(b);
     } else {
-        notify_status("active, but the database is unreachable: new work is answered BUSY");
+        svcnotify_status("active, but the database is unreachable: new work is answered BUSY");
         lifecycle_db_down(b);
         status_alarm(b, "db_down", "critical", 0, NULL,
                      "the database is unreachable: new work is answered BUSY until it returns");
@@ -68,7 +67,7 @@ static void finish(struct broker *b)
     store_close(b->store, NULL, NULL);
     b->store = NULL;
     auth_close(b);
-    notify_close();
+    svcnotify_close(&b->notify);
     uv_close((uv_handle_t *)&b->sigterm, NULL);
     uv_close((uv_handle_t *)&b->sigint, NULL);
     uv_close((uv_handle_t *)&b->sighup, NULL);
@@ -97,7 +96,7 @@ static void on_signal(uv_signal_t *h, int signum)
         _exit(1);
     }
     log_info("broker", "%s: no new work; committing what is in progress", strsignal(signum));
-    notify_stopping();
+    svcnotify_stopping("stopping: committing what is in progress");
     b->stopping = true;
     b->stop_started = broker_now(b);
     uv_timer_init(b->loop, &b->shutdown_timer);
@@ -116,7 +115,7 @@ static void on_sighup(uv_signal_t *h, int signum)
     struct broker *b = h->data;
     char err[512];
     bool ok = false;
-    notify_reloading();
+    svcnotify_reloading("reloading the org tree, calendar and principals");
     PGconn *conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
     if (!conn) {
         log_error("broker", "reload: no database (%s); the org tree and calendar stay as they "
@@ -147,7 +146,7 @@ static void on_sighup(uv_signal_t *h, int signum)
         log_error("broker", "reload failed, the previous principals stay in force: %s", err);
         ok = false;
     }
-    notify_ready("active: %s; %u open incidents",
+    svcnotify_ready("active: %s; %u open incidents",
                  ok ? "reloaded" : "reload failed, see the log; what failed stays as it was",
                  HASH_COUNT(b->incidents));
 }
@@ -170,11 +169,11 @@ static PGconn *connect_waiting(struct broker *b)
             return conn;
         if (tries % 10 == 0) {
             log_warn("broker", "waiting for the database: %s", err);
-            notify_status("starting: waiting for the database: %s", err);
+            svcnotify_status("starting: waiting for the database: %s", err);
         }
-        notify_watchdog();
+        svcnotify_watchdog(&b->notify);
         usleep(b->cfg.db_retry_ms * 1000);
-        notify_watchdog();
+        svcnotify_watchdog(&b->notify);
     }
 }
 
@@ -188,13 +187,13 @@ static void on_standby(void *ctx)
     (void)ctx;
     log_info("broker", "standby: another broker is active; waiting for its lock");
     /* the process is up and doing its job: a standby is a ready service */
-    notify_ready("standby: waiting for the active broker's lock");
+    svcnotify_ready("standby: waiting for the active broker's lock");
 }
 
 static void on_standby_tick(void *ctx)
 {
-    (void)ctx;
-    notify_watchdog();
+    struct broker *b = ctx;
+    svcnotify_watchdog(&b->notify);
 }
 
 static PGconn *become_active(struct broker *b)
@@ -204,13 +203,13 @@ static PGconn *become_active(struct broker *b)
         .standby = on_standby,
         .tick = on_standby_tick,
         .ctx = b,
-        .tick_ms = notify_watchdog_ms() / 4,
+        .tick_ms = b->notify.interval_ms / 4,
     };
     for (;;) {
         PGconn *conn = connect_waiting(b);
         log_info("broker", "taking the active-broker lock (waits while another broker is active)");
         if (store_fence(conn, &wait, err, sizeof(err)) == 0) {
-            notify_status("active: loading the org tree and open incidents");
+            svcnotify_status("active: loading the org tree and open incidents");
             return conn;
         }
         bool lost = PQstatus(conn) == CONNECTION_BAD;
@@ -319,7 +318,11 @@ int main(int argc, char **argv)
     }
 
     b->loop = uv_default_loop();
-    notify_init(b->loop);
+    /* WATCHDOG=1 from the loop; waits outside it (the standby's, recovery)
+     * feed it themselves */
+    if (svcnotify_init(&b->notify) && svcnotify_watch_loop(&b->notify, b->loop) == 0)
+        log_info("broker", "systemd watchdog every %llu ms",
+                 (unsigned long long)b->notify.interval_ms / 2);
     b->started_at = broker_now(b);
     b->zctx = zmq_ctx_new();
     b->decoder = gd_decoder_new();

@@ -10,10 +10,9 @@
 
 #include "auth.h"
 #include "log.h"
-#include "tally.h"
 #include "peers.h"
-#include "sla.h"
 #include "store.h"
+#include "tally.h"
 
 /* Subscription frames queued per subscriber before the broker reads them. */
 #define STATUS_SUBSCRIPTIONS_QUEUED 32

@@ -87,6 +87,14 @@ void svcnotify_status(const char *fmt, ...)
     va_end(ap);
 }
 
+void svcnotify_reloading(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    send_status("RELOADING=1\n", fmt, ap);
+    va_end(ap);
+}
+
 void svcnotify_stopping(const char *fmt, ...)
 {
     va_list ap;

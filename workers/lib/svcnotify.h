@@ -1,7 +1,7 @@
 /* svcnotify.h - telling the service manager (systemd) how a worker program is doing.
  *
- * For gd-worker, gd-sla, gd-dashboard, gd-hotline and gd-open311 under a
- * Type=notify unit (NOTIFY_SOCKET set): READY=1 once the program does its
+ * For gd-broker, gd-worker, gd-sla, gd-dashboard, gd-hotline and gd-open311
+ * under a Type=notify unit (NOTIFY_SOCKET set): READY=1 once the program does its
  * job or waits for what it needs in its normal way, STATUS lines on its
  * big state changes, STOPPING=1 at a signal. With WatchdogSec= set
  * (WATCHDOG_USEC) the program sends WATCHDOG=1 at half the interval from
@@ -54,6 +54,9 @@ void svcnotify_ready(const char *fmt, ...) __attribute__((format(printf, 1, 2)))
 
 /* STATUS=<text>. */
 void svcnotify_status(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+/* RELOADING=1 and STATUS=<text>: a reload begins (svcnotify_ready after it). */
+void svcnotify_reloading(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* STOPPING=1 and STATUS=<text>: a signal asked the program to stop. */
 void svcnotify_stopping(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
