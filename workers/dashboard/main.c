@@ -33,8 +33,6 @@ struct dashboard {
     uv_timer_t seed_timer;
     struct svcnotify notify;
     char url[300];    /* http://host:port/ once serving, for STATUS lines */
-    bool broker_lost; /* the status subscription was made anew and no broker status came since */
-    int64_t broker_started_at; /* of the broker whose status we read; 0 before the first */
 };
 
 static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -63,21 +61,20 @@ static void on_status(void *arg, const char *topic, size_t topic_len, const stru
 {
     struct dashboard *d = arg;
     dash_model_apply(&d->model, topic, topic_len, st, now_ms());
-    if (st->kind != GD_STATUS_BROKER)
-        return;
-    /* Transitions published while the subscription was away, or while a
-     * new broker started, never reach us (PROTOCOL §12.3): once the status
-     * stream is live again, today's counts are taken from the event log. */
-    bool restarted = d->broker_started_at && st->u.broker.started_at != d->broker_started_at;
-    d->broker_started_at = st->u.broker.started_at;
-    if (d->broker_lost) {
-        d->broker_lost = false;
+}
+
+/* Transitions published while the subscription was away, or while a new
+ * broker started, never reach us (PROTOCOL §12.3): now that the status
+ * stream is live again, today's counts are taken from the event log. */
+static void on_resumed(void *arg, bool remade, bool restarted)
+{
+    struct dashboard *d = arg;
+    (void)restarted; /* not remade: restarted */
+    if (remade) {
         logf_("info", "broker status again");
         svcnotify_status("serving HTTP at %s; broker status from %s", d->url, d->cfg.status_ep);
-        reseed(d, "the status subscription was made anew");
-    } else if (restarted) {
-        reseed(d, "a new broker");
     }
+    reseed(d, remade ? "the status subscription was made anew" : "a new broker");
 }
 
 static void on_gauges(void *arg, const struct gd_gauges *g, bool last)
@@ -104,10 +101,9 @@ static void on_resubscribe(void *arg, uint64_t silent_ms, uint32_t attempt, cons
 {
     struct dashboard *d = arg;
     d->model.resubscribes++;
-    if (!d->broker_lost)
+    if (attempt == 1)
         svcnotify_status("serving HTTP at %s; broker status silent for %.1f s, subscribed anew",
                          d->url, (double)silent_ms / 1000.0);
-    d->broker_lost = true;
     if (err)
         logf_("warn", "cannot make the status subscription anew: %s", err);
     else if (attempt == 1 || d->cfg.verbose) /* once per silence, not every few seconds */
@@ -225,7 +221,12 @@ int main(int argc, char **argv)
         goto close_loop;
     }
     dash_model_init(&d->model, d->cfg.utc_offset_min, now_ms());
-    struct statsub_callbacks cb = {on_status, on_gauges, on_decode_error, on_resubscribe, d};
+    struct statsub_callbacks cb = {.on_status = on_status,
+                                   .on_gauges = on_gauges,
+                                   .on_error = on_decode_error,
+                                   .on_resubscribe = on_resubscribe,
+                                   .on_resumed = on_resumed,
+                                   .arg = d};
     if (statsub_open(&d->sub, &d->loop, d->zctx, d->cfg.status_ep, d->cfg.intake_ep,
                      d->cfg.broker_silence_ms, &cb, err, sizeof(err)) < 0) {
         logf_("error", "%s", err);

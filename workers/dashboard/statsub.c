@@ -76,9 +76,10 @@ static void on_sub_message(struct statsub *s, zmq_msg_t f[2])
             s->cb.on_error(s->cb.arg, topic, tlen, &e);
         return;
     }
-    bool restarted = false;
+    bool restarted = false, remade = false;
     if (st.kind == GD_STATUS_BROKER) {
         s->last_broker = uv_now(s->loop);
+        remade = s->attempts > 0;
         s->attempts = 0;
         if (s->silence_ms)
             uv_timer_start(&s->silence_timer, on_silence, s->silence_ms, 0);
@@ -89,6 +90,8 @@ static void on_sub_message(struct statsub *s, zmq_msg_t f[2])
     s->cb.on_status(s->cb.arg, topic, tlen, &st);
     if (restarted)
         statsub_snapshot(s);
+    if ((remade || restarted) && s->cb.on_resumed)
+        s->cb.on_resumed(s->cb.arg, remade, restarted);
 }
 
 static void on_req_message(struct statsub *s, zmq_msg_t f[2])

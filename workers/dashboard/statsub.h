@@ -29,12 +29,18 @@ typedef void (*statsub_error_cb)(void *arg, const char *topic, size_t topic_len,
  * another silence). */
 typedef void (*statsub_resubscribe_cb)(void *arg, uint64_t silent_ms, uint32_t attempt,
                                        const char *err);
+/* A `broker` message after a gap in the stream, just handed to on_status:
+ * the first since the sockets were made anew (`remade`), or from a broker
+ * with a new started_at (`restarted`). What was published during the gap
+ * never came. */
+typedef void (*statsub_resumed_cb)(void *arg, bool remade, bool restarted);
 
 struct statsub_callbacks {
     statsub_status_cb on_status;
     statsub_gauges_cb on_gauges;
     statsub_error_cb on_error;
     statsub_resubscribe_cb on_resubscribe; /* may be NULL */
+    statsub_resumed_cb on_resumed;         /* may be NULL */
     void *arg;
 };
 

@@ -233,7 +233,8 @@ int cmd_top(struct gdctl *g, int argc, char **argv)
     t->ansi = !plain;
     uv_loop_init(&t->loop);
     dash_model_init(&t->model, 480, now_ms());
-    struct statsub_callbacks cb = {on_status, on_gauges, on_error, NULL, t};
+    struct statsub_callbacks cb = {
+        .on_status = on_status, .on_gauges = on_gauges, .on_error = on_error, .arg = t};
     /* subscribe before reading the database, as the dashboard does; a
      * broker that falls silent is subscribed to anew, as there */
     if (statsub_open(&t->sub, &t->loop, g->zctx, g->status_ep, g->intake_ep, STATSUB_SILENCE_MS,
