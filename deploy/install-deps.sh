@@ -12,9 +12,9 @@ packages=(
     # libraries
     libzmq3-dev libpq-dev libmsgpack-dev libuv1-dev libcmocka-dev uthash-dev libzstd-dev
     libsystemd-dev
-    libjansson-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev
+    libjansson-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libgeos-dev
     # PostgreSQL server (private test clusters) and client tools
-    postgresql-15 postgresql-client-15
+    postgresql-15 postgresql-client-15 postgresql-15-postgis-3
     # integration tests
     python3-zmq python3-msgpack python3-psycopg2 python3-pytest python3-zstandard
     # dashboard tests: headless browser (driven by playwright-core from npm, which
