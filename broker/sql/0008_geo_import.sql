@@ -14,8 +14,9 @@
 -- Boundaries come as CSV `code,wkt` (COPY straight into the `code` and `wkt`
 -- columns; WKT or EWKT, Polygon or MultiPolygon) or as a GeoJSON
 -- FeatureCollection, which gdctl reads and stages one feature per row into
--- `code` and `geojson` (the feature's geometry object), with `problem` set
--- when the feature itself is malformed (no properties.code, no geometry). A
+-- `code` and `geojson` (the feature's geometry object) with `feature` true,
+-- and `problem` set when the feature itself is malformed (no geometry, too
+-- many vertices). A
 -- staged row is called "line N" (CSV, header = line 1) or "feature N"
 -- (GeoJSON, the first feature = feature 1) in the messages.
 --
@@ -72,7 +73,8 @@ CREATE UNLOGGED TABLE import_unit_boundary (
     code     text,
     wkt      text,
     geojson  text,
-    problem  text
+    problem  text,
+    feature  boolean  -- gdctl sets it for GeoJSON: rows are features, not lines
 );
 CREATE UNLOGGED TABLE import_address_point (
     line_seq bigint GENERATED ALWAYS AS IDENTITY,
@@ -150,8 +152,9 @@ EXCEPTION WHEN others THEN
 END
 $fn$;
 
--- Where the first ring of polygon geometry G that does not end at its start
--- is ("polygon 2, ring 1 (outer)"), or NULL when every ring is closed.
+-- Which ring of polygon geometry G is the first that does not end at its
+-- start ("the outer ring of polygon 2", "hole 1 of polygon 1"), or NULL when
+-- every ring is closed.
 -- (The GeoJSON reader accepts open rings; the WKT reader refuses them.)
 CREATE FUNCTION gd_geom_open_ring(g geometry) RETURNS text
 LANGUAGE plpgsql IMMUTABLE AS $fn$
@@ -161,11 +164,11 @@ DECLARE
 BEGIN
     FOR part IN SELECT path, geom FROM ST_Dump(g) LOOP
         IF NOT ST_IsClosed(ST_ExteriorRing(part.geom)) THEN
-            RETURN format('polygon %s, ring 1 (outer)', coalesce(part.path[1], 1));
+            RETURN format('the outer ring of polygon %s', coalesce(part.path[1], 1));
         END IF;
         FOR i IN 1..ST_NumInteriorRings(part.geom) LOOP
             IF NOT ST_IsClosed(ST_InteriorRingN(part.geom, i)) THEN
-                RETURN format('polygon %s, ring %s (hole %s)', coalesce(part.path[1], 1), i + 1, i);
+                RETURN format('hole %s of polygon %s', i, coalesce(part.path[1], 1));
             END IF;
         END LOOP;
     END LOOP;
@@ -195,8 +198,8 @@ DECLARE
 BEGIN
     PERFORM pg_advisory_xact_lock(7347002);
 
-    SELECT count(*), coalesce(bool_or(b.geojson IS NOT NULL), false) INTO n_rows, from_json
-      FROM import_unit_boundary b;
+    SELECT count(*), coalesce(bool_or(feature), false) INTO n_rows, from_json
+      FROM import_unit_boundary;
     IF n_rows > gd_geo_max_features() THEN
         PERFORM gd_import_refuse('boundary',
             ARRAY[format('the file has %s features; at most %s are allowed in one import '
@@ -217,7 +220,7 @@ BEGIN
     ),
     parsed AS (
         SELECT s.n, s.code, s.problem AS staged_problem,
-               CASE WHEN s.geojson IS NOT NULL THEN format('feature %s', s.n)
+               CASE WHEN from_json THEN format('feature %s', s.n)
                     ELSE format('line %s', s.n + 1) END AS label,
                coalesce(length(s.geojson), length(s.wkt), 0) AS text_len,
                g.geom, g.problem AS parse_problem
@@ -318,7 +321,7 @@ BEGIN
         UNION ALL
         SELECT n, label, code, format('duplicate code, already in %s',
                                       (SELECT f.label FROM s f WHERE f.n = s.first_n))
-          FROM s WHERE n > first_n
+          FROM s WHERE code IS NOT NULL AND n > first_n
         UNION ALL
         SELECT a.n, a.label, a.code,
                format('lies outside %s %s''s polygon (%s): %s of it is outside '
@@ -411,7 +414,7 @@ $fn$;
 -- fraction, surrounding blanks allowed), or NULL.
 CREATE FUNCTION gd_import_degrees(field text) RETURNS double precision
 LANGUAGE sql IMMUTABLE AS $fn$
-    SELECT CASE WHEN btrim(field) ~ '^[+-]?[0-9]{1,3}([.][0-9]{1,15})?$'
+    SELECT CASE WHEN btrim(field) ~ '^[+-]?[0-9]{1,18}([.][0-9]{1,18})?$'
                 THEN btrim(field)::double precision END
 $fn$;
 
@@ -526,7 +529,7 @@ BEGIN
     )
     SELECT array_agg(format('%s%s: %s', label,
                             CASE WHEN road IS NOT NULL OR number IS NOT NULL
-                                 THEN format(' (%s %s)', coalesce(road, ''), coalesce(number, ''))
+                                 THEN format(' (%s)', concat_ws(' ', road, number))
                                  ELSE '' END,
                             what)
                      ORDER BY n, what)
