@@ -317,9 +317,10 @@ if [[ -x deploy/demo/load.sh ]]; then
             die "cannot query the database"
         if [[ $shapes == t ]]; then
             say "loading the demo district's boundaries and addresses"
-            deploy/import-csv.sh boundaries deploy/demo/data/boundaries.csv "$GD_DB_DSN" &&
-                deploy/import-csv.sh addresses deploy/demo/data/addresses.csv "$GD_DB_DSN" ||
-                die "loading demo boundaries failed"
+            deploy/import-csv.sh boundaries deploy/demo/data/boundaries.csv "$GD_DB_DSN" ||
+                die "loading the demo boundaries failed"
+            deploy/import-csv.sh addresses deploy/demo/data/addresses.csv "$GD_DB_DSN" ||
+                die "loading the demo addresses failed"
         fi
     fi
 fi

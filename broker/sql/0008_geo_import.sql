@@ -271,9 +271,9 @@ BEGIN
     CREATE TEMP TABLE gd_geo_after ON COMMIT DROP AS
     SELECT s.code, s.level, s.n, s.label,
            ST_Multi(ST_Force2D(ST_SetSRID(s.geom, 4326)))::geometry(MultiPolygon, 4326) AS geom
-      FROM gd_stage_boundary s
-     WHERE s.problem IS NULL AND s.level IS NOT NULL
-       AND s.n = (SELECT min(d.n) FROM gd_stage_boundary d WHERE d.code = s.code)
+      FROM (SELECT s.*, row_number() OVER (PARTITION BY s.code ORDER BY s.n) AS k
+              FROM gd_stage_boundary s) s
+     WHERE s.k = 1 AND s.problem IS NULL AND s.level IS NOT NULL
     UNION ALL
     SELECT b.unit, u.level, NULL, NULL, b.geom
       FROM unit_boundary b
