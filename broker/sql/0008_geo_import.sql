@@ -229,7 +229,7 @@ BEGIN
                  ON coalesce(length(s.geojson), length(s.wkt), 0) <= gd_geo_max_text()
                     AND s.problem IS NULL
     )
-    SELECT p.n, p.label, p.code, u.level, u.parent, p.geom,
+    SELECT p.n, p.label, p.code, u.level, u.parent, p.geom, p.staged_problem,
            CASE
                WHEN p.staged_problem IS NOT NULL THEN p.staged_problem
                WHEN p.text_len > gd_geo_max_text()
@@ -313,8 +313,10 @@ BEGIN
     problem(n, label, code, what) AS (
         SELECT n, label, code, problem FROM s WHERE problem IS NOT NULL
         UNION ALL
-        SELECT n, label, code, 'code is empty (properties.code in GeoJSON)'
-          FROM s WHERE code IS NULL AND problem IS NULL
+        SELECT n, label, code,
+               'code is empty' || CASE WHEN from_json THEN ' (properties.code)' ELSE '' END
+          -- what gdctl found wrong with a feature says all about its code
+          FROM s WHERE code IS NULL AND staged_problem IS NULL
         UNION ALL
         SELECT n, label, code, 'unknown unit code: not in org_unit (import the org tree first)'
           FROM s WHERE code IS NOT NULL AND level IS NULL

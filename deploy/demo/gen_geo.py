@@ -33,8 +33,8 @@ import sys
 
 SEED = 500113
 SCALE = 100_000             # coordinates are integers in 1e-5 degrees (about 1 m)
-CENTRE = (106.72, 29.43)    # lon, lat
-RADII = (0.205, 0.305)      # degrees east-west, north-south
+CENTRE = (106.725, 29.43)   # lon, lat
+RADII = (0.19, 0.27)        # degrees east-west, north-south (times up to 1.17)
 OUTLINE_POINTS = 48
 COS_LAT = math.cos(math.radians(CENTRE[1]))
 

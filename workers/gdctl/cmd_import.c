@@ -53,8 +53,9 @@ static void on_notice(void *arg, const PGresult *res)
     fprintf(stderr, "gdctl: %s: %s\n", PQresultErrorField(res, PG_DIAG_SEVERITY), msg ? msg : "");
 }
 
-/* Reports a failed statement; data problems (class 22, 23: the file's
- * content) are EXIT_REFUSED, a lost connection EXIT_UNAVAILABLE. */
+/* Reports a failed statement with its detail and hint; data problems
+ * (class 22, 23: the file's content) are EXIT_REFUSED, a lost connection
+ * EXIT_UNAVAILABLE. */
 static int db_fail(struct gdctl *g, PGconn *db, const PGresult *res, const char *what)
 {
     if (PQstatus(db) != CONNECTION_OK)
@@ -64,12 +65,14 @@ static int db_fail(struct gdctl *g, PGconn *db, const PGresult *res, const char 
     const char *msg = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY) : NULL;
     const char *detail = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_DETAIL) : NULL;
     const char *context = res ? PQresultErrorField(res, PG_DIAG_CONTEXT) : NULL;
+    const char *hint = res ? PQresultErrorField(res, PG_DIAG_MESSAGE_HINT) : NULL;
     bool data = state && (strncmp(state, "22", 2) == 0 || strncmp(state, "23", 2) == 0);
     return gdctl_fail(g, data ? EXIT_REFUSED : EXIT_LOCAL, data ? "refused" : "database",
-                      "%s failed; nothing was changed: %s%s%s%s%s", what,
+                      "%s failed; nothing was changed: %s%s%s%s%s%s%s", what,
                       msg ? msg : PQerrorMessage(db), detail ? "\n" : "", detail ? detail : "",
                       context && strstr(context, "COPY") ? "\n" : "",
-                      context && strstr(context, "COPY") ? context : "");
+                      context && strstr(context, "COPY") ? context : "", hint ? "\nhint: " : "",
+                      hint ? hint : "");
 }
 
 static int exec_ok(PGconn *db, const char *sql, PGresult **ret)
@@ -318,7 +321,8 @@ static int copy_geojson(struct gdctl *g, PGconn *db, const struct kind *k, const
     }
     if (st.st_size > GEOJSON_MAX_BYTES) {
         rc = gdctl_fail(g, EXIT_REFUSED, "refused",
-                        "%s is %lld bytes; a GeoJSON file may have at most %ld (split it, e.g. by "
+                        "import refused, nothing was changed: %s is %lld bytes; a GeoJSON file may "
+                        "have at most %ld (split it, e.g. by "
                         "town, or use CSV)",
                         path, (long long)st.st_size, GEOJSON_MAX_BYTES);
         goto close_file;
@@ -326,8 +330,10 @@ static int copy_geojson(struct gdctl *g, PGconn *db, const struct kind *k, const
     json_error_t err;
     root = json_loadf(f, 0, &err);
     if (!root) {
-        rc = gdctl_fail(g, EXIT_REFUSED, "refused", "%s is not JSON: line %d, column %d: %s", path,
-                        err.line, err.column, err.text);
+        rc = gdctl_fail(
+            g, EXIT_REFUSED, "refused",
+            "import refused, nothing was changed: %s is not JSON: line %d, column %d: %s", path,
+            err.line, err.column, err.text);
         goto close_file;
     }
     const json_t *type = json_object_get(root, "type");
@@ -335,14 +341,16 @@ static int copy_geojson(struct gdctl *g, PGconn *db, const struct kind *k, const
     if (!json_is_string(type) || strcmp(json_string_value(type), "FeatureCollection") != 0 ||
         !json_is_array(features)) {
         rc = gdctl_fail(g, EXIT_REFUSED, "refused",
-                        "%s is not a GeoJSON FeatureCollection (an object with \"type\": "
+                        "import refused, nothing was changed: %s is not a GeoJSON "
+                        "FeatureCollection (an object with \"type\": "
                         "\"FeatureCollection\" and a \"features\" array)",
                         path);
         goto free_json;
     }
     if (json_array_size(features) > GEOJSON_MAX_FEATURES) {
         rc = gdctl_fail(g, EXIT_REFUSED, "refused",
-                        "%s has %zu features; at most %d are allowed in one import (split it)",
+                        "import refused, nothing was changed: %s has %zu features; at most %d are "
+                        "allowed in one import (split it)",
                         path, json_array_size(features), GEOJSON_MAX_FEATURES);
         goto free_json;
     }
