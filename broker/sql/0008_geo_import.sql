@@ -131,10 +131,14 @@ END
 $fn$;
 
 -- The geometry that staged text spells (GeoJSON when `geojson` is not NULL,
--- else WKT/EWKT), or NULL and what is wrong with it. Never raises.
+-- else WKT/EWKT), or NULL and what is wrong with it. Never raises. Text
+-- longer than gd_geo_max_text() is not read (NULL, NULL: the caller says so).
 CREATE FUNCTION gd_import_geom(wkt text, geojson text, OUT geom geometry, OUT problem text)
 LANGUAGE plpgsql IMMUTABLE AS $fn$
 BEGIN
+    IF coalesce(length(geojson), length(wkt), 0) > gd_geo_max_text() THEN
+        RETURN;
+    END IF;
     IF geojson IS NOT NULL THEN
         geom := ST_GeomFromGeoJSON(geojson);
     ELSIF nullif(btrim(wkt), '') IS NULL THEN
@@ -225,9 +229,9 @@ BEGIN
                coalesce(length(s.geojson), length(s.wkt), 0) AS text_len,
                g.geom, g.problem AS parse_problem
           FROM staged s
-          LEFT JOIN LATERAL gd_import_geom(s.wkt, s.geojson) g
-                 ON coalesce(length(s.geojson), length(s.wkt), 0) <= gd_geo_max_text()
-                    AND s.problem IS NULL
+          LEFT JOIN LATERAL gd_import_geom(CASE WHEN s.problem IS NULL THEN s.wkt END,
+                                           CASE WHEN s.problem IS NULL THEN s.geojson END) g
+                 ON true
     )
     SELECT p.n, p.label, p.code, u.level, u.parent, p.geom, p.staged_problem,
            CASE
