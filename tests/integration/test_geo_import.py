@@ -473,6 +473,14 @@ def test_bad_address_lines_are_listed_and_nothing_changes(db, tmp_path):
         assert line in err
 
 
+def test_a_short_address_line_is_refused_with_its_line_number(db, tmp_path):
+    path = tmp_path / "addr_short.csv"
+    path.write_text("road,number,lon,lat\n巴滨路,1号,106.55,29.2\n巴滨路,2号,106.55\n",
+                    encoding="utf-8")
+    err = refused(db, path, "addresses")
+    assert 'missing data for column "lat"' in err and "line 3" in err
+
+
 def test_address_norm_is_the_documented_rule():
     """The rule the broker reproduces in C (0007_geo.sql): full-width ASCII forms to ASCII,
     blanks removed, ASCII lower case, nothing else."""
