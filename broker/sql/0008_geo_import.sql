@@ -288,8 +288,11 @@ BEGIN
     ANALYZE gd_geo_after;
 
     WITH s AS (
-        SELECT s.*, min(s.n) OVER (PARTITION BY s.code) AS first_n
+        -- without the geometries, which would make the sort spill to disk
+        SELECT s.n, s.label, s.code, s.level, s.problem, s.staged_problem,
+               min(s.n) OVER w AS first_n, first_value(s.label) OVER w AS first_label
           FROM gd_stage_boundary s
+        WINDOW w AS (PARTITION BY s.code ORDER BY s.n)
     ),
     mine AS (
         SELECT * FROM gd_geo_after WHERE n IS NOT NULL
@@ -325,8 +328,7 @@ BEGIN
         SELECT n, label, code, 'unknown unit code: not in org_unit (import the org tree first)'
           FROM s WHERE code IS NOT NULL AND level IS NULL
         UNION ALL
-        SELECT n, label, code, format('duplicate code, already in %s',
-                                      (SELECT f.label FROM s f WHERE f.n = s.first_n))
+        SELECT n, label, code, format('duplicate code, already in %s', first_label)
           FROM s WHERE code IS NOT NULL AND n > first_n
         UNION ALL
         SELECT a.n, a.label, a.code,
@@ -474,10 +476,11 @@ BEGIN
      WHERE u.level = 'district' AND (SELECT count(*) FROM org_unit WHERE level = 'district') = 1;
 
     WITH s AS (
-        SELECT s.*, min(s.n) OVER (PARTITION BY s.road, s.number) AS first_n,
+        SELECT s.*, min(s.n) OVER w AS first_n, first_value(s.label) OVER w AS first_label,
                CASE WHEN s.lon BETWEEN -180 AND 180 AND s.lat BETWEEN -90 AND 90
                     THEN ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326) END AS geom
           FROM gd_stage_address s
+        WINDOW w AS (PARTITION BY s.road, s.number ORDER BY s.n)
     ),
     problem(n, label, road, number, what) AS (
         SELECT n, label, road_text, number_text, problem FROM s WHERE problem IS NOT NULL
@@ -522,7 +525,7 @@ BEGIN
         SELECT n, label, road_text, number_text,
                format('duplicate address, already in %s (addresses are compared in their '
                       'normalised form %s %s)',
-                      (SELECT f.label FROM s f WHERE f.n = s.first_n), road, number)
+                      first_label, road, number)
           FROM s WHERE road IS NOT NULL AND number IS NOT NULL AND n > first_n
         UNION ALL
         SELECT n, label, road_text, number_text,
