@@ -425,6 +425,17 @@ def test_addresses_are_stored_normalised_and_replaced_on_reimport(db, tmp_path):
     assert scalar(db, "SELECT count(*) FROM address_point") == 2
 
 
+def test_an_address_in_no_grid_is_imported_with_a_warning(db, tmp_path):
+    load_base(db, tmp_path)
+    # the north-east quarter of the district has no grid
+    rows = [["巴滨路", "1号", "106.55", "29.2", ""], ["巴滨路", "2号", "106.8", "29.5", ""]]
+    r = gdctl(db, "import", "addresses", str(write_csv(tmp_path / "addr.csv", ADDR_HEADER, rows)))
+    assert r.returncode == 0, r.stderr
+    assert ("WARNING: 1 addresses lie in no grid's polygon, so the broker cannot place them: "
+            "line 3") in r.stderr
+    assert scalar(db, "SELECT count(*) FROM address_point") == 2
+
+
 def test_geojson_addresses(db, tmp_path):
     load_base(db, tmp_path)
     feats = [{"type": "Feature", "properties": {"road": "巴滨路", "number": 12, "label": "巴滨路12号"},
