@@ -180,6 +180,12 @@ BEGIN
 END
 $fn$;
 
+-- S as a message shows it: at most 64 characters, then "...".
+CREATE FUNCTION gd_geo_cut(s text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $fn$
+    SELECT CASE WHEN length(s) > 64 THEN left(s, 64) || '...' ELSE s END
+$fn$;
+
 -- Area of G for messages: "12 m²", or "3.4 km²" from 1 km² on.
 CREATE FUNCTION gd_geo_area(g geometry) RETURNS text
 LANGUAGE sql IMMUTABLE AS $fn$
@@ -366,7 +372,8 @@ BEGIN
            AND NOT ST_CoveredBy(c.geom, ST_Buffer(m.geom, tol))
     )
     SELECT array_agg(format('%s%s: %s', label,
-                            CASE WHEN code IS NOT NULL THEN format(' (code %s)', code) ELSE '' END,
+                            CASE WHEN code IS NOT NULL THEN format(' (code %s)', gd_geo_cut(code))
+                                 ELSE '' END,
                             what)
                      ORDER BY n, what)
       INTO problems
@@ -538,7 +545,7 @@ BEGIN
     )
     SELECT array_agg(format('%s%s: %s', label,
                             CASE WHEN road IS NOT NULL OR number IS NOT NULL
-                                 THEN format(' (%s)', concat_ws(' ', road, number))
+                                 THEN format(' (%s)', concat_ws(' ', gd_geo_cut(road), gd_geo_cut(number)))
                                  ELSE '' END,
                             what)
                      ORDER BY n, what)

@@ -253,6 +253,8 @@ def test_reimport_moves_a_border_and_keeps_units_not_in_the_file(db, tmp_path):
 BAD_FEATURES = [
     ("unknown unit", {"500113999": rect(106.5, 29.1, 106.6, 29.2)},
      "line 2 (code 500113999): unknown unit code: not in org_unit"),
+    ("long unknown code", {"9" * 300: rect(106.5, 29.1, 106.6, 29.2)},
+     "line 2 (code " + "9" * 64 + "...): unknown unit code"),
     ("not a polygon", {MICRO1: "LINESTRING(106.5 29.1,106.6 29.2)"},
      f"line 2 (code {MICRO1}): is a LineString; a boundary must be a Polygon or MultiPolygon"),
     ("ring not closed", {MICRO1: "POLYGON((106.5 29.1,106.6 29.1,106.6 29.4,106.5 29.4))"},
