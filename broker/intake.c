@@ -217,6 +217,7 @@ static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
         give_up(b, w, rid, rid_len);
         return;
     }
+    inc->located_by = loc ? LOCATE_GIVEN : LOCATE_NONE;
     b->next_id++;
     lifecycle_receive(b, inc, &r, w);
 }

@@ -598,6 +598,8 @@ struct incident *incident_from_row(struct broker *b, const PGresult *res, int i)
     inc->sign_warn = strtoll(PQgetvalue(res, i, 26), NULL, 10);
     inc->resolve_warn = strtoll(PQgetvalue(res, i, 27), NULL, 10);
     inc->extension_pending = strtoll(PQgetvalue(res, i, 28), NULL, 10);
+    int located_by = locate_method_parse(PQgetvalue(res, i, 29));
+    inc->located_by = (uint8_t)(located_by < 0 ? LOCATE_NONE : located_by);
     inc->version = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
     int st = gd_state_parse(gd_str_c(PQgetvalue(res, i, 5)));
     inc->state = st < 0 ? GD_ST_QUEUED : (enum gd_state)st;

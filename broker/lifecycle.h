@@ -71,8 +71,8 @@ struct waiter *waiter_for_session(uint64_t session_id, uint64_t ref);
     "i.reporter_name, i.reporter_phone, i.reporter_address, array_to_json(i.attachments)::text, " \
     "gd_ms(i.reported_at), gd_ms(i.received_at), gd_ms(i.sign_due), gd_ms(i.resolve_due), "       \
     "i.attempts, i.escalations, i.flagged, gd_ms(i.sign_warn), gd_ms(i.resolve_warn), "       \
-    "gd_ms(i.extension_pending)"
-#define INCIDENT_NCOLUMNS 29
+    "gd_ms(i.extension_pending), i.located_by"
+#define INCIDENT_NCOLUMNS 30
 
 /* Builds an incident from row `row` of a result whose first columns are
  * INCIDENT_COLUMNS. Returns NULL when out of memory. */
