@@ -301,10 +301,17 @@ int locate_load(struct locate *l, PGconn *conn, const struct org *org, char *err
 
 /* ---- lookups ---- */
 
+/* Candidates of one point: the boundaries whose envelope holds it. They
+ * are tested finest first, so the first that covers the point is the
+ * answer (most points: one test, their micro-grid's). */
+#define MAX_CANDIDATES 32
+
 struct point_query {
     struct locate *l;
     const GEOSGeometry *point;
-    struct area *best;
+    struct area *cand[MAX_CANDIDATES];
+    int n;
+    struct area *best; /* of candidates beyond MAX_CANDIDATES, tested at once */
 };
 
 /* Whether a's unit wins over b's when both cover the point. */
@@ -315,13 +322,21 @@ static bool finer(const struct area *a, const struct area *b)
     return strcmp(a->unit->code, b->unit->code) < 0;
 }
 
+static bool covers(struct point_query *q, const struct area *a)
+{
+    return GEOSPreparedCovers_r(q->l->geos, a->prep, q->point) == 1;
+}
+
 static void on_candidate(void *item, void *userdata)
 {
     struct area *a = item;
     struct point_query *q = userdata;
-    if (q->best && !finer(a, q->best))
-        return; /* could not win: spare the test */
-    if (GEOSPreparedCovers_r(q->l->geos, a->prep, q->point) == 1)
+    if (q->n < MAX_CANDIDATES) {
+        q->cand[q->n++] = a;
+        return;
+    }
+    /* a crowd of overlapping envelopes: no ordering, test as they come */
+    if ((!q->best || finer(a, q->best)) && covers(q, a))
         q->best = a;
 }
 
@@ -334,6 +349,17 @@ struct unit *locate_point(struct locate *l, double lat, double lon)
         return NULL;
     struct point_query q = {.l = l, .point = p};
     GEOSSTRtree_query_r(l->geos, l->cur.tree, p, on_candidate, &q);
+    for (int i = 1; i < q.n; i++) /* insertion sort: a handful */
+        for (int j = i; j > 0 && finer(q.cand[j], q.cand[j - 1]); j--) {
+            struct area *t = q.cand[j];
+            q.cand[j] = q.cand[j - 1];
+            q.cand[j - 1] = t;
+        }
+    for (int i = 0; i < q.n && (!q.best || finer(q.cand[i], q.best)); i++)
+        if (covers(&q, q.cand[i])) {
+            q.best = q.cand[i];
+            break;
+        }
     GEOSGeom_destroy_r(l->geos, p);
     return q.best ? q.best->unit : NULL;
 }
