@@ -27,7 +27,8 @@
  * four times (ABBA), over points spread across every grid that has a
  * boundary (8 per grid, ST_GeneratePoints), A with each point's grid code
  * given, B with only its lat/lon (the broker places it, point in
- * polygon); prints both rates and B / A. The boundaries must be in
+ * polygon); prints both rates and B / A (and each phase's CPU with
+ * GD_BENCH_CPU_PIDS, the steadier figure). The boundaries must be in
  * unit_boundary before the broker starts (run-broker-bench.sh does it).
  * GD_BENCH_CPU_PIDS=PID,PID... prints the CPU time (user + system, all
  * threads) each of these processes used during the intake phase, and the
@@ -628,6 +629,8 @@ static int bench_geo(const char *dsn, const char *ep, int total, int clients, in
         int busy = 0;
         geo_by_position = by_position[i];
         phase_prefix = prefixes[i];
+        struct cpu_probe cpu;
+        cpu_start(&cpu);
         rate[i] = bench_intake(zctx, ep, total, clients, window, &busy);
         sum[by_position[i]] += rate[i];
         printf("intake    %s: %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
@@ -635,6 +638,7 @@ static int bench_geo(const char *dsn, const char *ep, int total, int clients, in
                by_position[i] ? "position (lat/lon, placed by the broker)"
                               : "grid code given                        ",
                total, clients, window, rate[i], busy);
+        cpu_report(&cpu, total / clients * clients);
     }
     /* what was measured is what was meant: every position placed in a grid */
     PGconn *c = PQconnectdb(dsn);
