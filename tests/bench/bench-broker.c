@@ -341,6 +341,8 @@ static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *
         s->category = gd_str_c(spread_cats[(h >> 20) % (uint64_t)n_spread_cats]);
         s->source = gd_str_c(sources[(h >> 40) % 3]);
     }
+    s->description = GD_STR(DESC);
+    s->reporter = (struct gd_reporter){.name = GD_STR("张三"), .phone = GD_STR("13800000000")};
     if (n_geo_points) {
         const struct geo_point *p = &geo_points[n % (uint64_t)n_geo_points];
         if (geo_by_position) {
@@ -349,8 +351,6 @@ static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *
             s->location = (struct gd_location){.unit = gd_str_c(p->grid)};
         }
     }
-    s->description = GD_STR(DESC);
-    s->reporter = (struct gd_reporter){.name = GD_STR("张三"), .phone = GD_STR("13800000000")};
 }
 
 struct intake_job {
@@ -686,14 +686,14 @@ int main(int argc, char **argv)
     const char *spread = getenv("GD_BENCH_SPREAD");
     if (spread && strcmp(spread, "0") != 0)
         load_spread(dsn);
+    const char *only = getenv("GD_BENCH_INTAKE_ONLY");
+    bool intake_only = only && strcmp(only, "0") != 0;
     const char *geo = getenv("GD_BENCH_GEO");
     if (geo && strcmp(geo, "0") != 0) {
         load_geo_points(dsn);
         empty_tables(dsn);
         return bench_geo(dsn, argv[2], total, clients, window);
     }
-    const char *only = getenv("GD_BENCH_INTAKE_ONLY");
-    bool intake_only = only && strcmp(only, "0") != 0;
     double raw = 0;
     if (!intake_only) {
         empty_tables(dsn);
