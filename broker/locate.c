@@ -157,6 +157,15 @@ static PGresult *query(PGconn *conn, const char *sql, int nparams, const char *c
     return NULL;
 }
 
+/* Finest level first, then the smallest code (byte order). */
+static int area_cmp(const void *x, const void *y)
+{
+    const struct area *a = x, *b = y;
+    if (a->unit->level != b->unit->level)
+        return a->unit->level < b->unit->level ? -1 : 1;
+    return strcmp(a->unit->code, b->unit->code);
+}
+
 static int load_boundaries(struct locate *l, PGconn *conn, const struct org *org, struct data *d,
                            char *err, size_t errlen)
 {
@@ -219,16 +228,21 @@ static int load_boundaries(struct locate *l, PGconn *conn, const struct org *org
             rc = fail(err, errlen, "boundary of unit %s is not a valid polygon", code);
             goto out;
         }
-        a->prep = GEOSPrepare_r(l->geos, g);
-        if (!a->prep) {
-            rc = fail(err, errlen, "boundary of unit %s: %s", code, l->geos_error);
-            goto out;
-        }
-        GEOSSTRtree_insert_r(l->geos, d->tree, g, a);
         if (u->level == GD_LEVEL_GRID)
             d->stats.grids++;
         else
             d->stats.micro_grids++;
+    }
+    /* in the order a point's candidates are tried (see finer) */
+    qsort(d->areas, d->n_areas, sizeof(*d->areas), area_cmp);
+    for (size_t i = 0; i < d->n_areas; i++) {
+        struct area *a = &d->areas[i];
+        a->prep = GEOSPrepare_r(l->geos, a->geom);
+        if (!a->prep) {
+            rc = fail(err, errlen, "boundary of unit %s: %s", a->unit->code, l->geos_error);
+            goto out;
+        }
+        GEOSSTRtree_insert_r(l->geos, d->tree, a->geom, a);
     }
 out:
     if (reader)
@@ -310,12 +324,12 @@ struct point_query {
     struct area *best; /* of candidates beyond MAX_CANDIDATES, tested at once */
 };
 
-/* Whether a's unit wins over b's when both cover the point. */
+/* Whether a's unit wins over b's when both cover the point: the areas
+ * are sorted by area_cmp, so the one earlier in the array (and no unit
+ * needs to be read: they are cold in the cache). */
 static bool finer(const struct area *a, const struct area *b)
 {
-    if (a->unit->level != b->unit->level)
-        return a->unit->level < b->unit->level;
-    return strcmp(a->unit->code, b->unit->code) < 0;
+    return a < b;
 }
 
 static bool covers(struct point_query *q, const struct area *a)
