@@ -83,6 +83,8 @@ if [ "${GD_BENCH_GEO:-0}" = 1 ]; then
                       g / ng, p / np, (p / np) / (g / ng), p / np }' "$out"
 else
     start_broker
+    # the broker's CPU per SUBMIT (and with its backends', the CPU ratio to raw)
+    export GD_BENCH_CPU_PIDS=${GD_BENCH_CPU_PIDS:-$broker}
     "$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" "$@"
 fi
 grep -E "error|warn" "$log" | head -5 || true
