@@ -284,8 +284,16 @@ def test_post_refusals_use_the_spec_error_format(open311, pg, fmt):
         (400, dict(address_id="", lat="", long=""), "location"),
         (400, dict(address_id="999999999999"), "address_id"),
         (400, dict(description="x" * 4001), "description"),
-        (400, dict(lat="95", long="106.5", address_id=""), "lat"),
-        (400, dict(lat="29.5", address_id=""), "lat"),
+        (400, dict(lat="95", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="29.5", long="-180.5", address_id=""), "long: not a longitude"),
+        (400, dict(lat="29.5", address_id=""), "long: missing"),
+        (400, dict(long="106.5", address_id=""), "lat: missing"),
+        (400, dict(lat="0x1d", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="2.9e1", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="nan", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="29.5", long="106.5 ", address_id=""), "long: not a longitude"),
+        (400, dict(lat="29.5", long=".", address_id=""), "long: not a longitude"),
+        (400, dict(address_string="鱼" * 86, address_id=""), "address_string: longer than 256"),
         (400, dict(media_url="javascript:alert(1)"), "media_url"),
         (400, {"attribute[a]": "x" * 300}, "attribute"),
     ]
@@ -410,6 +418,56 @@ def test_get_one_request_with_deadline_owner_and_xml_escaping(open311, pg):
     check_errors(jbody(open311.get("/requests/999999999.json"), 404))
     check_errors(jbody(open311.get("/requests/abc.json"), 404))
     assert xbody(open311.get("/requests/999999999.xml"), 404).tag == "errors"
+
+
+def test_position_and_address_travel_to_the_incident_and_come_back_in_get(open311, pg):
+    """lat/long and address_string go into the SUBMIT's location and are stored on the
+    incident; GET returns them under the GeoReport names, and with extensions=true where
+    the incident was located."""
+    r = check_post_response(jbody(open311.post(**good_form(
+        address_id="", lat="29.3861", long="-106.5432", address_string="鱼洞街道新市街12号"))))
+    rid = r["service_request_id"]
+    row = pg.incident(int(rid))
+    assert (row["lat"], row["lon"], row["address"]) == (29.3861, -106.5432, "鱼洞街道新市街12号")
+    (one,) = jbody(open311.get(f"/requests/{rid}.json"))
+    check_request(one)
+    assert (one["lat"], one["long"], one["address"]) == (29.3861, -106.5432, "鱼洞街道新市街12号")
+    (ext,) = jbody(open311.get(f"/requests/{rid}.json", extensions="true"))
+    assert set(ext) == set(one) | {"extended_attributes"}
+    assert ext["extended_attributes"] == {
+        "location_unit": row["location_unit"] or None,
+        "location_unit_name": pg.scalar("SELECT (SELECT name FROM org_unit WHERE code = %s)",
+                                        row["location_unit"]),
+        "located_by": row["located_by"] or None}
+    root = xbody(open311.get(f"/requests/{rid}.xml", extensions="true"))
+    req = root.find("request")
+    assert req.findtext("lat") == "29.3861" and req.findtext("long") == "-106.5432"
+    assert req.findtext("address") == "鱼洞街道新市街12号"
+    assert req.find("extended_attributes").find("located_by") is not None
+
+    # a unit the reporter named is the address_id; one the broker found from the position
+    # or the address is only in extended_attributes (recorded here as the broker does)
+    g = check_post_response(jbody(open311.post(**good_form())))["service_request_id"]
+    grid_name = pg.scalar("SELECT name FROM org_unit WHERE code = %s", GRID)
+    (given,) = jbody(open311.get(f"/requests/{g}.json", extensions="true"))
+    assert given["address_id"] == GRID and given["lat"] is None and given["address"] is None
+    assert given["extended_attributes"]["location_unit"] == GRID
+    assert given["extended_attributes"]["location_unit_name"] == grid_name
+    for how in ("position", "address"):
+        pg.conn.cursor().execute("UPDATE incident SET location_unit = %s, located_by = %s "
+                                 "WHERE id = %s", (GRID, how, int(rid)))
+        (found,) = jbody(open311.get(f"/requests/{rid}.json", extensions="true"))
+        assert found["address_id"] is None
+        assert found["extended_attributes"] == {"location_unit": GRID,
+                                                "location_unit_name": grid_name,
+                                                "located_by": how}
+    listed = jbody(open311.get("/requests.json", extensions="true"))
+    assert {x["service_request_id"] for x in listed} == {rid, g}
+    assert all("extended_attributes" in x for x in listed)
+    assert all("extended_attributes" not in x for x in jbody(open311.get("/requests.json",
+                                                                         extensions="false")))
+    (e,) = check_errors(jbody(open311.get("/requests.json", extensions="yes"), 400))
+    assert "extensions" in e["description"]
 
 
 # ---- a busy broker ----
