@@ -42,7 +42,7 @@ static const char MAP_SQL[] =
     "      FROM (SELECT parent, ST_Extent(geom) AS e FROM shape GROUP BY parent) x "
     "), fit AS ( "
     "    SELECT *, $1::float8 / greatest(dx * k, dy, 1e-12) AS s FROM frame "
-    "), drawn AS ( "
+    "), drawn AS MATERIALIZED ( "
     "    SELECT sh.parent, sh.code, f.dx * f.k * f.s AS w, f.dy * f.s AS h, "
     "           ST_SimplifyPreserveTopology( "
     "               ST_Affine(sh.geom, f.k * f.s, 0, 0, f.s, -f.x0 * f.k * f.s, -f.y1 * f.s), "
@@ -293,8 +293,8 @@ void geomap_render(struct tb *out, const struct geomap_view *v, const struct das
         if (!u)
             continue;
         /* the label's size follows the shape's, within what stays legible */
-        float size = s->label_size / 5;
-        size = size < 9 ? 9 : size > 24 ? 24 : size;
+        float size = s->label_size / 4;
+        size = size < 16 ? 16 : size > 40 ? 40 : size;
         /* and it stays inside the box: half the name's width (CJK
          * characters are about one font size wide) from each side */
         float half = (float)utf8_chars(u->name) * size / 2, x = s->label_x;
