@@ -470,6 +470,55 @@ def test_position_and_address_travel_to_the_incident_and_come_back_in_get(open31
     assert "extensions" in e["description"]
 
 
+def test_post_with_a_position_or_an_address_lands_in_the_grids_queue(make_broker, dsn, pg,
+                                                                     tmp_path):
+    """End to end with the broker's location routing (PROTOCOL §11.1): a POST with lat/long
+    and no address_id is placed in the grid whose boundary covers the point, one with only an
+    address_string through the address table; both are queued at that grid, delivered to its
+    worker, and GET shows where they were located and how. A point outside every grid goes to
+    triage."""
+    west, east = GRID, "500113001001002"
+    pg.conn.cursor().execute("DELETE FROM unit_boundary")
+    for unit, lon in ((west, 106.50), (east, 106.51)):
+        pg.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_GeomFromText("
+               "%s, 4326))) RETURNING unit", unit,
+               f"POLYGON(({lon} 29.40,{lon + 0.01} 29.40,{lon + 0.01} 29.41,{lon} 29.41,"
+               f"{lon} 29.40))")
+    pg.all("INSERT INTO address_point (road, number, geom) VALUES (gd_address_norm('龙洲大道'), "
+           "'123', ST_SetSRID(ST_MakePoint(106.515, 29.405), 4326)) RETURNING road")
+    broker = make_broker()
+    o = Open311(broker, dsn, tmp_path)
+    try:
+        by_position = check_post_response(jbody(o.post(**good_form(
+            address_id="", lat="29.405", long="106.505", address_string="江滨路1号"))))
+        by_address = check_post_response(jbody(o.post(**good_form(
+            address_id="", address_string="龙洲大道 123号"))))
+        outside = check_post_response(jbody(o.post(**good_form(
+            address_id="", lat="29.30", long="106.30"))))
+        expect = {by_position["service_request_id"]: (west, "position"),
+                  by_address["service_request_id"]: (east, "address"),
+                  outside["service_request_id"]: ("", "")}
+        for rid, (unit, how) in expect.items():
+            row = pg.incident(int(rid))
+            assert (row["location_unit"], row["located_by"]) == (unit, how), row
+            assert row["queue"] == (unit or "triage")
+            (r,) = jbody(o.get(f"/requests/{rid}.json", extensions="true"))
+            assert r["address_id"] is None, "the reporter named no unit"
+            assert r["extended_attributes"]["location_unit"] == (unit or None)
+            assert r["extended_attributes"]["located_by"] == (how or None)
+        receive = pg.events(int(outside["service_request_id"]))[0]
+        assert receive["kind"] == "receive" and receive["note"] == "outside_grids"
+        (r,) = jbody(o.get(f"/requests/{by_position['service_request_id']}.json"))
+        assert (r["lat"], r["long"], r["address"]) == (29.405, 106.505, "江滨路1号")
+        # the grids' workers get them
+        for unit, rid in ((west, by_position), (east, by_address)):
+            w = broker.worker()
+            w.hello([unit], credit=1)
+            assert str(w.deliver()["incident"]["id"]) == rid["service_request_id"]
+    finally:
+        assert o.stop() == 0
+
+
 # ---- a busy broker ----
 
 def test_busy_broker_gives_503_with_retry_after_and_the_limit_on_concurrency(
