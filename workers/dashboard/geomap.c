@@ -287,6 +287,10 @@ void geomap_render(struct tb *out, const struct geomap_view *v, const struct das
         tb_printf(out, " · 在办 open %u · 超期 overdue %u</title></path>\n", open, total.overdue);
     }
     tb_puts(out, "</g>\n<g class=\"labels\" text-anchor=\"middle\" fill=\"#f2f5fa\">\n");
+    /* labels leave out the name of the unit shown where a child's name
+     * repeats it (融门社区第1网格 on 融门社区's map: 第1网格) */
+    const struct dash_unit *parent = dash_model_unit(m, v->unit);
+    size_t plen = parent ? strlen(parent->name) : 0;
     for (uint32_t i = 0; i < v->n_shapes; i++) {
         const struct geomap_shape *s = &v->shapes[i];
         const struct dash_unit *u = dash_model_unit(m, s->code);
@@ -297,14 +301,17 @@ void geomap_render(struct tb *out, const struct geomap_view *v, const struct das
         size = size < 16 ? 16 : size > 40 ? 40 : size;
         /* and it stays inside the box: half the name's width (CJK
          * characters are about one font size wide) from each side */
-        float half = (float)utf8_chars(u->name) * size / 2, x = s->label_x;
+        const char *name = u->name;
+        if (plen && strncmp(name, parent->name, plen) == 0 && name[plen])
+            name += plen;
+        float half = (float)utf8_chars(name) * size / 2, x = s->label_x;
         if (2 * half < v->width)
             x = x < half ? half : x > v->width - half ? v->width - half : x;
         tb_puts(out, "<text data-unit=\"");
         xml_text(out, s->code);
         tb_printf(out, "\" x=\"%.1f\" y=\"%.1f\" font-size=\"%.1f\"><tspan class=\"n\">", x,
                   s->label_y, size);
-        xml_text(out, u->name);
+        xml_text(out, name);
         tb_printf(out,
                   "</tspan><tspan class=\"c\" x=\"%.1f\" dy=\"1.15em\">%u / %u</tspan></text>\n", x,
                   counts[2 * i], counts[2 * i + 1]);

@@ -16,7 +16,7 @@
  * its longer side, north up, x scaled by cos(latitude) at the box's
  * middle. Outlines are simplified to GEOMAP_TOLERANCE units. */
 #define GEOMAP_SIZE      1000
-#define GEOMAP_TOLERANCE 0.6
+#define GEOMAP_TOLERANCE 1.0
 #define GEOMAP_DECIMALS  1
 /* Path bytes of one view beyond which it is not kept (logged, no map for
  * that unit), and of all views together beyond which a load fails. */
@@ -73,7 +73,9 @@ const char *geomap_class(uint32_t open, uint32_t overdue);
 
 /* Appends the SVG document of view `v`: one <path> per child with
  * data-unit, data-open, data-overdue, its colour class and fill, and a
- * <title> (name, code, open, overdue); one <text> label per child. Counts
+ * <title> (name, code, open, overdue); one <text> label per child (its
+ * name, without the name of the unit shown where it begins with it, and
+ * "open / overdue"). Counts
  * are the same as the summary rows' totals (the queues of the child's
  * subtree). */
 void geomap_render(struct tb *out, const struct geomap_view *v, const struct dash_model *m);
