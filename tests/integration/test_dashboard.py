@@ -532,7 +532,8 @@ def town_tiles(pg, town, lon, lat, size=0.01):
 def test_map_has_one_outline_per_grid_with_its_open_and_overdue_counts(make_broker, dashboard,
                                                                        pg, dsn):
     """Grids of one community get square boundaries side by side (the community and its town
-    none of their own: they are drawn as the union of their grids). Incidents located in two of
+    none of their own, and one grid only its micro-grids': they are drawn as the unions of the
+    boundaries below them). Incidents located in two of
     the grids (grid codes given) show on the community's map as open and overdue counts, on the
     town's map on the community and on the district's map on the town. A SIGHUP reads the
     boundaries again, on a thread of its own: the dashboard answers while the read waits."""
@@ -543,7 +544,18 @@ def test_map_has_one_outline_per_grid_with_its_open_and_overdue_counts(make_brok
     grids = children(pg, COMMUNITY, "grid")
     assert len(grids) >= 3
     lon, lat, size = 106.52, 29.40, 0.004
-    put_boundaries(pg.conn, {g: square(lon + i * size, lat, size) for i, g in enumerate(grids)})
+    squares = {g: square(lon + i * size, lat, size) for i, g in enumerate(grids)}
+    # the third grid has no boundary of its own, only its micro-grids (strips of its square):
+    # it is drawn as their union
+    micro = children(pg, grids[2], "micro_grid")
+    assert micro
+    del squares[grids[2]]
+    w = size / len(micro)
+    for j, mg in enumerate(micro):
+        x0, x1 = lon + 2 * size + j * w, lon + 2 * size + (j + 1) * w
+        squares[mg] = (f"POLYGON(({x0} {lat},{x1} {lat},{x1} {lat + size},{x0} {lat + size},"
+                       f"{x0} {lat}))")
+    put_boundaries(pg.conn, squares)
     broker = make_broker()
     dash = dashboard(broker)
     gdclient.wait_until(lambda: dash.get("/api/map.svg")[0] != 503, 15, "the boundaries read")

@@ -20,14 +20,18 @@
  * code, view width and height, path, label point (on the surface), and
  * the square root of the drawn area (for the label's size). */
 static const char MAP_SQL[] =
-    "WITH grid AS MATERIALIZED ( "
-    "    SELECT code, town, community FROM gd_unit_path WHERE level = 'grid' "
-    "), merged AS ( "
+    "WITH below AS MATERIALIZED ( " /* bounded units and the ones above them */
+    "    SELECT p.code, p.town, p.community, p.grid "
+    "      FROM gd_unit_path p JOIN unit_boundary b ON b.unit = p.code "
+    "     WHERE p.level IN ('community', 'grid', 'micro_grid') "
+    "), merged AS ( " /* for a unit without a boundary: the union of those below it */
     "    SELECT a.unit, ST_Multi(ST_Union(b.geom)) AS geom "
-    "      FROM (SELECT town AS unit, code FROM grid UNION ALL SELECT community, code FROM grid) a "
+    "      FROM (SELECT town AS unit, code FROM below "
+    "            UNION ALL SELECT community, code FROM below WHERE community <> code "
+    "            UNION ALL SELECT grid, code FROM below WHERE grid <> code) a "
     "      JOIN unit_boundary b ON b.unit = a.code "
-    "     WHERE a.unit IS NOT NULL AND NOT EXISTS (SELECT 1 FROM unit_boundary o WHERE o.unit = "
-    "a.unit) "
+    "     WHERE a.unit IS NOT NULL "
+    "       AND NOT EXISTS (SELECT 1 FROM unit_boundary o WHERE o.unit = a.unit) "
     "     GROUP BY a.unit "
     "), shape AS ( "
     "    SELECT u.code, u.parent, coalesce(b.geom, m.geom) AS geom "

@@ -50,8 +50,9 @@ struct geomap {
 };
 
 /* Reads the boundaries of every town, community and grid (a unit without
- * a polygon of its own is drawn as the union of its grids' polygons; a
- * unit with neither is not drawn) and builds one view per parent. Blocks
+ * a polygon of its own is drawn as the union of the polygons of the units
+ * below it: communities, grids, micro-grids; a unit with neither is not
+ * drawn) and builds one view per parent. Blocks
  * on `conn` (call it off the loop thread, on a connection of its own).
  * Returns 0 with *ret (free with geomap_free), or a negative errno with a
  * message in err: -EIO (the query failed), -E2BIG (over GEOMAP_MAX_BYTES),
