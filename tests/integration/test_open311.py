@@ -267,7 +267,8 @@ def test_post_creates_an_incident_after_accepted_and_retry_gives_the_same_id(ope
     ll = check_post_response(jbody(open311.post(**good_form(address_id="", lat="29.38",
                                                             long="106.54"))))
     row = pg.incident(int(ll["service_request_id"]))
-    assert abs(row["lat"] - 29.38) < 1e-9 and row["queue"] == "triage"
+    assert abs(row["lat"] - 29.38) < 1e-9 and abs(row["lon"] - 106.54) < 1e-9
+    assert row["queue"] == (row["location_unit"] or "triage"), "placed by the broker, or triage"
     check_post_response(jbody(open311.post(**good_form(address_id="",
                                                        address_string="鱼洞街道新市街12号"))))
     # 4000 characters of CJK (12000 bytes) are within the limit
@@ -478,7 +479,7 @@ def test_post_with_a_position_or_an_address_lands_in_the_grids_queue(make_broker
     worker, and GET shows where they were located and how. A point outside every grid goes to
     triage."""
     west, east = GRID, "500113001001002"
-    pg.conn.cursor().execute("DELETE FROM unit_boundary")
+    pg.conn.cursor().execute("DELETE FROM unit_boundary; DELETE FROM address_point")
     for unit, lon in ((west, 106.50), (east, 106.51)):
         pg.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_GeomFromText("
                "%s, 4326))) RETURNING unit", unit,
