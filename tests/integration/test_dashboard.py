@@ -639,6 +639,23 @@ def test_map_has_one_outline_per_grid_with_its_open_and_overdue_counts(make_brok
     assert m["griddispatch_dashboard_map_shapes"] == len(grids) + 2 + 1
     print(f"map sizes: community {size_community} B, district {size_district} B")
 
+    # a stop while a read waits for the lock: the read is cancelled, the dashboard ends at once
+    blocker = psycopg2.connect(dsn)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE unit_boundary IN ACCESS EXCLUSIVE MODE")
+        seen = dash.text().count("reading the boundaries for the maps again")
+        dash.proc.send_signal(signal.SIGHUP)
+        gdclient.wait_until(
+            lambda: dash.text().count("reading the boundaries for the maps again") > seen, 5,
+            "the second SIGHUP seen")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        dash.stop()
+        assert time.monotonic() - t0 < 3, "the stop waited for the read"
+    finally:
+        blocker.close()
+
 
 # ---- the example subscriber ----
 

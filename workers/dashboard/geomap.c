@@ -108,11 +108,13 @@ static int add_view(struct geomap *g, PGresult *r, int first, int end)
     v->width = strtof(PQgetvalue(r, first, 2), NULL);
     v->height = strtof(PQgetvalue(r, first, 3), NULL);
     for (int i = first; i < end; i++) {
-        const char *code = PQgetvalue(r, i, 1);
+        const char *code = PQgetvalue(r, i, 1), *path = PQgetvalue(r, i, 4);
         if (strlen(code) > GD_MAX_CODE)
             continue; /* no such unit in the model either */
+        if (strspn(path, "0123456789.- MLlz") != strlen(path))
+            continue; /* not ST_AsSVG path data: never copied into a document */
         struct geomap_shape *s = &v->shapes[v->n_shapes];
-        s->path = strdup(PQgetvalue(r, i, 4));
+        s->path = strdup(path);
         if (!s->path) {
             HASH_ADD_STR(g->views, unit, v); /* freed with g */
             return -ENOMEM;

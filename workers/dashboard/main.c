@@ -33,6 +33,9 @@ struct map_load {
     struct geomap *result; /* on success */
     int rc;
     char err[512];
+    uv_mutex_t lock;  /* guards cancel and stop, shared with the pool thread */
+    PGcancel *cancel; /* of the connection while the read runs */
+    bool stop;        /* the dashboard stops: do not start, cancel what runs */
 };
 
 struct dashboard {
@@ -141,20 +144,43 @@ static void on_seed_timer(uv_timer_t *t)
 static void map_read(uv_work_t *w)
 {
     struct map_load *ml = w->data;
-    ml->result = NULL;
     const char *const keys[] = {"dbname", "connect_timeout", "options", "application_name", NULL};
     const char *const values[] = {ml->dsn, "5",
                                   "-c default_transaction_read_only=on -c statement_timeout=60000",
                                   "gd-dashboard map", NULL};
     PGconn *c = PQconnectdbParams(keys, values, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        snprintf(ml->err, sizeof(ml->err), "%s", PQerrorMessage(c));
+    bool stop = true;
+    if (PQstatus(c) == CONNECTION_OK) {
+        uv_mutex_lock(&ml->lock);
+        stop = ml->stop;
+        if (!stop)
+            ml->cancel = PQgetCancel(c);
+        uv_mutex_unlock(&ml->lock);
+    }
+    if (PQstatus(c) != CONNECTION_OK || stop) {
+        snprintf(ml->err, sizeof(ml->err), "%s", stop ? "stopping" : PQerrorMessage(c));
         ml->err[strcspn(ml->err, "\n")] = '\0';
         ml->rc = -EIO;
     } else {
         ml->rc = geomap_load(c, &ml->result, ml->err, sizeof(ml->err));
     }
+    uv_mutex_lock(&ml->lock);
+    PQfreeCancel(ml->cancel);
+    ml->cancel = NULL;
+    uv_mutex_unlock(&ml->lock);
     PQfinish(c);
+}
+
+/* At a stop: a read that waits (on a lock, a slow database) is cancelled,
+ * so the loop does not wait for it. */
+static void map_read_stop(struct map_load *ml)
+{
+    char err[256];
+    uv_mutex_lock(&ml->lock);
+    ml->stop = true;
+    if (ml->cancel)
+        PQcancel(ml->cancel, err, sizeof(err));
+    uv_mutex_unlock(&ml->lock);
 }
 
 static void map_start(struct dashboard *d);
@@ -171,6 +197,7 @@ static void map_read_done(uv_work_t *w, int status)
     d->map_loading = false;
     if (d->stopping || status == UV_ECANCELED) {
         geomap_free(ml->result);
+        ml->result = NULL;
         return;
     }
     if (ml->rc < 0) {
@@ -181,6 +208,7 @@ static void map_read_done(uv_work_t *w, int status)
             uv_timer_start(&d->map_retry, on_map_retry, MAP_RETRY_MS, 0);
     } else {
         struct geomap *g = ml->result;
+        ml->result = NULL;
         http_set_map(&d->http, g);
         geomap_free(d->map);
         d->map = g;
@@ -213,6 +241,7 @@ static void map_start(struct dashboard *d)
     uv_timer_stop(&d->map_retry);
     d->map_load.owner = d;
     d->map_load.dsn = d->cfg.db;
+    d->map_load.result = NULL; /* also when the read is cancelled before it ran */
     d->map_load.work.data = &d->map_load;
     int rc = uv_queue_work(&d->loop, &d->map_load.work, map_read, map_read_done);
     if (rc < 0) {
@@ -233,8 +262,8 @@ static void on_sighup(uv_signal_t *s, int signum)
 static void shutdown_all(struct dashboard *d)
 {
     d->stopping = true;
-    if (d->map_loading)
-        uv_cancel((uv_req_t *)&d->map_load.work); /* a read under way runs to its end */
+    if (d->map_loading && uv_cancel((uv_req_t *)&d->map_load.work) < 0)
+        map_read_stop(&d->map_load); /* it runs: cancel its query */
     http_close(&d->http);
     statsub_close(&d->sub);
     uv_timer_stop(&d->seed_timer);
@@ -325,8 +354,10 @@ int main(int argc, char **argv)
     int status = 1;
     char err[512];
     struct dashboard *d = calloc(1, sizeof(*d));
-    if (!d)
+    if (!d || uv_mutex_init(&d->map_load.lock) < 0) {
+        free(d);
         return 1;
+    }
     int rc = dash_config_parse(&d->cfg, argc, argv, stdout, stderr);
     if (rc != 0) {
         status = rc > 0 ? 0 : 2;
@@ -392,6 +423,7 @@ free_model:
 close_loop:
     uv_loop_close(&d->loop);
 free_dashboard:
+    uv_mutex_destroy(&d->map_load.lock);
     free(d);
     return status;
 }
