@@ -309,6 +309,11 @@ def test_post_refusals_use_the_spec_error_format(open311, pg, fmt):
             assert root.tag == "errors", change
             assert root.find("error").findtext("code") == str(status)
             assert word in root.find("error").findtext("description"), change
+    # the query string is read like the body, with the same limits
+    form = {k: v for k, v in good_form(address_id="").items()}
+    code, _, text = open311.call("POST", f"/requests.{fmt}", form=form,
+                                 query={"address_string": "鱼" * 86})
+    assert code == 400 and "address_string: longer than 256" in text, text
     assert pg.scalar("SELECT count(*) FROM incident WHERE source = 'open311'") == 0
     # a body beyond max_body, and a body that is not a form
     code, _, text = open311.call("POST", f"/requests.{fmt}", raw=b"a=" + b"x" * 70000,

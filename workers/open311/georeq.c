@@ -206,6 +206,14 @@ int georeq_submit(const struct georeq_form *f, const struct georeq_args *q,
         snprintf(why, why_len, "%s", f->problem);
         return 400;
     }
+    for (int i = 0; i < GEOREQ_FIELD_COUNT; i++) {
+        /* from the query string: refused beyond its limit, as in the body */
+        const char *v = f->v[i].seen ? NULL : q->get(q->ctx, fields[i].name);
+        if (v && strlen(v) > fields[i].max) {
+            snprintf(why, why_len, "%s: longer than %zu bytes", fields[i].name, fields[i].max);
+            return 400;
+        }
+    }
     const char *code = georeq_field(f, q, GEOREQ_SERVICE_CODE);
     if (!*code) {
         snprintf(why, why_len, "service_code: missing");

@@ -107,7 +107,8 @@ const char *georeq_field(const struct georeq_form *f, const struct georeq_args *
  * location.lat/lon; address_string as location.address; address_id, an
  * org-unit code, as location.unit; at least one of the three, as GeoReport
  * v2 requires), description with the attributes folded in, the media URL as an
- * attachment, reporter name and phone. `idempotency_key` is the header's
+ * attachment, reporter name and phone; a field in the query string beyond its
+ * byte limit is refused as in the body. `idempotency_key` is the header's
  * value or NULL. Returns 0 with *ret filled (release with
  * georeq_submit_fini()), or an HTTP status (400, or 500 when out of memory)
  * with a message for the client in `why` that quotes no personal data. */
