@@ -9,10 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unicase.h>
-#include <unictype.h>
-#include <uninorm.h>
-#include <unistr.h>
 #include <uthash.h>
 
 #include "org.h"
@@ -301,10 +297,17 @@ int locate_load(struct locate *l, PGconn *conn, const struct org *org, char *err
 
 /* ---- lookups ---- */
 
+/* Candidates of one point: the boundaries whose envelope holds it. They
+ * are tested finest first, so the first that covers the point is the
+ * answer (most points: one test, their micro-grid's). */
+#define MAX_CANDIDATES 32
+
 struct point_query {
     struct locate *l;
     const GEOSGeometry *point;
-    struct area *best;
+    struct area *cand[MAX_CANDIDATES];
+    int n;
+    struct area *best; /* of candidates beyond MAX_CANDIDATES, tested at once */
 };
 
 /* Whether a's unit wins over b's when both cover the point. */
@@ -315,13 +318,21 @@ static bool finer(const struct area *a, const struct area *b)
     return strcmp(a->unit->code, b->unit->code) < 0;
 }
 
+static bool covers(struct point_query *q, const struct area *a)
+{
+    return GEOSPreparedCovers_r(q->l->geos, a->prep, q->point) == 1;
+}
+
 static void on_candidate(void *item, void *userdata)
 {
     struct area *a = item;
     struct point_query *q = userdata;
-    if (q->best && !finer(a, q->best))
-        return; /* could not win: spare the test */
-    if (GEOSPreparedCovers_r(q->l->geos, a->prep, q->point) == 1)
+    if (q->n < MAX_CANDIDATES) {
+        q->cand[q->n++] = a;
+        return;
+    }
+    /* a crowd of overlapping envelopes: no ordering, test as they come */
+    if ((!q->best || finer(a, q->best)) && covers(q, a))
         q->best = a;
 }
 
@@ -334,28 +345,63 @@ struct unit *locate_point(struct locate *l, double lat, double lon)
         return NULL;
     struct point_query q = {.l = l, .point = p};
     GEOSSTRtree_query_r(l->geos, l->cur.tree, p, on_candidate, &q);
+    for (int i = 1; i < q.n; i++) /* insertion sort: a handful */
+        for (int j = i; j > 0 && finer(q.cand[j], q.cand[j - 1]); j--) {
+            struct area *t = q.cand[j];
+            q.cand[j] = q.cand[j - 1];
+            q.cand[j - 1] = t;
+        }
+    for (int i = 0; i < q.n && (!q.best || finer(q.cand[i], q.best)); i++)
+        if (covers(&q, q.cand[i])) {
+            q.best = q.cand[i];
+            break;
+        }
     GEOSGeom_destroy_r(l->geos, p);
     return q.best ? q.best->unit : NULL;
+}
+
+/* Looks up road norm[0, road) with number `number` (len n), then with
+ * the number's 号 added or taken off. */
+static struct address *find_key(struct locate *l, const char *norm, size_t road, const char *number,
+                                size_t n)
+{
+    static const char hao[] = "\xe5\x8f\xb7"; /* 号 */
+    char key[LOCATE_MAX_NORM + sizeof(hao) + 1];
+    memcpy(key, norm, road);
+    key[road] = '\x1f';
+    memcpy(key + road + 1, number, n);
+    struct address *a = NULL;
+    HASH_FIND(hh, l->cur.addresses, key, road + 1 + n, a);
+    if (a)
+        return a;
+    size_t len = road + 1 + n;
+    if (n > 3 && memcmp(number + n - 3, hao, 3) == 0) {
+        len -= 3;
+    } else {
+        memcpy(key + len, hao, 3);
+        len += 3;
+    }
+    HASH_FIND(hh, l->cur.addresses, key, len, a);
+    return a;
 }
 
 int locate_address(struct locate *l, const char *addr, size_t len, double *ret_lat, double *ret_lon)
 {
     char norm[LOCATE_MAX_NORM];
-    size_t n, road, number;
-    if (locate_address_norm(addr, len, norm, sizeof(norm), &n) < 0 ||
-        locate_address_split(norm, n, &road, &number) < 0)
+    size_t n;
+    size_t starts[LOCATE_MAX_SPLITS];
+    if (locate_address_norm(addr, len, norm, sizeof(norm), &n) < 0)
         return -ENOENT;
-    char key[LOCATE_MAX_NORM + 1];
-    memcpy(key, norm, road);
-    key[road] = '\x1f';
-    memcpy(key + road + 1, norm + road, number);
-    struct address *a = NULL;
-    HASH_FIND(hh, l->cur.addresses, key, road + 1 + number, a);
-    if (!a)
-        return -ENOENT;
-    *ret_lat = a->lat;
-    *ret_lon = a->lon;
-    return 0;
+    int k = locate_address_splits(norm, n, starts, LOCATE_MAX_SPLITS);
+    for (int i = 0; i < k; i++) {
+        struct address *a = find_key(l, norm, starts[i], norm + starts[i], n - starts[i]);
+        if (a) {
+            *ret_lat = a->lat;
+            *ret_lon = a->lon;
+            return 0;
+        }
+    }
+    return -ENOENT;
 }
 
 void locate_submit(struct locate *l, const struct org *org, const struct gd_location *where,
@@ -388,49 +434,70 @@ void locate_submit(struct locate *l, const struct org *org, const struct gd_loca
 
 /* ---- addresses: the key ---- */
 
-int locate_address_norm(const char *s, size_t len, char *out, size_t cap, size_t *ret_len)
+/* Length of the UTF-8 sequence at p (at most n bytes), or 0 when it is not
+ * one (overlong, surrogate, beyond U+10FFFF, cut). */
+static size_t utf8_len(const unsigned char *p, size_t n)
 {
-    if (u8_check((const uint8_t *)s, len) != NULL)
-        return -EINVAL;
-    uint8_t buf[LOCATE_MAX_NORM];
-    size_t n = sizeof(buf);
-    uint8_t *nfkc = u8_normalize(UNINORM_NFKC, (const uint8_t *)s, len, buf, &n);
-    if (!nfkc)
-        return errno == ENOMEM ? -ENOMEM : -EINVAL;
-    size_t o = 0;
-    int rc = 0;
-    for (const uint8_t *p = nfkc, *end = nfkc + n; p < end;) {
-        ucs4_t c;
-        p += u8_mbtouc_unsafe(&c, p, (size_t)(end - p));
-        if (uc_is_space(c))
-            continue;
-        uint8_t enc[6];
-        int k = u8_uctomb(enc, uc_tolower(c), sizeof(enc));
-        if (k < 0 || o + (size_t)k > cap) {
-            rc = -E2BIG;
-            break;
-        }
-        memcpy(out + o, enc, (size_t)k);
-        o += (size_t)k;
-    }
-    if (nfkc != buf)
-        free(nfkc);
-    if (rc == 0)
-        *ret_len = o;
-    return rc;
+    if (p[0] < 0x80)
+        return 1;
+    size_t k = p[0] >= 0xf0 ? 4 : p[0] >= 0xe0 ? 3 : p[0] >= 0xc2 ? 2 : 0;
+    if (k == 0 || p[0] > 0xf4 || k > n)
+        return 0;
+    for (size_t i = 1; i < k; i++)
+        if ((p[i] & 0xc0) != 0x80)
+            return 0;
+    if ((p[0] == 0xe0 && p[1] < 0xa0) || (p[0] == 0xed && p[1] >= 0xa0) ||
+        (p[0] == 0xf0 && p[1] < 0x90) || (p[0] == 0xf4 && p[1] >= 0x90))
+        return 0;
+    return k;
 }
 
-int locate_address_split(const char *norm, size_t len, size_t *ret_road_len, size_t *ret_number_len)
+int locate_address_norm(const char *s, size_t len, char *out, size_t cap, size_t *ret_len)
 {
-    size_t end = len;
-    while (end > 0 && (norm[end - 1] < '0' || norm[end - 1] > '9'))
-        end--;
-    size_t start = end;
-    while (start > 0 && norm[start - 1] >= '0' && norm[start - 1] <= '9')
-        start--;
-    if (end == 0 || start == 0)
-        return -ENOENT;
-    *ret_road_len = start;
-    *ret_number_len = end - start;
+    const unsigned char *p = (const unsigned char *)s;
+    size_t o = 0;
+    for (size_t i = 0; i < len;) {
+        size_t k = utf8_len(p + i, len - i);
+        if (k == 0)
+            return -EINVAL;
+        unsigned c = p[i]; /* the character, when it is one the rule changes */
+        if (k == 2 && p[i] == 0xc2 && p[i + 1] == 0xa0)
+            c = ' '; /* NO-BREAK SPACE */
+        else if (k == 3 && p[i] == 0xe3 && p[i + 1] == 0x80 && p[i + 2] == 0x80)
+            c = ' '; /* IDEOGRAPHIC SPACE */
+        else if (k == 3 && p[i] == 0xef &&
+                 ((p[i + 1] == 0xbc && p[i + 2] >= 0x81) || (p[i + 1] == 0xbd && p[i + 2] <= 0x9e)))
+            /* U+FF01..U+FF5E: the full-width form of U+0021..U+007E */
+            c = 0x21 + ((unsigned)(p[i + 1] - 0xbc) << 6) + p[i + 2] - 0x81;
+        else if (k > 1)
+            c = 0x100; /* any other: kept as it is */
+        if (c == ' ' || (c >= '\t' && c <= '\r')) {
+            i += k;
+            continue;
+        }
+        size_t w = c < 0x80 ? 1 : k;
+        if (o + w > cap)
+            return -E2BIG;
+        if (c < 0x80)
+            out[o] = (char)(c >= 'A' && c <= 'Z' ? c + ('a' - 'A') : c);
+        else
+            memcpy(out + o, p + i, k);
+        o += w;
+        i += k;
+    }
+    *ret_len = o;
     return 0;
+}
+
+int locate_address_splits(const char *norm, size_t len, size_t *ret_starts, int max)
+{
+    int n = 0;
+    for (size_t i = len; i > 1 && n < max; i--) {
+        /* a run of digits starts at i - 1, after at least one byte of road */
+        bool digit = norm[i - 1] >= '0' && norm[i - 1] <= '9';
+        bool before = norm[i - 2] >= '0' && norm[i - 2] <= '9';
+        if (digit && !before)
+            ret_starts[n++] = i - 1;
+    }
+    return n;
 }

@@ -13,9 +13,12 @@
  * order), so a point on a shared border always gets the same unit.
  *
  * An address is matched by a key made of its road and its house number,
- * both in the form of SQL's gd_address_norm() (0007_geo.sql): NFKC, lower
- * case, white space removed. locate_address_norm() is that rule in C and
- * locate_address_split() splits a normalised free-text address.
+ * both in the form of SQL's gd_address_norm() (0007_geo.sql: full-width
+ * ASCII forms to ASCII, blanks removed, ASCII lower case).
+ * locate_address_norm() is that rule in C; locate_address_splits() gives
+ * the places where a free-text address may be split into road and number,
+ * tried last digit run first, each with the number as written and with its
+ * 号 added or taken off (the table holds `123号` or `123`).
  */
 #ifndef GD_BROKER_LOCATE_H
 #define GD_BROKER_LOCATE_H
@@ -114,21 +117,23 @@ int locate_address(struct locate *l, const char *addr, size_t len, double *ret_l
 void locate_submit(struct locate *l, const struct org *org, const struct gd_location *where,
                    struct locate_result *ret);
 
-/* Writes gd_address_norm(s) into out (capacity cap, not NUL-terminated):
- * NFKC, simple lower-case mapping of every character, and every
- * character of Unicode class "space" removed. Returns 0 with *ret_len
- * set; -EINVAL when s is not valid UTF-8; -E2BIG when the result is
- * longer than cap; -ENOMEM. */
+/* Writes gd_address_norm(s) into out (capacity cap, not NUL-terminated),
+ * the rule of 0007_geo.sql exactly: each full-width form U+FF01..U+FF5E
+ * becomes the ASCII character it stands for, the blanks U+0009..U+000D,
+ * U+0020, U+00A0 and U+3000 are removed, and A-Z become a-z; every other
+ * character stays as it is. Returns 0 with *ret_len set; -EINVAL when s
+ * is not valid UTF-8; -E2BIG when the result is longer than cap. */
 int locate_address_norm(const char *s, size_t len, char *out, size_t cap, size_t *ret_len);
 
-/* Splits the normalised address `norm` into road and house number: the
- * number is the last run of ASCII digits, the road everything before it;
- * whatever follows the number (号, hao, a room) is not part of the key.
- * "龙洲大道123号" gives 龙洲大道 / 123; "longzhouave123" gives
- * longzhouave / 123. Returns 0 with the road norm[0, *ret_road_len) and
- * the number norm[*ret_road_len, *ret_road_len + *ret_number_len);
- * -ENOENT when there is no digit or nothing before the digits. */
-int locate_address_split(const char *norm, size_t len, size_t *ret_road_len,
-                         size_t *ret_number_len);
+/* Where the house number may start in the normalised address `norm`: at
+ * each run of ASCII digits that has something before it, the last run
+ * first (at most `max`). The road is everything before the start, the
+ * number everything from it (`龙洲大道8号附1号` gives 龙洲大道8号附 / 1号,
+ * then 龙洲大道 / 8号附1号). Writes the starts into ret_starts and returns
+ * their count (0: no number, no match). */
+int locate_address_splits(const char *norm, size_t len, size_t *ret_starts, int max);
+
+/* Splits tried per address: its last digit runs. */
+#define LOCATE_MAX_SPLITS 8
 
 #endif

@@ -13,7 +13,6 @@ packages=(
     libzmq3-dev libpq-dev libmsgpack-dev libuv1-dev libcmocka-dev uthash-dev libzstd-dev
     libsystemd-dev
     libjansson-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libgeos-dev
-    libunistring-dev
     # PostgreSQL server (private test clusters) and client tools
     postgresql-15 postgresql-client-15 postgresql-15-postgis-3
     # integration tests

@@ -27,7 +27,8 @@
  * four times (ABBA), over points spread across every grid that has a
  * boundary (8 per grid, ST_GeneratePoints), A with each point's grid code
  * given, B with only its lat/lon (the broker places it, point in
- * polygon); prints both rates and B / A. The boundaries must be in
+ * polygon); prints both rates and B / A (and each phase's CPU with
+ * GD_BENCH_CPU_PIDS, the steadier figure). The boundaries must be in
  * unit_boundary before the broker starts (run-broker-bench.sh does it).
  * GD_BENCH_CPU_PIDS=PID,PID... prints the CPU time (user + system, all
  * threads) each of these processes used during the intake phase, and the
@@ -618,7 +619,7 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
 }
 
 /* GD_BENCH_GEO: intake with grid codes (A) and with positions (B), ABBA. */
-static int bench_geo(const char *ep, int total, int clients, int window)
+static int bench_geo(const char *dsn, const char *ep, int total, int clients, int window)
 {
     void *zctx = zmq_ctx_new();
     static const char *const prefixes[] = {"ga", "gb", "gc", "gd"};
@@ -628,6 +629,8 @@ static int bench_geo(const char *ep, int total, int clients, int window)
         int busy = 0;
         geo_by_position = by_position[i];
         phase_prefix = prefixes[i];
+        struct cpu_probe cpu;
+        cpu_start(&cpu);
         rate[i] = bench_intake(zctx, ep, total, clients, window, &busy);
         sum[by_position[i]] += rate[i];
         printf("intake    %s: %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
@@ -635,7 +638,26 @@ static int bench_geo(const char *ep, int total, int clients, int window)
                by_position[i] ? "position (lat/lon, placed by the broker)"
                               : "grid code given                        ",
                total, clients, window, rate[i], busy);
+        cpu_report(&cpu, total / clients * clients);
     }
+    /* what was measured is what was meant: every position placed in a grid */
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SELECT count(*) FILTER (WHERE located_by = 'position' AND "
+                            "queue <> 'triage'), count(*) FILTER (WHERE located_by = 'given'), "
+                            "count(*) FROM incident WHERE source = 'bench'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die(PQresultErrorMessage(r));
+    long by_pos = atol(PQgetvalue(r, 0, 0)), by_code = atol(PQgetvalue(r, 0, 1));
+    long all = atol(PQgetvalue(r, 0, 2));
+    printf("geo       stored: %ld placed by position in a grid, %ld with the code given, of %ld\n",
+           by_pos, by_code, all);
+    PQclear(r);
+    PQfinish(c);
+    long each = (long)(total / clients * clients);
+    if (by_pos != 2 * each || by_code != 2 * each)
+        die("GD_BENCH_GEO: not every SUBMIT was located as its phase meant");
     double given = sum[0] / 2, placed = sum[1] / 2;
     printf("geo       grid code given %.0f/s, position %.0f/s (ABBA means): position / given = "
            "%.2f; %.0f position lookups/s through the intake path\n",
@@ -667,7 +689,8 @@ int main(int argc, char **argv)
     const char *geo = getenv("GD_BENCH_GEO");
     if (geo && strcmp(geo, "0") != 0) {
         load_geo_points(dsn);
-        return bench_geo(argv[2], total, clients, window);
+        empty_tables(dsn);
+        return bench_geo(dsn, argv[2], total, clients, window);
     }
     const char *only = getenv("GD_BENCH_INTAKE_ONLY");
     bool intake_only = only && strcmp(only, "0") != 0;
