@@ -282,14 +282,21 @@ static const struct column event_columns[EV_COLUMNS] = {
 
 enum statement { ST_NEW, ST_UPDATE, ST_EVENTS, ST_COUNT };
 
+/* The inserts are prepared once per connection: parsing and planning
+ * them per batch would cost more than a small batch's rows, and their
+ * plan does not depend on the tables. The update is planned for each
+ * batch: a join's plan does, and a generic plan made while the table was
+ * small (a seq scan of incident hashed against the rows) would go on
+ * scanning the whole table for every batch as the table grows. */
 static const struct {
     const char *name; /* of the prepared statement */
     const struct column *columns;
     int n;
+    bool prepared;
 } statements[ST_COUNT] = {
-    [ST_NEW] = {"gd_new", new_columns, NEW_COLUMNS},
-    [ST_UPDATE] = {"gd_update", update_columns, UPD_COLUMNS},
-    [ST_EVENTS] = {"gd_events", event_columns, EV_COLUMNS},
+    [ST_NEW] = {"gd_new", new_columns, NEW_COLUMNS, true},
+    [ST_UPDATE] = {"gd_update", update_columns, UPD_COLUMNS, false},
+    [ST_EVENTS] = {"gd_events", event_columns, EV_COLUMNS, true},
 };
 
 #define MAX_COLUMNS NEW_COLUMNS /* the most of any statement */
@@ -702,11 +709,14 @@ static void push_op(struct lane *l, struct op *op)
     l->ops_tail = op;
 }
 
-/* The write statements are prepared once per connection (parsing and
- * planning them per batch would cost more than a small batch's insert). */
-static bool send_prepared(struct lane *l, enum statement st)
+/* Sends statement `st` with the batch's parameters: prepared ones by
+ * name, the others with their text, to be planned for these rows. */
+static bool send_statement(struct lane *l, enum statement st)
 {
     const struct params *p = &l->s->batch->params[st];
+    if (!statements[st].prepared)
+        return PQsendQueryParams(l->conn, l->s->batch->sql[st], statements[st].n, NULL, p->values,
+                                 p->lengths, p->formats, 0) == 1;
     return PQsendQueryPrepared(l->conn, statements[st].name, statements[st].n, p->values,
                                p->lengths, p->formats, 0) == 1;
 }
@@ -720,8 +730,10 @@ static bool send_prepares(struct lane *l)
     op->kind = OP_PREPARE;
     bool ok = true;
     for (int i = 0; i < ST_COUNT; i++) {
-        ok = ok &&
-             PQsendPrepare(l->conn, statements[i].name, l->s->batch->sql[i], statements[i].n, NULL) == 1;
+        if (!statements[i].prepared)
+            continue;
+        ok = ok && PQsendPrepare(l->conn, statements[i].name, l->s->batch->sql[i], statements[i].n,
+                                 NULL) == 1;
         op->n_commands++;
     }
     ok = ok && PQpipelineSync(l->conn) == 1;
@@ -802,7 +814,7 @@ static void send_commit(struct lane *l, uint32_t max)
     for (int i = 0; i < ST_COUNT; i++) {
         if (has[i]) {
             op->n_commands++;
-            ok = ok && send_prepared(l, (enum statement)i);
+            ok = ok && send_statement(l, (enum statement)i);
         }
     }
     ok = ok && PQpipelineSync(l->conn) == 1;
