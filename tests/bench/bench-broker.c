@@ -10,11 +10,17 @@
  * 2. intake:   `clients` DEALER sockets each keep `window` SUBMITs in
  *              flight until `total` are ACCEPTED (each ACCEPTED means
  *              committed). Reported as accepted/s and as the ratio to raw.
- * 3. latency:  first the floor, one row per transaction straight to
- *              PostgreSQL at `rate`/s; then one worker (credit 256) on one
- *              grid queue that resolves what it gets, while one client
- *              submits at `rate`/s for `seconds`: SUBMIT -> DELIVER and
- *              SUBMIT -> ACCEPTED (durable), p50/p99/max.
+ * 3. latency:  one worker (credit 256) on one grid queue that resolves
+ *              what it gets, while one client submits at `rate`/s for
+ *              `seconds`: SUBMIT -> DELIVER and SUBMIT -> ACCEPTED
+ *              (durable), p50/p99/max. Its floor: one row per transaction
+ *              straight to PostgreSQL from a plain libpq client at the
+ *              same rate, alone (half the seconds before, half after) and
+ *              beside it (the same seconds, at the same time, so that a
+ *              slow spell of the shared disk hits both); printed as the
+ *              ratios of the p99s. "late" is how long after its due time
+ *              each of the floor's rows was committed: a stalled commit
+ *              delays the rows behind it, as it does the broker's.
  * The database must hold the demo org tree and categories; tables
  * incident/incident_event are emptied between phases.
  *
@@ -159,24 +165,35 @@ static double bench_raw(const char *dsn, int total, int clients, int batch)
 
 /* The latency of one durable row at a fixed rate, straight to PostgreSQL
  * (a plain libpq client, one INSERT of the incident and its event per
- * transaction): the floor under SUBMIT -> ACCEPTED. Appends rate*seconds
- * commit times (seconds) to v from v[*n]; `first` numbers the rows. */
-static void raw_latency(const char *dsn, int rate, int seconds, int first, double *v, int *n)
+ * transaction): the floor under SUBMIT -> ACCEPTED. rate*seconds rows,
+ * numbered from `first`; for each, the commit's own time goes to
+ * commit[*n] and the time from when it was due to its end to late[*n]
+ * (a commit that stalls makes the next ones late, as a stall of the
+ * broker's commits makes the SUBMITs behind it wait). */
+struct raw_lat_job {
+    const char *dsn;
+    int rate, seconds, first;
+    double *commit, *late;
+    int n;
+};
+
+static void *raw_latency(void *arg)
 {
-    PGconn *c = PQconnectdb(dsn);
+    struct raw_lat_job *j = arg;
+    PGconn *c = PQconnectdb(j->dsn);
     if (PQstatus(c) != CONNECTION_OK)
         die(PQerrorMessage(c));
-    int total = rate * seconds;
+    int total = j->rate * j->seconds;
     double t0 = now_s();
     for (int i = 0; i < total; i++) {
-        double due = t0 + (double)i / rate, now = now_s();
+        double due = t0 + (double)i / j->rate, now = now_s();
         if (due > now) {
             struct timespec ts = {0, (long)((due - now) * 1e9)};
             nanosleep(&ts, NULL);
         }
         char id[32], ext[48];
-        snprintf(id, sizeof(id), "%d", 900000000 + first + i);
-        snprintf(ext, sizeof(ext), "rawlat-%d", first + i);
+        snprintf(id, sizeof(id), "%d", 900000000 + j->first + i);
+        snprintf(ext, sizeof(ext), "rawlat-%d", j->first + i);
         const char *params[3] = {id, ext, bench_desc};
         double s0 = now_s();
         PGresult *r = PQexecParams(
@@ -191,9 +208,21 @@ static void raw_latency(const char *dsn, int rate, int seconds, int first, doubl
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             die(PQresultErrorMessage(r));
         PQclear(r);
-        v[(*n)++] = now_s() - s0;
+        double end = now_s();
+        j->commit[j->n] = end - s0;
+        j->late[j->n++] = end - due;
     }
     PQfinish(c);
+    return NULL;
+}
+
+/* p50, p99 and max of v[0..n) in ms, sorting v. */
+static void percentiles(double *v, int n, double ret[3])
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    ret[0] = v[(n - 1) / 2] * 1e3;
+    ret[1] = v[(n - 1) * 99 / 100] * 1e3;
+    ret[2] = v[n - 1] * 1e3;
 }
 
 /* CurveZMQ, as the clients of a secured broker use it: the broker's public
@@ -648,23 +677,48 @@ int main(int argc, char **argv)
         return 0;
     }
     printf("ratio     broker / raw = %.2f\n", intake / raw);
-    /* the floor in two halves, before and after the broker's, so that a
-     * slow spell of the shared disk falls on both sides alike */
-    int half = seconds > 1 ? seconds / 2 : 1, n_raw = 0;
-    double *v = calloc((size_t)rate * (size_t)half * 2, sizeof(double));
-    if (!v)
+    /* The floor, twice: alone, in two halves before and after the
+     * broker's phase (the commit's own time), and beside it, at the same
+     * rate during the same seconds (also from when each row was due), so
+     * that a slow spell of the shared disk or CPUs falls on both alike. */
+    int half = seconds > 1 ? seconds / 2 : 1, total_lat = rate * seconds;
+    size_t cap = (size_t)rate * (size_t)(2 * half > seconds ? 2 * half : seconds);
+    struct raw_lat_job alone = {
+        dsn, rate, half, 0, calloc(cap, sizeof(double)), calloc(cap, sizeof(double)), 0};
+    struct raw_lat_job beside = {dsn,
+                                 rate,
+                                 seconds,
+                                 2 * rate * half,
+                                 calloc(cap, sizeof(double)),
+                                 calloc(cap, sizeof(double)),
+                                 0};
+    if (!alone.commit || !alone.late || !beside.commit || !beside.late)
         die("out of memory");
-    raw_latency(dsn, rate, half, 0, v, &n_raw);
+    raw_latency(&alone);
+    pthread_t bt;
+    pthread_create(&bt, NULL, raw_latency, &beside);
     double p99 = bench_latency(zctx, argv[2], argv[3], rate, seconds);
-    raw_latency(dsn, rate, half, rate * half, v, &n_raw);
-    qsort(v, (size_t)n_raw, sizeof(double), cmp_double);
-    double raw_p99 = v[(n_raw - 1) * 99 / 100];
+    pthread_join(bt, NULL);
+    alone.first = rate * half;
+    raw_latency(&alone);
+    double a[3], bc[3], bl[3];
+    percentiles(alone.commit, alone.n, a);
+    percentiles(beside.commit, beside.n, bc);
+    percentiles(beside.late, beside.n, bl);
     printf("raw-lat   one row per transaction at %d/s, %d s before and %d s after: commit "
            "p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-           rate, half, half, v[(n_raw - 1) / 2] * 1e3, raw_p99 * 1e3, v[n_raw - 1] * 1e3);
+           rate, half, half, a[0], a[1], a[2]);
+    printf("raw-lat   the same beside the latency phase (%d rows): commit p50 %.2f ms, p99 %.2f "
+           "ms, max %.2f ms; late p50 %.2f ms, p99 %.2f ms\n",
+           total_lat, bc[0], bc[1], bc[2], bl[0], bl[1]);
     if (p99 > 0)
-        printf("ratio     SUBMIT->ACCEPTED p99 / one-row commit p99 = %.1f\n", p99 / raw_p99);
-    free(v);
+        printf("ratio     SUBMIT->ACCEPTED p99 / one-row commit p99 = %.1f (alone), %.1f "
+               "(beside)\n",
+               p99 * 1e3 / a[1], p99 * 1e3 / bc[1]);
+    free(alone.commit);
+    free(alone.late);
+    free(beside.commit);
+    free(beside.late);
     zmq_ctx_term(zctx);
     return 0;
 }

@@ -63,8 +63,13 @@ def test_broker_bench_reports_intake_and_latency(curve):
     assert int(raw.group(1)) > 0 and int(intake.group(1)) > 0
     assert int(lat.group(1)) == int(lat.group(2)) > 0, out
     floor = re.search(r"^raw-lat .*: commit p50 [\d.]+ ms, p99 ([\d.]+) ms", out, re.M)
-    ratio = re.search(r"^ratio +SUBMIT->ACCEPTED p99 / one-row commit p99 = ([\d.]+)$", out, re.M)
-    assert floor and ratio and float(floor.group(1)) > 0 and float(ratio.group(1)) > 0, out
+    beside = re.search(r"^raw-lat +the same beside the latency phase \((\d+) rows\): commit p50 "
+                       r"[\d.]+ ms, p99 ([\d.]+) ms", out, re.M)
+    ratio = re.search(r"^ratio +SUBMIT->ACCEPTED p99 / one-row commit p99 = ([\d.]+) \(alone\), "
+                      r"([\d.]+) \(beside\)$", out, re.M)
+    assert floor and beside and ratio, out
+    assert float(floor.group(1)) > 0 and int(beside.group(1)) == 200 and float(beside.group(2)) > 0
+    assert float(ratio.group(1)) > 0 and float(ratio.group(2)) > 0, out
 
 
 def test_broker_bench_sizes_submits_as_asked():
