@@ -193,6 +193,7 @@ struct broker {
     PGconn *lock_conn;            /* holds the active-broker advisory lock */
     struct auth auth;
     struct org org;
+    struct locate *locate;        /* boundaries and addresses: where a SUBMIT is */
     struct calendar *calendar;    /* working time, for working-time limits */
 
     struct incident *incidents;   /* by id */

@@ -397,7 +397,7 @@ static void capture(struct lc_change *lc, const struct incident *inc)
 }
 
 void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
-                       struct waiter *w)
+                       const char *note, struct waiter *w)
 {
     inc->queue = r->queue;
     inc->owner = r->owner;
@@ -407,8 +407,8 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
     inc->last_event = GD_EV_RECEIVE;
     sla_start_clocks(b, inc, true, true, inc->received_at);
     incident_index(b, inc);
-    struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED,
-                                      inc->source, NULL, 0);
+    struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED, inc->source,
+                                      note, note ? strlen(note) : 0);
     if (!lc) {
         /* cannot even record it: refuse, as if the database had */
         if (w) {

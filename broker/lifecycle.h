@@ -26,11 +26,12 @@ void incident_drop(struct broker *b, struct incident *inc);
 /* True for DELIVERED, SIGNED and IN_PROGRESS: in a worker's hands. */
 bool lifecycle_in_hand(enum gd_state s);
 
-/* Stores a new incident (first event RECEIVE, state QUEUED at `r`). It is
- * indexed now and enters its queue when the insert has committed; `w`
- * (may be NULL) is answered ACCEPTED then. */
+/* Stores a new incident (first event RECEIVE, state QUEUED at `r`, with
+ * `note`, may be NULL: why it was not located). It is indexed now and
+ * enters its queue when the insert has committed; `w` (may be NULL) is
+ * answered ACCEPTED then. */
 void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
-                       struct waiter *w);
+                       const char *note, struct waiter *w);
 
 /* Records one transition of an incident that is already durable: bumps
  * the version, sets `to`, moves it to `move` when not NULL (to the head

@@ -29,6 +29,13 @@
  * stream is (the default sends them all to one grid queue): the status
  * fan-out benchmark needs transitions that differ as real ones do.
  * GD_BENCH_INTAKE_ONLY=1 runs the intake phase alone.
+ * GD_BENCH_GEO=1 measures placing by position instead: the intake phase
+ * four times (ABBA), over points spread across every grid that has a
+ * boundary (8 per grid, ST_GeneratePoints), A with each point's grid code
+ * given, B with only its lat/lon (the broker places it, point in
+ * polygon); prints both rates and B / A (and each phase's CPU with
+ * GD_BENCH_CPU_PIDS, the steadier figure). The boundaries must be in
+ * unit_boundary before the broker starts (run-broker-bench.sh does it).
  * GD_BENCH_CPU_PIDS=PID,PID... prints the CPU time (user + system, all
  * threads) each of these processes used during the intake phase, and the
  * machine's busy time over all cores in the same interval, per 1000
@@ -302,6 +309,43 @@ static void load_spread(const char *dsn)
     PQfinish(c);
 }
 
+/* GD_BENCH_GEO: points inside the grids' boundaries, and the phase's way
+ * of saying where (set before an intake phase starts its threads) */
+struct geo_point {
+    char *grid;
+    double lat, lon;
+};
+static struct geo_point *geo_points;
+static int n_geo_points;
+static bool geo_by_position;
+
+static void load_geo_points(const char *dsn)
+{
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SELECT unit, ST_Y(p.geom), ST_X(p.geom) FROM (SELECT b.unit, "
+                            "(ST_Dump(ST_GeneratePoints(b.geom, 8, 15))).geom FROM unit_boundary b "
+                            "JOIN org_unit o ON o.code = b.unit AND o.level = 'grid') p "
+                            "ORDER BY random()");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) == 0)
+        die("GD_BENCH_GEO: no grid boundaries in unit_boundary");
+    n_geo_points = PQntuples(r);
+    geo_points = calloc((size_t)n_geo_points, sizeof(*geo_points));
+    for (int i = 0; geo_points && i < n_geo_points; i++)
+        geo_points[i] = (struct geo_point){.grid = strdup(PQgetvalue(r, i, 0)),
+                                           .lat = strtod(PQgetvalue(r, i, 1), NULL),
+                                           .lon = strtod(PQgetvalue(r, i, 2), NULL)};
+    if (!geo_points)
+        die("out of memory");
+    PGresult *g = PQexec(c, "SELECT count(*), sum(ST_NPoints(geom)) FROM unit_boundary");
+    printf("geo       %s boundaries, %s vertices; %d points (8 in each grid)\n",
+           PQgetvalue(g, 0, 0), PQgetvalue(g, 0, 1), n_geo_points);
+    PQclear(g);
+    PQclear(r);
+    PQfinish(c);
+}
+
 static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *prefix,
                         uint64_t n, const char *unit)
 {
@@ -326,6 +370,14 @@ static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *
     }
     s->description = gd_str_c(bench_desc);
     s->reporter = (struct gd_reporter){.name = GD_STR("张三"), .phone = GD_STR("13800000000")};
+    if (n_geo_points) {
+        const struct geo_point *p = &geo_points[n % (uint64_t)n_geo_points];
+        if (geo_by_position) {
+            s->location = (struct gd_location){.has_coords = true, .lat = p->lat, .lon = p->lon};
+        } else {
+            s->location = (struct gd_location){.unit = gd_str_c(p->grid)};
+        }
+    }
 }
 
 /* Makes bench_desc such that an encoded SUBMIT is `size` bytes (header
@@ -372,6 +424,8 @@ struct intake_job {
     int busy;
 };
 
+static const char *phase_prefix = "c"; /* external ids differ between phases */
+
 static void *intake_worker(void *arg)
 {
     struct intake_job *j = arg;
@@ -385,7 +439,7 @@ static void *intake_worker(void *arg)
     struct gd_buf buf = {0};
     struct gd_msg m;
     char ext[64], prefix[32];
-    snprintf(prefix, sizeof(prefix), "c%d", j->id);
+    snprintf(prefix, sizeof(prefix), "%s%d", phase_prefix, j->id);
     int sent = 0, accepted = 0;
     zmq_msg_t h, b;
     zmq_msg_init(&h);
@@ -628,6 +682,54 @@ static double bench_latency(void *zctx, const char *intake_ep, const char *work_
     return p99;
 }
 
+/* GD_BENCH_GEO: intake with grid codes (A) and with positions (B), ABBA. */
+static int bench_geo(const char *dsn, const char *ep, int total, int clients, int window)
+{
+    void *zctx = zmq_ctx_new();
+    static const char *const prefixes[] = {"ga", "gb", "gc", "gd"};
+    static const bool by_position[] = {false, true, true, false};
+    double rate[4], sum[2] = {0, 0};
+    for (int i = 0; i < 4; i++) {
+        int busy = 0;
+        geo_by_position = by_position[i];
+        phase_prefix = prefixes[i];
+        struct cpu_probe cpu;
+        cpu_start(&cpu);
+        rate[i] = bench_intake(zctx, ep, total, clients, window, &busy);
+        sum[by_position[i]] += rate[i];
+        printf("intake    %s: %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
+               "(%d BUSY answers)\n",
+               by_position[i] ? "position (lat/lon, placed by the broker)"
+                              : "grid code given                        ",
+               total, clients, window, rate[i], busy);
+        cpu_report(&cpu, total / clients * clients);
+    }
+    /* what was measured is what was meant: every position placed in a grid */
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SELECT count(*) FILTER (WHERE located_by = 'position' AND "
+                            "queue <> 'triage'), count(*) FILTER (WHERE located_by = 'given'), "
+                            "count(*) FROM incident WHERE source = 'bench'");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die(PQresultErrorMessage(r));
+    long by_pos = atol(PQgetvalue(r, 0, 0)), by_code = atol(PQgetvalue(r, 0, 1));
+    long all = atol(PQgetvalue(r, 0, 2));
+    printf("geo       stored: %ld placed by position in a grid, %ld with the code given, of %ld\n",
+           by_pos, by_code, all);
+    PQclear(r);
+    PQfinish(c);
+    long each = (long)(total / clients * clients);
+    if (by_pos != 2 * each || by_code != 2 * each)
+        die("GD_BENCH_GEO: not every SUBMIT was located as its phase meant");
+    double given = sum[0] / 2, placed = sum[1] / 2;
+    printf("geo       grid code given %.0f/s, position %.0f/s (ABBA means): position / given = "
+           "%.2f; %.0f position lookups/s through the intake path\n",
+           given, placed, placed / given, placed);
+    zmq_ctx_term(zctx);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -653,6 +755,12 @@ int main(int argc, char **argv)
         size_submits(atoi(size));
     const char *only = getenv("GD_BENCH_INTAKE_ONLY");
     bool intake_only = only && strcmp(only, "0") != 0;
+    const char *geo = getenv("GD_BENCH_GEO");
+    if (geo && strcmp(geo, "0") != 0) {
+        load_geo_points(dsn);
+        empty_tables(dsn);
+        return bench_geo(dsn, argv[2], total, clients, window);
+    }
     double raw = 0;
     if (!intake_only) {
         empty_tables(dsn);

@@ -4,6 +4,11 @@
 # usage: tests/bench/run-broker-bench.sh [BUILD_DIR] [bench-broker args after the endpoints]
 #   GD_BENCH_CURVE=1: the same with CurveZMQ on every endpoint
 #   GD_BENCH_BROKER_ARGS="...": extra gd-broker options
+#   GD_BENCH_GEO=1: intake with positions (placed by the broker) beside intake with grid
+#     codes (bench-broker's GD_BENCH_GEO), and bench-locate; boundaries from
+#     GD_BENCH_BOUNDARIES: `demo` (what deploy/demo/load.sh imported), an .sql file
+#     filling unit_boundary, or a file for `gdctl import boundaries`; by default
+#     tests/bench/grid-lattice.sql (a lattice cell per grid and strips for its micro-grids)
 #   e.g. tests/bench/run-broker-bench.sh build/release 100000 4 500 1000 10
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -16,6 +21,14 @@ if [ -z "${GD_DB_DSN:-}" ]; then
 fi
 [ -x "$build/broker/gd-broker" ] || { echo "no $build/broker/gd-broker: build it first" >&2; exit 2; }
 "$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
+if [ "${GD_BENCH_GEO:-0}" = 1 ]; then
+    boundaries=${GD_BENCH_BOUNDARIES:-$top/tests/bench/grid-lattice.sql}
+    case "$boundaries" in
+    demo) ;;
+    *.sql) psql -XqAt -v ON_ERROR_STOP=1 -f "$boundaries" >/dev/null ;;
+    *) "$build/workers/gdctl/gdctl" import boundaries "$boundaries" ;;
+    esac
+fi
 run=$(mktemp -d /tmp/gd-bench.XXXXXX)
 log="$run/broker.log"
 curve=()
@@ -42,5 +55,9 @@ broker=$!
 trap 'kill $broker 2>/dev/null; wait $broker 2>/dev/null; rm -rf "$run"' EXIT
 for _ in $(seq 100); do [ -S "$run/work" ] && break; sleep 0.1; done
 echo "machine   $(nproc) cores, $(uname -r), PostgreSQL $(psql -XAtc 'show server_version'), fsync $(psql -XAtc 'show fsync')"
+if [ "${GD_BENCH_GEO:-0}" = 1 ]; then
+    "$build/tests/bench/bench-locate" "$GD_DB_DSN"
+    export GD_BENCH_GEO GD_BENCH_CPU_PIDS=${GD_BENCH_CPU_PIDS:-$broker}
+fi
 "$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" "$@"
 grep -E "error|warn" "$log" | head -5 || true

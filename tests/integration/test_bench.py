@@ -102,3 +102,17 @@ def test_peer_bench_measures_both_sides_and_leaves_no_node_behind():
     nodes = subprocess.run(["pgrep", "-f", "-a", "gdpeer[0-9]+@localhost"], capture_output=True,
                            text=True).stdout
     assert nodes == "", nodes
+
+
+def test_broker_bench_geo_places_positions_beside_grid_codes():
+    out = run_script("run-broker-bench.sh", "2000", "2", "100", GD_BENCH_GEO="1")
+    lookups = re.search(r"^position +\d+ locate_point over (\d+) points: (\d+) lookups/s", out,
+                        re.M)
+    stored = re.search(r"^geo +stored: (\d+) placed by position in a grid, (\d+) with the code "
+                       r"given, of (\d+)$", out, re.M)
+    ratio = re.search(r"^geo +grid code given (\d+)/s, position (\d+)/s \(ABBA means\): "
+                      r"position / given = ([\d.]+)", out, re.M)
+    assert lookups and stored and ratio, out
+    assert int(lookups.group(1)) == 8 * 2030 and int(lookups.group(2)) > 0
+    assert stored.groups() == ("4000", "4000", "8000"), out
+    assert int(ratio.group(1)) > 0 and int(ratio.group(2)) > 0
