@@ -115,7 +115,10 @@ struct raw_job {
     int rows;
     int batch;
     bool copy;
+    long long ticks; /* CPU of the job's backend, clock ticks (-1: unknown) */
 };
+
+static long long proc_ticks(long pid);
 
 #define RAW_INCIDENT_COLUMNS                                                                \
     "id, source, external_id, category, priority, state, version, queue, owner_unit, "      \
@@ -225,6 +228,7 @@ static void *raw_worker(void *arg)
     PGconn *c = PQconnectdb(j->dsn);
     if (PQstatus(c) != CONNECTION_OK)
         die(PQerrorMessage(c));
+    long long t0 = proc_ticks(PQbackendPID(c));
     size_t cap = (size_t)j->batch * 48 + 64;
     char *ids = malloc(cap), *ext = malloc(cap);
     struct gd_buf inc = {0}, ev = {0};
@@ -237,6 +241,8 @@ static void *raw_worker(void *arg)
         else
             raw_unnest_batch(c, j, done, n, ids, ext, cap);
     }
+    long long t1 = proc_ticks(PQbackendPID(c));
+    j->ticks = t0 < 0 || t1 < 0 ? -1 : t1 - t0;
     gd_buf_fini(&inc);
     gd_buf_fini(&ev);
     free(ids);
@@ -245,18 +251,26 @@ static void *raw_worker(void *arg)
     return NULL;
 }
 
-static double bench_raw(const char *dsn, int total, int clients, int batch, bool copy)
+/* Returns rows/s; *ret_cpu_us is the CPU time of the backends per row
+ * (µs; -1 when PostgreSQL runs where /proc does not show it). */
+static double bench_raw(const char *dsn, int total, int clients, int batch, bool copy,
+                        double *ret_cpu_us)
 {
     pthread_t t[64];
     struct raw_job jobs[64];
     double t0 = now_s();
     for (int i = 0; i < clients; i++) {
-        jobs[i] = (struct raw_job){dsn, i + 1, total / clients, batch, copy};
+        jobs[i] = (struct raw_job){dsn, i + 1, total / clients, batch, copy, 0};
         pthread_create(&t[i], NULL, raw_worker, &jobs[i]);
     }
-    for (int i = 0; i < clients; i++)
+    long long ticks = 0;
+    for (int i = 0; i < clients; i++) {
         pthread_join(t[i], NULL);
-    return (double)(total / clients * clients) / (now_s() - t0);
+        ticks = ticks < 0 || jobs[i].ticks < 0 ? -1 : ticks + jobs[i].ticks;
+    }
+    int rows = total / clients * clients;
+    *ret_cpu_us = ticks < 0 ? -1 : (double)ticks * 1e6 / (double)sysconf(_SC_CLK_TCK) / rows;
+    return (double)rows / (now_s() - t0);
 }
 
 /* The latency of one durable row at a fixed rate, straight to PostgreSQL
@@ -653,6 +667,47 @@ static void cpu_report(const struct cpu_probe *p, int submits)
     printf(" machine %.1f ms per 1000 SUBMITs\n", (double)(machine_ticks() - p->m0) * ms);
 }
 
+/* The CPU of process i of probe p since cpu_start, in µs per SUBMIT; -1 if gone. */
+static double probe_us(const struct cpu_probe *p, int i, int submits)
+{
+    long long t = proc_ticks(p->pid[i]);
+    if (t < 0 || p->t0[i] < 0)
+        return -1;
+    return (double)(t - p->t0[i]) * 1e6 / (double)sysconf(_SC_CLK_TCK) / submits;
+}
+
+/* Starts counting the CPU of the broker's PostgreSQL backends (found by
+ * their application_name); none found: p->n is 0. */
+static void backends_start(struct cpu_probe *p, const char *dsn)
+{
+    p->n = 0;
+    PGconn *c = PQconnectdb(dsn);
+    PGresult *r = PQstatus(c) == CONNECTION_OK
+                      ? PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                  "'gd-broker' AND datname = current_database()")
+                      : NULL;
+    for (int i = 0;
+         r && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r) && p->n < MAX_PIDS; i++)
+        p->pid[p->n++] = strtol(PQgetvalue(r, i, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    for (int i = 0; i < p->n; i++)
+        p->t0[i] = proc_ticks(p->pid[i]);
+}
+
+/* Their CPU since backends_start in µs per SUBMIT; -1 when unknown. */
+static double backends_us(const struct cpu_probe *p, int submits)
+{
+    double sum = 0;
+    for (int i = 0; i < p->n; i++) {
+        double us = probe_us(p, i, submits);
+        if (us < 0)
+            return -1;
+        sum += us;
+    }
+    return p->n ? sum : -1;
+}
+
 /* ---- 3. SUBMIT -> DELIVER latency at a fixed rate ---- */
 
 /* Returns the p99 of SUBMIT -> ACCEPTED in seconds (0 when nothing was accepted). */
@@ -845,34 +900,49 @@ int main(int argc, char **argv)
         empty_tables(dsn);
         return bench_geo(dsn, argv[2], total, clients, window);
     }
-    double raw = 0;
+    double raw = 0, raw_cpu = -1, multi_cpu, copy_cpu;
     if (!intake_only) {
         /* the baseline is the better of the two ways, each run once */
         empty_tables(dsn);
-        double multi = bench_raw(dsn, total, clients, window, false);
+        double multi = bench_raw(dsn, total, clients, window, false, &multi_cpu);
         empty_tables(dsn);
-        double copy = bench_raw(dsn, total, clients, window, true);
+        double copy = bench_raw(dsn, total, clients, window, true, &copy_cpu);
         raw = multi > copy ? multi : copy;
+        raw_cpu = multi > copy ? multi_cpu : copy_cpu;
         printf("raw       %d rows (incident + event), %d connections, %d rows/transaction: "
                "%.0f rows/s (unnest %.0f, COPY %.0f)\n",
                total, clients, window, raw, multi, copy);
+        if (raw_cpu > 0)
+            printf("cpu       raw: PostgreSQL %.1f µs per row (unnest %.1f, COPY %.1f)\n", raw_cpu,
+                   multi_cpu, copy_cpu);
         empty_tables(dsn);
     }
 
     void *zctx = zmq_ctx_new();
     int busy = 0;
-    struct cpu_probe cpu;
+    struct cpu_probe cpu, backends;
     cpu_start(&cpu);
+    backends_start(&backends, dsn);
     double intake = bench_intake(zctx, argv[2], total, clients, window, &busy);
     printf("intake    %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
            "(%d BUSY answers)\n",
            total, clients, window, intake, busy);
     cpu_report(&cpu, total / clients * clients);
+    double backends_cpu = backends_us(&backends, total / clients * clients);
     if (intake_only) {
         zmq_ctx_term(zctx);
         return 0;
     }
     printf("ratio     broker / raw = %.2f\n", intake / raw);
+    if (raw_cpu > 0 && backends_cpu > 0 && cpu.n > 0) {
+        /* on a busy shared machine, steadier than the rates: what the two
+         * ways cost per row where they run, all cores counted */
+        double broker_cpu = probe_us(&cpu, 0, total / clients * clients);
+        printf("cpu       intake: PostgreSQL %.1f µs, gd-broker %.1f µs per SUBMIT\n", backends_cpu,
+               broker_cpu);
+        printf("ratio     CPU per row: raw / (broker + its PostgreSQL) = %.2f\n",
+               raw_cpu / (backends_cpu + broker_cpu));
+    }
     /* The floor, twice: alone, in two halves before and after the
      * broker's phase, and beside it, at the same rate during the same
      * seconds, so that a slow spell of the shared disk or CPUs falls on

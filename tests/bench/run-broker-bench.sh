@@ -57,7 +57,9 @@ for _ in $(seq 100); do [ -S "$run/work" ] && break; sleep 0.1; done
 echo "machine   $(nproc) cores, $(uname -r), PostgreSQL $(psql -XAtc 'show server_version'), fsync $(psql -XAtc 'show fsync')"
 if [ "${GD_BENCH_GEO:-0}" = 1 ]; then
     "$build/tests/bench/bench-locate" "$GD_DB_DSN"
-    export GD_BENCH_GEO GD_BENCH_CPU_PIDS=${GD_BENCH_CPU_PIDS:-$broker}
+    export GD_BENCH_GEO
 fi
+# the broker's CPU per SUBMIT (and with its backends', the CPU ratio to raw)
+export GD_BENCH_CPU_PIDS=${GD_BENCH_CPU_PIDS:-$broker}
 "$build/tests/bench/bench-broker" "$GD_DB_DSN" "ipc://$run/intake" "ipc://$run/work" "$@"
 grep -E "error|warn" "$log" | head -5 || true
