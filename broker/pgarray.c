@@ -3,8 +3,10 @@
  * The format (PostgreSQL's array_send): int32 dimensions (1), int32 flags
  * (1 when an element is NULL), element type OID, then per dimension int32
  * length and int32 lower bound (1); then per element an int32 byte length
- * (-1 for NULL) and the element in the type's binary form. Every integer
- * is big-endian. */
+ * (-1 for NULL) and the element in the type's binary form. An element of
+ * a composite type (record_send) is int32 field count, then per field its
+ * type OID and the field as an array element is (length, bytes). Every
+ * integer is big-endian. */
 #include "pgarray.h"
 
 #include <errno.h>
@@ -17,11 +19,14 @@
 
 static const struct {
     uint32_t oid;
-    const char *sql;
+    const char *sql, *element;
 } types[] = {
-    [PGARRAY_BOOL] = {16, "bool[]"}, [PGARRAY_INT4] = {23, "int4[]"},
-    [PGARRAY_INT8] = {20, "int8[]"}, [PGARRAY_FLOAT8] = {701, "float8[]"},
-    [PGARRAY_TEXT] = {25, "text[]"}, [PGARRAY_TIMESTAMPTZ] = {1184, "timestamptz[]"},
+    [PGARRAY_BOOL] = {16, "bool[]", "bool"},
+    [PGARRAY_INT4] = {23, "int4[]", "int4"},
+    [PGARRAY_INT8] = {20, "int8[]", "int8"},
+    [PGARRAY_FLOAT8] = {701, "float8[]", "float8"},
+    [PGARRAY_TEXT] = {25, "text[]", "text"},
+    [PGARRAY_TIMESTAMPTZ] = {1184, "timestamptz[]", "timestamptz"},
 };
 
 static void put_be32(char *p, uint32_t v)
@@ -30,6 +35,12 @@ static void put_be32(char *p, uint32_t v)
     p[1] = (char)(v >> 16);
     p[2] = (char)(v >> 8);
     p[3] = (char)v;
+}
+
+static uint32_t get_be32(const char *p)
+{
+    const unsigned char *u = (const unsigned char *)p;
+    return (uint32_t)u[0] << 24 | (uint32_t)u[1] << 16 | (uint32_t)u[2] << 8 | u[3];
 }
 
 static void put_be64(char *p, uint64_t v)
@@ -153,6 +164,57 @@ int pgarray_end(struct pgarray *a)
     put_be32(a->data + 8, types[a->type].oid);
     put_be32(a->data + 12, a->n);
     put_be32(a->data + 16, 1);
+    return 0;
+}
+
+const char *pgarray_sql_element(enum pgarray_type type)
+{
+    return types[type].element;
+}
+
+/* The size of the element at `p` (its length word and bytes). */
+static size_t element_size(const char *p)
+{
+    uint32_t len = get_be32(p);
+    return 4 + (len == UINT32_MAX ? 0 : (size_t)len);
+}
+
+int pgarray_rows(struct pgarray *out, uint32_t row_type, const struct pgarray *cols, int n)
+{
+    /* the header's element type is patched in below: begin as any type */
+    pgarray_begin(out, PGARRAY_INT4);
+    uint32_t rows = n ? cols[0].n : 0;
+    size_t body = 0;
+    for (int i = 0; i < n; i++) {
+        if (cols[i].failed || cols[i].n != rows)
+            return -ENOMEM;
+        body += cols[i].len - HEADER_LEN;
+    }
+    /* per row: its length and field count; per field: its type */
+    if (!reserve(out, body + (size_t)rows * (8 + 4 * (size_t)n)))
+        return -ENOMEM;
+    size_t cursor[n > 0 ? n : 1];
+    for (int i = 0; i < n; i++)
+        cursor[i] = HEADER_LEN;
+    for (uint32_t r = 0; r < rows; r++) {
+        char *row = out->data + out->len;
+        size_t at = 8;
+        put_be32(row + 4, (uint32_t)n);
+        for (int i = 0; i < n; i++) {
+            const char *e = cols[i].data + cursor[i];
+            size_t size = element_size(e);
+            put_be32(row + at, types[cols[i].type].oid);
+            memcpy(row + at + 4, e, size);
+            at += 4 + size;
+            cursor[i] += size;
+        }
+        put_be32(row, (uint32_t)(at - 4));
+        out->len += at;
+        out->n++;
+    }
+    if (pgarray_end(out) < 0)
+        return -ENOMEM;
+    put_be32(out->data + 8, row_type);
     return 0;
 }
 

@@ -60,8 +60,18 @@ int pgarray_end(struct pgarray *a);
 const char *pgarray_data(const struct pgarray *a);
 int pgarray_length(const struct pgarray *a);
 
-/* The SQL name of the array type, for a cast such as `$1::int8[]`. */
+/* The SQL name of the array type, for a cast such as `$1::int8[]`, and
+ * of its element type. */
 const char *pgarray_sql_type(enum pgarray_type type);
+const char *pgarray_sql_element(enum pgarray_type type);
+
+/* Makes `out` an array of rows of the composite type `row_type` (its OID
+ * on the connection it is sent to) from `n` completed column arrays of
+ * equal length, column i of each row from cols[i]: one parameter that
+ * unnest() expands into rows at the cost of one function call, where n
+ * arrays cost n. Returns 0, or -ENOMEM (also when the columns' lengths
+ * differ, which is the caller's mistake). */
+int pgarray_rows(struct pgarray *out, uint32_t row_type, const struct pgarray *cols, int n);
 
 /* Frees the buffer; accepts a zeroed array. */
 void pgarray_fini(struct pgarray *a);

@@ -16,6 +16,9 @@
 #define LATENCY_SAMPLES 4096
 #define MAX_QUERIES_IN_FLIGHT 10000
 
+/* The write statements (see "statements" below). */
+enum statement { ST_NEW, ST_UPDATE, ST_EVENTS, ST_COUNT };
+
 enum op_kind { OP_COMMIT, OP_QUERY, OP_PREPARE };
 
 /* Something sent down the pipeline whose results we are waiting for, in
@@ -67,6 +70,7 @@ struct lane {
     uint32_t singles_left;        /* after a failed batch: commits of one change */
     uint32_t failures;            /* connection attempts failed in a row */
     bool was_up;                  /* connected before: a new connection is a reconnection */
+    uint32_t row_type[ST_COUNT];  /* OIDs of the statements' row types on this connection */
 };
 
 struct store {
@@ -280,8 +284,6 @@ static const struct column event_columns[EV_COLUMNS] = {
     [EV_LOCATED_BY] = {"located_by", PGARRAY_TEXT, NULL},
 };
 
-enum statement { ST_NEW, ST_UPDATE, ST_EVENTS, ST_COUNT };
-
 /* The inserts are prepared once per connection: parsing and planning
  * them per batch would cost more than a small batch's rows, and their
  * plan does not depend on the tables. The update is planned for each
@@ -290,31 +292,21 @@ enum statement { ST_NEW, ST_UPDATE, ST_EVENTS, ST_COUNT };
  * scanning the whole table for every batch as the table grows. */
 static const struct {
     const char *name; /* of the prepared statement */
+    const char *row_type; /* of its rows, a temporary type of each connection */
     const struct column *columns;
     int n;
     bool prepared;
 } statements[ST_COUNT] = {
-    [ST_NEW] = {"gd_new", new_columns, NEW_COLUMNS, true},
-    [ST_UPDATE] = {"gd_update", update_columns, UPD_COLUMNS, false},
-    [ST_EVENTS] = {"gd_events", event_columns, EV_COLUMNS, true},
+    [ST_NEW] = {"gd_new", "gd_new_row", new_columns, NEW_COLUMNS, true},
+    [ST_UPDATE] = {"gd_update", "gd_update_row", update_columns, UPD_COLUMNS, false},
+    [ST_EVENTS] = {"gd_events", "gd_event_row", event_columns, EV_COLUMNS, true},
 };
 
 #define MAX_COLUMNS NEW_COLUMNS /* the most of any statement */
 
-/* "unnest($1::int8[], ...) AS alias(id, ...)" */
-static void sql_unnest(FILE *f, const struct column *cols, int n, const char *alias)
-{
-    fputs("unnest(", f);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s$%d::%s", i ? ", " : "", i + 1, pgarray_sql_type(cols[i].type));
-    fprintf(f, ") AS %s(", alias);
-    for (int i = 0; i < n; i++)
-        fprintf(f, "%s%s", i ? ", " : "", cols[i].name);
-    fputc(')', f);
-}
-
-/* The text of statement `st`, malloc'd; NULL when out of memory. */
-static char *sql_make(enum statement st)
+/* The text of statement `st` (`type`: false) or of the CREATE TYPE of
+ * its rows (true), malloc'd; NULL when out of memory. */
+static char *sql_make(enum statement st, bool type)
 {
     const struct column *cols = statements[st].columns;
     int n = statements[st].n;
@@ -323,14 +315,18 @@ static char *sql_make(enum statement st)
     FILE *f = open_memstream(&sql, &len);
     if (!f)
         return NULL;
-    if (st == ST_UPDATE) {
+    if (type) {
+        fprintf(f, "CREATE TYPE pg_temp.%s AS (", statements[st].row_type);
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%s%s %s", i ? ", " : "", cols[i].name, pgarray_sql_element(cols[i].type));
+        fputc(')', f);
+    } else if (st == ST_UPDATE) {
         /* guarded by version: sending a batch twice changes nothing more */
         fputs("UPDATE incident i SET ", f);
         for (int i = 1; i < n; i++)
             fprintf(f, "%s%s = u.%s", i > 1 ? ", " : "", cols[i].name,
                     cols[i].value ? cols[i].value : cols[i].name);
-        fputs(" FROM ", f);
-        sql_unnest(f, cols, n, "u");
+        fprintf(f, " FROM unnest($1::pg_temp.%s[]) AS u", statements[st].row_type);
         fprintf(f, " WHERE i.%s = u.%s AND i.version < u.version", cols[0].name, cols[0].name);
     } else {
         fprintf(f, "INSERT INTO %s (", st == ST_NEW ? "incident" : "incident_event");
@@ -339,8 +335,7 @@ static char *sql_make(enum statement st)
         fputs(") SELECT ", f);
         for (int i = 0; i < n; i++)
             fprintf(f, "%s%s", i ? ", " : "", cols[i].value ? cols[i].value : cols[i].name);
-        fputs(" FROM ", f);
-        sql_unnest(f, cols, n, "r");
+        fprintf(f, " FROM unnest($1::pg_temp.%s[]) AS r", statements[st].row_type);
     }
     if (fclose(f) != 0) {
         free(sql);
@@ -349,12 +344,34 @@ static char *sql_make(enum statement st)
     return sql;
 }
 
-/* One statement's parameters being built: an array per column. */
+/* The CREATE TYPEs of every statement's rows, in one text; NULL when out of memory. */
+static char *types_make(void)
+{
+    char *sql = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+    if (!f)
+        return NULL;
+    bool ok = true;
+    for (int i = 0; ok && i < ST_COUNT; i++) {
+        char *one = sql_make((enum statement)i, true);
+        ok = one != NULL;
+        if (ok)
+            fprintf(f, "%s; ", one);
+        free(one);
+    }
+    if (fclose(f) != 0 || !ok) {
+        free(sql);
+        return NULL;
+    }
+    return sql;
+}
+
+/* One statement's rows being built: an array per column, made into one
+ * array of rows for the lane that sends them (pgarray_rows). */
 struct params {
     struct pgarray a[MAX_COLUMNS];
-    const char *values[MAX_COLUMNS];
-    int lengths[MAX_COLUMNS];
-    int formats[MAX_COLUMNS];
+    struct pgarray rows;
 };
 
 static void params_begin(struct params *p, enum statement st)
@@ -369,9 +386,6 @@ static int params_end(struct params *p, enum statement st)
     for (int i = 0; i < statements[st].n; i++) {
         if (pgarray_end(&p->a[i]) < 0)
             return -ENOMEM;
-        p->values[i] = pgarray_data(&p->a[i]);
-        p->lengths[i] = pgarray_length(&p->a[i]);
-        p->formats[i] = 1; /* binary */
     }
     return 0;
 }
@@ -380,6 +394,7 @@ static int params_end(struct params *p, enum statement st)
  * sent (one at a time, by whichever lane sends). */
 struct batch {
     char *sql[ST_COUNT];
+    char *create_types; /* the row types, for each new connection */
     struct params params[ST_COUNT];
     struct gd_buf scratch; /* a row's attachments as JSON */
 };
@@ -388,6 +403,7 @@ static void params_fini(struct params *p)
 {
     for (int i = 0; i < MAX_COLUMNS; i++)
         pgarray_fini(&p->a[i]);
+    pgarray_fini(&p->rows);
 }
 
 /* A JSON array of strings, into a's buffer (reset first); false when out of memory. */
@@ -592,11 +608,44 @@ static void on_retry(uv_timer_t *t)
 
 static bool send_prepares(struct lane *l);
 
+/* Creates the statements' row types on the new connection (blocking,
+ * once per connection, like the verify check) and notes their OIDs.
+ * Returns 0, or -1 with PostgreSQL's message in err. */
+static int make_row_types(struct lane *l, char *err, size_t errlen)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT 'pg_temp.%s'::regtype::oid, 'pg_temp.%s'::regtype::oid, "
+             "'pg_temp.%s'::regtype::oid",
+             statements[0].row_type, statements[1].row_type, statements[2].row_type);
+    PGresult *res = PQexec(l->conn, l->s->batch->create_types);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = PQexec(l->conn, sql);
+    }
+    int rc = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == ST_COUNT) {
+        for (int i = 0; i < ST_COUNT; i++)
+            l->row_type[i] = (uint32_t)strtoul(PQgetvalue(res, 0, i), NULL, 10);
+        rc = 0;
+    } else {
+        snprintf(err, errlen, "cannot make the row types: %s", PQresultErrorMessage(res));
+        err[strcspn(err, "\n")] = '\0';
+    }
+    PQclear(res);
+    return rc;
+}
+
 static void connected(struct lane *l)
 {
     /* after a loss (not at start-up), the owner checks it may still write */
     if (l->was_up && l->s->opt.verify && l->s->opt.verify(l->s->opt.ctx) != 0) {
         conn_lost(l, "the broker's own check refused the connection");
+        return;
+    }
+    char err[256];
+    if (make_row_types(l, err, sizeof(err)) < 0) {
+        conn_lost(l, err);
         return;
     }
     if (PQsetnonblocking(l->conn, 1) != 0 || PQenterPipelineMode(l->conn) != 1 ||
@@ -713,12 +762,13 @@ static void push_op(struct lane *l, struct op *op)
  * name, the others with their text, to be planned for these rows. */
 static bool send_statement(struct lane *l, enum statement st)
 {
-    const struct params *p = &l->s->batch->params[st];
+    const struct pgarray *rows = &l->s->batch->params[st].rows;
+    const char *value = pgarray_data(rows);
+    int length = pgarray_length(rows), format = 1; /* binary */
     if (!statements[st].prepared)
-        return PQsendQueryParams(l->conn, l->s->batch->sql[st], statements[st].n, NULL, p->values,
-                                 p->lengths, p->formats, 0) == 1;
-    return PQsendQueryPrepared(l->conn, statements[st].name, statements[st].n, p->values,
-                               p->lengths, p->formats, 0) == 1;
+        return PQsendQueryParams(l->conn, l->s->batch->sql[st], 1, NULL, &value, &length, &format,
+                                 0) == 1;
+    return PQsendQueryPrepared(l->conn, statements[st].name, 1, &value, &length, &format, 0) == 1;
 }
 
 /* Sends the PREPAREs of a new connection ahead of everything else. */
@@ -732,8 +782,7 @@ static bool send_prepares(struct lane *l)
     for (int i = 0; i < ST_COUNT; i++) {
         if (!statements[i].prepared)
             continue;
-        ok = ok && PQsendPrepare(l->conn, statements[i].name, l->s->batch->sql[i], statements[i].n,
-                                 NULL) == 1;
+        ok = ok && PQsendPrepare(l->conn, statements[i].name, l->s->batch->sql[i], 1, NULL) == 1;
         op->n_commands++;
     }
     ok = ok && PQpipelineSync(l->conn) == 1;
@@ -809,6 +858,16 @@ static void send_commit(struct lane *l, uint32_t max)
         op->changes = NULL;
         op_free(op);
         return;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        struct params *p = &l->s->batch->params[i];
+        if (has[i] && pgarray_rows(&p->rows, l->row_type[i], p->a, statements[i].n) < 0) {
+            log_error("store", "out of memory building a batch of %u changes", op->n_changes);
+            requeue_front(l, op->changes, op->n_changes);
+            op->changes = NULL;
+            op_free(op);
+            return;
+        }
     }
     bool ok = true;
     for (int i = 0; i < ST_COUNT; i++) {
@@ -1095,6 +1154,8 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 static void store_free(struct store *s)
 {
+    if (s->batch)
+        free(s->batch->create_types);
     for (int i = 0; s->batch && i < ST_COUNT; i++) {
         free(s->batch->sql[i]);
         params_fini(&s->batch->params[i]);
@@ -1117,7 +1178,9 @@ int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *
     s->batch = calloc(1, sizeof(*s->batch));
     bool ok = s->dsn && s->batch;
     for (int i = 0; ok && i < ST_COUNT; i++)
-        ok = (s->batch->sql[i] = sql_make((enum statement)i)) != NULL;
+        ok = (s->batch->sql[i] = sql_make((enum statement)i, false)) != NULL;
+    if (ok)
+        ok = (s->batch->create_types = types_make()) != NULL;
     if (!ok) {
         store_free(s);
         return -ENOMEM;

@@ -1,4 +1,5 @@
 /* test-pgarray.c - specification tests for binary array parameters (broker/pgarray.h). */
+#include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -98,6 +99,51 @@ static void test_an_empty_array_has_length_zero(void **state)
     pgarray_fini(&a); /* twice is harmless */
 }
 
+static void test_rows_take_each_field_from_its_column_with_its_type(void **state)
+{
+    (void)state;
+    struct pgarray cols[2] = {{0}, {0}}, rows = {0};
+    pgarray_begin(&cols[0], PGARRAY_INT4);
+    pgarray_begin(&cols[1], PGARRAY_TEXT);
+    pgarray_int4(&cols[0], 7);
+    pgarray_text(&cols[1], "ab");
+    pgarray_int4(&cols[0], 8);
+    pgarray_null(&cols[1]);
+    assert_int_equal(pgarray_end(&cols[0]), 0);
+    assert_int_equal(pgarray_end(&cols[1]), 0);
+    assert_int_equal(pgarray_rows(&rows, 99999, cols, 2), 0);
+    const unsigned char expect[] = {
+        0, 0, 0, 1,  0,    0,    0,    0,    0,   1,   0x86, 0x9f,
+        0, 0, 0, 2,  0,    0,    0,    1,                       /* 2 rows of OID 99999 */
+        0, 0, 0, 26, 0,    0,    0,    2,                       /* row 1: 26 bytes, 2 fields */
+        0, 0, 0, 23, 0,    0,    0,    4,    0,   0,   0,    7, /* int4 7 */
+        0, 0, 0, 25, 0,    0,    0,    2,    'a', 'b',          /* text "ab" */
+        0, 0, 0, 24, 0,    0,    0,    2,                       /* row 2: 24 bytes */
+        0, 0, 0, 23, 0,    0,    0,    4,    0,   0,   0,    8, /* int4 8 */
+        0, 0, 0, 25, 0xff, 0xff, 0xff, 0xff,                    /* text NULL */
+    };
+    assert_int_equal(pgarray_length(&rows), sizeof(expect));
+    assert_memory_equal(pgarray_data(&rows), expect, sizeof(expect));
+    pgarray_fini(&rows);
+    pgarray_fini(&cols[0]);
+    pgarray_fini(&cols[1]);
+}
+
+static void test_rows_refuse_columns_of_different_lengths(void **state)
+{
+    (void)state;
+    struct pgarray cols[2] = {{0}, {0}}, rows = {0};
+    pgarray_begin(&cols[0], PGARRAY_BOOL);
+    pgarray_begin(&cols[1], PGARRAY_BOOL);
+    pgarray_bool(&cols[0], true);
+    assert_int_equal(pgarray_end(&cols[0]), 0);
+    assert_int_equal(pgarray_end(&cols[1]), 0);
+    assert_int_equal(pgarray_rows(&rows, 1, cols, 2), -ENOMEM);
+    pgarray_fini(&rows);
+    pgarray_fini(&cols[0]);
+    pgarray_fini(&cols[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -106,6 +152,8 @@ int main(void)
         cmocka_unit_test(test_times_count_from_2000_in_microseconds_and_zero_is_null),
         cmocka_unit_test(test_a_reused_array_starts_empty_with_its_new_type),
         cmocka_unit_test(test_an_empty_array_has_length_zero),
+        cmocka_unit_test(test_rows_take_each_field_from_its_column_with_its_type),
+        cmocka_unit_test(test_rows_refuse_columns_of_different_lengths),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
