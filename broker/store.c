@@ -130,11 +130,12 @@ static uint64_t now_us(const struct lane *l)
 
 /* ---- statements ----
  *
- * Each write statement is described by its columns: the statement's text
- * is made from the list when the store opens, and a batch passes one
- * binary array per column (pgarray.h), expanded with unnest(). A column
- * is added with one line in its list and one in the function that fills
- * a row. */
+ * Each write statement is described by its columns: the statement's text,
+ * and a composite type of its rows made on every connection (pg_temp),
+ * come from the list. A batch fills one binary array per column
+ * (pgarray.h) and sends them as one array of rows, expanded with
+ * unnest(). A column is added with one line in its list and one in the
+ * function that fills a row. */
 
 struct column {
     const char *name;       /* of the table's column, and of the unnested one */
