@@ -29,13 +29,14 @@
  * stream is (the default sends them all to one grid queue): the status
  * fan-out benchmark needs transitions that differ as real ones do.
  * GD_BENCH_INTAKE_ONLY=1 runs the intake phase alone.
- * GD_BENCH_GEO=1 measures placing by position instead: the intake phase
- * four times (ABBA), over points spread across every grid that has a
- * boundary (8 per grid, ST_GeneratePoints), A with each point's grid code
- * given, B with only its lat/lon (the broker places it, point in
- * polygon); prints both rates and B / A (and each phase's CPU with
- * GD_BENCH_CPU_PIDS, the steadier figure). The boundaries must be in
- * unit_boundary before the broker starts (run-broker-bench.sh does it).
+ * GD_BENCH_GEO=given or GD_BENCH_GEO=position runs one intake phase over
+ * points spread across every grid that has a boundary (8 per grid,
+ * ST_GeneratePoints), each SUBMIT with its point's grid code given or with
+ * only its lat/lon (the broker places it: point in polygon), and checks in
+ * the database that every one was located so. The boundaries must be in
+ * unit_boundary before the broker starts; run-broker-bench.sh with
+ * GD_BENCH_GEO=1 runs the phases ABBA, each on a newly started broker, and
+ * prints the ratio.
  * GD_BENCH_CPU_PIDS=PID,PID... prints the CPU time (user + system, all
  * threads) each of these processes used during the intake phase, and the
  * machine's busy time over all cores in the same interval, per 1000
@@ -522,8 +523,6 @@ struct intake_job {
     int busy;
 };
 
-static const char *phase_prefix = "c"; /* external ids differ between phases */
-
 static void *intake_worker(void *arg)
 {
     struct intake_job *j = arg;
@@ -537,7 +536,7 @@ static void *intake_worker(void *arg)
     struct gd_buf buf = {0};
     struct gd_msg m;
     char ext[64], prefix[32];
-    snprintf(prefix, sizeof(prefix), "%s%d", phase_prefix, j->id);
+    snprintf(prefix, sizeof(prefix), "c%d", j->id);
     int sent = 0, accepted = 0;
     zmq_msg_t h, b;
     zmq_msg_init(&h);
@@ -821,51 +820,42 @@ static double bench_latency(void *zctx, const char *intake_ep, const char *work_
     return p99;
 }
 
-/* GD_BENCH_GEO: intake with grid codes (A) and with positions (B), ABBA. */
-static int bench_geo(const char *dsn, const char *ep, int total, int clients, int window)
+/* GD_BENCH_GEO=given|position: one intake phase over the grids' points,
+ * each SUBMIT with its grid code given or with only its position. */
+static int bench_geo(const char *dsn, const char *ep, bool by_position, int total, int clients,
+                     int window)
 {
     void *zctx = zmq_ctx_new();
-    static const char *const prefixes[] = {"ga", "gb", "gc", "gd"};
-    static const bool by_position[] = {false, true, true, false};
-    double rate[4], sum[2] = {0, 0};
-    for (int i = 0; i < 4; i++) {
-        int busy = 0;
-        geo_by_position = by_position[i];
-        phase_prefix = prefixes[i];
-        struct cpu_probe cpu;
-        cpu_start(&cpu);
-        rate[i] = bench_intake(zctx, ep, total, clients, window, &busy);
-        sum[by_position[i]] += rate[i];
-        printf("intake    %s: %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
-               "(%d BUSY answers)\n",
-               by_position[i] ? "position (lat/lon, placed by the broker)"
-                              : "grid code given                        ",
-               total, clients, window, rate[i], busy);
-        cpu_report(&cpu, total / clients * clients);
-    }
-    /* what was measured is what was meant: every position placed in a grid */
+    int busy = 0;
+    geo_by_position = by_position;
+    struct cpu_probe cpu;
+    cpu_start(&cpu);
+    double rate = bench_intake(zctx, ep, total, clients, window, &busy);
+    printf("intake    %s: %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
+           "(%d BUSY answers)\n",
+           by_position ? "position (lat/lon, placed by the broker)"
+                       : "grid code given                        ",
+           total, clients, window, rate, busy);
+    cpu_report(&cpu, total / clients * clients);
+    zmq_ctx_term(zctx);
+    /* what was measured is what was meant: every SUBMIT located as meant */
     PGconn *c = PQconnectdb(dsn);
     if (PQstatus(c) != CONNECTION_OK)
         die(PQerrorMessage(c));
-    PGresult *r = PQexec(c, "SELECT count(*) FILTER (WHERE located_by = 'position' AND "
-                            "queue <> 'triage'), count(*) FILTER (WHERE located_by = 'given'), "
-                            "count(*) FROM incident WHERE source = 'bench'");
+    PGresult *r = PQexec(c, by_position
+                                ? "SELECT count(*) FILTER (WHERE located_by = 'position' AND "
+                                  "queue <> 'triage'), count(*) FROM incident"
+                                : "SELECT count(*) FILTER (WHERE located_by = 'given'), count(*) "
+                                  "FROM incident");
     if (PQresultStatus(r) != PGRES_TUPLES_OK)
         die(PQresultErrorMessage(r));
-    long by_pos = atol(PQgetvalue(r, 0, 0)), by_code = atol(PQgetvalue(r, 0, 1));
-    long all = atol(PQgetvalue(r, 0, 2));
-    printf("geo       stored: %ld placed by position in a grid, %ld with the code given, of %ld\n",
-           by_pos, by_code, all);
+    long located = atol(PQgetvalue(r, 0, 0)), all = atol(PQgetvalue(r, 0, 1));
     PQclear(r);
     PQfinish(c);
-    long each = (long)(total / clients * clients);
-    if (by_pos != 2 * each || by_code != 2 * each)
+    printf("stored    %ld of %ld located %s\n", located, all,
+           by_position ? "by position in a grid" : "with the grid code given");
+    if (located != all || all != (long)(total / clients * clients))
         die("GD_BENCH_GEO: not every SUBMIT was located as its phase meant");
-    double given = sum[0] / 2, placed = sum[1] / 2;
-    printf("geo       grid code given %.0f/s, position %.0f/s (ABBA means): position / given = "
-           "%.2f; %.0f position lookups/s through the intake path\n",
-           given, placed, placed / given, placed);
-    zmq_ctx_term(zctx);
     return 0;
 }
 
@@ -896,9 +886,11 @@ int main(int argc, char **argv)
     bool intake_only = only && strcmp(only, "0") != 0;
     const char *geo = getenv("GD_BENCH_GEO");
     if (geo && strcmp(geo, "0") != 0) {
+        if (strcmp(geo, "given") != 0 && strcmp(geo, "position") != 0)
+            die("GD_BENCH_GEO is given or position");
         load_geo_points(dsn);
         empty_tables(dsn);
-        return bench_geo(dsn, argv[2], total, clients, window);
+        return bench_geo(dsn, argv[2], strcmp(geo, "position") == 0, total, clients, window);
     }
     double raw = 0, raw_cpu = -1, multi_cpu, copy_cpu;
     if (!intake_only) {
