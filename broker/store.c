@@ -135,7 +135,9 @@ static uint64_t now_us(const struct lane *l)
  * come from the list. A batch fills one binary array per column
  * (pgarray.h) and sends them as one array of rows, expanded with
  * unnest(). A column is added with one line in its list and one in the
- * function that fills a row. */
+ * function that fills a row. (Temporary types need the TEMPORARY
+ * privilege on the database, which PUBLIC has unless revoked; the CSV
+ * imports' temporary tables need it too.) */
 
 struct column {
     const char *name;       /* of the table's column, and of the unnested one */
