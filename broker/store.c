@@ -11,9 +11,13 @@
 
 #include "broker.h"
 #include "log.h"
+#include "pgarray.h"
 
 #define LATENCY_SAMPLES 4096
 #define MAX_QUERIES_IN_FLIGHT 10000
+
+/* The write statements (see "statements" below). */
+enum statement { ST_NEW, ST_UPDATE, ST_EVENTS, ST_COUNT };
 
 enum op_kind { OP_COMMIT, OP_QUERY, OP_PREPARE };
 
@@ -41,6 +45,7 @@ struct op {
 enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 
 struct store;
+struct batch;
 
 /* One connection with its own queue of changes. Changes are spread over
  * the lanes by incident id, so one incident's changes always commit in
@@ -65,6 +70,7 @@ struct lane {
     uint32_t singles_left;        /* after a failed batch: commits of one change */
     uint32_t failures;            /* connection attempts failed in a row */
     bool was_up;                  /* connected before: a new connection is a reconnection */
+    uint32_t row_type[ST_COUNT];  /* OIDs of the statements' row types on this connection */
 };
 
 struct store {
@@ -73,6 +79,7 @@ struct store {
     char *dsn;
     struct lane lanes[STORE_MAX_LANES];
     int n_lanes;
+    struct batch *batch;          /* the write statements and their parameters */
     int n_up;                     /* lanes connected */
     int next_query_lane;
     struct store_stats stats;
@@ -86,6 +93,7 @@ struct store {
 
 static void pump(struct lane *l);
 static void conn_lost(struct lane *l, const char *why);
+static void store_free(struct store *s);
 
 struct store_change *store_change_new(void)
 {
@@ -120,305 +128,400 @@ static uint64_t now_us(const struct lane *l)
     return uv_hrtime() / 1000;
 }
 
-/* ---- array parameters ---- */
+/* ---- statements ----
+ *
+ * Each write statement is described by its columns: the statement's text,
+ * and a composite type of its rows made on every connection (pg_temp),
+ * come from the list. A batch fills one binary array per column
+ * (pgarray.h) and sends them as one array of rows, expanded with
+ * unnest(). A column is added with one line in its list and one in the
+ * function that fills a row. (Temporary types need the TEMPORARY
+ * privilege on the database, which PUBLIC has unless revoked; the CSV
+ * imports' temporary tables need it too.) */
 
-/* One array parameter being built as a PostgreSQL array literal. */
-struct arr {
-    struct gd_buf buf;
-    bool first;
+struct column {
+    const char *name;       /* of the table's column, and of the unnested one */
+    enum pgarray_type type; /* of the array parameter */
+    const char *value;      /* what is stored, in terms of the unnested columns; NULL: name */
 };
-
-static int buf_reserve(struct gd_buf *b, size_t more)
-{
-    if (b->len + more <= b->cap)
-        return 0;
-    size_t cap = b->cap ? b->cap : 256;
-    while (cap < b->len + more)
-        cap *= 2;
-    char *p = realloc(b->data, cap);
-    if (!p)
-        return -1;
-    b->data = p;
-    b->cap = cap;
-    return 0;
-}
-
-static void buf_putc(struct gd_buf *b, char c)
-{
-    if (buf_reserve(b, 1) == 0)
-        b->data[b->len++] = c;
-}
-
-static void buf_put(struct gd_buf *b, const char *p, size_t n)
-{
-    if (buf_reserve(b, n) == 0) {
-        memcpy(b->data + b->len, p, n);
-        b->len += n;
-    }
-}
-
-static void arr_begin(struct arr *a)
-{
-    a->buf.len = 0;
-    a->first = true;
-    buf_putc(&a->buf, '{');
-}
-
-static void arr_sep(struct arr *a)
-{
-    if (!a->first)
-        buf_putc(&a->buf, ',');
-    a->first = false;
-}
-
-/* A text element, quoted: backslash and double quote are escaped. */
-static void arr_text(struct arr *a, const char *s)
-{
-    arr_sep(a);
-    buf_putc(&a->buf, '"');
-    while (s && *s) {
-        size_t run = strcspn(s, "\"\\");
-        buf_put(&a->buf, s, run);
-        s += run;
-        if (!*s)
-            break;
-        buf_putc(&a->buf, '\\');
-        buf_putc(&a->buf, *s++);
-    }
-    buf_putc(&a->buf, '"');
-}
-
-static void arr_null(struct arr *a)
-{
-    arr_sep(a);
-    buf_put(&a->buf, "NULL", 4);
-}
-
-static void arr_i64(struct arr *a, int64_t v)
-{
-    /* by hand: snprintf is most of the cost of building a batch */
-    char tmp[24], *p = tmp + sizeof(tmp);
-    uint64_t u = v < 0 ? (uint64_t)0 - (uint64_t)v : (uint64_t)v;
-    do {
-        *--p = (char)('0' + u % 10);
-        u /= 10;
-    } while (u);
-    if (v < 0)
-        *--p = '-';
-    arr_sep(a);
-    buf_put(&a->buf, p, (size_t)(tmp + sizeof(tmp) - p));
-}
-
-static void arr_f64(struct arr *a, double v)
-{
-    char tmp[32];
-    arr_sep(a);
-    int n = snprintf(tmp, sizeof(tmp), "%.9g", v);
-    buf_put(&a->buf, tmp, (size_t)n);
-}
-
-static void arr_bool(struct arr *a, bool v)
-{
-    arr_sep(a);
-    buf_putc(&a->buf, v ? 't' : 'f');
-}
 
 /* Attachments travel as one JSON array text per row (unnest() cannot
  * expand an array of arrays of different lengths). */
-static void arr_json_strings(struct arr *a, char *const *v, uint32_t n)
-{
-    struct gd_buf j = {0};
-    buf_putc(&j, '[');
-    for (uint32_t i = 0; i < n; i++) {
-        if (i)
-            buf_putc(&j, ',');
-        buf_putc(&j, '"');
-        for (const unsigned char *p = (const unsigned char *)v[i]; *p; p++) {
-            if (*p == '"' || *p == '\\') {
-                buf_putc(&j, '\\');
-                buf_putc(&j, (char)*p);
-            } else if (*p < 0x20) {
-                char esc[8];
-                snprintf(esc, sizeof(esc), "\\u%04x", *p);
-                buf_put(&j, esc, 6);
-            } else {
-                buf_putc(&j, (char)*p);
-            }
-        }
-        buf_putc(&j, '"');
-    }
-    buf_putc(&j, ']');
-    buf_putc(&j, '\0');
-    arr_text(a, j.data);
-    gd_buf_fini(&j);
-}
+#define ATTACHMENTS_VALUE                              \
+    "CASE WHEN attachments IS NULL THEN '{}'::text[] " \
+    "ELSE ARRAY(SELECT json_array_elements_text(attachments::json)) END"
 
-static const char *arr_end(struct arr *a)
-{
-    buf_putc(&a->buf, '}');
-    buf_putc(&a->buf, '\0');
-    return a->buf.data;
-}
-
-/* ---- statements ---- */
-
-static const char sql_new[] =
-    "INSERT INTO incident (id, source, external_id, category, priority, state, version, queue, "
-    "owner_unit, owner_level, location_unit, address, lat, lon, description, reporter_name, "
-    "reporter_phone, reporter_address, attachments, reported_at, received_at, sign_due, "
-    "resolve_due, updated_at, sign_warn, resolve_warn, located_by) "
-    "SELECT id, source, external_id, category, priority, state, version, queue, owner_unit, "
-    "owner_level, location_unit, address, lat, lon, description, reporter_name, "
-    "reporter_phone, reporter_address, CASE WHEN attachments IS NULL THEN '{}'::text[] "
-    "ELSE ARRAY(SELECT json_array_elements_text(attachments::json)) END, "
-    "gd_ts(reported_at), gd_ts(received_at), gd_ts(sign_due), gd_ts(resolve_due), gd_ts(at), "
-    "gd_ts(sign_warn), gd_ts(resolve_warn), located_by "
-    "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
-    "$7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], "
-    "$14::float8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], "
-    "$20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::int8[], $25::int8[], "
-    "$26::int8[], $27::text[]) AS r(id, source, external_id, category, priority, state, "
-    "version, queue, owner_unit, owner_level, location_unit, address, lat, lon, description, "
-    "reporter_name, reporter_phone, reporter_address, attachments, reported_at, received_at, "
-    "sign_due, resolve_due, at, sign_warn, resolve_warn, located_by)";
-#define SQL_NEW_PARAMS 27
-
-static const char sql_update[] =
-    "UPDATE incident i SET state = u.state, version = u.version, queue = u.queue, "
-    "owner_unit = u.owner_unit, owner_level = u.owner_level, sign_due = gd_ts(u.sign_due), "
-    "resolve_due = gd_ts(u.resolve_due), attempts = u.attempts, escalations = u.escalations, "
-    "flagged = u.flagged, updated_at = gd_ts(u.at), sign_warn = gd_ts(u.sign_warn), "
-    "resolve_warn = gd_ts(u.resolve_warn), extension_pending = gd_ts(u.extension_pending) "
-    "FROM unnest($1::bigint[], $2::text[], $3::int[], $4::text[], $5::text[], $6::text[], "
-    "$7::int8[], $8::int8[], $9::int[], $10::int[], $11::bool[], $12::int8[], $13::int8[], "
-    "$14::int8[], $15::int8[]) AS u(id, state, version, queue, owner_unit, owner_level, "
-    "sign_due, resolve_due, attempts, escalations, flagged, at, sign_warn, resolve_warn, "
-    "extension_pending) "
-    "WHERE i.id = u.id AND i.version < u.version";
-#define SQL_UPDATE_PARAMS 15
-
-static const char sql_events[] =
-    "INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, queue, "
-    "owner_unit, owner_level, actor, note, sign_due, resolve_due, location_unit, located_by) "
-    "SELECT id, version, gd_ts(at), kind, from_state, to_state, queue, owner_unit, owner_level, "
-    "actor, note, gd_ts(sign_due), gd_ts(resolve_due), location_unit, located_by "
-    "FROM unnest($1::bigint[], $2::int[], $3::int8[], $4::text[], $5::text[], $6::text[], "
-    "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], $13::int8[], "
-    "$14::text[], $15::text[]) "
-    "AS e(id, version, at, kind, from_state, to_state, queue, owner_unit, owner_level, actor, note, "
-    "sign_due, resolve_due, location_unit, located_by)";
-#define SQL_EVENTS_PARAMS 15
-
-#define MAX_PARAMS SQL_NEW_PARAMS /* the largest */
-
-struct params {
-    struct arr a[MAX_PARAMS];
-    const char *values[MAX_PARAMS];
+/* STORE_NEW: the incident row. */
+enum {
+    NEW_ID,
+    NEW_SOURCE,
+    NEW_EXTERNAL_ID,
+    NEW_CATEGORY,
+    NEW_PRIORITY,
+    NEW_STATE,
+    NEW_VERSION,
+    NEW_QUEUE,
+    NEW_OWNER_UNIT,
+    NEW_OWNER_LEVEL,
+    NEW_LOCATION_UNIT,
+    NEW_ADDRESS,
+    NEW_LAT,
+    NEW_LON,
+    NEW_DESCRIPTION,
+    NEW_REPORTER_NAME,
+    NEW_REPORTER_PHONE,
+    NEW_REPORTER_ADDRESS,
+    NEW_ATTACHMENTS,
+    NEW_REPORTED_AT,
+    NEW_RECEIVED_AT,
+    NEW_SIGN_DUE,
+    NEW_RESOLVE_DUE,
+    NEW_UPDATED_AT,
+    NEW_SIGN_WARN,
+    NEW_RESOLVE_WARN,
+    NEW_LOCATED_BY,
+    NEW_COLUMNS
+};
+static const struct column new_columns[NEW_COLUMNS] = {
+    [NEW_ID] = {"id", PGARRAY_INT8, NULL},
+    [NEW_SOURCE] = {"source", PGARRAY_TEXT, NULL},
+    [NEW_EXTERNAL_ID] = {"external_id", PGARRAY_TEXT, NULL},
+    [NEW_CATEGORY] = {"category", PGARRAY_TEXT, NULL},
+    [NEW_PRIORITY] = {"priority", PGARRAY_TEXT, NULL},
+    [NEW_STATE] = {"state", PGARRAY_TEXT, NULL},
+    [NEW_VERSION] = {"version", PGARRAY_INT4, NULL},
+    [NEW_QUEUE] = {"queue", PGARRAY_TEXT, NULL},
+    [NEW_OWNER_UNIT] = {"owner_unit", PGARRAY_TEXT, NULL},
+    [NEW_OWNER_LEVEL] = {"owner_level", PGARRAY_TEXT, NULL},
+    [NEW_LOCATION_UNIT] = {"location_unit", PGARRAY_TEXT, NULL},
+    [NEW_ADDRESS] = {"address", PGARRAY_TEXT, NULL},
+    [NEW_LAT] = {"lat", PGARRAY_FLOAT8, NULL},
+    [NEW_LON] = {"lon", PGARRAY_FLOAT8, NULL},
+    [NEW_DESCRIPTION] = {"description", PGARRAY_TEXT, NULL},
+    [NEW_REPORTER_NAME] = {"reporter_name", PGARRAY_TEXT, NULL},
+    [NEW_REPORTER_PHONE] = {"reporter_phone", PGARRAY_TEXT, NULL},
+    [NEW_REPORTER_ADDRESS] = {"reporter_address", PGARRAY_TEXT, NULL},
+    [NEW_ATTACHMENTS] = {"attachments", PGARRAY_TEXT, ATTACHMENTS_VALUE},
+    [NEW_REPORTED_AT] = {"reported_at", PGARRAY_TIMESTAMPTZ, NULL},
+    [NEW_RECEIVED_AT] = {"received_at", PGARRAY_TIMESTAMPTZ, NULL},
+    [NEW_SIGN_DUE] = {"sign_due", PGARRAY_TIMESTAMPTZ, NULL},
+    [NEW_RESOLVE_DUE] = {"resolve_due", PGARRAY_TIMESTAMPTZ, NULL},
+    [NEW_UPDATED_AT] = {"updated_at", PGARRAY_TIMESTAMPTZ, NULL},
+    [NEW_SIGN_WARN] = {"sign_warn", PGARRAY_TIMESTAMPTZ, NULL},
+    [NEW_RESOLVE_WARN] = {"resolve_warn", PGARRAY_TIMESTAMPTZ, NULL},
+    [NEW_LOCATED_BY] = {"located_by", PGARRAY_TEXT, NULL},
 };
 
-static void params_begin(struct params *p, int n)
+/* STORE_TRANSITION: the projection after the last change of an incident
+ * in the batch. The first column is the key; the rest are set. */
+enum {
+    UPD_ID,
+    UPD_STATE,
+    UPD_VERSION,
+    UPD_QUEUE,
+    UPD_OWNER_UNIT,
+    UPD_OWNER_LEVEL,
+    UPD_SIGN_DUE,
+    UPD_RESOLVE_DUE,
+    UPD_ATTEMPTS,
+    UPD_ESCALATIONS,
+    UPD_FLAGGED,
+    UPD_UPDATED_AT,
+    UPD_SIGN_WARN,
+    UPD_RESOLVE_WARN,
+    UPD_EXTENSION_PENDING,
+    UPD_COLUMNS
+};
+static const struct column update_columns[UPD_COLUMNS] = {
+    [UPD_ID] = {"id", PGARRAY_INT8, NULL},
+    [UPD_STATE] = {"state", PGARRAY_TEXT, NULL},
+    [UPD_VERSION] = {"version", PGARRAY_INT4, NULL},
+    [UPD_QUEUE] = {"queue", PGARRAY_TEXT, NULL},
+    [UPD_OWNER_UNIT] = {"owner_unit", PGARRAY_TEXT, NULL},
+    [UPD_OWNER_LEVEL] = {"owner_level", PGARRAY_TEXT, NULL},
+    [UPD_SIGN_DUE] = {"sign_due", PGARRAY_TIMESTAMPTZ, NULL},
+    [UPD_RESOLVE_DUE] = {"resolve_due", PGARRAY_TIMESTAMPTZ, NULL},
+    [UPD_ATTEMPTS] = {"attempts", PGARRAY_INT4, NULL},
+    [UPD_ESCALATIONS] = {"escalations", PGARRAY_INT4, NULL},
+    [UPD_FLAGGED] = {"flagged", PGARRAY_BOOL, NULL},
+    [UPD_UPDATED_AT] = {"updated_at", PGARRAY_TIMESTAMPTZ, NULL},
+    [UPD_SIGN_WARN] = {"sign_warn", PGARRAY_TIMESTAMPTZ, NULL},
+    [UPD_RESOLVE_WARN] = {"resolve_warn", PGARRAY_TIMESTAMPTZ, NULL},
+    [UPD_EXTENSION_PENDING] = {"extension_pending", PGARRAY_TIMESTAMPTZ, NULL},
+};
+
+/* Every change: its event row. */
+enum {
+    EV_INCIDENT_ID,
+    EV_VERSION,
+    EV_AT,
+    EV_KIND,
+    EV_FROM_STATE,
+    EV_TO_STATE,
+    EV_QUEUE,
+    EV_OWNER_UNIT,
+    EV_OWNER_LEVEL,
+    EV_ACTOR,
+    EV_NOTE,
+    EV_SIGN_DUE,
+    EV_RESOLVE_DUE,
+    EV_LOCATION_UNIT,
+    EV_LOCATED_BY,
+    EV_COLUMNS
+};
+static const struct column event_columns[EV_COLUMNS] = {
+    [EV_INCIDENT_ID] = {"incident_id", PGARRAY_INT8, NULL},
+    [EV_VERSION] = {"version", PGARRAY_INT4, NULL},
+    [EV_AT] = {"at", PGARRAY_TIMESTAMPTZ, NULL},
+    [EV_KIND] = {"kind", PGARRAY_TEXT, NULL},
+    [EV_FROM_STATE] = {"from_state", PGARRAY_TEXT, NULL},
+    [EV_TO_STATE] = {"to_state", PGARRAY_TEXT, NULL},
+    [EV_QUEUE] = {"queue", PGARRAY_TEXT, NULL},
+    [EV_OWNER_UNIT] = {"owner_unit", PGARRAY_TEXT, NULL},
+    [EV_OWNER_LEVEL] = {"owner_level", PGARRAY_TEXT, NULL},
+    [EV_ACTOR] = {"actor", PGARRAY_TEXT, NULL},
+    [EV_NOTE] = {"note", PGARRAY_TEXT, NULL},
+    [EV_SIGN_DUE] = {"sign_due", PGARRAY_TIMESTAMPTZ, NULL},
+    [EV_RESOLVE_DUE] = {"resolve_due", PGARRAY_TIMESTAMPTZ, NULL},
+    [EV_LOCATION_UNIT] = {"location_unit", PGARRAY_TEXT, NULL},
+    [EV_LOCATED_BY] = {"located_by", PGARRAY_TEXT, NULL},
+};
+
+/* The inserts are prepared once per connection: parsing and planning
+ * them per batch would cost more than a small batch's rows, and their
+ * plan does not depend on the tables. The update is planned for each
+ * batch: a join's plan does, and a generic plan made while the table was
+ * small (a seq scan of incident hashed against the rows) would go on
+ * scanning the whole table for every batch as the table grows. */
+static const struct {
+    const char *name; /* of the prepared statement */
+    const char *row_type; /* of its rows, a temporary type of each connection */
+    const struct column *columns;
+    int n;
+    bool prepared;
+} statements[ST_COUNT] = {
+    [ST_NEW] = {"gd_new", "gd_new_row", new_columns, NEW_COLUMNS, true},
+    [ST_UPDATE] = {"gd_update", "gd_update_row", update_columns, UPD_COLUMNS, false},
+    [ST_EVENTS] = {"gd_events", "gd_event_row", event_columns, EV_COLUMNS, true},
+};
+
+#define MAX_COLUMNS NEW_COLUMNS /* the most of any statement */
+
+/* The text of statement `st` (`type`: false) or of the CREATE TYPE of
+ * its rows (true), malloc'd; NULL when out of memory. */
+static char *sql_make(enum statement st, bool type)
 {
-    for (int i = 0; i < n; i++)
-        arr_begin(&p->a[i]);
+    const struct column *cols = statements[st].columns;
+    int n = statements[st].n;
+    char *sql = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+    if (!f)
+        return NULL;
+    if (type) {
+        fprintf(f, "CREATE TYPE pg_temp.%s AS (", statements[st].row_type);
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%s%s %s", i ? ", " : "", cols[i].name, pgarray_sql_element(cols[i].type));
+        fputc(')', f);
+    } else if (st == ST_UPDATE) {
+        /* guarded by version: sending a batch twice changes nothing more */
+        fputs("UPDATE incident i SET ", f);
+        for (int i = 1; i < n; i++)
+            fprintf(f, "%s%s = u.%s", i > 1 ? ", " : "", cols[i].name,
+                    cols[i].value ? cols[i].value : cols[i].name);
+        fprintf(f, " FROM unnest($1::pg_temp.%s[]) AS u", statements[st].row_type);
+        fprintf(f, " WHERE i.%s = u.%s AND i.version < u.version", cols[0].name, cols[0].name);
+    } else {
+        fprintf(f, "INSERT INTO %s (", st == ST_NEW ? "incident" : "incident_event");
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%s%s", i ? ", " : "", cols[i].name);
+        fputs(") SELECT ", f);
+        for (int i = 0; i < n; i++)
+            fprintf(f, "%s%s", i ? ", " : "", cols[i].value ? cols[i].value : cols[i].name);
+        fprintf(f, " FROM unnest($1::pg_temp.%s[]) AS r", statements[st].row_type);
+    }
+    if (fclose(f) != 0) {
+        free(sql);
+        return NULL;
+    }
+    return sql;
 }
 
-static void params_end(struct params *p, int n)
+/* The CREATE TYPEs of every statement's rows, in one text; NULL when out of memory. */
+static char *types_make(void)
 {
-    for (int i = 0; i < n; i++)
-        p->values[i] = arr_end(&p->a[i]);
+    char *sql = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&sql, &len);
+    if (!f)
+        return NULL;
+    bool ok = true;
+    for (int i = 0; ok && i < ST_COUNT; i++) {
+        char *one = sql_make((enum statement)i, true);
+        ok = one != NULL;
+        if (ok)
+            fprintf(f, "%s; ", one);
+        free(one);
+    }
+    if (fclose(f) != 0 || !ok) {
+        free(sql);
+        return NULL;
+    }
+    return sql;
 }
+
+/* One statement's rows being built: an array per column, made into one
+ * array of rows for the lane that sends them (pgarray_rows). */
+struct params {
+    struct pgarray a[MAX_COLUMNS];
+    struct pgarray rows;
+};
+
+static void params_begin(struct params *p, enum statement st)
+{
+    for (int i = 0; i < statements[st].n; i++)
+        pgarray_begin(&p->a[i], statements[st].columns[i].type);
+}
+
+/* Returns 0, or -ENOMEM when a parameter could not be built. */
+static int params_end(struct params *p, enum statement st)
+{
+    for (int i = 0; i < statements[st].n; i++) {
+        if (pgarray_end(&p->a[i]) < 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* The write statements' text, and the parameters of the batch being
+ * sent (one at a time, by whichever lane sends). */
+struct batch {
+    char *sql[ST_COUNT];
+    char *create_types; /* the row types, for each new connection */
+    struct params params[ST_COUNT];
+    struct gd_buf scratch; /* a row's attachments as JSON */
+};
 
 static void params_fini(struct params *p)
 {
-    for (int i = 0; i < MAX_PARAMS; i++)
-        gd_buf_fini(&p->a[i].buf);
+    for (int i = 0; i < MAX_COLUMNS; i++)
+        pgarray_fini(&p->a[i]);
+    pgarray_fini(&p->rows);
 }
 
-static void add_new_row(struct params *p, const struct store_change *c)
+/* A JSON array of strings, into a's buffer (reset first); false when out of memory. */
+static bool json_strings(struct gd_buf *b, char *const *v, uint32_t n)
+{
+    gd_buf_reset(b);
+    bool ok = gd_buf_append(b, "[", 1) == 0;
+    for (uint32_t i = 0; ok && i < n; i++) {
+        ok = (!i || gd_buf_append(b, ",", 1) == 0) && gd_buf_append(b, "\"", 1) == 0;
+        for (const unsigned char *p = (const unsigned char *)v[i]; ok && *p; p++) {
+            char esc[8];
+            if (*p == '"' || *p == '\\') {
+                esc[0] = '\\';
+                esc[1] = (char)*p;
+                ok = gd_buf_append(b, esc, 2) == 0;
+            } else if (*p < 0x20) {
+                snprintf(esc, sizeof(esc), "\\u%04x", *p);
+                ok = gd_buf_append(b, esc, 6) == 0;
+            } else {
+                ok = gd_buf_append(b, (const char *)p, 1) == 0;
+            }
+        }
+        ok = ok && gd_buf_append(b, "\"", 1) == 0;
+    }
+    return ok && gd_buf_append(b, "]", 2) == 0; /* with the NUL */
+}
+
+static void add_new_row(struct params *p, struct gd_buf *scratch, const struct store_change *c)
 {
     const struct incident *inc = c->inc;
-    struct arr *a = p->a;
-    arr_i64(&a[0], (int64_t)inc->id);
-    arr_text(&a[1], inc->source);
-    arr_text(&a[2], inc->external_id);
-    arr_text(&a[3], inc->category_code);
-    arr_text(&a[4], gd_priority_name(inc->priority));
-    arr_text(&a[5], gd_state_name(c->to));
-    arr_i64(&a[6], c->version);
-    arr_text(&a[7], c->queue);
-    arr_text(&a[8], c->owner_unit);
-    arr_text(&a[9], gd_level_name(c->owner_level));
-    arr_text(&a[10], inc->location_code);
-    arr_text(&a[11], inc->address);
+    struct pgarray *a = p->a;
+    pgarray_int8(&a[NEW_ID], (int64_t)inc->id);
+    pgarray_text(&a[NEW_SOURCE], inc->source);
+    pgarray_text(&a[NEW_EXTERNAL_ID], inc->external_id);
+    pgarray_text(&a[NEW_CATEGORY], inc->category_code);
+    pgarray_text(&a[NEW_PRIORITY], gd_priority_name(inc->priority));
+    pgarray_text(&a[NEW_STATE], gd_state_name(c->to));
+    pgarray_int4(&a[NEW_VERSION], (int32_t)c->version);
+    pgarray_text(&a[NEW_QUEUE], c->queue);
+    pgarray_text(&a[NEW_OWNER_UNIT], c->owner_unit);
+    pgarray_text(&a[NEW_OWNER_LEVEL], gd_level_name(c->owner_level));
+    pgarray_text(&a[NEW_LOCATION_UNIT], inc->location_code);
+    pgarray_text(&a[NEW_ADDRESS], inc->address);
     if (inc->has_coords) {
-        arr_f64(&a[12], inc->lat);
-        arr_f64(&a[13], inc->lon);
+        pgarray_float8(&a[NEW_LAT], inc->lat);
+        pgarray_float8(&a[NEW_LON], inc->lon);
     } else {
-        arr_null(&a[12]);
-        arr_null(&a[13]);
+        pgarray_null(&a[NEW_LAT]);
+        pgarray_null(&a[NEW_LON]);
     }
-    arr_text(&a[14], inc->description);
-    arr_text(&a[15], inc->reporter_name);
-    arr_text(&a[16], inc->reporter_phone);
-    arr_text(&a[17], inc->reporter_address);
-    if (inc->n_attachments)
-        arr_json_strings(&a[18], inc->attachments, inc->n_attachments);
+    pgarray_text(&a[NEW_DESCRIPTION], inc->description);
+    pgarray_text(&a[NEW_REPORTER_NAME], inc->reporter_name);
+    pgarray_text(&a[NEW_REPORTER_PHONE], inc->reporter_phone);
+    pgarray_text(&a[NEW_REPORTER_ADDRESS], inc->reporter_address);
+    if (!inc->n_attachments)
+        pgarray_null(&a[NEW_ATTACHMENTS]);
+    else if (json_strings(scratch, inc->attachments, inc->n_attachments))
+        pgarray_text(&a[NEW_ATTACHMENTS], scratch->data);
     else
-        arr_null(&a[18]);
-    arr_i64(&a[19], inc->reported_at);
-    arr_i64(&a[20], inc->received_at);
-    arr_i64(&a[21], c->sign_due);
-    arr_i64(&a[22], c->resolve_due);
-    arr_i64(&a[23], c->at);
-    arr_i64(&a[24], c->sign_warn);
-    arr_i64(&a[25], c->resolve_warn);
-    arr_text(&a[26], locate_method_name((enum locate_method)inc->located_by));
+        a[NEW_ATTACHMENTS].failed = true;
+    pgarray_time_ms(&a[NEW_REPORTED_AT], inc->reported_at);
+    pgarray_time_ms(&a[NEW_RECEIVED_AT], inc->received_at);
+    pgarray_time_ms(&a[NEW_SIGN_DUE], c->sign_due);
+    pgarray_time_ms(&a[NEW_RESOLVE_DUE], c->resolve_due);
+    pgarray_time_ms(&a[NEW_UPDATED_AT], c->at);
+    pgarray_time_ms(&a[NEW_SIGN_WARN], c->sign_warn);
+    pgarray_time_ms(&a[NEW_RESOLVE_WARN], c->resolve_warn);
+    pgarray_text(&a[NEW_LOCATED_BY], locate_method_name((enum locate_method)inc->located_by));
 }
 
 static void add_update_row(struct params *p, const struct store_change *c)
 {
-    struct arr *a = p->a;
-    arr_i64(&a[0], (int64_t)c->incident_id);
-    arr_text(&a[1], gd_state_name(c->to));
-    arr_i64(&a[2], c->version);
-    arr_text(&a[3], c->queue);
-    arr_text(&a[4], c->owner_unit);
-    arr_text(&a[5], gd_level_name(c->owner_level));
-    arr_i64(&a[6], c->sign_due);
-    arr_i64(&a[7], c->resolve_due);
-    arr_i64(&a[8], c->attempts);
-    arr_i64(&a[9], c->escalations);
-    arr_bool(&a[10], c->flagged);
-    arr_i64(&a[11], c->at);
-    arr_i64(&a[12], c->sign_warn);
-    arr_i64(&a[13], c->resolve_warn);
-    arr_i64(&a[14], c->extension_pending);
+    struct pgarray *a = p->a;
+    pgarray_int8(&a[UPD_ID], (int64_t)c->incident_id);
+    pgarray_text(&a[UPD_STATE], gd_state_name(c->to));
+    pgarray_int4(&a[UPD_VERSION], (int32_t)c->version);
+    pgarray_text(&a[UPD_QUEUE], c->queue);
+    pgarray_text(&a[UPD_OWNER_UNIT], c->owner_unit);
+    pgarray_text(&a[UPD_OWNER_LEVEL], gd_level_name(c->owner_level));
+    pgarray_time_ms(&a[UPD_SIGN_DUE], c->sign_due);
+    pgarray_time_ms(&a[UPD_RESOLVE_DUE], c->resolve_due);
+    pgarray_int4(&a[UPD_ATTEMPTS], (int32_t)c->attempts);
+    pgarray_int4(&a[UPD_ESCALATIONS], (int32_t)c->escalations);
+    pgarray_bool(&a[UPD_FLAGGED], c->flagged);
+    pgarray_time_ms(&a[UPD_UPDATED_AT], c->at);
+    pgarray_time_ms(&a[UPD_SIGN_WARN], c->sign_warn);
+    pgarray_time_ms(&a[UPD_RESOLVE_WARN], c->resolve_warn);
+    pgarray_time_ms(&a[UPD_EXTENSION_PENDING], c->extension_pending);
 }
 
 static void add_event_row(struct params *p, const struct store_change *c)
 {
-    struct arr *a = p->a;
-    arr_i64(&a[0], (int64_t)c->incident_id);
-    arr_i64(&a[1], c->version);
-    arr_i64(&a[2], c->at);
-    arr_text(&a[3], gd_event_kind_name(c->event));
-    if (c->kind == STORE_NEW)
-        arr_null(&a[4]);
-    else
-        arr_text(&a[4], gd_state_name(c->from));
-    arr_text(&a[5], gd_state_name(c->to));
-    arr_text(&a[6], c->queue);
-    arr_text(&a[7], c->owner_unit);
-    arr_text(&a[8], gd_level_name(c->owner_level));
-    arr_text(&a[9], c->actor);
-    arr_text(&a[10], c->note);
-    /* the deadlines in force after the event, for the reports */
-    arr_i64(&a[11], c->sign_due);
-    arr_i64(&a[12], c->resolve_due);
-    /* where the incident was located, and how: on its receive event */
+    struct pgarray *a = p->a;
     bool first = c->kind == STORE_NEW;
-    arr_text(&a[13], first ? c->inc->location_code : "");
-    arr_text(&a[14], first ? locate_method_name((enum locate_method)c->inc->located_by) : "");
+    pgarray_int8(&a[EV_INCIDENT_ID], (int64_t)c->incident_id);
+    pgarray_int4(&a[EV_VERSION], (int32_t)c->version);
+    pgarray_time_ms(&a[EV_AT], c->at);
+    pgarray_text(&a[EV_KIND], gd_event_kind_name(c->event));
+    if (first)
+        pgarray_null(&a[EV_FROM_STATE]);
+    else
+        pgarray_text(&a[EV_FROM_STATE], gd_state_name(c->from));
+    pgarray_text(&a[EV_TO_STATE], gd_state_name(c->to));
+    pgarray_text(&a[EV_QUEUE], c->queue);
+    pgarray_text(&a[EV_OWNER_UNIT], c->owner_unit);
+    pgarray_text(&a[EV_OWNER_LEVEL], gd_level_name(c->owner_level));
+    pgarray_text(&a[EV_ACTOR], c->actor);
+    pgarray_text(&a[EV_NOTE], c->note);
+    /* the deadlines in force after the event, for the reports */
+    pgarray_time_ms(&a[EV_SIGN_DUE], c->sign_due);
+    pgarray_time_ms(&a[EV_RESOLVE_DUE], c->resolve_due);
+    /* where the incident was located, and how: on its receive event */
+    pgarray_text(&a[EV_LOCATION_UNIT], first ? c->inc->location_code : "");
+    pgarray_text(&a[EV_LOCATED_BY],
+                 first ? locate_method_name((enum locate_method)c->inc->located_by) : "");
 }
 
 /* ---- the connection ---- */
@@ -450,8 +553,7 @@ static void on_handle_closed(uv_handle_t *h)
     struct store *s = l->s;
     void (*closed)(void *) = s->closed;
     void *ctx = s->closed_ctx;
-    free(s->dsn);
-    free(s);
+    store_free(s);
     if (closed)
         closed(ctx);
 }
@@ -509,11 +611,44 @@ static void on_retry(uv_timer_t *t)
 
 static bool send_prepares(struct lane *l);
 
+/* Creates the statements' row types on the new connection (blocking,
+ * once per connection, like the verify check) and notes their OIDs.
+ * Returns 0, or -1 with PostgreSQL's message in err. */
+static int make_row_types(struct lane *l, char *err, size_t errlen)
+{
+    char sql[256];
+    snprintf(sql, sizeof(sql),
+             "SELECT 'pg_temp.%s'::regtype::oid, 'pg_temp.%s'::regtype::oid, "
+             "'pg_temp.%s'::regtype::oid",
+             statements[0].row_type, statements[1].row_type, statements[2].row_type);
+    PGresult *res = PQexec(l->conn, l->s->batch->create_types);
+    if (PQresultStatus(res) == PGRES_COMMAND_OK) {
+        PQclear(res);
+        res = PQexec(l->conn, sql);
+    }
+    int rc = -1;
+    if (PQresultStatus(res) == PGRES_TUPLES_OK && PQnfields(res) == ST_COUNT) {
+        for (int i = 0; i < ST_COUNT; i++)
+            l->row_type[i] = (uint32_t)strtoul(PQgetvalue(res, 0, i), NULL, 10);
+        rc = 0;
+    } else {
+        snprintf(err, errlen, "cannot make the row types: %s", PQresultErrorMessage(res));
+        err[strcspn(err, "\n")] = '\0';
+    }
+    PQclear(res);
+    return rc;
+}
+
 static void connected(struct lane *l)
 {
     /* after a loss (not at start-up), the owner checks it may still write */
     if (l->was_up && l->s->opt.verify && l->s->opt.verify(l->s->opt.ctx) != 0) {
         conn_lost(l, "the broker's own check refused the connection");
+        return;
+    }
+    char err[256];
+    if (make_row_types(l, err, sizeof(err)) < 0) {
+        conn_lost(l, err);
         return;
     }
     if (PQsetnonblocking(l->conn, 1) != 0 || PQenterPipelineMode(l->conn) != 1 ||
@@ -626,22 +761,17 @@ static void push_op(struct lane *l, struct op *op)
     l->ops_tail = op;
 }
 
-/* The write statements are prepared once per connection (parsing and
- * planning them per batch would cost more than a small batch's insert). */
-static const struct {
-    const char *name;
-    const char *sql;
-    int nparams;
-} statements[] = {
-    {"gd_new", sql_new, SQL_NEW_PARAMS},
-    {"gd_update", sql_update, SQL_UPDATE_PARAMS},
-    {"gd_events", sql_events, SQL_EVENTS_PARAMS},
-};
-
-static bool send_prepared(struct lane *l, int which, const char *const *values)
+/* Sends statement `st` with the batch's parameters: prepared ones by
+ * name, the others with their text, to be planned for these rows. */
+static bool send_statement(struct lane *l, enum statement st)
 {
-    return PQsendQueryPrepared(l->conn, statements[which].name, statements[which].nparams,
-                               values, NULL, NULL, 0) == 1;
+    const struct pgarray *rows = &l->s->batch->params[st].rows;
+    const char *value = pgarray_data(rows);
+    int length = pgarray_length(rows), format = 1; /* binary */
+    if (!statements[st].prepared)
+        return PQsendQueryParams(l->conn, l->s->batch->sql[st], 1, NULL, &value, &length, &format,
+                                 0) == 1;
+    return PQsendQueryPrepared(l->conn, statements[st].name, 1, &value, &length, &format, 0) == 1;
 }
 
 /* Sends the PREPAREs of a new connection ahead of everything else. */
@@ -652,14 +782,51 @@ static bool send_prepares(struct lane *l)
         return false;
     op->kind = OP_PREPARE;
     bool ok = true;
-    for (size_t i = 0; i < sizeof(statements) / sizeof(statements[0]); i++) {
-        ok = ok && PQsendPrepare(l->conn, statements[i].name, statements[i].sql,
-                                 statements[i].nparams, NULL) == 1;
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (!statements[i].prepared)
+            continue;
+        ok = ok && PQsendPrepare(l->conn, statements[i].name, l->s->batch->sql[i], 1, NULL) == 1;
         op->n_commands++;
     }
     ok = ok && PQpipelineSync(l->conn) == 1;
     push_op(l, op);
     return ok;
+}
+
+/* Fills the store's parameters with the rows of `changes`; says which
+ * statements have rows. Returns 0, or -ENOMEM. */
+static int build_batch(struct batch *s, const struct store_change *changes, bool has[ST_COUNT])
+{
+    for (int i = 0; i < ST_COUNT; i++) {
+        params_begin(&s->params[i], (enum statement)i);
+        has[i] = false;
+    }
+    for (const struct store_change *c = changes; c; c = c->next) {
+        add_event_row(&s->params[ST_EVENTS], c);
+        has[ST_EVENTS] = true;
+        if (c->kind == STORE_NEW) {
+            add_new_row(&s->params[ST_NEW], &s->scratch, c);
+            has[ST_NEW] = true;
+            continue;
+        }
+        /* The projection: only the last change of each incident in this
+         * batch is written (UPDATE ... FROM cannot apply two rows to one
+         * target row). */
+        bool last = true;
+        for (const struct store_change *d = c->next; d; d = d->next)
+            if (d->incident_id == c->incident_id && d->kind == STORE_TRANSITION) {
+                last = false;
+                break;
+            }
+        if (last) {
+            add_update_row(&s->params[ST_UPDATE], c);
+            has[ST_UPDATE] = true;
+        }
+    }
+    for (int i = 0; i < ST_COUNT; i++)
+        if (has[i] && params_end(&s->params[i], (enum statement)i) < 0)
+            return -ENOMEM;
+    return 0;
 }
 
 /* Takes up to `max` changes from the pending queue and sends them as one
@@ -686,49 +853,33 @@ static void send_commit(struct lane *l, uint32_t max)
         l->pending_tail = NULL;
     l->n_pending -= op->n_changes;
 
-    static const int nparams[3] = {SQL_NEW_PARAMS, SQL_UPDATE_PARAMS, SQL_EVENTS_PARAMS};
-    struct params p[3];
-    memset(p, 0, sizeof(p));
-    for (int i = 0; i < 3; i++)
-        params_begin(&p[i], nparams[i]);
-    uint32_t n_new = 0, n_trans = 0;
-    for (struct store_change *c = op->changes; c; c = c->next) {
-        add_event_row(&p[2], c);
-        if (c->kind == STORE_NEW) {
-            add_new_row(&p[0], c);
-            n_new++;
-            continue;
+    bool has[ST_COUNT];
+    if (build_batch(l->s->batch, op->changes, has) < 0) {
+        /* out of memory: put them back and try again with the next event */
+        log_error("store", "out of memory building a batch of %u changes", op->n_changes);
+        requeue_front(l, op->changes, op->n_changes);
+        op->changes = NULL;
+        op_free(op);
+        return;
+    }
+    for (int i = 0; i < ST_COUNT; i++) {
+        struct params *p = &l->s->batch->params[i];
+        if (has[i] && pgarray_rows(&p->rows, l->row_type[i], p->a, statements[i].n) < 0) {
+            log_error("store", "out of memory building a batch of %u changes", op->n_changes);
+            requeue_front(l, op->changes, op->n_changes);
+            op->changes = NULL;
+            op_free(op);
+            return;
         }
-        n_trans++;
-        /* The projection: only the last change of each incident in this
-         * batch is written (UPDATE ... FROM cannot apply two rows to one
-         * target row). */
-        bool last = true;
-        for (struct store_change *d = c->next; d; d = d->next)
-            if (d->incident_id == c->incident_id && d->kind == STORE_TRANSITION) {
-                last = false;
-                break;
-            }
-        if (last)
-            add_update_row(&p[1], c);
     }
-    for (int i = 0; i < 3; i++)
-        params_end(&p[i], nparams[i]);
-
     bool ok = true;
-    if (n_new) {
-        op->n_commands++;
-        ok = ok && send_prepared(l, 0, p[0].values);
+    for (int i = 0; i < ST_COUNT; i++) {
+        if (has[i]) {
+            op->n_commands++;
+            ok = ok && send_statement(l, (enum statement)i);
+        }
     }
-    if (n_trans) {
-        op->n_commands++;
-        ok = ok && send_prepared(l, 1, p[1].values);
-    }
-    op->n_commands++;
-    ok = ok && send_prepared(l, 2, p[2].values);
     ok = ok && PQpipelineSync(l->conn) == 1;
-    for (int i = 0; i < 3; i++)
-        params_fini(&p[i]);
     op->started_us = now_us(l);
     l->commit_in_flight = true;
     l->n_in_flight = op->n_changes;
@@ -1004,6 +1155,21 @@ static void on_poll(uv_poll_t *h, int status, int events)
 
 /* ---- life cycle ---- */
 
+static void store_free(struct store *s)
+{
+    if (s->batch)
+        free(s->batch->create_types);
+    for (int i = 0; s->batch && i < ST_COUNT; i++) {
+        free(s->batch->sql[i]);
+        params_fini(&s->batch->params[i]);
+    }
+    if (s->batch)
+        gd_buf_fini(&s->batch->scratch);
+    free(s->batch);
+    free(s->dsn);
+    free(s);
+}
+
 int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *opt)
 {
     struct store *s = calloc(1, sizeof(*s));
@@ -1012,8 +1178,14 @@ int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *
     s->loop = loop;
     s->opt = *opt;
     s->dsn = strdup(opt->dsn);
-    if (!s->dsn) {
-        free(s);
+    s->batch = calloc(1, sizeof(*s->batch));
+    bool ok = s->dsn && s->batch;
+    for (int i = 0; ok && i < ST_COUNT; i++)
+        ok = (s->batch->sql[i] = sql_make((enum statement)i, false)) != NULL;
+    if (ok)
+        ok = (s->batch->create_types = types_make()) != NULL;
+    if (!ok) {
+        store_free(s);
         return -ENOMEM;
     }
     s->n_lanes = opt->lanes < 1 ? 1 : opt->lanes > STORE_MAX_LANES ? STORE_MAX_LANES : opt->lanes;

@@ -6,8 +6,9 @@
  * incident commit in order while the lanes' commits overlap. State changes are queued with
  * store_append(); they are gathered for at most flush_ms or batch_max
  * changes per lane and written in one transaction made of a few multi-row
- * statements (rows are passed as array parameters and expanded with
- * unnest(), so a batch of 1000 changes is still 3 statements). Only one
+ * statements (each statement's rows are passed as one binary array of a
+ * composite type and expanded with unnest(), so a batch of 1000 changes
+ * is still 3 statements). Only one
  * commit per lane is in flight at a time; changes arriving meanwhile form
  * the next batch. Each change's callback runs once its transaction committed, or
  * once the database refused it.

@@ -4,17 +4,23 @@
  * usage: bench-broker DSN INTAKE_EP WORK_EP [total] [clients] [window] [rate] [seconds]
  *
  * 1. raw:      `clients` libpq connections insert incident + event rows
- *              with one multi-row (unnest) statement per table per
- *              transaction of `window` rows: the best plain PostgreSQL
- *              can do with these rows (DESIGN §5).
+ *              (the columns the broker writes) in transactions of
+ *              `window` rows, once with one multi-row (unnest) statement
+ *              and once with COPY into each table: the better of the two
+ *              is the best plain PostgreSQL can do with these rows
+ *              (DESIGN §5), and the baseline.
  * 2. intake:   `clients` DEALER sockets each keep `window` SUBMITs in
  *              flight until `total` are ACCEPTED (each ACCEPTED means
  *              committed). Reported as accepted/s and as the ratio to raw.
- * 3. latency:  first the floor, one row per transaction straight to
- *              PostgreSQL at `rate`/s; then one worker (credit 256) on one
- *              grid queue that resolves what it gets, while one client
- *              submits at `rate`/s for `seconds`: SUBMIT -> DELIVER and
- *              SUBMIT -> ACCEPTED (durable), p50/p99/max.
+ * 3. latency:  one worker (credit 256) on one grid queue that resolves
+ *              what it gets, while one client submits at `rate`/s for
+ *              `seconds`: SUBMIT -> DELIVER and SUBMIT -> ACCEPTED
+ *              (durable), p50/p99/max. Its floor: one row per transaction
+ *              straight to PostgreSQL from a plain libpq client at the
+ *              same rate, alone (half the seconds before, half after) and
+ *              beside it (the same seconds, at the same time, so that a
+ *              slow spell of the shared disk hits both); printed as the
+ *              ratios of the p99s.
  * The database must hold the demo org tree and categories; tables
  * incident/incident_event are emptied between phases.
  *
@@ -57,6 +63,9 @@
     "龙洲湾街道龙海大道幸福小区三栋二单元门口的垃圾堆放点已经三天没有清运，气味很大，"             \
     "夏天蚊蝇多，居民希望尽快清理并增加清运频次。"
 
+/* the description of every SUBMIT and raw row: DESC, or what GD_BENCH_SIZE makes of it */
+static const char *bench_desc = DESC;
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -97,12 +106,122 @@ static void empty_tables(const char *dsn)
 
 /* ---- 1. raw PostgreSQL ---- */
 
+/* The rows are those the broker writes for a SUBMIT of the intake phase:
+ * the same columns with the same kind of values (deadlines and warnings
+ * set, located_by given), either with one multi-row (unnest) statement
+ * or with COPY into each table, one transaction per batch. */
 struct raw_job {
     const char *dsn;
     int id;
     int rows;
     int batch;
+    bool copy;
+    long long ticks; /* CPU of the job's backend, clock ticks (-1: unknown) */
 };
+
+static long long proc_ticks(long pid);
+
+#define RAW_INCIDENT_COLUMNS                                                                \
+    "id, source, external_id, category, priority, state, version, queue, owner_unit, "      \
+    "owner_level, location_unit, description, reporter_name, reporter_phone, received_at, " \
+    "updated_at, sign_due, resolve_due, sign_warn, resolve_warn, located_by"
+#define RAW_EVENT_COLUMNS                                                                  \
+    "incident_id, version, at, kind, to_state, queue, owner_unit, owner_level, sign_due, " \
+    "resolve_due, location_unit, located_by"
+
+static void raw_unnest_batch(PGconn *c, const struct raw_job *j, int done, int n, char *ids,
+                             char *ext, size_t cap)
+{
+    size_t li = 0, le = 0;
+    ids[li++] = '{';
+    ext[le++] = '{';
+    for (int k = 0; k < n; k++) {
+        long long id = (long long)j->id * 100000000LL + done + k + 1;
+        li += (size_t)snprintf(ids + li, cap - li, "%s%lld", k ? "," : "", id);
+        le += (size_t)snprintf(ext + le, cap - le, "%s\"raw-%lld\"", k ? "," : "", id);
+    }
+    ids[li++] = '}';
+    ids[li] = '\0';
+    ext[le++] = '}';
+    ext[le] = '\0';
+    const char *params[3] = {ids, ext, bench_desc};
+    PGresult *r = PQexecParams(
+        c,
+        "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS r(id, ext)), "
+        "ins AS (INSERT INTO incident (" RAW_INCIDENT_COLUMNS ") SELECT id, 'raw', ext, "
+        "'" CATEGORY "', 'normal', 'QUEUED', 1, '" GRID "', '" GRID "', 'grid', '" GRID "', $3, "
+        "'张三', '13800000000', now(), now(), now() + interval '1 day', "
+        "now() + interval '3 days', now() + interval '19.2 hours', "
+        "now() + interval '57.6 hours', 'given' FROM r RETURNING id, sign_due, resolve_due) "
+        "INSERT INTO incident_event (" RAW_EVENT_COLUMNS ") SELECT id, 1, now(), 'receive', "
+        "'QUEUED', '" GRID "', '" GRID "', 'grid', sign_due, resolve_due, '" GRID "', 'given' "
+        "FROM ins",
+        3, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die(PQresultErrorMessage(r));
+    PQclear(r);
+}
+
+/* Sends `len` bytes of COPY data for `sql` and ends the COPY. */
+static void copy_in(PGconn *c, const char *sql, const char *data, size_t len)
+{
+    PGresult *r = PQexec(c, sql);
+    if (PQresultStatus(r) != PGRES_COPY_IN)
+        die(PQresultErrorMessage(r));
+    PQclear(r);
+    if (PQputCopyData(c, data, (int)len) != 1 || PQputCopyEnd(c, NULL) != 1)
+        die(PQerrorMessage(c));
+    r = PQgetResult(c);
+    if (PQresultStatus(r) != PGRES_COMMAND_OK)
+        die(PQresultErrorMessage(r));
+    PQclear(r);
+    while ((r = PQgetResult(c)) != NULL)
+        PQclear(r);
+}
+
+/* `t` as timestamptz text, UTC. */
+static void utc_text(char *buf, size_t size, time_t t)
+{
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(buf, size, "%Y-%m-%d %H:%M:%S+00", &tm);
+}
+
+static void raw_copy_batch(PGconn *c, const struct raw_job *j, int done, int n, struct gd_buf *inc,
+                           struct gd_buf *ev)
+{
+    /* times as the unnest form makes them: now, and the deadlines after it */
+    time_t now = time(NULL);
+    char at[32], sign[32], resolve[32], sign_warn[32], resolve_warn[32];
+    utc_text(at, sizeof(at), now);
+    utc_text(sign, sizeof(sign), now + 86400);
+    utc_text(resolve, sizeof(resolve), now + 3 * 86400);
+    utc_text(sign_warn, sizeof(sign_warn), now + 69120);
+    utc_text(resolve_warn, sizeof(resolve_warn), now + 207360);
+    gd_buf_reset(inc);
+    gd_buf_reset(ev);
+    for (int k = 0; k < n; k++) {
+        long long id = (long long)j->id * 100000000LL + done + k + 1;
+        char line[2048];
+        int len = snprintf(line, sizeof(line),
+                           "%lld\traw\traw-%lld\t" CATEGORY "\tnormal\tQUEUED\t1\t" GRID "\t" GRID
+                           "\tgrid\t" GRID "\t%s\t张三\t13800000000\t%s\t%s\t%s\t%s"
+                           "\t%s\t%s\tgiven\n",
+                           id, id, bench_desc, at, at, sign, resolve, sign_warn, resolve_warn);
+        if (len < 0 || (size_t)len >= sizeof(line) || gd_buf_append(inc, line, (size_t)len) < 0)
+            die("raw COPY row too long");
+        len = snprintf(line, sizeof(line),
+                       "%lld\t1\t%s\treceive\tQUEUED\t" GRID "\t" GRID "\tgrid\t%s\t%s\t" GRID
+                       "\tgiven\n",
+                       id, at, sign, resolve);
+        if (len < 0 || (size_t)len >= sizeof(line) || gd_buf_append(ev, line, (size_t)len) < 0)
+            die("raw COPY row too long");
+    }
+    exec_ok(c, "BEGIN");
+    copy_in(c, "COPY incident (" RAW_INCIDENT_COLUMNS ") FROM STDIN", inc->data, inc->len);
+    copy_in(c, "COPY incident_event (" RAW_EVENT_COLUMNS ") FROM STDIN", ev->data, ev->len);
+    exec_ok(c, "COMMIT");
+}
 
 static void *raw_worker(void *arg)
 {
@@ -110,78 +229,80 @@ static void *raw_worker(void *arg)
     PGconn *c = PQconnectdb(j->dsn);
     if (PQstatus(c) != CONNECTION_OK)
         die(PQerrorMessage(c));
+    long long t0 = proc_ticks(PQbackendPID(c));
     size_t cap = (size_t)j->batch * 48 + 64;
     char *ids = malloc(cap), *ext = malloc(cap);
+    struct gd_buf inc = {0}, ev = {0};
+    if (!ids || !ext)
+        die("out of memory");
     for (int done = 0; done < j->rows; done += j->batch) {
         int n = j->rows - done < j->batch ? j->rows - done : j->batch;
-        size_t li = 0, le = 0;
-        ids[li++] = '{';
-        ext[le++] = '{';
-        for (int k = 0; k < n; k++) {
-            long long id = (long long)j->id * 100000000LL + done + k + 1;
-            li += (size_t)snprintf(ids + li, cap - li, "%s%lld", k ? "," : "", id);
-            le += (size_t)snprintf(ext + le, cap - le, "%s\"raw-%lld\"", k ? "," : "", id);
-        }
-        ids[li++] = '}';
-        ids[li] = '\0';
-        ext[le++] = '}';
-        ext[le] = '\0';
-        const char *params[3] = {ids, ext, DESC};
-        PGresult *r = PQexecParams(
-            c,
-            "WITH r AS (SELECT * FROM unnest($1::bigint[], $2::text[]) AS r(id, ext)), "
-            "ins AS (INSERT INTO incident (id, source, external_id, category, priority, state, "
-            "version, queue, owner_unit, owner_level, location_unit, description, reporter_name, "
-            "reporter_phone, received_at, updated_at) SELECT id, 'raw', ext, '" CATEGORY "', "
-            "'normal', 'QUEUED', 1, '" GRID "', '" GRID "', 'grid', '" GRID "', $3, '张三', "
-            "'13800000000', now(), now() FROM r RETURNING id) "
-            "INSERT INTO incident_event (incident_id, version, at, kind, to_state, queue) "
-            "SELECT id, 1, now(), 'receive', 'QUEUED', '" GRID "' FROM ins",
-            3, NULL, params, NULL, NULL, 0);
-        if (PQresultStatus(r) != PGRES_COMMAND_OK)
-            die(PQresultErrorMessage(r));
-        PQclear(r);
+        if (j->copy)
+            raw_copy_batch(c, j, done, n, &inc, &ev);
+        else
+            raw_unnest_batch(c, j, done, n, ids, ext, cap);
     }
+    long long t1 = proc_ticks(PQbackendPID(c));
+    j->ticks = t0 < 0 || t1 < 0 ? -1 : t1 - t0;
+    gd_buf_fini(&inc);
+    gd_buf_fini(&ev);
     free(ids);
     free(ext);
     PQfinish(c);
     return NULL;
 }
 
-static double bench_raw(const char *dsn, int total, int clients, int batch)
+/* Returns rows/s; *ret_cpu_us is the CPU time of the backends per row
+ * (µs; -1 when PostgreSQL runs where /proc does not show it). */
+static double bench_raw(const char *dsn, int total, int clients, int batch, bool copy,
+                        double *ret_cpu_us)
 {
     pthread_t t[64];
     struct raw_job jobs[64];
     double t0 = now_s();
     for (int i = 0; i < clients; i++) {
-        jobs[i] = (struct raw_job){dsn, i + 1, total / clients, batch};
+        jobs[i] = (struct raw_job){dsn, i + 1, total / clients, batch, copy, 0};
         pthread_create(&t[i], NULL, raw_worker, &jobs[i]);
     }
-    for (int i = 0; i < clients; i++)
+    long long ticks = 0;
+    for (int i = 0; i < clients; i++) {
         pthread_join(t[i], NULL);
-    return (double)(total / clients * clients) / (now_s() - t0);
+        ticks = ticks < 0 || jobs[i].ticks < 0 ? -1 : ticks + jobs[i].ticks;
+    }
+    int rows = total / clients * clients;
+    *ret_cpu_us = ticks < 0 ? -1 : (double)ticks * 1e6 / (double)sysconf(_SC_CLK_TCK) / rows;
+    return (double)rows / (now_s() - t0);
 }
 
-/* The latency of one durable row at a fixed rate, straight to PostgreSQL:
- * the floor under SUBMIT -> ACCEPTED. */
-static void bench_raw_latency(const char *dsn, int rate, int seconds)
+/* The latency of one durable row at a fixed rate, straight to PostgreSQL
+ * (a plain libpq client, one INSERT of the incident and its event per
+ * transaction): the floor under SUBMIT -> ACCEPTED. rate*seconds rows,
+ * numbered from `first`; each commit's own time goes to commit[*n]. */
+struct raw_lat_job {
+    const char *dsn;
+    int rate, seconds, first;
+    double *commit;
+    int n;
+};
+
+static void *raw_latency(void *arg)
 {
-    PGconn *c = PQconnectdb(dsn);
+    struct raw_lat_job *j = arg;
+    PGconn *c = PQconnectdb(j->dsn);
     if (PQstatus(c) != CONNECTION_OK)
         die(PQerrorMessage(c));
-    int total = rate * seconds;
-    double *v = calloc((size_t)total, sizeof(double));
+    int total = j->rate * j->seconds;
     double t0 = now_s();
     for (int i = 0; i < total; i++) {
-        double due = t0 + (double)i / rate, now = now_s();
+        double due = t0 + (double)i / j->rate, now = now_s();
         if (due > now) {
             struct timespec ts = {0, (long)((due - now) * 1e9)};
             nanosleep(&ts, NULL);
         }
         char id[32], ext[48];
-        snprintf(id, sizeof(id), "%d", 900000000 + i);
-        snprintf(ext, sizeof(ext), "rawlat-%d", i);
-        const char *params[3] = {id, ext, DESC};
+        snprintf(id, sizeof(id), "%d", 900000000 + j->first + i);
+        snprintf(ext, sizeof(ext), "rawlat-%d", j->first + i);
+        const char *params[3] = {id, ext, bench_desc};
         double s0 = now_s();
         PGresult *r = PQexecParams(
             c,
@@ -195,15 +316,19 @@ static void bench_raw_latency(const char *dsn, int rate, int seconds)
         if (PQresultStatus(r) != PGRES_COMMAND_OK)
             die(PQresultErrorMessage(r));
         PQclear(r);
-        v[i] = now_s() - s0;
+        j->commit[j->n++] = now_s() - s0;
     }
-    qsort(v, (size_t)total, sizeof(double), cmp_double);
-    printf("raw-lat   one row per transaction at %d/s for %d s: commit p50 %.2f ms, p99 %.2f ms, "
-           "max %.2f ms\n",
-           rate, seconds, v[(total - 1) / 2] * 1e3, v[(total - 1) * 99 / 100] * 1e3,
-           v[total - 1] * 1e3);
-    free(v);
     PQfinish(c);
+    return NULL;
+}
+
+/* p50, p99 and max of v[0..n) in ms, sorting v. */
+static void percentiles(double *v, int n, double ret[3])
+{
+    qsort(v, (size_t)n, sizeof(double), cmp_double);
+    ret[0] = v[(n - 1) / 2] * 1e3;
+    ret[1] = v[(n - 1) * 99 / 100] * 1e3;
+    ret[2] = v[n - 1] * 1e3;
 }
 
 /* CurveZMQ, as the clients of a secured broker use it: the broker's public
@@ -342,7 +467,7 @@ static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *
         s->category = gd_str_c(spread_cats[(h >> 20) % (uint64_t)n_spread_cats]);
         s->source = gd_str_c(sources[(h >> 40) % 3]);
     }
-    s->description = GD_STR(DESC);
+    s->description = gd_str_c(bench_desc);
     s->reporter = (struct gd_reporter){.name = GD_STR("张三"), .phone = GD_STR("13800000000")};
     if (n_geo_points) {
         const struct geo_point *p = &geo_points[n % (uint64_t)n_geo_points];
@@ -352,6 +477,41 @@ static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *
             s->location = (struct gd_location){.unit = gd_str_c(p->grid)};
         }
     }
+}
+
+/* Makes bench_desc such that an encoded SUBMIT is `size` bytes (header
+ * frame not counted), as near as a description can make it: DESC repeated
+ * or cut at a character boundary, then ASCII dots. */
+static void size_submits(int size)
+{
+    size_t cap = (size_t)size + 1, len = 0;
+    char *d = calloc(cap, 1);
+    struct gd_buf buf = {0};
+    struct gd_msg m;
+    char ext[64];
+    if (!d)
+        die("out of memory");
+    for (;;) {
+        bench_desc = d;
+        make_submit(&m, ext, sizeof(ext), "c1", 0, GRID);
+        gd_buf_reset(&buf);
+        if (gd_encode(&m, &buf) < 0)
+            die("encode failed");
+        if (buf.len >= (size_t)size || len + 1 >= cap)
+            break;
+        /* grow by one character: the next one of DESC while it fits, else a dot */
+        size_t room = (size_t)size - buf.len, k = len % (sizeof(DESC) - 1), clen = 1;
+        while (k + clen < sizeof(DESC) - 1 && ((unsigned char)DESC[k + clen] & 0xc0) == 0x80)
+            clen++;
+        if (clen > room || len + clen >= cap || ((unsigned char)DESC[k] & 0xc0) == 0x80)
+            d[len++] = '.';
+        else {
+            memcpy(d + len, DESC + k, clen);
+            len += clen;
+        }
+    }
+    printf("submit    %zu bytes encoded (GD_BENCH_SIZE %d)\n", buf.len, size);
+    gd_buf_fini(&buf);
 }
 
 struct intake_job {
@@ -506,11 +666,52 @@ static void cpu_report(const struct cpu_probe *p, int submits)
     printf(" machine %.1f ms per 1000 SUBMITs\n", (double)(machine_ticks() - p->m0) * ms);
 }
 
+/* The CPU of process i of probe p since cpu_start, in µs per SUBMIT; -1 if gone. */
+static double probe_us(const struct cpu_probe *p, int i, int submits)
+{
+    long long t = proc_ticks(p->pid[i]);
+    if (t < 0 || p->t0[i] < 0)
+        return -1;
+    return (double)(t - p->t0[i]) * 1e6 / (double)sysconf(_SC_CLK_TCK) / submits;
+}
+
+/* Starts counting the CPU of the broker's PostgreSQL backends (found by
+ * their application_name); none found: p->n is 0. */
+static void backends_start(struct cpu_probe *p, const char *dsn)
+{
+    p->n = 0;
+    PGconn *c = PQconnectdb(dsn);
+    PGresult *r = PQstatus(c) == CONNECTION_OK
+                      ? PQexec(c, "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                                  "'gd-broker' AND datname = current_database()")
+                      : NULL;
+    for (int i = 0;
+         r && PQresultStatus(r) == PGRES_TUPLES_OK && i < PQntuples(r) && p->n < MAX_PIDS; i++)
+        p->pid[p->n++] = strtol(PQgetvalue(r, i, 0), NULL, 10);
+    PQclear(r);
+    PQfinish(c);
+    for (int i = 0; i < p->n; i++)
+        p->t0[i] = proc_ticks(p->pid[i]);
+}
+
+/* Their CPU since backends_start in µs per SUBMIT; -1 when unknown. */
+static double backends_us(const struct cpu_probe *p, int submits)
+{
+    double sum = 0;
+    for (int i = 0; i < p->n; i++) {
+        double us = probe_us(p, i, submits);
+        if (us < 0)
+            return -1;
+        sum += us;
+    }
+    return p->n ? sum : -1;
+}
+
 /* ---- 3. SUBMIT -> DELIVER latency at a fixed rate ---- */
 
-
-static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep, int rate,
-                          int seconds)
+/* Returns the p99 of SUBMIT -> ACCEPTED in seconds (0 when nothing was accepted). */
+static double bench_latency(void *zctx, const char *intake_ep, const char *work_ep, int rate,
+                            int seconds)
 {
     void *w = zmq_socket(zctx, ZMQ_DEALER);
     void *c = zmq_socket(zctx, ZMQ_DEALER);
@@ -602,9 +803,10 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
         if (acc[i] > 0)
             v[na++] = acc[i];
     qsort(v, (size_t)na, sizeof(double), cmp_double);
+    double p99 = na ? v[(na - 1) * 99 / 100] : 0;
     if (na)
         printf("latency   SUBMIT->ACCEPTED (durable) p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
-               v[(na - 1) / 2] * 1e3, v[(na - 1) * 99 / 100] * 1e3, v[na - 1] * 1e3);
+               v[(na - 1) / 2] * 1e3, p99 * 1e3, v[na - 1] * 1e3);
     free(acc);
     free(v);
     free(lat);
@@ -615,6 +817,7 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
     gd_decoder_free(d);
     zmq_close(w);
     zmq_close(c);
+    return p99;
 }
 
 /* GD_BENCH_GEO=given|position: one intake phase over the grids' points,
@@ -676,6 +879,9 @@ int main(int argc, char **argv)
     const char *spread = getenv("GD_BENCH_SPREAD");
     if (spread && strcmp(spread, "0") != 0)
         load_spread(dsn);
+    const char *size = getenv("GD_BENCH_SIZE");
+    if (size && atoi(size) > 0)
+        size_submits(atoi(size));
     const char *only = getenv("GD_BENCH_INTAKE_ONLY");
     bool intake_only = only && strcmp(only, "0") != 0;
     const char *geo = getenv("GD_BENCH_GEO");
@@ -686,32 +892,82 @@ int main(int argc, char **argv)
         empty_tables(dsn);
         return bench_geo(dsn, argv[2], strcmp(geo, "position") == 0, total, clients, window);
     }
-    double raw = 0;
+    double raw = 0, raw_cpu = -1, multi_cpu, copy_cpu;
     if (!intake_only) {
+        /* the baseline is the better of the two ways, each run once */
         empty_tables(dsn);
-        raw = bench_raw(dsn, total, clients, window);
+        double multi = bench_raw(dsn, total, clients, window, false, &multi_cpu);
+        empty_tables(dsn);
+        double copy = bench_raw(dsn, total, clients, window, true, &copy_cpu);
+        raw = multi > copy ? multi : copy;
+        raw_cpu = multi > copy ? multi_cpu : copy_cpu;
         printf("raw       %d rows (incident + event), %d connections, %d rows/transaction: "
-               "%.0f rows/s\n",
-               total, clients, window, raw);
+               "%.0f rows/s (unnest %.0f, COPY %.0f)\n",
+               total, clients, window, raw, multi, copy);
+        if (raw_cpu > 0)
+            printf("cpu       raw: PostgreSQL %.1f µs per row (unnest %.1f, COPY %.1f)\n", raw_cpu,
+                   multi_cpu, copy_cpu);
         empty_tables(dsn);
     }
 
     void *zctx = zmq_ctx_new();
     int busy = 0;
-    struct cpu_probe cpu;
+    struct cpu_probe cpu, backends;
     cpu_start(&cpu);
+    backends_start(&backends, dsn);
     double intake = bench_intake(zctx, argv[2], total, clients, window, &busy);
     printf("intake    %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
            "(%d BUSY answers)\n",
            total, clients, window, intake, busy);
     cpu_report(&cpu, total / clients * clients);
+    double backends_cpu = backends_us(&backends, total / clients * clients);
     if (intake_only) {
         zmq_ctx_term(zctx);
         return 0;
     }
     printf("ratio     broker / raw = %.2f\n", intake / raw);
-    bench_raw_latency(dsn, rate, seconds);
-    bench_latency(zctx, argv[2], argv[3], rate, seconds);
+    if (raw_cpu > 0 && backends_cpu > 0 && cpu.n > 0) {
+        /* on a busy shared machine, steadier than the rates: what the two
+         * ways cost per row where they run, all cores counted */
+        double broker_cpu = probe_us(&cpu, 0, total / clients * clients);
+        printf("cpu       intake: PostgreSQL %.1f µs, gd-broker %.1f µs per SUBMIT\n", backends_cpu,
+               broker_cpu);
+        printf("ratio     CPU per row: raw / (broker + its PostgreSQL) = %.2f\n",
+               raw_cpu / (backends_cpu + broker_cpu));
+    }
+    /* The floor, twice: alone, in two halves before and after the
+     * broker's phase, and beside it, at the same rate during the same
+     * seconds, so that a slow spell of the shared disk or CPUs falls on
+     * both alike. */
+    int half = seconds > 1 ? seconds / 2 : 1;
+    size_t cap = (size_t)rate * (size_t)(2 * half > seconds ? 2 * half : seconds);
+    struct raw_lat_job alone = {dsn, rate, half, 0, calloc(cap, sizeof(double)), 0};
+    struct raw_lat_job beside = {dsn, rate, seconds, 2 * rate * half, calloc(cap, sizeof(double)),
+                                 0};
+    if (!alone.commit || !beside.commit)
+        die("out of memory");
+    raw_latency(&alone);
+    pthread_t bt;
+    pthread_create(&bt, NULL, raw_latency, &beside);
+    double p99 = bench_latency(zctx, argv[2], argv[3], rate, seconds);
+    pthread_join(bt, NULL);
+    alone.first = rate * half;
+    raw_latency(&alone);
+    double a[3], b[3];
+    percentiles(alone.commit, alone.n, a);
+    percentiles(beside.commit, beside.n, b);
+    printf("raw-lat   one row per transaction at %d/s, %d s before and %d s after: commit "
+           "p50 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+           rate, half, half, a[0], a[1], a[2]);
+    printf("raw-lat   the same beside the latency phase (%d rows): commit p50 %.2f ms, p99 %.2f "
+           "ms, max %.2f ms\n",
+           beside.n, b[0], b[1], b[2]);
+    if (p99 > 0)
+        printf("ratio     SUBMIT->ACCEPTED p99 / one-row commit p99 = %.1f (alone), %.1f "
+               "(beside)\n",
+               p99 * 1e3 / a[1], p99 * 1e3 / b[1]);
+    free(alone.commit);
+    free(beside.commit);
     zmq_ctx_term(zctx);
     return 0;
 }

@@ -62,6 +62,46 @@ def test_broker_bench_reports_intake_and_latency(curve):
     assert raw and intake and lat, out
     assert int(raw.group(1)) > 0 and int(intake.group(1)) > 0
     assert int(lat.group(1)) == int(lat.group(2)) > 0, out
+    floor = re.search(r"^raw-lat .*: commit p50 [\d.]+ ms, p99 ([\d.]+) ms", out, re.M)
+    beside = re.search(r"^raw-lat +the same beside the latency phase \((\d+) rows\): commit p50 "
+                       r"[\d.]+ ms, p99 ([\d.]+) ms", out, re.M)
+    ratio = re.search(r"^ratio +SUBMIT->ACCEPTED p99 / one-row commit p99 = ([\d.]+) \(alone\), "
+                      r"([\d.]+) \(beside\)$", out, re.M)
+    assert floor and beside and ratio, out
+    assert float(floor.group(1)) > 0 and int(beside.group(1)) == 200 and float(beside.group(2)) > 0
+    assert float(ratio.group(1)) > 0 and float(ratio.group(2)) > 0, out
+
+
+def test_broker_bench_sizes_submits_as_asked():
+    out = run_script("run-broker-bench.sh", "200", "1", "50", "100", "1", GD_BENCH_SIZE="512")
+    assert re.search(r"^submit +512 bytes encoded \(GD_BENCH_SIZE 512\)$", out, re.M), out
+
+
+RABBITMQ = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+
+
+@pytest.mark.skipif(not os.access(RABBITMQ, os.X_OK),
+                    reason="rabbitmq-server is not installed (run-peer-bench.sh with "
+                           "GD_PEER_INSTALL=1 installs it; tests never do)")
+def test_peer_bench_measures_both_sides_and_leaves_no_node_behind():
+    if not os.access(os.path.join(BUILD, "tests", "bench", "bench-amqp"), os.X_OK):
+        pytest.skip("bench-amqp not built (librabbitmq-dev was missing when meson ran)")
+    out = run_script("run-peer-bench.sh", "2000", "2", "100", "2")
+    rounds = re.findall(r"^round (\d): rabbitmq quorum (\d+) confirmed/s, classic (\d+) "
+                        r"confirmed/s$", out, re.M)
+    ours = re.findall(r"^round (\d): gd-broker (\d+) accepted/s$", out, re.M)
+    assert [r[0] for r in rounds] == ["1", "2"] and [r[0] for r in ours] == ["1", "2"], out
+    assert all(int(q) > 0 and int(c) > 0 for _, q, c in rounds), out
+    assert all(int(g) > 0 for _, g in ours), out
+    # ABBA: the peer first in round 1, gd-broker first in round 2
+    lines = [l for l in out.splitlines() if l.startswith("round ")]
+    assert "rabbitmq" in lines[0] and "gd-broker" in lines[2], out
+    ratio = re.search(r"^ratio +gd-broker / best rabbitmq = ([\d.]+)$", out, re.M)
+    assert ratio and float(ratio.group(1)) > 0, out
+    # the private node is gone: no Erlang VM of ours still running
+    nodes = subprocess.run(["pgrep", "-f", "-a", "gdpeer[0-9]+@localhost"], capture_output=True,
+                           text=True).stdout
+    assert nodes == "", nodes
 
 
 def test_broker_bench_geo_places_positions_beside_grid_codes():
