@@ -101,6 +101,29 @@ gdha__pg_pids()
     ps -o pid= --ppid "$pm" 2>/dev/null | tr -d ' '
 }
 
+# Print N distinct TCP ports that nothing listens on right now, one a line.
+# They are taken from below the kernel's ephemeral range (20000 up to
+# net.ipv4.ip_local_port_range), since some are bound only seconds later
+# (a replica starts after the leader) and an outgoing connection must not
+# have taken one meanwhile.
+gdha__pick_ports()
+{
+    local n=$1 lo=32768 range port picked=() p dup i
+    range=$(cat /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null) && lo=${range%%[[:space:]]*}
+    ((lo > 21000)) || lo=32768
+    for ((i = 0; ${#picked[@]} < n && i < 100 * n; i++)); do
+        port=$((20000 + (RANDOM * 32768 + RANDOM) % (lo - 20000)))
+        gdpg__port_free "$port" || continue
+        dup=0
+        for p in "${picked[@]}"; do
+            [[ $p == "$port" ]] && dup=1
+        done
+        ((dup == 0)) && picked+=("$port")
+    done
+    ((${#picked[@]} == n)) || return 1
+    printf '%s\n' "${picked[@]}"
+}
+
 gdha__write_member_conf()
 {
     local root=$1 m=$2 pg_port=$3 rest_port=$4 etcd_port=$5 su_pw=$6 repl_pw=$7 bin
@@ -138,6 +161,7 @@ bootstrap:
         max_wal_senders: 10
         max_replication_slots: 10
         synchronous_commit: 'on'
+        wal_retrieve_retry_interval: 500ms
         log_min_messages: warning
         log_line_prefix: '%m [%p] %q%u@%d '
   initdb:
@@ -363,12 +387,21 @@ gdha__start()
     repl_pw=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
     (umask 077 && printf '127.0.0.1:*:*:postgres:%s\n' "$su_pw" >"$dir/pgpass") || return 1
 
-    etcd_port=$(gdpg_pick_port) || return 1
-    etcd_peer=$(gdpg_pick_port) || return 1
+    # etcd client and peer, then PostgreSQL and REST for each member
+    local ports=()
+    mapfile -t ports < <(gdha__pick_ports $((2 + 2 * ${#GDHA_MEMBERS[@]})))
+    ((${#ports[@]} == 2 + 2 * ${#GDHA_MEMBERS[@]})) || {
+        gdha__log "not enough free ports"
+        return 1
+    }
+    etcd_port=${ports[0]}
+    etcd_peer=${ports[1]}
     gdha__etcd_start "$root" "$etcd_port" "$etcd_peer" || return 1
+    local k=2
     for m in "${GDHA_MEMBERS[@]}"; do
-        pgp=$(gdpg_pick_port) || return 1
-        rp=$(gdpg_pick_port) || return 1
+        pgp=${ports[k]}
+        rp=${ports[k + 1]}
+        k=$((k + 2))
         gdpg_as_owner mkdir -p "$root/$m/run" || return 1
         gdpg_as_owner chmod 700 "$root/$m" "$root/$m/run" || return 1
         gdha__write_member_conf "$root" "$m" "$pgp" "$rp" "$etcd_port" "$su_pw" "$repl_pw" ||
