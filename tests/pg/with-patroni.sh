@@ -47,6 +47,10 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 trap 'exit 129' HUP
 
+# Nothing of an outer harness (tests/pg/with-pg.sh) must reach the tests:
+# they would address its server rather than this cluster.
+unset PGHOST PGPORT PGUSER PGDATABASE GD_DB_DSN_TCP GD_PG_DIR GD_PGCTL
+
 dir=$(mktemp -d "${TMPDIR:-/tmp}/griddispatch-ha-test.XXXXXX") || exit 1
 started=$SECONDS
 if ! gdha_start "$dir"; then
