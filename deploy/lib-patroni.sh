@@ -71,6 +71,7 @@ gdha__spawn()
 {
     local log=$1 pidfile=$2
     shift 2
+    # shellcheck disable=SC2016  # expanded by the inner shell
     gdpg_as_owner bash -c 'echo $$ >"$1"; shift; exec setsid "$@" </dev/null' \
         _ "$pidfile" "$@" >>"$log" 2>&1 &
     local i

@@ -139,15 +139,18 @@ def read_only_server(tmp_path, pg):
         subprocess.run([pgctl, "stop", str(d)], capture_output=True, timeout=120)
 
 
+# target_session_attrs: the broker's default, or written in the DSN
+@pytest.mark.parametrize("attrs", [None, "read-write"])
 def test_multi_host_dsn_skips_refusing_and_read_only_servers_and_relocks_after_a_restart(
-        make_broker, pg, read_only_server, tmp_path):
+        make_broker, pg, read_only_server, tmp_path, attrs):
     ro_host, ro_port = read_only_server
     opts = psycopg2.extensions.parse_dsn(pg.dsn)
     nowhere = tmp_path / "no-server"       # a socket directory nobody listens in
     nowhere.mkdir()
+    extra = {"target_session_attrs": attrs} if attrs else {}
     dsn = psycopg2.extensions.make_dsn(
         pg.dsn, host=f"{nowhere},{ro_host},{opts['host']}",
-        port=f"{opts['port']},{ro_port},{opts['port']}")
+        port=f"{opts['port']},{ro_port},{opts['port']}", **extra)
     b = make_broker(start=False)
     b.dsn = dsn
     b.start()           # loads, takes the lock and connects its lanes through the list
