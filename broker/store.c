@@ -501,26 +501,29 @@ static void drop_conn(struct lane *l)
     l->conn = NULL;
 }
 
-/* Connection parameters of every broker connection, as keys and values
- * for PQconnect*Params (expand_dbname = 1). The defaults come before the
- * DSN, so that the DSN may override them: only a server that accepts writes
- * (with a multi-host DSN libpq tries the hosts in order and skips standbys),
- * a bounded wait for each host, and keepalives so that a primary whose
- * host vanished is noticed. application_name comes after it: the fence
- * (store_fence) finds a dead broker's connections by it. */
-#define CONN_PARAMS(dsn)                                                                       \
-    const char *const keys[] = {"target_session_attrs", "connect_timeout", "keepalives_idle",   \
-                                "keepalives_interval", "keepalives_count", "dbname",           \
-                                "application_name", NULL};                                     \
-    const char *const values[] = {"read-write", "5", "5", "2", "3", (dsn),                      \
-                                  STORE_APPLICATION_NAME, NULL}
+/* Opens a broker connection to `dsn` (key=value pairs or a URI, expanded
+ * as dbname): blocking, or started for PQconnectPoll. The defaults come
+ * before the DSN, so that the DSN may override them: only a server that
+ * accepts writes (with a multi-host DSN libpq tries the hosts in order and
+ * skips standbys), a bounded wait for each host, and keepalives so that a
+ * primary whose host vanished is noticed. application_name comes after
+ * it: the fence (store_fence) finds a dead broker's connections by it.
+ * Returns what libpq returns (NULL only when out of memory). */
+static PGconn *open_conn(const char *dsn, bool blocking)
+{
+    const char *const keys[] = {"target_session_attrs", "connect_timeout", "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "dbname",
+                                "application_name", NULL};
+    const char *const values[] = {"read-write", "5", "5", "2", "3", dsn,
+                                  STORE_APPLICATION_NAME, NULL};
+    return blocking ? PQconnectdbParams(keys, values, 1) : PQconnectStartParams(keys, values, 1);
+}
 
 static void on_retry(uv_timer_t *t);
 
 static void start_connect(struct lane *l)
 {
-    CONN_PARAMS(l->s->dsn);
-    l->conn = PQconnectStartParams(keys, values, 1);
+    l->conn = open_conn(l->s->dsn, false);
     if (!l->conn || PQstatus(l->conn) == CONNECTION_BAD) {
         /* once per outage at warn level, then every 100th attempt */
         l->failures++;
@@ -1144,9 +1147,7 @@ void store_close(struct store *s, void (*closed)(void *ctx), void *ctx)
 
 PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen)
 {
-    /* the DSN may be key=value pairs or a URI: it is expanded as dbname */
-    CONN_PARAMS(dsn);
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    PGconn *conn = open_conn(dsn, true);
     if (PQstatus(conn) != CONNECTION_OK) {
         snprintf(err, errlen, "%s", PQerrorMessage(conn));
         err[strcspn(err, "\n")] = '\0';
