@@ -923,10 +923,15 @@ static void complete_commit(struct lane *l, struct op *op)
     if (op->failed) {
         struct store_change *c = op->changes;
         bool unique = strcmp(op->sqlstate, "23505") == 0;
-        if (unique && c->kind == STORE_NEW) {
-            /* (source, external_id) is stored already: an incident closed
-             * before we started, or our own insert whose COMMIT we never
-             * heard about before a reconnection. The caller looks it up. */
+        if (unique && c->kind == STORE_NEW && strcmp(op->constraint, "incident_pkey") == 0) {
+            /* a row with this very id: ids are this broker's own (counted
+             * on from max(id) once it holds the lock), so it is our own
+             * insert, whose COMMIT landed but whose answer was lost with
+             * the connection (a failover). It is stored: go on with it. */
+            result = STORE_COMMITTED;
+        } else if (unique && c->kind == STORE_NEW) {
+            /* (source, external_id) is stored already under another id: an
+             * incident closed before we started. The caller looks it up. */
             result = STORE_CONFLICT;
         } else if (unique && strcmp(op->constraint, "incident_event_pkey") == 0) {
             /* this very event is stored: sent again after a reconnection */
