@@ -140,6 +140,24 @@ def wait_database_everywhere(name, timeout=60.0):
     gdclient.wait_until(everywhere, timeout, f"database {name} on every member", interval=0.05)
 
 
+def wait_drained(dsn, queues, timeout=30.0):
+    """Waits until no incident is QUEUED on `queues` (their workers took
+    everything); returns the ids still queued then ([] when drained)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        conn = psycopg2.connect(dsn)
+        try:
+            with conn.cursor() as cur:
+                cur.execute("SELECT id FROM incident WHERE state = 'QUEUED' AND queue = ANY(%s) "
+                            "ORDER BY id", (list(queues),))
+                left = [r[0] for r in cur.fetchall()]
+        finally:
+            conn.close()
+        if not left or time.monotonic() > deadline:
+            return left
+        time.sleep(0.2)
+
+
 def percentile(values, p):
     """The p-th percentile (nearest rank) of a non-empty list."""
     v = sorted(values)

@@ -127,11 +127,19 @@ def test_primary_lost_under_intake_loses_and_duplicates_nothing(fault, make_brok
             assert busy > 0, "intake did not answer BUSY while there was no primary"
             # the active broker holds its lock on the new primary, nobody waits for it
             assert faultload.lock_waiters(broker.dsn) == (1, 0)
-        # the load moves on, stops; the checker reads the primary that survived
-        # every cycle (gd-sla still running: the escalations due meanwhile are
-        # checked too)
+        # the load moves on and stops; the workers drain their grids: an
+        # incident ACCEPTED but forgotten by the broker (a commit sent again
+        # after the loss, taken for a stranger's duplicate) would stay queued
         load.wait_progress(n=10, timeout=60)
+        for sub in load.submitters:
+            sub.stop()
+        for sub in load.submitters:
+            sub.join(60)
+        stranded = hacluster.wait_drained(broker.dsn, (faultload.GRID, faultload.GD_GRID))
+        assert not stranded, f"ACCEPTED incidents left queued on served grids: {stranded[:10]}"
         load.stop()
+        # the checker reads the primary that survived every cycle (gd-sla still
+        # running: the escalations due meanwhile are checked too)
         conn = psycopg2.connect(broker.dsn)
         try:
             v = load.check(conn, f"patroni {fault}")
