@@ -179,9 +179,10 @@ static PGconn *connect_waiting(struct broker *b)
 
 /* Takes the active-broker lock on a connection of its own, waiting while
  * another broker holds it. If the database goes away while we wait (a
- * restart), the active broker gets --takeover-grace-ms to take its lock
- * back before we try again: a database restart must not make a standby
- * active beside a live broker. */
+ * restart, a failover to another server), the active broker gets
+ * --takeover-grace-ms, counted from when the database answers again, to
+ * take its lock back before we try: an outage, however long, must not make
+ * a standby active beside a live broker. */
 static void on_standby(void *ctx)
 {
     (void)ctx;
@@ -205,8 +206,16 @@ static PGconn *become_active(struct broker *b)
         .ctx = b,
         .tick_ms = b->notify.interval_ms / 4,
     };
+    bool lost_before = false;
     for (;;) {
         PGconn *conn = connect_waiting(b);
+        if (lost_before) {
+            log_info("broker", "the database answers again; the active broker has %u ms to take "
+                               "its lock back", b->cfg.takeover_grace_ms);
+            svcnotify_watchdog(&b->notify);
+            usleep(b->cfg.takeover_grace_ms * 1000);
+            svcnotify_watchdog(&b->notify);
+        }
         log_info("broker", "taking the active-broker lock (waits while another broker is active)");
         if (store_fence(conn, &wait, err, sizeof(err)) == 0) {
             svcnotify_status("active: loading the org tree and open incidents");
@@ -219,8 +228,8 @@ static PGconn *become_active(struct broker *b)
             return NULL;
         }
         log_warn("broker", "the database went away while waiting for the lock (%s); trying again "
-                           "in %u ms", err, b->cfg.takeover_grace_ms);
-        usleep(b->cfg.takeover_grace_ms * 1000);
+                           "%u ms after it answers again", err, b->cfg.takeover_grace_ms);
+        lost_before = true;
     }
 }
 

@@ -116,6 +116,32 @@ def test_only_one_broker_is_active_after_postgresql_restarts(pair, pg):
     assert faultload.lock_waiters(pg.dsn) == (1, 1)
 
 
+def test_the_active_broker_keeps_its_place_after_an_outage_longer_than_the_grace(make_broker, pg):
+    """A database failover takes longer than takeover_grace_ms (a Patroni
+    ttl of seconds): the standby must still let the active broker take its
+    lock back first once the database answers again."""
+    a = make_broker(takeover_grace_ms=1000, **HA_OPTIONS)
+    b = make_broker(start=False, takeover_grace_ms=1000, **HA_OPTIONS)
+    faultload.launch(b)
+    faultload.wait_standby(pg.dsn)
+    pg.close()
+    faultload.pg_stop("fast")
+    time.sleep(2.5)               # the outage outlasts the grace
+    faultload.pg_start()
+    pg.__init__(pg.dsn)
+    intake = a.intake()
+    gdclient.wait_until(lambda: intake.query(source="ha", external_id="none").type == "REJECTED",
+                        20, "the active broker serving after the outage")
+    faultload.wait_standby(pg.dsn)
+    time.sleep(1.5)               # past the standby's grace after reconnecting
+    assert a.alive(), f"the active broker stopped: {a.log_text()[-2000:]}"
+    assert not faultload.is_ready(b), "the standby took over from a live active broker"
+    assert faultload.lock_waiters(pg.dsn) == (1, 1)
+    b.proc.send_signal(signal.SIGTERM)
+    b.proc.wait(10)
+    b.reported = True
+
+
 @pytest.fixture
 def read_only_server(tmp_path, pg):
     """A second server whose sessions are read-only (as a standby's are), holding
