@@ -24,10 +24,13 @@ and nothing duplicated. Each cycle reports the time from the fault to the
 first ACCEPTED again; the test prints p50/p99 over its cycles.
 
 GD_FAULTS_SCALE (default 1) is the number of cycles of each kind
-(tests/faults/run-long.sh uses 10).
+(tests/faults/run-long.sh uses 10). The long run also kills the primary
+under an active/standby pair of brokers (SCALE / 5 cycles): the active
+one must keep its place.
 """
 
 import os
+import signal
 import time
 import uuid
 
@@ -159,3 +162,61 @@ def test_primary_lost_under_intake_loses_and_duplicates_nothing(fault, make_brok
           f"p99 {hacluster.percentile(outages, 99):.2f} s max {max(outages):.2f} s")
     assert v.valid, v.report(f"patroni {fault}")
     assert relocks >= cycles, f"the lock was taken again {relocks} times in {cycles} failovers"
+
+
+def test_active_standby_pair_keeps_its_active_broker_across_primary_losses(make_broker, pg,
+                                                                           tmp_path):
+    """Two brokers (active/standby) on the cluster, the primary's host killed:
+    both lose the database for longer than takeover_grace_ms; the active one
+    takes its lock back on the new primary and serves on, the standby goes
+    back to waiting, and nothing ACCEPTED is lost or duplicated."""
+    if SCALE < 2:
+        pytest.skip("long run only (tests/faults/run-long.sh): the pair adds ~25 s a cycle")
+    cycles = max(1, round(SCALE / 5))
+    faultload.make_fast_category(pg)
+    opts = {"heartbeat_ms": 100, "liveness": 5, "takeover_grace_ms": 2000}
+    a = make_broker(**opts)
+    b = make_broker(start=False, **opts)
+    broker_dsn = a.dsn
+    faultload.launch(b)
+    faultload.wait_standby(broker_dsn)
+    load = faultload.Load([a.intake_ep, b.intake_ep], [a.work_ep, b.work_ep],
+                          tmp_path / "load", name="patroni-pair", rate=30.0).start()
+    try:
+        for cycle in range(cycles):
+            hacluster.wait_healthy()
+            load.wait_progress(n=10, timeout=60)
+            old = hacluster.leader()
+            hacluster.kill(old)
+            new = hacluster.wait_new_leader(old, timeout=60)
+            hacluster.start(old)
+            promoted = time.monotonic()
+            hacluster.wait_time(lambda: any((s.last_accepted_at or 0) > promoted
+                                            for s in load.submitters),
+                                60, "an ACCEPTED after the promotion")
+            faultload.wait_standby(broker_dsn, timeout=30)
+            time.sleep(opts["takeover_grace_ms"] / 1000 + 1)
+            print(f"patroni [pair kill -9] cycle {cycle + 1}: leader {old} -> {new}; "
+                  f"active broker still active: {a.alive()}, standby ready: "
+                  f"{faultload.is_ready(b)}")
+            assert a.alive(), "the active broker stopped after the failover"
+            assert not faultload.is_ready(b), "the standby took over from a live active broker"
+            assert faultload.lock_waiters(broker_dsn) == (1, 1)
+        load.wait_progress(n=10, timeout=60)
+        load.stop()
+        conn = psycopg2.connect(broker_dsn)
+        try:
+            v = load.check(conn, "patroni pair kill -9")
+        finally:
+            conn.close()
+    finally:
+        for s in load.submitters + load.workers:
+            s.stopping.set()
+        for g in load.gd_workers:
+            g.kill()
+        load.kill_sla()
+        if b.alive() and not faultload.is_ready(b):   # a waiting standby's end is no crash
+            b.proc.send_signal(signal.SIGTERM)
+            b.proc.wait(10)
+            b.reported = True
+    assert v.valid, v.report("patroni pair kill -9")
