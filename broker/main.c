@@ -213,9 +213,10 @@ static PGconn *connect_waiting(struct broker *b)
 
 /* Takes the active-broker lock on a connection of its own, waiting while
  * another broker holds it. If the database goes away while we wait (a
- * restart), the active broker gets --takeover-grace-ms to take its lock
- * back before we try again: a database restart must not make a standby
- * active beside a live broker. */
+ * restart, a failover to another server), the active broker gets
+ * --takeover-grace-ms, counted from when the database answers again, to
+ * take its lock back before we try: an outage, however long, must not make
+ * a standby active beside a live broker. */
 static void on_standby(void *ctx)
 {
     (void)ctx;
@@ -239,8 +240,16 @@ static PGconn *become_active(struct broker *b)
         .ctx = b,
         .tick_ms = b->notify.interval_ms / 4,
     };
+    bool lost_before = false;
     for (;;) {
         PGconn *conn = connect_waiting(b);
+        if (lost_before) {
+            log_info("broker", "the database answers again; the active broker has %u ms to take "
+                               "its lock back", b->cfg.takeover_grace_ms);
+            svcnotify_watchdog(&b->notify);
+            usleep(b->cfg.takeover_grace_ms * 1000);
+            svcnotify_watchdog(&b->notify);
+        }
         log_info("broker", "taking the active-broker lock (waits while another broker is active)");
         if (store_fence(conn, &wait, err, sizeof(err)) == 0) {
             svcnotify_status("active: loading the org tree and open incidents");
@@ -253,42 +262,61 @@ static PGconn *become_active(struct broker *b)
             return NULL;
         }
         log_warn("broker", "the database went away while waiting for the lock (%s); trying again "
-                           "in %u ms", err, b->cfg.takeover_grace_ms);
-        usleep(b->cfg.takeover_grace_ms * 1000);
+                           "%u ms after it answers again", err, b->cfg.takeover_grace_ms);
+        lost_before = true;
     }
 }
 
-/* Store hook, before a database connection that came back is used: we
- * must still hold the active-broker lock. A database restart ends the
- * session that held it; we take it again, unless another broker took it
- * meanwhile — then that one is active, and we stop at once. */
-static int still_active(void *ctx)
+/* True when two connections reached the same server, as libpq reports it
+ * (with a multi-host DSN: the host and port each settled on). */
+static bool same_server(PGconn *a, PGconn *b)
+{
+    const char *ha = PQhost(a), *hb = PQhost(b), *pa = PQport(a), *pb = PQport(b);
+    return ha && hb && pa && pb && strcmp(ha, hb) == 0 && strcmp(pa, pb) == 0;
+}
+
+/* Store hook, before a new database connection is used: this broker must
+ * hold the active-broker lock, on the server that connection reached. The
+ * lock lives in one session of one server: a database restart ends it, and
+ * a failover (Patroni) leaves it on a server that is gone or is a standby
+ * now. Then we take it again on the primary we reach now, before anything
+ * is written, unless another broker took it meanwhile: that one is active,
+ * and we stop at once. A connection that reached another server than the
+ * one holding our lock (two servers both accepting writes) is refused. */
+static int still_active(void *ctx, PGconn *conn)
 {
     struct broker *b = ctx;
-    PGresult *res = PQexec(b->lock_conn, "SELECT 1");
-    bool alive = PQresultStatus(res) == PGRES_TUPLES_OK;
+    PGresult *res = PQexec(b->lock_conn, "SELECT pg_is_in_recovery()");
+    bool held = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 'f';
     PQclear(res);
-    if (alive)
-        return 0;
-    char err[512];
-    PQfinish(b->lock_conn);
-    b->lock_conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
-    if (!b->lock_conn)
-        return -1; /* the lane that asked will fail too and try again */
-    char sql[64];
-    snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d)", STORE_ACTIVE_LOCK);
-    res = PQexec(b->lock_conn, sql);
-    bool ours = PQresultStatus(res) == PGRES_TUPLES_OK && PQgetvalue(res, 0, 0)[0] == 't';
-    bool answered = PQresultStatus(res) == PGRES_TUPLES_OK;
-    PQclear(res);
-    if (!answered)
-        return -1;
-    if (!ours) {
-        log_error("broker", "another broker took the active-broker lock while the database was "
-                            "away: it is active now; stopping without writing anything");
-        _exit(3);
+    if (!held) {
+        char err[512];
+        PQfinish(b->lock_conn);
+        b->lock_conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
+        if (!b->lock_conn)
+            return -1; /* the lane that asked will fail too and try again */
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SELECT pg_try_advisory_lock(%d)", STORE_ACTIVE_LOCK);
+        res = PQexec(b->lock_conn, sql);
+        bool answered = PQresultStatus(res) == PGRES_TUPLES_OK;
+        bool ours = answered && PQgetvalue(res, 0, 0)[0] == 't';
+        PQclear(res);
+        if (!answered)
+            return -1;
+        if (!ours) {
+            log_error("broker", "another broker took the active-broker lock while the database was "
+                                "away: it is active now; stopping without writing anything");
+            _exit(3);
+        }
+        log_info("broker", "the database came back; the active-broker lock is ours again "
+                           "(server %s port %s)", PQhost(b->lock_conn), PQport(b->lock_conn));
     }
-    log_info("broker", "the database came back; the active-broker lock is still ours");
+    if (!same_server(b->lock_conn, conn)) {
+        log_warn("broker", "a database connection reached server %s port %s, but the "
+                           "active-broker lock is held on server %s port %s: not using it",
+                 PQhost(conn), PQport(conn), PQhost(b->lock_conn), PQport(b->lock_conn));
+        return -1;
+    }
     return 0;
 }
 

@@ -55,7 +55,7 @@ struct lane {
     int index;
     PGconn *conn;
     enum conn_state state;
-    uv_poll_t poll;
+    uv_poll_t *poll;              /* on PQsocket(conn); NULL when there is none */
     bool poll_active;
     int poll_events;
     uv_timer_t flush_timer;
@@ -534,23 +534,23 @@ static void watch(struct lane *l, int events)
         return;
     l->poll_events = events;
     l->poll_active = true;
-    uv_poll_start(&l->poll, events, on_poll);
+    uv_poll_start(l->poll, events, on_poll);
 }
 
 static void unwatch(struct lane *l)
 {
     if (l->poll_active) {
-        uv_poll_stop(&l->poll);
+        uv_poll_stop(l->poll);
         l->poll_active = false;
     }
 }
 
-static void on_handle_closed(uv_handle_t *h)
+/* One of the store's handles is released; the last one frees the store
+ * once store_close() was called. */
+static void handle_gone(struct store *s)
 {
-    struct lane *l = h->data;
-    if (--l->s->handles_open > 0 || !l->s->closing)
+    if (--s->handles_open > 0 || !s->closing)
         return;
-    struct store *s = l->s;
     void (*closed)(void *) = s->closed;
     void *ctx = s->closed_ctx;
     store_free(s);
@@ -558,33 +558,80 @@ static void on_handle_closed(uv_handle_t *h)
         closed(ctx);
 }
 
-/* Re-initialises the poll handle for a new socket. The old one must have
- * been closed first; libuv forbids two handles on one fd. */
-static void poll_reinit(struct lane *l, int fd)
+static void on_handle_closed(uv_handle_t *h)
 {
-    uv_poll_init(l->s->loop, &l->poll, fd);
-    l->poll.data = l;
+    struct lane *l = h->data;
+    handle_gone(l->s);
+}
+
+static void on_poll_closed(uv_handle_t *h)
+{
+    struct lane *l = h->data;
+    free(h);
+    handle_gone(l->s);
+}
+
+static void poll_close(struct lane *l)
+{
+    if (!l->poll)
+        return;
+    unwatch(l);
+    uv_close((uv_handle_t *)l->poll, on_poll_closed);
+    l->poll = NULL;
+}
+
+/* Watches the connection's current socket with a new poll handle, closing
+ * the old one (libuv unregisters it at once, so the fd may be watched again
+ * right away). Returns 0, or -1 (out of memory, or libuv refused the fd). */
+static int poll_open(struct lane *l)
+{
+    poll_close(l);
+    uv_poll_t *p = malloc(sizeof(*p));
+    if (!p)
+        return -1;
+    if (uv_poll_init(l->s->loop, p, PQsocket(l->conn)) != 0) {
+        free(p);
+        return -1;
+    }
+    p->data = l;
+    l->poll = p;
     l->poll_active = false;
     l->s->handles_open++;
+    return 0;
 }
 
 static void drop_conn(struct lane *l)
 {
     if (!l->conn)
         return;
-    unwatch(l);
-    uv_close((uv_handle_t *)&l->poll, on_handle_closed);
+    poll_close(l);
     PQfinish(l->conn);
     l->conn = NULL;
+}
+
+/* Opens a broker connection to `dsn` (key=value pairs or a URI, expanded
+ * as dbname): blocking, or started for PQconnectPoll. The defaults come
+ * before the DSN, so that the DSN may override them: only a server that
+ * accepts writes (with a multi-host DSN libpq tries the hosts in order and
+ * skips standbys), a bounded wait for each host, and keepalives so that a
+ * primary whose host vanished is noticed. application_name comes after
+ * it: the fence (store_fence) finds a dead broker's connections by it.
+ * Returns what libpq returns (NULL only when out of memory). */
+static PGconn *open_conn(const char *dsn, bool blocking)
+{
+    const char *const keys[] = {"target_session_attrs", "connect_timeout", "keepalives_idle",
+                                "keepalives_interval", "keepalives_count", "dbname",
+                                "application_name", NULL};
+    const char *const values[] = {"read-write", "5", "5", "2", "3", dsn,
+                                  STORE_APPLICATION_NAME, NULL};
+    return blocking ? PQconnectdbParams(keys, values, 1) : PQconnectStartParams(keys, values, 1);
 }
 
 static void on_retry(uv_timer_t *t);
 
 static void start_connect(struct lane *l)
 {
-    const char *const keys[] = {"dbname", "application_name", NULL};
-    const char *const values[] = {l->s->dsn, STORE_APPLICATION_NAME, NULL};
-    l->conn = PQconnectStartParams(keys, values, 1);
+    l->conn = open_conn(l->s->dsn, false);
     if (!l->conn || PQstatus(l->conn) == CONNECTION_BAD) {
         /* once per outage at warn level, then every 100th attempt */
         l->failures++;
@@ -598,14 +645,17 @@ static void start_connect(struct lane *l)
         return;
     }
     l->state = CONN_CONNECTING;
-    poll_reinit(l, PQsocket(l->conn));
+    if (poll_open(l) < 0) {
+        conn_lost(l, "cannot watch the connection's socket");
+        return;
+    }
     watch(l, UV_WRITABLE);
 }
 
 static void on_retry(uv_timer_t *t)
 {
     struct lane *l = t->data;
-    if (l->state == CONN_DOWN && !l->conn && l->poll_active == false)
+    if (l->state == CONN_DOWN && !l->conn)
         start_connect(l);
 }
 
@@ -641,8 +691,9 @@ static int make_row_types(struct lane *l, char *err, size_t errlen)
 
 static void connected(struct lane *l)
 {
-    /* after a loss (not at start-up), the owner checks it may still write */
-    if (l->was_up && l->s->opt.verify && l->s->opt.verify(l->s->opt.ctx) != 0) {
+    /* the owner checks it may write on this server (after a failover: that
+     * it holds its lock there) before anything is sent */
+    if (l->s->opt.verify && l->s->opt.verify(l->s->opt.ctx, l->conn) != 0) {
         conn_lost(l, "the broker's own check refused the connection");
         return;
     }
@@ -669,12 +720,23 @@ static void connected(struct lane *l)
 
 static void continue_connect(struct lane *l)
 {
-    switch (PQconnectPoll(l->conn)) {
-    case PGRES_POLLING_READING: watch(l, UV_READABLE); break;
-    case PGRES_POLLING_WRITING: watch(l, UV_WRITABLE); break;
-    case PGRES_POLLING_OK: connected(l); break;
-    default: conn_lost(l, PQerrorMessage(l->conn)); break;
+    PostgresPollingStatusType st = PQconnectPoll(l->conn);
+    if (st == PGRES_POLLING_OK) {
+        connected(l);
+        return;
     }
+    if (st != PGRES_POLLING_READING && st != PGRES_POLLING_WRITING) {
+        conn_lost(l, PQerrorMessage(l->conn));
+        return;
+    }
+    /* Any step may have closed the socket and opened another, perhaps under
+     * the same number: libpq moves to the next host of a multi-host DSN
+     * when one refuses or is read-only. So every step watches anew. */
+    if (poll_open(l) < 0) {
+        conn_lost(l, "cannot watch the connection's socket");
+        return;
+    }
+    watch(l, st == PGRES_POLLING_READING ? UV_READABLE : UV_WRITABLE);
 }
 
 static void op_free(struct op *op)
@@ -1018,10 +1080,15 @@ static void complete_commit(struct lane *l, struct op *op)
     if (op->failed) {
         struct store_change *c = op->changes;
         bool unique = strcmp(op->sqlstate, "23505") == 0;
-        if (unique && c->kind == STORE_NEW) {
-            /* (source, external_id) is stored already: an incident closed
-             * before we started, or our own insert whose COMMIT we never
-             * heard about before a reconnection. The caller looks it up. */
+        if (unique && c->kind == STORE_NEW && strcmp(op->constraint, "incident_pkey") == 0) {
+            /* a row with this very id: ids are this broker's own (counted
+             * on from max(id) once it holds the lock), so it is our own
+             * insert, whose COMMIT landed but whose answer was lost with
+             * the connection (a failover). It is stored: go on with it. */
+            result = STORE_COMMITTED;
+        } else if (unique && c->kind == STORE_NEW) {
+            /* (source, external_id) is stored already under another id: an
+             * incident closed before we started. The caller looks it up. */
             result = STORE_CONFLICT;
         } else if (unique && strcmp(op->constraint, "incident_event_pkey") == 0) {
             /* this very event is stored: sent again after a reconnection */
@@ -1263,11 +1330,7 @@ void store_close(struct store *s, void (*closed)(void *ctx), void *ctx)
 
 PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen)
 {
-    /* the DSN may be key=value pairs or a URI: expand it as dbname, then
-     * let application_name override whatever it says */
-    const char *const keys[] = {"dbname", "application_name", NULL};
-    const char *const values[] = {dsn, STORE_APPLICATION_NAME, NULL};
-    PGconn *conn = PQconnectdbParams(keys, values, 1);
+    PGconn *conn = open_conn(dsn, true);
     if (PQstatus(conn) != CONNECTION_OK) {
         snprintf(err, errlen, "%s", PQerrorMessage(conn));
         err[strcspn(err, "\n")] = '\0';

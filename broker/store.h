@@ -104,9 +104,11 @@ struct store_options {
     uint32_t batch_max;
     uint32_t retry_ms;
     store_state_cb on_state; /* connection went up or down */
-    /* Called (blocking) before a connection that came back after a loss is
-     * used; non-zero: drop it and try again later. NULL: no check. */
-    int (*verify)(void *ctx);
+    /* Called (blocking) with every new connection before anything is sent
+     * on it (it is not yet non-blocking; the hook may read its host and
+     * port, not run queries on it); non-zero: drop it and try again later.
+     * NULL: no check. */
+    int (*verify)(void *ctx, PGconn *conn);
     void *ctx;
 };
 
@@ -162,7 +164,10 @@ void store_flush(struct store *s);
 void store_close(struct store *s, void (*closed)(void *ctx), void *ctx);
 
 /* Opens a blocking connection for start-up work (migrations, loading).
- * Returns NULL with a message in err on failure. */
+ * Like every connection of the store, it goes only to a server that
+ * accepts writes (target_session_attrs=read-write unless the DSN says
+ * otherwise: with a multi-host DSN, the primary). Returns NULL with a
+ * message in err on failure. */
 PGconn *store_connect_blocking(const char *dsn, char *err, size_t errlen);
 
 /* Every connection of the broker says so, so that the next broker can

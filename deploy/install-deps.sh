@@ -15,6 +15,9 @@ packages=(
     libjansson-dev libinih-dev libcurl4-openssl-dev libmicrohttpd-dev libgeos-dev
     # PostgreSQL server (private test clusters) and client tools
     postgresql-15 postgresql-client-15 postgresql-15-postgis-3
+    # highly available PostgreSQL (tests/pg/with-patroni.sh, deploy/run-patroni.sh):
+    # Patroni with etcd (etcdctl checks that etcd is up)
+    patroni etcd-server etcd-client
     # integration tests
     python3-zmq python3-msgpack python3-psycopg2 python3-pytest python3-zstandard
     # dashboard tests: headless browser (driven by playwright-core from npm, which

@@ -104,6 +104,7 @@ class Submitter(threading.Thread):
         self.conflicts = []       # external_id answered with two different ids
         self.rejected = []
         self.busy = 0
+        self.busy_at = []         # monotonic time of every BUSY answer
         self.submitted = set()
         self.outstanding = {}     # ref -> (external_id, sent at)
         self.error = None
@@ -176,6 +177,7 @@ class Submitter(threading.Thread):
                         self.latencies.append((last_heard, last_heard - first))
                 elif t == "BUSY":
                     self.busy += 1
+                    self.busy_at.append(last_heard)
                     ref += 1
                     self.outstanding[ref] = (ext, time.monotonic() + body.get("retry_ms", 0) / 1e3
                                              - self.retry_s)

@@ -134,3 +134,31 @@ def test_recovered_incident_keeps_every_field_after_a_crash(make_broker, pg):
     assert inc["location"]["address"] == "幸福小区3栋"
     assert abs(inc["location"]["lat"] - 29.4) < 1e-9
     assert inc["reporter"] == {"name": "李四", "phone": "13800000001"}
+
+
+def test_new_incident_whose_commit_landed_unheard_is_kept_and_delivered(make_broker, pg):
+    """A COMMIT that reached the database but whose answer was lost with the
+    connection (the primary failed over) is sent again and meets its own
+    row: the incident is the same one, answered ACCEPTED once, kept in the
+    broker's queue and delivered, not dropped as a stranger's duplicate."""
+    broker = make_broker()
+    next_id = pg.scalar("SELECT coalesce(max(id), 0) + 1 FROM incident")
+    # what the first commit stored: the row and its receive event, under the
+    # id the broker gives the next incident
+    pg.all("INSERT INTO incident (id, source, external_id, category, priority, state, version, "
+           "queue, owner_unit, owner_level, location_unit, received_at, updated_at) VALUES "
+           "(%s, 'chaos', 'unheard', %s, 'normal', 'QUEUED', 1, %s, %s, 'grid', %s, now(), now()) "
+           "RETURNING id", next_id, CATEGORY, GRID, GRID, GRID)
+    pg.all("INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, "
+           "queue) VALUES (%s, 1, now(), 'receive', NULL, 'QUEUED', %s) RETURNING version",
+           next_id, GRID)
+    r = broker.intake().submit(source="chaos", external_id="unheard", category=CATEGORY,
+                               location={"unit": GRID})
+    assert r.type == "ACCEPTED" and r["incident_id"] == next_id, r
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    d = w.deliver()
+    assert d["incident"]["id"] == next_id
+    pg.wait_incident(next_id, lambda row: row["state"] == "DELIVERED")
+    assert pg.kinds(next_id) == ["receive", "deliver"]
+    assert pg.scalar("SELECT count(*) FROM incident WHERE external_id = 'unheard'") == 1
