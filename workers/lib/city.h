@@ -8,14 +8,13 @@
  *     default = east              ; shard whose triage queue takes what no shard owns
  *
  *     [shard east]
- *     intake = tcp://10.1.0.1:7701,tcp://10.1.0.2:7701
- *     work   = tcp://10.1.0.1:7702,tcp://10.1.0.2:7702
- *     status = tcp://10.1.0.1:7703,tcp://10.1.0.2:7703
+ *     intake = tcp://10.1.0.1:7701
+ *     work   = tcp://10.1.0.1:7702
+ *     status = tcp://10.1.0.1:7703
  *     db     = host=pg-east dbname=griddispatch
  *     towns  = 500113001 500113002
  *
- * Endpoints are what the programs' own --intake/--work/--status take (an
- * HA pair is two comma-separated endpoints). `towns` lists 9-digit town
+ * Endpoints are what the programs' own --intake/--work/--status take. `towns` lists 9-digit town
  * codes (county + town), separated by spaces or commas; the key may repeat.
  * The library is pure: no sockets, no database, no logging.
  */

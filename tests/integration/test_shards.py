@@ -1,0 +1,238 @@
+"""A city of two shards (two gd-broker processes, two databases): gdctl --city routes each SUBMIT
+to the shard that owns its town, and gdctl --city report combines the shards so that the
+city-wide figures equal the ones gd_report computes over the union of both event logs."""
+
+import io
+import json
+import os
+import subprocess
+import time
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import psycopg2
+import pytest
+
+from conftest import Pg
+
+CAT_NORMAL = "LH-0101"   # 暴露垃圾: admitted to grids, resolve limit in working days
+CAT_FAST = "T-FAST"      # added by the test: resolve within 2 s (wall clock)
+FAST_RESOLVE_S = 2
+
+
+def gdctl_binary():
+    p = Path(os.environ.get("GD_BUILD_DIR", "")) / "workers" / "gdctl" / "gdctl"
+    if not p.is_file():
+        pytest.fail(f"no gdctl at {p}: set GD_BUILD_DIR")
+    return p
+
+
+def gdctl(*args, timeout=30):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("GD_INTAKE", "GD_STATUS", "GD_DB_DSN", "GD_CITY")}
+    return subprocess.run([str(gdctl_binary()), *args], capture_output=True, text=True,
+                          timeout=timeout, env=env)
+
+
+def json_out(r):
+    lines = [l for l in r.stdout.splitlines() if l.strip()]
+    assert lines, f"no JSON on stdout; stderr: {r.stderr}"
+    return json.loads(lines[-1])
+
+
+def add_fast_category(pg):
+    pg.all("INSERT INTO category (code, name, sector, admitted_level) "
+           "VALUES (%s, '测试快速事项', 'safety', 'grid') RETURNING code", CAT_FAST)
+    pg.all("INSERT INTO category_sla (category, priority, basis, sign_limit_s, resolve_limit_s, "
+           "warn_percent, max_extension_s) VALUES (%s, 'normal', 'wall', 3600, %s, 50, 0) "
+           "RETURNING category", CAT_FAST, FAST_RESOLVE_S)
+
+
+def write_city(path, shards, default="east"):
+    """shards: name -> (broker, dsn, towns)."""
+    text = f"[city]\ndefault = {default}\n"
+    for name, (b, db, towns) in shards.items():
+        text += (f"\n[shard {name}]\nintake = {b.intake_ep}\nwork = {b.work_ep}\n"
+                 f"status = {b.status_ep}\ndb = {db}\ntowns = {' '.join(towns)}\n")
+    path.write_text(text)
+    return str(path)
+
+
+def copy_into_union(src_dsn, union, offset):
+    """Copies incident and incident_event of one shard into the union
+    database, with incident ids moved by `offset` (ids restart per shard)."""
+    src = psycopg2.connect(src_dsn)
+    try:
+        for table, idcol in (("incident", "id"), ("incident_event", "incident_id")):
+            cols = [r["column_name"] for r in union.all(
+                "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
+                "AND table_schema = 'public' ORDER BY ordinal_position", table)]
+            sel = ", ".join(f"{c} + {offset}" if c == idcol else c for c in cols)
+            buf = io.StringIO()
+            with src.cursor() as cur:
+                cur.copy_expert(f"COPY (SELECT {sel} FROM {table}) TO STDOUT", buf)
+            buf.seek(0)
+            with union.conn.cursor() as cur:
+                cur.copy_expert(f"COPY {table} ({', '.join(cols)}) FROM STDIN", buf)
+    finally:
+        src.close()
+
+
+def resolve_all(broker, queues, n):
+    """One worker on `queues` takes n deliveries, signs and resolves each."""
+    w = broker.worker(queues=queues, credit=n, name="网格员")
+    for _ in range(n):
+        d = w.deliver()
+        s = w.sign(d)
+        assert s.type == "OK", s
+        r = w.resolve(d["incident"]["id"], s["version"], "已处理")
+        assert r.type == "OK", r
+
+
+@pytest.fixture
+def city(tmp_path, dsn, make_db, make_broker):
+    """Two shards: east owns the first half of the district's towns, west the rest."""
+    east_db, west_db = dsn, make_db()
+    pgs = {"east": Pg(east_db), "west": Pg(west_db)}
+    for p in pgs.values():
+        add_fast_category(p)
+    towns = [r["code"] for r in pgs["east"].all(
+        "SELECT code FROM org_unit WHERE level = 'town' ORDER BY code")]
+    half = len(towns) // 2
+    east = make_broker()
+    west = make_broker(db=west_db)
+    shards = {"east": (east, east_db, towns[:half]), "west": (west, west_db, towns[half:])}
+    path = write_city(tmp_path / "city.ini", shards)
+
+    def grid_of(town):
+        return pgs["east"].scalar("SELECT code FROM org_unit WHERE level = 'grid' "
+                                  "AND code LIKE %s ORDER BY code LIMIT 1", town + "%")
+
+    yield {"file": path, "brokers": {"east": east, "west": west}, "pg": pgs,
+           "dsn": {"east": east_db, "west": west_db},
+           "grid": {"east": grid_of(towns[0]), "west": grid_of(towns[-1])},
+           "towns": {"east": towns[:half], "west": towns[half:]}, "make_db": make_db}
+    for p in pgs.values():
+        p.close()
+
+
+def submit(city, ext, unit, category=CAT_NORMAL):
+    r = gdctl("--city", city["file"], "--json", "submit", "--source", "shard-test",
+              "--external-id", ext, "--category", category, "--unit", unit,
+              "--description", "分片测试")
+    assert r.returncode == 0, r.stderr
+    return json_out(r)
+
+
+def test_a_submit_goes_to_the_shard_that_owns_its_town_and_only_there(city):
+    for name in ("east", "west"):
+        grid = city["grid"][name]
+        out = submit(city, f"route-{name}", grid)
+        assert out["shard"] == name and out["queue"] == grid, out
+        here = city["pg"][name].incident_by_key("shard-test", f"route-{name}")
+        assert here is not None and here["id"] == out["incident_id"]
+        other = "west" if name == "east" else "east"
+        assert city["pg"][other].incident_by_key("shard-test", f"route-{name}") is None
+        # a retried SUBMIT goes to the same shard and is answered duplicate there
+        again = submit(city, f"route-{name}", grid)
+        assert again["shard"] == name and again["duplicate"] is True
+        assert again["incident_id"] == out["incident_id"]
+
+
+def test_a_submit_whose_town_no_shard_owns_goes_to_the_default_shards_triage(city):
+    out = submit(city, "route-district", "500113")
+    assert out["shard"] == "east", out
+    row = city["pg"]["east"].incident_by_key("shard-test", "route-district")
+    assert row is not None and row["queue"] == out["queue"]
+    assert city["pg"]["west"].incident_by_key("shard-test", "route-district") is None
+
+
+def test_a_bad_city_file_is_a_usage_error_that_says_why(city, tmp_path):
+    bad = tmp_path / "bad.ini"
+    text = Path(city["file"]).read_text()
+    # west also lists east's first town
+    bad.write_text(text + f"towns = {city['towns']['east'][0]}\n")
+    r = gdctl("--city", str(bad), "submit", "--unit", city["grid"]["east"])
+    assert r.returncode == 2
+    assert f"town {city['towns']['east'][0]} is in two shards, east and west" in r.stderr
+    r = gdctl("--city", str(tmp_path / "missing.ini"), "report")
+    assert r.returncode == 2 and "cannot open the file" in r.stderr
+
+
+def report(city, by, day_from, day_to):
+    r = gdctl("--city", city["file"], "--json", "report", "--by", by, "--from", day_from,
+              "--to", day_to)
+    assert r.returncode == 0, r.stderr
+    return json_out(r)
+
+
+def test_the_city_report_equals_the_report_over_the_union_of_both_event_logs(city):
+    # east: 3 on time, 1 late (3/4); west: 1 on time, 2 late (1/3). City: 4/7 = 0.5714,
+    # where an average of the two rates would say 0.5417.
+    plan = {"east": (3, 1), "west": (1, 2)}
+    t0 = time.monotonic()
+    for name, (normal, fast) in plan.items():
+        grid = city["grid"][name]
+        for i in range(normal):
+            submit(city, f"kpi-{name}-n{i}", grid)
+        for i in range(fast):
+            submit(city, f"kpi-{name}-f{i}", grid, category=CAT_FAST)
+    time.sleep(FAST_RESOLVE_S + 0.5)   # the fast ones are now past their resolve deadline
+    for name, (normal, fast) in plan.items():
+        resolve_all(city["brokers"][name], [city["grid"][name]], normal + fast)
+    for name, (normal, fast) in plan.items():
+        assert city["pg"][name].scalar(
+            "SELECT count(*) FROM incident WHERE source = 'shard-test' AND state = 'RESOLVED'"
+        ) == normal + fast
+
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    day_from, day_to = str(today - timedelta(days=1)), str(today + timedelta(days=1))
+    combined = report(city, "district", day_from, day_to)
+    assert combined["shards"] == ["east", "west"]
+    assert combined["not_combined"] == ["sign_p90_s", "resolve_p90_s"]
+    (row,) = combined["rows"]
+    assert (row["received"], row["resolved"], row["resolved_on_time"]) == (7, 7, 4)
+    assert row["on_time_rate"] == pytest.approx(0.5714, abs=1e-9)
+    assert row["sign_p90_s"] is None and row["resolve_p90_s"] is None
+
+    # the same report over the union of both shards' event logs, by SQL
+    union = Pg(city["make_db"]())
+    try:
+        add_fast_category(union)
+        copy_into_union(city["dsn"]["east"], union, 0)
+        copy_into_union(city["dsn"]["west"], union, 1_000_000)
+        for by in ("district", "town", "category"):
+            mine = report(city, by, day_from, day_to)["rows"] if by != "district" else \
+                combined["rows"]
+            want = union.all(
+                "SELECT * FROM gd_report(%s, %s::date::timestamp AT TIME ZONE 'Asia/Shanghai', "
+                "(%s::date + 1)::timestamp AT TIME ZONE 'Asia/Shanghai', 'all', "
+                "'Asia/Shanghai')", by, day_from, day_to)
+            assert [r["group_key"] for r in mine] == [r["group_key"] for r in want], by
+            for got, exp in zip(mine, want):
+                for col in ("received", "signed", "signed_on_time", "resolved",
+                            "resolved_on_time", "escalations", "returns", "extensions",
+                            "closed", "reopened", "backlog"):
+                    assert got[col] == exp[col], (by, got["group_key"], col)
+                for col in ("on_time_rate", "satisfaction_rate"):
+                    assert (got[col] is None) == (exp[col] is None), (by, col)
+                    if exp[col] is not None:
+                        assert got[col] == pytest.approx(float(exp[col]), abs=1e-9), (by, col)
+                for col in ("sign_mean_s", "resolve_mean_s"):
+                    # weighted from the shards' means, each rounded to 0.1 s
+                    if exp[col] is not None:
+                        assert got[col] == pytest.approx(float(exp[col]), abs=0.06), (by, col)
+    finally:
+        union.close()
+    print(f"two-shard submit, resolve and report: {time.monotonic() - t0:.1f} s")
+
+
+def test_a_city_report_fails_whole_when_a_shard_database_is_unreachable(city, tmp_path):
+    text = Path(city["file"]).read_text().replace(city["dsn"]["west"],
+                                                  "host=/nonexistent dbname=none")
+    bad = tmp_path / "down.ini"
+    bad.write_text(text)
+    r = gdctl("--city", str(bad), "--json", "report")
+    assert r.returncode == 3, (r.stdout, r.stderr)
+    assert "rows" not in r.stdout and json_out(r)["error"]["code"] == "unavailable"
