@@ -207,6 +207,31 @@ int db_org_unit(struct db *d, const char *code)
     return n ? DB_OK : DB_NOT_FOUND;
 }
 
+int db_town_at(struct db *d, double lat, double lon, char ret_town[16])
+{
+    char la[32], lo[32];
+    snprintf(la, sizeof(la), "%.9f", lat);
+    snprintf(lo, sizeof(lo), "%.9f", lon);
+    const char *params[2] = {la, lo};
+    PGresult *res;
+    int rc =
+        query(d,
+              "SELECT b.unit FROM unit_boundary b JOIN org_unit o ON o.code = b.unit "
+              " WHERE o.level = 'town' AND length(b.unit) = 9 "
+              "   AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint($2::float8, $1::float8), 4326)) "
+              " ORDER BY b.unit LIMIT 1",
+              2, params, &res);
+    if (rc != DB_OK)
+        return rc;
+    rc = DB_NOT_FOUND;
+    if (PQntuples(res) == 1) {
+        snprintf(ret_town, 16, "%s", PQgetvalue(res, 0, 0));
+        rc = DB_OK;
+    }
+    PQclear(res);
+    return rc;
+}
+
 /* Public fields only: no reporter_* column is ever selected. */
 static const char REQUESTS_SQL[] =
     "SELECT i.id, i.state, i.category, coalesce(c.name, ''), i.description, "
