@@ -287,3 +287,30 @@ def test_open311_refuses_a_city_without_a_default_and_intake_with_city(city, tmp
         r = subprocess.run([str(open311_binary()), "--config", str(conf)], capture_output=True,
                            text=True, timeout=20)
         assert r.returncode != 0 and want in r.stderr, (r.returncode, r.stderr)
+
+
+def test_hotline_sends_each_order_to_its_towns_shard_and_the_rest_to_the_default(city, tmp_path):
+    from test_hotline import hotline_binary
+    orders = [("HL-E1", {"grid": city["grid"]["east"]}),
+              ("HL-W1", {"grid": city["grid"]["west"]}),
+              ("HL-W2", {"town": city["towns"]["west"][-1]}),
+              ("HL-N1", {"lat": 29.5, "lon": 106.5}),
+              ("HL-W1", {"grid": city["grid"]["west"]})]   # a repeat: a duplicate on west
+    feed = tmp_path / "feed.jsonl"
+    feed.write_text("".join(
+        json.dumps({"ticket_no": t, "content": "分片来电", "category": CAT_NORMAL,
+                    "urgency": "normal", **loc}, ensure_ascii=False) + "\n"
+        for t, loc in orders))
+    env = {k: v for k, v in os.environ.items() if k != "GD_INTAKE"}
+    r = subprocess.run([str(hotline_binary()), "--city", city["file"], "--input", str(feed),
+                        "--state", str(tmp_path / "state"), "--reject", str(tmp_path / "reject"),
+                        "--timeout-ms", "2000"], capture_output=True, text=True, timeout=60,
+                       env=env)
+    assert r.returncode == 0, r.stderr
+    assert "4 accepted, 1 duplicates, 0 rejected" in r.stderr, r.stderr
+    where = {"HL-E1": "east", "HL-W1": "west", "HL-W2": "west", "HL-N1": "east"}
+    for ticket, name in where.items():
+        other = "west" if name == "east" else "east"
+        assert city["pg"][name].incident_by_key("hotline", ticket) is not None, ticket
+        assert city["pg"][other].incident_by_key("hotline", ticket) is None, ticket
+    assert city["pg"]["east"].incident_by_key("hotline", "HL-N1")["queue"] == "triage"
