@@ -314,3 +314,77 @@ def test_hotline_sends_each_order_to_its_towns_shard_and_the_rest_to_the_default
         assert city["pg"][name].incident_by_key("hotline", ticket) is not None, ticket
         assert city["pg"][other].incident_by_key("hotline", ticket) is None, ticket
     assert city["pg"]["east"].incident_by_key("hotline", "HL-N1")["queue"] == "triage"
+
+
+def move_town(town, src, dst):
+    script = Path(os.environ.get("GD_SOURCE_DIR", ".")) / "deploy" / "move-town.sh"
+    return subprocess.run([str(script), town, src, dst], capture_output=True, text=True,
+                          timeout=60)
+
+
+def test_a_drained_town_moves_to_the_other_shard_without_losing_or_doubling_an_incident(city):
+    east_b, west_b = city["brokers"]["east"], city["brokers"]["west"]
+    east, west = city["pg"]["east"], city["pg"]["west"]
+    town, stay = city["towns"]["east"][0], city["towns"]["east"][1]
+    grid = city["grid"]["east"]
+    stay_grid = east.scalar("SELECT code FROM org_unit WHERE level = 'grid' AND code LIKE %s "
+                            "ORDER BY code LIMIT 1", stay + "%")
+    moved = [submit(city, f"move-{i}", grid) for i in range(3)]
+    kept = submit(city, "stay-1", stay_grid)
+    assert {m["shard"] for m in moved} == {"east"} and kept["shard"] == "east"
+
+    # not drained: refused, nothing copied
+    r = move_town(town, city["dsn"]["east"], city["dsn"]["west"])
+    assert r.returncode == 1 and "3 incidents of town" in r.stderr, r.stderr
+    resolve_all(east_b, [grid], 3)
+    intake = east_b.intake()
+    for m in moved:
+        done = intake.feedback(m["incident_id"], True, "满意")
+        assert done.type == "DONE", done
+
+    today = datetime.now(ZoneInfo("Asia/Shanghai")).date()
+    span = (str(today - timedelta(days=1)), str(today + timedelta(days=1)))
+    before = report(city, "town", *span)["rows"]
+
+    assert east_b.stop() == 0 and west_b.stop() == 0
+    r = move_town(town, city["dsn"]["east"], city["dsn"]["west"])
+    assert r.returncode == 0, r.stderr
+    assert "copied 3 incidents" in r.stdout and "deleted 3 incidents" in r.stdout, r.stdout
+    # the city file now gives the town to west, in one edit
+    text = Path(city["file"]).read_text()
+    lines = []
+    for line in text.splitlines():
+        if line.startswith("towns = ") and town in line.split():
+            line = " ".join(t for t in line.split() if t != town)
+        lines.append(line)
+    text = "\n".join(lines) + "\n"
+    text = text.replace("[shard west]\n", f"[shard west]\ntowns = {town}\n")
+    Path(city["file"]).write_text(text)
+    east_b.start()
+    west_b.start()
+
+    # every incident of the town is on west once, none is left on east
+    assert east.scalar("SELECT count(*) FROM incident WHERE left(location_unit, 9) = %s",
+                       town) == 0
+    assert west.scalar("SELECT count(*) FROM incident WHERE left(location_unit, 9) = %s",
+                       town) == 3
+    assert east.incident_by_key("shard-test", "stay-1") is not None
+    for i in range(3):
+        row = west.incident_by_key("shard-test", f"move-{i}")
+        assert row["state"] == "CLOSED"
+        assert [e["kind"] for e in west.events(row["id"])] == \
+            ["receive", "deliver", "sign", "resolve", "close"]
+    # a retried SUBMIT of a moved incident is a duplicate on west, not a second incident
+    again = submit(city, "move-0", grid)
+    assert again["shard"] == "west" and again["duplicate"] is True, again
+    assert again["incident_id"] == west.incident_by_key("shard-test", "move-0")["id"]
+    assert west.scalar("SELECT count(*) FROM incident WHERE source = 'shard-test' "
+                       "AND external_id = 'move-0'") == 1
+
+    # the city's figures are those of before the move
+    after = report(city, "town", *span)["rows"]
+    assert after == before
+
+    # running it again changes nothing
+    r = move_town(town, city["dsn"]["east"], city["dsn"]["west"])
+    assert r.returncode == 0 and "copied 0" in r.stdout and "deleted 0" in r.stdout, r.stdout
