@@ -12,6 +12,8 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import psycopg2
+
+import gdclient
 import pytest
 
 from conftest import Pg
@@ -388,3 +390,36 @@ def test_a_drained_town_moves_to_the_other_shard_without_losing_or_doubling_an_i
     # running it again changes nothing
     r = move_town(town, city["dsn"]["east"], city["dsn"]["west"])
     assert r.returncode == 0 and "copied 0" in r.stdout and "deleted 0" in r.stdout, r.stdout
+
+
+def test_a_towns_worker_and_a_shards_sla_timer_find_their_endpoint_in_the_city(city, tmp_path):
+    build = Path(os.environ["GD_BUILD_DIR"]) / "workers"
+    west_grid = city["grid"]["west"]
+    iid = submit(city, "worker-west", west_grid)["incident_id"]
+    procs = []
+    try:
+        wlog = open(tmp_path / "worker.log", "wb")
+        procs.append(subprocess.Popen(
+            [str(build / "gd-worker" / "gd-worker"), "--city", city["file"], "--queues",
+             west_grid, "--handler", "/bin/true", "--name", "west-worker"],
+            stdin=subprocess.DEVNULL, stdout=wlog, stderr=wlog))
+        slog = open(tmp_path / "sla.log", "wb")
+        procs.append(subprocess.Popen(
+            [str(build / "gd-sla" / "gd-sla"), "--city", city["file"], "--city-shard", "west",
+             "--name", "west-sla"], stdin=subprocess.DEVNULL, stdout=slog, stderr=slog))
+        west = city["pg"]["west"]
+        west.wait_incident(iid, lambda row: row["state"] == "RESOLVED", timeout=15,
+                           what="resolved by the west worker")
+        gdclient.wait_until(lambda: b"receiving the deadlines" in
+                            (tmp_path / "sla.log").read_bytes(), 15, "gd-sla session on west")
+        assert city["brokers"]["west"].work_ep.encode() in (tmp_path / "sla.log").read_bytes()
+    finally:
+        for p in procs:
+            p.terminate()
+            p.wait(15)
+    # queues of two shards are refused: one gd-worker per shard
+    r = subprocess.run([str(build / "gd-worker" / "gd-worker"), "--city", city["file"],
+                        "--queues", f"{west_grid},{city['grid']['east']}", "--handler",
+                        "/bin/true", "--check-config"], capture_output=True, text=True,
+                       timeout=20)
+    assert r.returncode != 0 and "are on two shards (west, east)" in r.stderr, r.stderr
