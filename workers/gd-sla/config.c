@@ -286,11 +286,21 @@ static int from_city(struct config *cfg, FILE *err)
         city_free(city);
         return -1;
     }
-    cfg->endpoints[0] = strdup(city_shard(city, (size_t)i)->work);
+    /* an HA pair's work endpoints are a comma list, as for --work; blanks
+     * after the commas are dropped (no endpoint has one) */
+    char list[CITY_MAX_VALUE + 1];
+    size_t n = 0;
+    for (const char *p = city_shard(city, (size_t)i)->work; *p && n < CITY_MAX_VALUE; p++)
+        if (*p != ' ' && *p != '\t')
+            list[n++] = *p;
+    list[n] = '\0';
+    rc = parse_list(list, cfg->endpoints, &cfg->n_endpoints, CONFIG_MAX_ENDPOINTS, 1024);
+    if (rc < 0)
+        fprintf(err, "gd-sla: shard %s of %s: bad work endpoint list\n", cfg->city_shard,
+                cfg->city_file);
     city_free(city);
-    if (!cfg->endpoints[0])
+    if (rc < 0)
         return -1;
-    cfg->n_endpoints = 1;
     if (cfg->n_shard == 0)
         cfg->all_towns = true; /* a shard's broker holds only the shard's deadlines */
     return 0;
@@ -405,11 +415,11 @@ void config_print(const struct config *cfg, const char *file, FILE *out)
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     fprintf(out, "; gd-sla %s: effective configuration (defaults < %s < command line)\n[gd-sla]\n",
             GD_VERSION, file ? file : "no file");
-    if (cfg->city_file)
-        fprintf(out, "city = %s\ncity_shard = %s\n; work = %s (from the city)\n", cfg->city_file,
-                cfg->city_shard, cfg->endpoints[0]);
-    else
-        print_list(out, "work", cfg->endpoints, cfg->n_endpoints);
+    if (cfg->city_file) {
+        fprintf(out, "city = %s\ncity_shard = %s\n; from the city: ", cfg->city_file,
+                cfg->city_shard);
+    }
+    print_list(out, "work", cfg->endpoints, cfg->n_endpoints);
     if (cfg->all_towns)
         fprintf(out, "all = true\n");
     else

@@ -331,13 +331,8 @@ int config_from_city(struct config *cfg, char *err, size_t errlen)
         shard = i;
     }
     rc = 0;
-    if (shard >= 0) {
-        cfg->endpoints[0] = strdup(city_shard(city, (size_t)shard)->work);
-        if (!cfg->endpoints[0])
-            rc = -ENOMEM;
-        else
-            cfg->n_endpoints = 1;
-    }
+    if (shard >= 0) /* an HA pair's work endpoints are a comma list, as for endpoints */
+        rc = config_set(cfg, "endpoints", city_shard(city, (size_t)shard)->work, err, errlen);
 free_city:
     city_free(city);
     return rc;

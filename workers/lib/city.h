@@ -14,7 +14,8 @@
  *     db     = host=pg-east dbname=griddispatch
  *     towns  = 500113001 500113002
  *
- * Endpoints are what the programs' own --intake/--work/--status take. `towns` lists 9-digit town
+ * Endpoints are what the programs' own --intake/--work/--status take (work:
+ * a comma list for an HA pair, as gd-worker and gd-sla take it). `towns` lists 9-digit town
  * codes (county + town), separated by spaces or commas; the key may repeat.
  * The library is pure: no sockets, no database, no logging.
  */
