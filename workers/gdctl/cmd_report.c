@@ -352,14 +352,13 @@ free_rows:
 static PGresult *run_report(struct gdctl *g, PGconn *db, const char *const params[5],
                             const char *where, int *ret_exit)
 {
-    PGresult *r = PQexecParams(
-        db,
+    /* --from/--to are local dates, both included; default today */
+    static const char sql[] =
         "SELECT * FROM gd_report($1, "
         "coalesce($2::date, (now() AT TIME ZONE $5)::date)::timestamp AT TIME ZONE $5, "
-        "(coalesce($3::date, $2::date, (now() AT TIME ZONE $5)::date) + 1)::timestamp AT TIME ZONE "
-        "$5, "
-        "$4, $5)",
-        5, NULL, params, NULL, NULL, 0);
+        "(coalesce($3::date, $2::date, (now() AT TIME ZONE $5)::date) + 1)::timestamp "
+        "AT TIME ZONE $5, $4, $5)";
+    PGresult *r = PQexecParams(db, sql, 5, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(r) == PGRES_TUPLES_OK && PQnfields(r) == (int)N_COLS)
         return r;
     const char *state = PQresultErrorField(r, PG_DIAG_SQLSTATE);
@@ -472,7 +471,6 @@ int cmd_report(struct gdctl *g, int argc, char **argv)
         !one_of(format, formats) || (from && !is_date(from)) || (to && !is_date(to)) ||
         strlen(tz) > 64)
         return gdctl_usage("report");
-    /* --from/--to are local dates, both included; default today */
     const char *const params[5] = {by, from, to, period, tz};
     int rc = EXIT_OK;
     PGresult *r;
