@@ -423,3 +423,22 @@ def test_a_towns_worker_and_a_shards_sla_timer_find_their_endpoint_in_the_city(c
                         "/bin/true", "--check-config"], capture_output=True, text=True,
                        timeout=20)
     assert r.returncode != 0 and "are on two shards (west, east)" in r.stderr, r.stderr
+
+
+def test_gdctl_routes_by_the_town_boundary_covering_lat_lon_when_given_a_database(city):
+    east, west = city["pg"]["east"], city["pg"]["west"]
+    east.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_MakeEnvelope("
+             "106.50, 29.40, 106.52, 29.42, 4326))) RETURNING unit", city["towns"]["west"][0])
+
+    def at(ext, lat, lon, *db):
+        r = gdctl("--city", city["file"], *db, "--json", "submit", "--source", "shard-test",
+                  "--external-id", ext, "--category", CAT_NORMAL, "--lat", lat, "--lon", lon)
+        assert r.returncode == 0, r.stderr
+        return json_out(r)["shard"]
+
+    assert at("pos-in", "29.41", "106.51", "--db", city["dsn"]["east"]) == "west"
+    assert west.incident_by_key("shard-test", "pos-in") is not None
+    assert at("pos-out", "29.60", "106.90", "--db", city["dsn"]["east"]) == "east"
+    # without a database there is no position lookup: the default shard
+    assert at("pos-nodb", "29.41", "106.51") == "east"
+    assert east.incident_by_key("shard-test", "pos-nodb")["queue"] == "triage"

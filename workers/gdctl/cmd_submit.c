@@ -36,16 +36,46 @@ static int parse_double(const char *s, double *ret)
     return 0;
 }
 
+/* The shard of the town whose boundary covers lat/lon, asked of the
+ * database --db names (one query); -1 when none covers it. Returns
+ * EXIT_OK with *ret_shard, or a failure reported. */
+static int shard_at(struct gdctl *g, double lat, double lon, int *ret_shard)
+{
+    PGconn *db = gdctl_db(g);
+    if (!db)
+        return EXIT_UNAVAILABLE;
+    char la[32], lo[32];
+    snprintf(la, sizeof(la), "%.9f", lat);
+    snprintf(lo, sizeof(lo), "%.9f", lon);
+    const char *params[2] = {la, lo};
+    PGresult *r = PQexecParams(db, CITY_TOWN_AT_SQL, 2, NULL, params, NULL, NULL, 0);
+    int rc = EXIT_OK;
+    *ret_shard = -1;
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        rc = gdctl_fail(g, EXIT_UNAVAILABLE, "database", "town boundaries: %s", PQerrorMessage(db));
+    else if (PQntuples(r) == 1)
+        *ret_shard = city_shard_of_unit(g->city, PQgetvalue(r, 0, 0), (size_t)PQgetlength(r, 0, 0));
+    PQclear(r);
+    PQfinish(db);
+    return rc;
+}
+
 /* With --city: points g->intake_ep at the intake of the shard that owns the
- * SUBMIT's town (by its unit code), else at the default shard's (whose
- * triage queue takes it). Returns EXIT_OK with *ret_shard, or a failure
- * reported. */
+ * SUBMIT's town: by its unit code; else, for --lat/--lon with --db given,
+ * by the town boundary covering the point in that database; else the
+ * default shard's (whose triage queue takes it). Returns EXIT_OK with
+ * *ret_shard, or a failure reported. */
 static int pick_shard(struct gdctl *g, const struct gd_submit *s, const char **ret_shard)
 {
     int rc = gdctl_city(g);
     if (rc != EXIT_OK)
         return rc;
     int i = city_shard_of_unit(g->city, s->location.unit.ptr, s->location.unit.len);
+    if (i < 0 && s->location.has_coords && g->dsn) {
+        rc = shard_at(g, s->location.lat, s->location.lon, &i);
+        if (rc != EXIT_OK)
+            return rc;
+    }
     if (i < 0)
         i = city_default_shard(g->city);
     if (i < 0)

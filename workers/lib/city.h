@@ -74,6 +74,16 @@ int city_default_shard(const struct city *c);
  * or no shard lists its town. */
 int city_shard_of_unit(const struct city *c, const char *unit, size_t len);
 
+/* The query that finds the town whose boundary covers a WGS-84 point, for
+ * clients that route by position with a database at hand (gd-open311,
+ * gdctl): parameters $1 lat, $2 lon (text of float8); one row with the
+ * 9-digit town code, or none. */
+#define CITY_TOWN_AT_SQL                                                                \
+    "SELECT b.unit FROM unit_boundary b JOIN org_unit o ON o.code = b.unit "            \
+    " WHERE o.level = 'town' AND length(b.unit) = 9 "                                   \
+    "   AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint($2::float8, $1::float8), 4326)) " \
+    " ORDER BY b.unit LIMIT 1"
+
 /* All towns of the city in ascending code order: city_n_towns() of them;
  * town `k` is a NUL-terminated 9-digit code valid as long as the city, and
  * *ret_shard (when not NULL) the index of its shard. */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "city.h"
 #include "isotime.h"
 
 /* Longest wait for a free connection before answering 503. */
@@ -214,13 +215,7 @@ int db_town_at(struct db *d, double lat, double lon, char ret_town[16])
     snprintf(lo, sizeof(lo), "%.9f", lon);
     const char *params[2] = {la, lo};
     PGresult *res;
-    int rc =
-        query(d,
-              "SELECT b.unit FROM unit_boundary b JOIN org_unit o ON o.code = b.unit "
-              " WHERE o.level = 'town' AND length(b.unit) = 9 "
-              "   AND ST_Covers(b.geom, ST_SetSRID(ST_MakePoint($2::float8, $1::float8), 4326)) "
-              " ORDER BY b.unit LIMIT 1",
-              2, params, &res);
+    int rc = query(d, CITY_TOWN_AT_SQL, 2, params, &res);
     if (rc != DB_OK)
         return rc;
     rc = DB_NOT_FOUND;
