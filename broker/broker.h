@@ -16,6 +16,7 @@
 #include "auth.h"
 #include "config.h"
 #include "gdp.h"
+#include "locate.h"
 #include "org.h"
 #include "peers.h"
 #include "ratelimit.h"
@@ -50,8 +51,9 @@ struct incident {
     char *key;                 /* source "\x1f" external_id: dedup hash key */
     char *category_code;       /* as submitted; "" if none */
     struct category *category; /* NULL when unknown */
-    char *location_code;       /* as submitted; "" if none */
+    char *location_code;       /* the unit located (as submitted, when not located); "" if none */
     struct unit *location;     /* NULL when unknown */
+    uint8_t located_by;        /* enum locate_method: how `location` was found */
     char *address;
     bool has_coords;
     double lat, lon;
@@ -191,6 +193,7 @@ struct broker {
     PGconn *lock_conn;            /* holds the active-broker advisory lock */
     struct auth auth;
     struct org org;
+    struct locate *locate;        /* boundaries and addresses: where a SUBMIT is */
     struct calendar *calendar;    /* working time, for working-time limits */
 
     struct incident *incidents;   /* by id */

@@ -31,6 +31,8 @@ enum {
     OPT_MAX_CREDIT,
     OPT_MAX_PENDING,
     OPT_MAX_OPEN,
+    OPT_MAX_BOUNDARY_VERTICES,
+    OPT_MAX_ADDRESSES,
     OPT_MAX_INTAKE_CLIENTS,
     OPT_MAX_WORKERS,
     OPT_MAX_SUBSCRIBERS,
@@ -73,6 +75,8 @@ static const struct option options[] = {
     {"max-credit", required_argument, NULL, OPT_MAX_CREDIT},
     {"max-pending", required_argument, NULL, OPT_MAX_PENDING},
     {"max-open", required_argument, NULL, OPT_MAX_OPEN},
+    {"max-boundary-vertices", required_argument, NULL, OPT_MAX_BOUNDARY_VERTICES},
+    {"max-addresses", required_argument, NULL, OPT_MAX_ADDRESSES},
     {"max-intake-clients", required_argument, NULL, OPT_MAX_INTAKE_CLIENTS},
     {"max-workers", required_argument, NULL, OPT_MAX_WORKERS},
     {"max-subscribers", required_argument, NULL, OPT_MAX_SUBSCRIBERS},
@@ -125,6 +129,10 @@ static const char usage[] =
     "  --max-credit N         cap on a worker's credit [256]\n"
     "  --max-pending N        unanswered requests per intake client [1000]\n"
     "  --max-open N           open incidents held in memory [2000000]\n"
+    "  --max-boundary-vertices N  vertices of all grid and micro-grid boundaries held\n"
+    "                         for placing positions; a reload beyond it fails [4000000]\n"
+    "  --max-addresses N      rows of the address table held; a reload beyond it\n"
+    "                         fails [2000000]\n"
     "  --max-intake-clients N connections to the intake endpoint at once [64]\n"
     "  --max-workers N        connections to the work endpoint at once [1024]\n"
     "  --max-subscribers N    connections to the status endpoint at once [256]\n"
@@ -255,6 +263,14 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         break;
     case OPT_MAX_OPEN:
         num = &cfg->max_open;
+        break;
+    case OPT_MAX_BOUNDARY_VERTICES:
+        num = &cfg->max_boundary_vertices;
+        min = 0;
+        break;
+    case OPT_MAX_ADDRESSES:
+        num = &cfg->max_addresses;
+        min = 0;
         break;
     case OPT_MAX_INTAKE_CLIENTS:
         num = &cfg->max_intake_clients;
@@ -508,6 +524,8 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .max_credit = 256,
         .max_pending = 1000,
         .max_open = 2000000,
+        .max_boundary_vertices = 4000000,
+        .max_addresses = 2000000,
         .max_intake_clients = 64,
         .max_workers = 1024,
         .max_subscribers = 256,
@@ -630,6 +648,8 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->liveness, cfg->max_attempts);
     fprintf(out, "max_sessions = %u\nmax_credit = %u\nmax_pending = %u\nmax_open = %u\n",
             cfg->max_sessions, cfg->max_credit, cfg->max_pending, cfg->max_open);
+    fprintf(out, "max_boundary_vertices = %u\nmax_addresses = %u\n", cfg->max_boundary_vertices,
+            cfg->max_addresses);
     fprintf(out, "max_intake_clients = %u\nmax_workers = %u\nmax_subscribers = %u\n",
             cfg->max_intake_clients, cfg->max_workers, cfg->max_subscribers);
     fprintf(out, "max_subscriber_bytes = %u\nhandshake_ms = %u\n", cfg->max_subscriber_bytes,

@@ -34,6 +34,8 @@ struct config {
     uint32_t max_credit;   /* cap on a worker's credit */
     uint32_t max_pending;  /* unanswered requests per intake client */
     uint32_t max_open;     /* open incidents held in memory */
+    uint32_t max_boundary_vertices; /* vertices of all grid boundaries held */
+    uint32_t max_addresses;         /* address rows held */
     uint32_t max_intake_clients; /* connections to the intake endpoint */
     uint32_t max_workers;        /* connections to the work endpoint */
     uint32_t max_subscribers;    /* connections to the status endpoint */

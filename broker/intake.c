@@ -157,8 +157,9 @@ static void give_up(struct broker *b, struct waiter *w, const uint8_t *rid, size
 
 /* ---- SUBMIT ---- */
 
+/* `where` is where the SUBMIT's location points (locate_submit). */
 static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
-                          const struct gd_submit *m)
+                          const struct gd_submit *m, const struct locate_result *where)
 {
     b->counters.submitted++;
     struct incident *inc = incident_by_key(b, m->source, m->external_id);
@@ -203,22 +204,27 @@ static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
         return;
     }
     struct category *cat = org_category(&b->org, m->category.ptr, m->category.len);
-    struct unit *loc = org_unit(&b->org, m->location.unit.ptr, m->location.unit.len);
     struct route r;
-    if (route_resolve(b, cat, loc, &r) < 0) {
+    if (route_resolve(b, cat, where->unit, &r) < 0) {
         reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
         return;
     }
     struct waiter *w = hold(b, rid, rid_len, GD_T_ACCEPTED, m->ref);
     if (!w)
         return;
-    inc = incident_from_submit(m, cat, loc, b->next_id, now);
+    /* the incident's location unit is the one found (as submitted when
+     * none was found) */
+    struct gd_submit located = *m;
+    if (where->unit)
+        located.location.unit = gd_str_c(where->unit->code);
+    inc = incident_from_submit(&located, cat, where->unit, b->next_id, now);
     if (!inc) {
         give_up(b, w, rid, rid_len);
         return;
     }
+    inc->located_by = (uint8_t)where->by;
     b->next_id++;
-    lifecycle_receive(b, inc, &r, w);
+    lifecycle_receive(b, inc, &r, where->reason, w);
 }
 
 /* ---- QUERY ---- */
@@ -662,9 +668,12 @@ static uint64_t ref_of(const struct gd_msg *m)
 }
 
 /* Whether the sender of `frame` may make request `m`; answers REJECTED
- * denied when not. *ret_p is its principal (NULL when security is off). */
+ * denied when not. A SUBMIT is judged by `submit_unit`, the unit its
+ * location was placed at (NULL: none). *ret_p is its principal (NULL when
+ * security is off). */
 static bool authorise(struct broker *b, const uint8_t *rid, size_t rid_len, zmq_msg_t *frame,
-                      const struct gd_msg *m, const struct principal **ret_p)
+                      const struct gd_msg *m, const struct unit *submit_unit,
+                      const struct principal **ret_p)
 {
     bool unknown;
     const struct principal *p = auth_peer(b, frame, &unknown);
@@ -693,7 +702,7 @@ static bool authorise(struct broker *b, const uint8_t *rid, size_t rid_len, zmq_
     bool scoped = false;
     if (m->type == GD_T_SUBMIT) {
         scoped = true;
-        where = org_unit(&b->org, m->u.submit.location.unit.ptr, m->u.submit.location.unit.len);
+        where = submit_unit;
     } else {
         const struct incident *inc = named_incident(b, m);
         if (inc) {
@@ -733,11 +742,16 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
         reject(b, rid, rid_len, derr.ref, derr.code, derr.field, msg);
         return;
     }
+    /* placed before the scope check: an app may only submit incidents
+     * that land in its scope, however it says where they are */
+    struct locate_result where = {.by = LOCATE_NONE};
+    if (m.type == GD_T_SUBMIT)
+        locate_submit(b->locate, &b->org, &m.u.submit.location, &where);
     const struct principal *p;
-    if (!authorise(b, rid, rid_len, &frames[1], &m, &p))
+    if (!authorise(b, rid, rid_len, &frames[1], &m, where.unit, &p))
         return;
     switch (m.type) {
-    case GD_T_SUBMIT: handle_submit(b, rid, rid_len, &m.u.submit); break;
+    case GD_T_SUBMIT: handle_submit(b, rid, rid_len, &m.u.submit, &where); break;
     case GD_T_QUERY: handle_query(b, rid, rid_len, &m.u.query, p); break;
     case GD_T_FEEDBACK: handle_feedback(b, rid, rid_len, &m.u.feedback); break;
     case GD_T_DISPATCH: handle_dispatch(b, rid, rid_len, &m.u.dispatch); break;

@@ -397,7 +397,7 @@ static void capture(struct lc_change *lc, const struct incident *inc)
 }
 
 void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
-                       struct waiter *w)
+                       const char *note, struct waiter *w)
 {
     inc->queue = r->queue;
     inc->owner = r->owner;
@@ -407,8 +407,8 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
     inc->last_event = GD_EV_RECEIVE;
     sla_start_clocks(b, inc, true, true, inc->received_at);
     incident_index(b, inc);
-    struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED,
-                                      inc->source, NULL, 0);
+    struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED, inc->source,
+                                      note, note ? strlen(note) : 0);
     if (!lc) {
         /* cannot even record it: refuse, as if the database had */
         if (w) {
@@ -598,6 +598,8 @@ struct incident *incident_from_row(struct broker *b, const PGresult *res, int i)
     inc->sign_warn = strtoll(PQgetvalue(res, i, 26), NULL, 10);
     inc->resolve_warn = strtoll(PQgetvalue(res, i, 27), NULL, 10);
     inc->extension_pending = strtoll(PQgetvalue(res, i, 28), NULL, 10);
+    int located_by = locate_method_parse(PQgetvalue(res, i, 29));
+    inc->located_by = (uint8_t)(located_by < 0 ? LOCATE_NONE : located_by);
     inc->version = (uint32_t)strtoul(PQgetvalue(res, i, 6), NULL, 10);
     int st = gd_state_parse(gd_str_c(PQgetvalue(res, i, 5)));
     inc->state = st < 0 ? GD_ST_QUEUED : (enum gd_state)st;

@@ -26,11 +26,12 @@ void incident_drop(struct broker *b, struct incident *inc);
 /* True for DELIVERED, SIGNED and IN_PROGRESS: in a worker's hands. */
 bool lifecycle_in_hand(enum gd_state s);
 
-/* Stores a new incident (first event RECEIVE, state QUEUED at `r`). It is
- * indexed now and enters its queue when the insert has committed; `w`
- * (may be NULL) is answered ACCEPTED then. */
+/* Stores a new incident (first event RECEIVE, state QUEUED at `r`, with
+ * `note`, may be NULL: why it was not located). It is indexed now and
+ * enters its queue when the insert has committed; `w` (may be NULL) is
+ * answered ACCEPTED then. */
 void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
-                       struct waiter *w);
+                       const char *note, struct waiter *w);
 
 /* Records one transition of an incident that is already durable: bumps
  * the version, sets `to`, moves it to `move` when not NULL (to the head
@@ -71,8 +72,8 @@ struct waiter *waiter_for_session(uint64_t session_id, uint64_t ref);
     "i.reporter_name, i.reporter_phone, i.reporter_address, array_to_json(i.attachments)::text, " \
     "gd_ms(i.reported_at), gd_ms(i.received_at), gd_ms(i.sign_due), gd_ms(i.resolve_due), "       \
     "i.attempts, i.escalations, i.flagged, gd_ms(i.sign_warn), gd_ms(i.resolve_warn), "       \
-    "gd_ms(i.extension_pending)"
-#define INCIDENT_NCOLUMNS 29
+    "gd_ms(i.extension_pending), i.located_by"
+#define INCIDENT_NCOLUMNS 30
 
 /* Builds an incident from row `row` of a result whose first columns are
  * INCIDENT_COLUMNS. Returns NULL when out of memory. */

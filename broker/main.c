@@ -105,9 +105,41 @@ static void on_signal(uv_signal_t *h, int signum)
     uv_timer_start(&b->shutdown_timer, on_shutdown_tick, 0, 10);
 }
 
+/* Reads the grid and micro-grid boundaries and the address table into
+ * the locator; what was loaded before stays in force when that fails
+ * (`what` says "loaded" or "reloaded"). Returns 0 or -1 (logged). */
+static int load_locations(struct broker *b, PGconn *conn, const char *what)
+{
+    char err[512];
+    struct locate_stats st;
+    if (locate_load(b->locate, conn, &b->org, err, sizeof(err)) < 0) {
+        locate_stats(b->locate, &st);
+        log_error("broker",
+                  "boundaries and addresses not %s: %s; the %u grid and %u micro-grid "
+                  "boundaries and %u addresses in force stay",
+                  what, err, st.grids, st.micro_grids, st.addresses);
+        return -1;
+    }
+    locate_stats(b->locate, &st);
+    log_info("broker",
+             "boundaries and addresses %s: %u grids, %u micro-grids, %llu vertices, %u addresses",
+             what, st.grids, st.micro_grids, (unsigned long long)st.vertices, st.addresses);
+    if (st.skipped)
+        log_warn("broker",
+                 "%u boundaries or addresses skipped: unit not in the org tree, or "
+                 "an address key longer than %d bytes",
+                 st.skipped, LOCATE_MAX_NORM);
+    if (st.grids + st.micro_grids == 0)
+        log_warn("broker", "no grid boundaries: every SUBMIT with only a position or an address "
+                           "goes to triage (outside_grids)");
+    return 0;
+}
+
 /* SIGHUP: reload what can change without a restart: the org tree and
  * the category catalogue (merged: new units and categories, changed
- * limits; nothing removed), the working calendar, and the principals.
+ * limits; nothing removed), the working calendar, the grid boundaries
+ * and the address table (replaced; incidents keep the unit they were
+ * located at), and the principals.
  * Blocking reads: a reload is an operator's act, seldom and short. */
 static void on_sighup(uv_signal_t *h, int signum)
 {
@@ -115,7 +147,7 @@ static void on_sighup(uv_signal_t *h, int signum)
     struct broker *b = h->data;
     char err[512];
     bool ok = false;
-    svcnotify_reloading("reloading the org tree, calendar and principals");
+    svcnotify_reloading("reloading the org tree, calendar, boundaries, addresses and principals");
     PGconn *conn = store_connect_blocking(b->cfg.db_dsn, err, sizeof(err));
     if (!conn) {
         log_error("broker", "reload: no database (%s); the org tree and calendar stay as they "
@@ -140,6 +172,8 @@ static void on_sighup(uv_signal_t *h, int signum)
             calendar_free(cal);
             ok = false;
         }
+        if (load_locations(b, conn, "reloaded") < 0)
+            ok = false;
         PQfinish(conn);
     }
     if (auth_reload(b, err, sizeof(err)) < 0) {
@@ -281,6 +315,8 @@ static int load(struct broker *b)
         log_error("broker", "cannot load the working calendar: %s", b->calendar ? err : "out of memory");
         goto out;
     }
+    /* a start without boundaries serves too: positions go to triage */
+    load_locations(b, conn, "loaded");
     if (lifecycle_recover(b, conn, err, sizeof(err)) < 0) {
         log_error("broker", "cannot load open incidents: %s", err);
         goto out;
@@ -326,7 +362,9 @@ int main(int argc, char **argv)
     b->started_at = broker_now(b);
     b->zctx = zmq_ctx_new();
     b->decoder = gd_decoder_new();
-    if (!b->zctx || !b->decoder) {
+    struct locate_limits ll = {.max_vertices = b->cfg.max_boundary_vertices,
+                               .max_addresses = b->cfg.max_addresses};
+    if (!b->zctx || !b->decoder || locate_new(&b->locate, &ll) < 0) {
         log_error("broker", "out of memory");
         return 1;
     }
@@ -380,6 +418,7 @@ int main(int argc, char **argv)
     free_incidents(b);
     tally_free(b);
     queue_free_all(b);
+    locate_free(b->locate);
     org_clear(&b->org);
     calendar_free(b->calendar);
     PQfinish(b->lock_conn);

@@ -200,6 +200,10 @@ void status_transition(struct broker *b, const struct incident *inc, const struc
         .category = gd_str_c(inc->category_code),
         .queue = gd_str_c(c->queue),
         .unit = gd_str_c(inc->location_code),
+        /* how the unit was found: said once, where it was found */
+        .located_by = c->kind == STORE_NEW
+                          ? gd_str_c(locate_method_name((enum locate_method)inc->located_by))
+                          : GD_STR_NULL,
         .source = gd_str_c(inc->source),
         .received_at = inc->received_at,
         .sign_due = c->sign_due,

@@ -266,22 +266,22 @@ static const char sql_new[] =
     "INSERT INTO incident (id, source, external_id, category, priority, state, version, queue, "
     "owner_unit, owner_level, location_unit, address, lat, lon, description, reporter_name, "
     "reporter_phone, reporter_address, attachments, reported_at, received_at, sign_due, "
-    "resolve_due, updated_at, sign_warn, resolve_warn) "
+    "resolve_due, updated_at, sign_warn, resolve_warn, located_by) "
     "SELECT id, source, external_id, category, priority, state, version, queue, owner_unit, "
     "owner_level, location_unit, address, lat, lon, description, reporter_name, "
     "reporter_phone, reporter_address, CASE WHEN attachments IS NULL THEN '{}'::text[] "
     "ELSE ARRAY(SELECT json_array_elements_text(attachments::json)) END, "
     "gd_ts(reported_at), gd_ts(received_at), gd_ts(sign_due), gd_ts(resolve_due), gd_ts(at), "
-    "gd_ts(sign_warn), gd_ts(resolve_warn) "
+    "gd_ts(sign_warn), gd_ts(resolve_warn), located_by "
     "FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], "
     "$7::int[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::float8[], "
     "$14::float8[], $15::text[], $16::text[], $17::text[], $18::text[], $19::text[], "
     "$20::int8[], $21::int8[], $22::int8[], $23::int8[], $24::int8[], $25::int8[], "
-    "$26::int8[]) AS r(id, source, external_id, category, priority, state, version, queue, "
-    "owner_unit, owner_level, location_unit, address, lat, lon, description, reporter_name, "
-    "reporter_phone, reporter_address, attachments, reported_at, received_at, sign_due, "
-    "resolve_due, at, sign_warn, resolve_warn)";
-#define SQL_NEW_PARAMS 26
+    "$26::int8[], $27::text[]) AS r(id, source, external_id, category, priority, state, "
+    "version, queue, owner_unit, owner_level, location_unit, address, lat, lon, description, "
+    "reporter_name, reporter_phone, reporter_address, attachments, reported_at, received_at, "
+    "sign_due, resolve_due, at, sign_warn, resolve_warn, located_by)";
+#define SQL_NEW_PARAMS 27
 
 static const char sql_update[] =
     "UPDATE incident i SET state = u.state, version = u.version, queue = u.queue, "
@@ -299,14 +299,15 @@ static const char sql_update[] =
 
 static const char sql_events[] =
     "INSERT INTO incident_event (incident_id, version, at, kind, from_state, to_state, queue, "
-    "owner_unit, owner_level, actor, note, sign_due, resolve_due) "
+    "owner_unit, owner_level, actor, note, sign_due, resolve_due, location_unit, located_by) "
     "SELECT id, version, gd_ts(at), kind, from_state, to_state, queue, owner_unit, owner_level, "
-    "actor, note, gd_ts(sign_due), gd_ts(resolve_due) FROM unnest($1::bigint[], $2::int[], "
-    "$3::int8[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], "
-    "$10::text[], $11::text[], $12::int8[], $13::int8[]) "
+    "actor, note, gd_ts(sign_due), gd_ts(resolve_due), location_unit, located_by "
+    "FROM unnest($1::bigint[], $2::int[], $3::int8[], $4::text[], $5::text[], $6::text[], "
+    "$7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::int8[], $13::int8[], "
+    "$14::text[], $15::text[]) "
     "AS e(id, version, at, kind, from_state, to_state, queue, owner_unit, owner_level, actor, note, "
-    "sign_due, resolve_due)";
-#define SQL_EVENTS_PARAMS 13
+    "sign_due, resolve_due, location_unit, located_by)";
+#define SQL_EVENTS_PARAMS 15
 
 #define MAX_PARAMS SQL_NEW_PARAMS /* the largest */
 
@@ -371,6 +372,7 @@ static void add_new_row(struct params *p, const struct store_change *c)
     arr_i64(&a[23], c->at);
     arr_i64(&a[24], c->sign_warn);
     arr_i64(&a[25], c->resolve_warn);
+    arr_text(&a[26], locate_method_name((enum locate_method)inc->located_by));
 }
 
 static void add_update_row(struct params *p, const struct store_change *c)
@@ -413,6 +415,10 @@ static void add_event_row(struct params *p, const struct store_change *c)
     /* the deadlines in force after the event, for the reports */
     arr_i64(&a[11], c->sign_due);
     arr_i64(&a[12], c->resolve_due);
+    /* where the incident was located, and how: on its receive event */
+    bool first = c->kind == STORE_NEW;
+    arr_text(&a[13], first ? c->inc->location_code : "");
+    arr_text(&a[14], first ? locate_method_name((enum locate_method)c->inc->located_by) : "");
 }
 
 /* ---- the connection ---- */

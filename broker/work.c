@@ -91,6 +91,7 @@ void work_view(const struct incident *inc, bool with_reporter, struct gd_inciden
                      .has_coords = inc->has_coords,
                      .lat = inc->lat,
                      .lon = inc->lon},
+        .located_by = gd_str_c(locate_method_name((enum locate_method)inc->located_by)),
         .description = gd_str_c(inc->description),
         .reported_at = inc->reported_at,
         .received_at = inc->received_at,

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Import one CSV file of org units, categories, SLA rows, calendar days or working hours.
+# Import one CSV file of org units, categories, SLA rows, calendar days, working hours, unit boundaries or addresses.
 #
 #   deploy/import-csv.sh [-s SLA_FILE] KIND FILE [DSN]
 #
@@ -9,6 +9,8 @@
 #                                          warn_percent,max_extension_s
 #               calendar    calendar days  day,working,name
 #               hours       working hours  starts,ends (H:MM; the file replaces all periods)
+#               boundaries  unit polygons  code,wkt (WKT Polygon/MultiPolygon, lon lat in WGS 84)
+#               addresses   address points road,number,lon,lat[,label]
 #   FILE        UTF-8 CSV whose first line names exactly those columns, in that
 #               order (a UTF-8 byte order mark, as Excel writes, is skipped)
 #   DSN         libpq connection string or URI; default $GD_DB_DSN
@@ -16,9 +18,10 @@
 #               same transaction (so a category and its limits arrive together)
 #
 # The file is copied into a staging table and imported by the matching SQL
-# function (broker/sql/0002_import.sql, 0003_working_hours.sql) in one
-# transaction: either every row is inserted or updated, or the import is
-# refused with a message naming each bad line and nothing changes. Rows
+# function (broker/sql/0002_import.sql, 0003_working_hours.sql,
+# 0008_geo_import.sql) in one transaction: either every row is inserted or
+# updated, or the import is refused with a message naming each bad line and
+# nothing changes. Rows
 # missing from the file are never deleted, except working hours: the periods
 # of a working day are one set, so the file replaces them.
 # Prints "imported N org units" (etc.) and exits 0, or prints psql's error
@@ -31,7 +34,7 @@ usage()
 {
     {
         printf 'usage:'
-        sed -n '4,25s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
+        sed -n '4,28s/^# \{0,1\}//p' "${BASH_SOURCE[0]}"
     } >&2
     exit 2
 }
@@ -66,7 +69,7 @@ shift $((OPTIND - 1))
 kind=$1
 file=$2
 case $kind in
-org | categories | sla | calendar | hours) ;;
+org | categories | sla | calendar | hours | boundaries | addresses) ;;
 *) usage ;;
 esac
 dsn=${3:-${GD_DB_DSN:-}}
@@ -96,6 +99,19 @@ category_columns="code, name, sector, admitted_level, default_priority, group_na
 sla_columns="category, priority, basis, sign_limit_s, resolve_limit_s, warn_percent, max_extension_s"
 calendar_columns="day, working, name"
 hours_columns="starts, ends"
+boundary_columns="code, wkt"
+
+# The columns of an address file: label is optional, the header says.
+address_columns()
+{
+    local header
+    header=$(head -n 1 "$1" | tr -d '\r')
+    if [[ $header == road,number,lon,lat ]]; then
+        printf '%s\n' "road, number, lon, lat"
+    else
+        printf '%s\n' "road, number, lon, lat, label"
+    fi
+}
 
 # Set after the \copy lines: a COPY error's CONTEXT names the bad CSV line and
 # must be shown; an import function's names only PL/pgSQL internals.
@@ -154,6 +170,22 @@ hours)
         printf '%s\n' '\echo imported :n working periods'
     } >"$script"
     ;;
+boundaries)
+    {
+        copy_line import_unit_boundary "$boundary_columns" "$path"
+        printf '%s\n' "$quiet_context"
+        printf '%s\n' 'SELECT gd_import_boundaries() AS n \gset'
+        printf '%s\n' '\echo imported :n unit boundaries'
+    } >"$script"
+    ;;
+addresses)
+    {
+        copy_line import_address_point "$(address_columns "$path")" "$path"
+        printf '%s\n' "$quiet_context"
+        printf '%s\n' 'SELECT gd_import_addresses() AS n \gset'
+        printf '%s\n' '\echo imported :n addresses'
+    } >"$script"
+    ;;
 esac
 
 # The summary is held back until psql has committed, so "imported" is never
@@ -163,3 +195,6 @@ if ! out=$(psql -X -q -1 -v ON_ERROR_STOP=1 -d "$dsn" -f - <"$script"); then
     die "$kind import from $file failed; nothing was changed"
 fi
 printf '%s\n' "$out"
+if [[ $kind == boundaries || $kind == addresses ]]; then
+    echo "the broker reads them at start and on SIGHUP: systemctl reload gd-broker"
+fi

@@ -309,6 +309,19 @@ if [[ -x deploy/demo/load.sh ]]; then
     if [[ $units == 0 ]]; then
         say "loading the demo district (deploy/demo/load.sh)"
         deploy/demo/load.sh "$GD_DB_DSN" || die "loading demo data failed"
+    else
+        # a demo database made before the boundaries existed gets them once
+        shapes=$("$(gdpg_bindir)/psql" -X -At -d "$GD_DB_DSN" -c \
+            "SELECT EXISTS (SELECT 1 FROM org_unit WHERE code = '500113')
+                    AND NOT EXISTS (SELECT 1 FROM unit_boundary)") ||
+            die "cannot query the database"
+        if [[ $shapes == t ]]; then
+            say "loading the demo district's boundaries and addresses"
+            deploy/import-csv.sh boundaries deploy/demo/data/boundaries.csv "$GD_DB_DSN" ||
+                die "loading the demo boundaries failed"
+            deploy/import-csv.sh addresses deploy/demo/data/addresses.csv "$GD_DB_DSN" ||
+                die "loading the demo addresses failed"
+        fi
     fi
 fi
 

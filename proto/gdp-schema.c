@@ -87,6 +87,7 @@ static const struct gd__field incident_fields[] = {
     F_STR("queue", I, queue, 0, GD_MAX_QUEUE),
     F_STR("owner", I, owner, 0, GD_MAX_CODE),
     F_MAP("location", I, location, 0, location_table),
+    F_STR("located_by", I, located_by, 0, GD_MAX_CODE),
     F_STR("description", I, description, 0, GD_MAX_DESCRIPTION),
     F_MAP_P("reporter", I, reporter, has_reporter, reporter_table),
     F_TIME("reported_at", I, reported_at, 0),
@@ -100,8 +101,26 @@ static const struct gd__field incident_fields[] = {
     F_STRS("attachments", I, attachments, n_attachments, GD_MAX_ATTACHMENTS, GD_MAX_URL),
 };
 #undef I
+
+/* located_by, when present, names one of the ways a unit is found. */
+static bool located_by_ok(struct gd_str v)
+{
+    return v.len == 0 || gd_str_eq(v, GD_STR("given")) || gd_str_eq(v, GD_STR("position")) ||
+           gd_str_eq(v, GD_STR("address"));
+}
+
+static int check_incident(const void *base, const char **field)
+{
+    const struct gd_incident *i = base;
+    if (!located_by_ok(i->located_by)) {
+        *field = "located_by";
+        return -GD_E_BAD_VALUE;
+    }
+    return 0;
+}
+
 static const struct gd__table incident_table =
-    TABLE("incident", struct gd_incident, incident_fields, NULL);
+    TABLE("incident", struct gd_incident, incident_fields, check_incident);
 
 #define E struct gd_event
 static const struct gd__field event_fields[] = {
@@ -571,6 +590,7 @@ static const struct gd__field transition_fields[] = {
     F_STR("category", TR, category, 0, GD_MAX_CODE),
     F_STR("queue", TR, queue, 0, GD_MAX_QUEUE),
     F_STR("unit", TR, unit, 0, GD_MAX_CODE),
+    F_STR("located_by", TR, located_by, 0, GD_MAX_CODE),
     F_STR("source", TR, source, GD__SOURCE, GD_MAX_CODE),
     F_TIME("received_at", TR, received_at, 0),
     F_TIME("sign_due", TR, sign_due, 0),
@@ -578,8 +598,19 @@ static const struct gd__field transition_fields[] = {
     F_BOOL("flagged", TR, flagged, 0, 0),
 };
 #undef TR
+
+static int check_transition(const void *base, const char **field)
+{
+    const struct gd_status_transition *t = base;
+    if (!located_by_ok(t->located_by)) {
+        *field = "located_by";
+        return -GD_E_BAD_VALUE;
+    }
+    return 0;
+}
+
 const struct gd__table gd__transition_table =
-    TABLE("transition", struct gd_status_transition, transition_fields, NULL);
+    TABLE("transition", struct gd_status_transition, transition_fields, check_transition);
 
 #define ST struct gd_status
 /* clang-format off */

@@ -214,7 +214,8 @@ struct gd_incident {
     struct gd_str category;    /* empty when unknown (triage) */
     struct gd_str queue;       /* owning queue */
     struct gd_str owner;       /* owning org-unit code */
-    struct gd_location location;
+    struct gd_location location; /* location.unit: the unit it was located at */
+    struct gd_str located_by;    /* "given", "position", "address"; empty: not located */
     struct gd_str description;
     bool has_reporter;
     struct gd_reporter reporter;
@@ -484,6 +485,7 @@ struct gd_status_transition {
     struct gd_str category;
     struct gd_str queue;
     struct gd_str unit;        /* location unit code */
+    struct gd_str located_by;  /* how it was found (as in gd_incident) */
     struct gd_str source;
     int64_t received_at;
     int64_t sign_due;

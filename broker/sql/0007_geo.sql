@@ -33,11 +33,22 @@ CREATE TABLE unit_boundary (
 );
 CREATE INDEX unit_boundary_geom ON unit_boundary USING gist (geom);
 
--- The form an address is matched in: NFKC (full-width digits and letters
--- become ASCII), lower case, blanks removed. Both sides of a match use it.
+-- The form an address is matched in; both sides of a match use it (the
+-- broker applies the same rule in C to a SUBMIT's address). Exactly:
+--   1. each full-width form U+FF01..U+FF5E becomes the ASCII character
+--      U+0021..U+007E it stands for (Ｒｏａｄ１２ -> Road12);
+--   2. the blanks U+0009..U+000D, U+0020, U+00A0 and U+3000 (the
+--      ideographic space) are removed;
+--   3. the ASCII letters A-Z become a-z.
+-- Every other character is kept as it is (no Unicode normalisation, no case
+-- folding outside ASCII), so the rule needs no tables beyond these ranges.
 CREATE FUNCTION gd_address_norm(s text) RETURNS text
 LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$fn$ SELECT lower(regexp_replace(normalize(coalesce(s, ''), NFKC), '[[:space:]]+', '', 'g')) $fn$;
+$fn$ SELECT translate(translate(coalesce(s, ''),
+                                '！＂＃＄％＆＇（）＊＋，－．／０１２３４５６７８９：；＜＝＞？＠ＡＢＣＤＥＦＧＨＩＪＫＬＭＮＯＰＱＲＳＴＵＶＷＸＹＺ［＼］＾＿｀ａｂｃｄｅｆｇｈｉｊｋｌｍｎｏｐｑｒｓｔｕｖｗｘｙｚ｛｜｝～',
+                                '!"#$%&''()*+,-./0123456789:;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\]^_`abcdefghijklmnopqrstuvwxyz{|}~'),
+                      'ABCDEFGHIJKLMNOPQRSTUVWXYZ' || E'\t\n\x0b\f\r \u00a0\u3000',
+                      'abcdefghijklmnopqrstuvwxyz') $fn$;
 
 CREATE TABLE address_point (
     road       text NOT NULL CHECK (road <> '' AND road = gd_address_norm(road)),

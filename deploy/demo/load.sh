@@ -5,9 +5,11 @@
 #
 # The database must be migrated (broker/sql/*.sql). Imports the org tree,
 # the categories with their time limits (one transaction), the holiday
-# calendar and the working hours (deploy/import-csv.sh), then prints counts.
+# calendar, the working hours, every unit's boundary and the address points
+# (deploy/import-csv.sh), then prints counts.
 # Loading twice is harmless: imports update rows in place.
-# Regenerate the CSV files with deploy/demo/gen_demo.py.
+# Regenerate the CSV files with deploy/demo/gen_demo.py (org tree, catalogue,
+# calendar), then deploy/demo/gen_geo.py (boundaries and addresses).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -16,7 +18,7 @@ data=$here/data
 
 usage()
 {
-    sed -n '3,10s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
+    sed -n '3,12s/^# \{0,1\}//p' "${BASH_SOURCE[0]}" >&2
     exit 2
 }
 
@@ -32,6 +34,8 @@ dsn=${1:-${GD_DB_DSN:-}}
 "$import" -s "$data/category_sla.csv" categories "$data/categories.csv" "$dsn"
 "$import" calendar "$data/calendar.csv" "$dsn"
 "$import" hours "$data/working_hours.csv" "$dsn"
+"$import" boundaries "$data/boundaries.csv" "$dsn"
+"$import" addresses "$data/addresses.csv" "$dsn"
 
 psql -X -q -v ON_ERROR_STOP=1 -d "$dsn" <<'SQL'
 \echo database now holds:
@@ -43,5 +47,7 @@ SELECT (SELECT count(*) FROM category) AS categories,
        (SELECT count(*) FROM category WHERE admitted_level = 'grid') AS grid_admitted,
        (SELECT count(*) FROM category_sla) AS sla_rows,
        (SELECT count(*) FROM calendar_day) AS calendar_days,
-       (SELECT count(*) FROM working_hours) AS working_periods;
+       (SELECT count(*) FROM working_hours) AS working_periods,
+       (SELECT count(*) FROM unit_boundary) AS boundaries,
+       (SELECT count(*) FROM address_point) AS addresses;
 SQL

@@ -23,6 +23,14 @@
  * stream is (the default sends them all to one grid queue): the status
  * fan-out benchmark needs transitions that differ as real ones do.
  * GD_BENCH_INTAKE_ONLY=1 runs the intake phase alone.
+ * GD_BENCH_GEO=given or GD_BENCH_GEO=position runs one intake phase over
+ * points spread across every grid that has a boundary (8 per grid,
+ * ST_GeneratePoints), each SUBMIT with its point's grid code given or with
+ * only its lat/lon (the broker places it: point in polygon), and checks in
+ * the database that every one was located so. The boundaries must be in
+ * unit_boundary before the broker starts; run-broker-bench.sh with
+ * GD_BENCH_GEO=1 runs the phases ABBA, each on a newly started broker, and
+ * prints the ratio.
  * GD_BENCH_CPU_PIDS=PID,PID... prints the CPU time (user + system, all
  * threads) each of these processes used during the intake phase, and the
  * machine's busy time over all cores in the same interval, per 1000
@@ -275,6 +283,43 @@ static void load_spread(const char *dsn)
     PQfinish(c);
 }
 
+/* GD_BENCH_GEO: points inside the grids' boundaries, and the phase's way
+ * of saying where (set before an intake phase starts its threads) */
+struct geo_point {
+    char *grid;
+    double lat, lon;
+};
+static struct geo_point *geo_points;
+static int n_geo_points;
+static bool geo_by_position;
+
+static void load_geo_points(const char *dsn)
+{
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    PGresult *r = PQexec(c, "SELECT unit, ST_Y(p.geom), ST_X(p.geom) FROM (SELECT b.unit, "
+                            "(ST_Dump(ST_GeneratePoints(b.geom, 8, 15))).geom FROM unit_boundary b "
+                            "JOIN org_unit o ON o.code = b.unit AND o.level = 'grid') p "
+                            "ORDER BY random()");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) == 0)
+        die("GD_BENCH_GEO: no grid boundaries in unit_boundary");
+    n_geo_points = PQntuples(r);
+    geo_points = calloc((size_t)n_geo_points, sizeof(*geo_points));
+    for (int i = 0; geo_points && i < n_geo_points; i++)
+        geo_points[i] = (struct geo_point){.grid = strdup(PQgetvalue(r, i, 0)),
+                                           .lat = strtod(PQgetvalue(r, i, 1), NULL),
+                                           .lon = strtod(PQgetvalue(r, i, 2), NULL)};
+    if (!geo_points)
+        die("out of memory");
+    PGresult *g = PQexec(c, "SELECT count(*), sum(ST_NPoints(geom)) FROM unit_boundary");
+    printf("geo       %s boundaries, %s vertices; %d points (8 in each grid)\n",
+           PQgetvalue(g, 0, 0), PQgetvalue(g, 0, 1), n_geo_points);
+    PQclear(g);
+    PQclear(r);
+    PQfinish(c);
+}
+
 static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *prefix,
                         uint64_t n, const char *unit)
 {
@@ -299,6 +344,14 @@ static void make_submit(struct gd_msg *m, char *ext, size_t extlen, const char *
     }
     s->description = GD_STR(DESC);
     s->reporter = (struct gd_reporter){.name = GD_STR("张三"), .phone = GD_STR("13800000000")};
+    if (n_geo_points) {
+        const struct geo_point *p = &geo_points[n % (uint64_t)n_geo_points];
+        if (geo_by_position) {
+            s->location = (struct gd_location){.has_coords = true, .lat = p->lat, .lon = p->lon};
+        } else {
+            s->location = (struct gd_location){.unit = gd_str_c(p->grid)};
+        }
+    }
 }
 
 struct intake_job {
@@ -564,6 +617,45 @@ static void bench_latency(void *zctx, const char *intake_ep, const char *work_ep
     zmq_close(c);
 }
 
+/* GD_BENCH_GEO=given|position: one intake phase over the grids' points,
+ * each SUBMIT with its grid code given or with only its position. */
+static int bench_geo(const char *dsn, const char *ep, bool by_position, int total, int clients,
+                     int window)
+{
+    void *zctx = zmq_ctx_new();
+    int busy = 0;
+    geo_by_position = by_position;
+    struct cpu_probe cpu;
+    cpu_start(&cpu);
+    double rate = bench_intake(zctx, ep, total, clients, window, &busy);
+    printf("intake    %s: %d SUBMITs, %d clients, %d in flight each: %.0f accepted/s "
+           "(%d BUSY answers)\n",
+           by_position ? "position (lat/lon, placed by the broker)"
+                       : "grid code given                        ",
+           total, clients, window, rate, busy);
+    cpu_report(&cpu, total / clients * clients);
+    zmq_ctx_term(zctx);
+    /* what was measured is what was meant: every SUBMIT located as meant */
+    PGconn *c = PQconnectdb(dsn);
+    if (PQstatus(c) != CONNECTION_OK)
+        die(PQerrorMessage(c));
+    PGresult *r = PQexec(c, by_position
+                                ? "SELECT count(*) FILTER (WHERE located_by = 'position' AND "
+                                  "queue <> 'triage'), count(*) FROM incident"
+                                : "SELECT count(*) FILTER (WHERE located_by = 'given'), count(*) "
+                                  "FROM incident");
+    if (PQresultStatus(r) != PGRES_TUPLES_OK)
+        die(PQresultErrorMessage(r));
+    long located = atol(PQgetvalue(r, 0, 0)), all = atol(PQgetvalue(r, 0, 1));
+    PQclear(r);
+    PQfinish(c);
+    printf("stored    %ld of %ld located %s\n", located, all,
+           by_position ? "by position in a grid" : "with the grid code given");
+    if (located != all || all != (long)(total / clients * clients))
+        die("GD_BENCH_GEO: not every SUBMIT was located as its phase meant");
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 4) {
@@ -586,6 +678,14 @@ int main(int argc, char **argv)
         load_spread(dsn);
     const char *only = getenv("GD_BENCH_INTAKE_ONLY");
     bool intake_only = only && strcmp(only, "0") != 0;
+    const char *geo = getenv("GD_BENCH_GEO");
+    if (geo && strcmp(geo, "0") != 0) {
+        if (strcmp(geo, "given") != 0 && strcmp(geo, "position") != 0)
+            die("GD_BENCH_GEO is given or position");
+        load_geo_points(dsn);
+        empty_tables(dsn);
+        return bench_geo(dsn, argv[2], strcmp(geo, "position") == 0, total, clients, window);
+    }
     double raw = 0;
     if (!intake_only) {
         empty_tables(dsn);

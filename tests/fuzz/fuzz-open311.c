@@ -1,5 +1,6 @@
 /* fuzz-open311.c - libFuzzer target for gd-open311's request parsing (URL route, form fields, query
  * arguments) with checks on what a successful parse may produce. */
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +145,8 @@ static void check_submit(struct georeq_submit *sub)
         die("a built SUBMIT breaks a field limit");
     if (!s->location.has_coords && !s->location.address.len && !s->location.unit.len)
         die("a built SUBMIT has no location");
+    if (s->location.has_coords && !(fabs(s->location.lat) <= 90 && fabs(s->location.lon) <= 180))
+        die("a built SUBMIT has a position out of range");
     if (sub->service_code == NULL || sub->address_id == NULL || sub->account_id == NULL)
         die("a built SUBMIT lacks its catalogue keys");
     s->external_id = GD_STR("fuzz:0123456789abcdef0123456789abcdef");

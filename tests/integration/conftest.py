@@ -3,7 +3,8 @@
 Run under tests/pg/with-pg.sh, which exports GD_DB_DSN (a superuser on a
 throw-away cluster). Once per cluster a template database `gd_template` is
 built (migrations applied with psql in file-name order, demo district loaded
-with deploy/demo/load.sh); every test gets a fresh copy of it (CREATE
+with deploy/demo/load.sh: org tree, categories, calendar, working hours, every
+unit's boundary and the demo addresses); every test gets a fresh copy of it (CREATE
 DATABASE ... TEMPLATE gd_template), dropped afterwards.
 
 The broker binary is $GD_BUILD_DIR/broker/gd-broker (meson sets

@@ -62,3 +62,18 @@ def test_broker_bench_reports_intake_and_latency(curve):
     assert raw and intake and lat, out
     assert int(raw.group(1)) > 0 and int(intake.group(1)) > 0
     assert int(lat.group(1)) == int(lat.group(2)) > 0, out
+
+
+def test_broker_bench_geo_places_positions_beside_grid_codes():
+    out = run_script("run-broker-bench.sh", "2000", "2", "100", GD_BENCH_GEO="1")
+    lookups = re.search(r"^position +\d+ locate_point over (\d+) points: (\d+) lookups/s", out,
+                        re.M)
+    stored = re.findall(r"^stored +(\d+) of (\d+) located (by position in a grid|with the grid "
+                        r"code given)$", out, re.M)
+    ratio = re.search(r"^geo +grid code given (\d+)/s, position (\d+)/s \(ABBA means\): "
+                      r"position / given = ([\d.]+)", out, re.M)
+    assert lookups and ratio, out
+    assert int(lookups.group(1)) == 8 * 2030 and int(lookups.group(2)) > 0
+    assert [s[2].split()[0] for s in stored] == ["with", "by", "by", "with"], out
+    assert all(s[0] == s[1] == "2000" for s in stored), out
+    assert int(ratio.group(1)) > 0 and int(ratio.group(2)) > 0

@@ -9,6 +9,7 @@ the database; its screenshots are kept under $GD_BUILD_DIR/artefacts/.
 """
 
 import json
+import math
 import os
 import re
 import select
@@ -189,14 +190,24 @@ def test_page_in_chromium_moves_with_the_load_and_matches_the_database(make_brok
     chromium = os.environ.get("GD_CHROMIUM", "/usr/bin/chromium")
     assert Path(chromium).exists(), "Debian chromium is needed (apt-get install chromium)"
     modules = node_modules()
+    # boundaries for the grids of the two towns (their communities and the towns drawn as the
+    # unions), and two incidents left queued in one grid: a count on the map
+    pg.conn.cursor().execute("DELETE FROM unit_boundary")
+    put_boundaries(pg.conn, {**town_tiles(pg, TOWN, 106.50, 29.40),
+                             **town_tiles(pg, OTHER_TOWN, 106.54, 29.40)})
+    grid = grid_of(pg, TOWN)
+    community = pg.scalar("SELECT parent FROM org_unit WHERE code = %s", grid)
     broker = make_broker()
+    for i in range(2):
+        broker.intake().submit(source="dash-map", external_id=f"left-{i}", category="LH-0101",
+                               location={"unit": grid})
     dash = dashboard(broker)
     artefacts = BUILD / "artefacts"
     artefacts.mkdir(parents=True, exist_ok=True)
     profile = Path(tempfile.mkdtemp(prefix="gdd-chromium-"))
     load = Load(broker, pg)
     proc = subprocess.Popen(["node", str(HERE / "browser" / "dashboard_check.js"), dash.url + "/",
-                             TOWN, str(artefacts), str(profile)],
+                             TOWN, str(artefacts), str(profile), community],
                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             text=True, env={**os.environ, "NODE_PATH": modules,
                                             "GD_CHROMIUM": chromium})
@@ -216,16 +227,25 @@ def test_page_in_chromium_moves_with_the_load_and_matches_the_database(make_brok
         assert final["resolved"] == db_today(pg, "resolve"), final
         assert final["town_received"] == db_today(pg, "receive", TOWN), final
         assert final["town_resolved"] == db_today(pg, "resolve", TOWN), final
-        assert final["received"] > 0 and final["depth"] == 0 and final["inflight"] == 0
+        assert final["received"] > 0 and final["depth"] == 2 and final["inflight"] == 0
         assert final["ontime"].endswith("%")
         assert final["towns"] == 1 + pg.scalar("SELECT count(*) FROM org_unit WHERE level = 'town'")
         assert final["feed_items"] > 0
+        # the district's map: the two towns, the town's label its open / overdue counts
+        assert final["map"]["paths"] == 2, final["map"]
+        assert (final["map"]["open"], final["map"]["overdue"]) == (2, 0), final["map"]
+        assert final["map"]["label"] == "2 / 0" and final["map"]["visible"], final["map"]
+        assert final["map"]["cls"] == "m-ok drill" and "open 2" in final["map"]["title"]
         town = read_line(proc, 20)
         assert town["phase"] == "town", town
         assert town["name"] == pg.scalar("SELECT name FROM org_unit WHERE code = %s", TOWN)
         assert town["hash"] == f"#u={TOWN}"
         assert town["received"] == db_today(pg, "receive", TOWN)
         assert town["rows"] == 1 + pg.scalar("SELECT count(*) FROM org_unit WHERE parent = %s", TOWN)
+        assert town["map"]["paths"] == town["rows"] - 1, "one outline per community"
+        assert town["map"]["label"] == "2 / 0" and town["map"]["visible"], town["map"]
+        assert pg.scalar("SELECT name FROM org_unit WHERE code = %s", community) in \
+            town["map"]["title"]
         assert proc.wait(20) == 0, proc.stderr.read()
     finally:
         if proc.poll() is None:
@@ -437,6 +457,204 @@ def test_transitions_missed_while_the_broker_was_replaced_are_counted_from_the_d
         assert "today's counts read again from the event log" in dash.text()
     finally:
         faultload.end_frozen(broker)
+
+
+# ---- the drill-down maps ----
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+def square(lon, lat, size):
+    return (f"POLYGON(({lon} {lat},{lon + size} {lat},{lon + size} {lat + size},"
+            f"{lon} {lat + size},{lon} {lat}))")
+
+
+def put_boundaries(conn, polygons):
+    """unit -> WKT polygon, as an import would store them."""
+    with conn.cursor() as cur:
+        for unit, wkt in polygons.items():
+            cur.execute("INSERT INTO unit_boundary (unit, geom) "
+                        "VALUES (%s, ST_Multi(ST_GeomFromText(%s, 4326))) "
+                        "ON CONFLICT (unit) DO UPDATE SET geom = excluded.geom", (unit, wkt))
+
+
+def children(pg, unit, level):
+    return [r["code"] for r in pg.all("SELECT code FROM org_unit WHERE parent = %s AND level = %s "
+                                      "ORDER BY code", unit, level)]
+
+
+def path_box(d):
+    """Bounding box of SVG path data as ST_AsSVG writes it (M x y, then relative l moves)."""
+    xs, ys = [], []
+    x = y = 0.0
+    for part in re.findall(r"[MlLz]|-?[0-9.]+(?:\s+-?[0-9.]+)?", d):
+        if part in ("M", "l", "L", "z"):
+            mode = part
+            continue
+        dx, dy = (float(v) for v in part.split())
+        if mode == "M":
+            x, y = dx, dy
+            mode = "l"
+        else:
+            x, y = x + dx, y + dy
+        xs.append(x)
+        ys.append(y)
+    return min(xs), min(ys), max(xs), max(ys)
+
+
+def map_svg(dash, unit):
+    import xml.etree.ElementTree as ET
+    status, headers, body = dash.get(f"/api/map.svg?unit={unit}")
+    assert status == 200, (status, body)
+    assert headers["Content-Type"].startswith("image/svg+xml")
+    root = ET.fromstring(body)
+    paths = root.findall(f"{SVG}g/{SVG}path")
+    labels = {t.get("data-unit"): "".join(t.itertext()) for t in root.findall(f"{SVG}g/{SVG}text")}
+    return root, paths, labels, len(body)
+
+
+def town_tiles(pg, town, lon, lat, size=0.01):
+    """Square boundaries for the grids of `town`: its communities in rows of four eastwards
+    and northwards from (lon, lat), each a size x size square cut into one vertical strip per
+    grid."""
+    tiles = {}
+    for i, c in enumerate(children(pg, town, "community")):
+        grids = children(pg, c, "grid")
+        w = size / len(grids)
+        x, y = lon + i % 4 * size, lat + i // 4 * size
+        for j, g in enumerate(grids):
+            x0, x1 = x + j * w, x + (j + 1) * w
+            tiles[g] = (f"POLYGON(({x0} {y},{x1} {y},{x1} {y + size},{x0} {y + size},"
+                        f"{x0} {y}))")
+    return tiles
+
+
+def test_map_has_one_outline_per_grid_with_its_open_and_overdue_counts(make_broker, dashboard,
+                                                                       pg, dsn):
+    """Grids of one community get square boundaries side by side (the community and its town
+    none of their own, and one grid only its micro-grids': they are drawn as the unions of the
+    boundaries below them). Incidents located in two of
+    the grids (grid codes given) show on the community's map as open and overdue counts, on the
+    town's map on the community and on the district's map on the town. A SIGHUP reads the
+    boundaries again, on a thread of its own: the dashboard answers while the read waits."""
+    from demo import COMMUNITY, TOWN as DEMO_TOWN
+    from faultload import CAT_FAST, make_fast_category
+    pg.conn.cursor().execute("DELETE FROM unit_boundary")   # this test's boundaries only
+    make_fast_category(pg, sign_s=1, resolve_s=600)
+    grids = children(pg, COMMUNITY, "grid")
+    assert len(grids) >= 3
+    lon, lat, size = 106.52, 29.40, 0.004
+    squares = {g: square(lon + i * size, lat, size) for i, g in enumerate(grids)}
+    # the third grid has no boundary of its own, only its micro-grids (strips of its square):
+    # it is drawn as their union
+    micro = children(pg, grids[2], "micro_grid")
+    assert micro
+    del squares[grids[2]]
+    w = size / len(micro)
+    for j, mg in enumerate(micro):
+        x0, x1 = lon + 2 * size + j * w, lon + 2 * size + (j + 1) * w
+        squares[mg] = (f"POLYGON(({x0} {lat},{x1} {lat},{x1} {lat + size},{x0} {lat + size},"
+                       f"{x0} {lat}))")
+    put_boundaries(pg.conn, squares)
+    broker = make_broker()
+    dash = dashboard(broker)
+    gdclient.wait_until(lambda: dash.get("/api/map.svg")[0] != 503, 15, "the boundaries read")
+    c = broker.intake()
+    for i in range(3):
+        assert c.submit(source="map", external_id=f"fast-{i}", category=CAT_FAST,
+                        location={"unit": grids[0]}).type == "ACCEPTED"
+    for i in range(2):
+        assert c.submit(source="map", external_id=f"slow-{i}", category="LH-0101",
+                        location={"unit": grids[1]}).type == "ACCEPTED"
+
+    def counts(unit):
+        _, paths, _, _ = map_svg(dash, unit)
+        return {p.get("data-unit"): (int(p.get("data-open")), int(p.get("data-overdue")))
+                for p in paths}
+    want = {g: (0, 0) for g in grids}
+    want[grids[0]], want[grids[1]] = (3, 3), (2, 0)
+    gdclient.wait_until(lambda: counts(COMMUNITY) == want, 15, "the grids' counts on the map")
+
+    root, paths, labels, size_community = map_svg(dash, COMMUNITY)
+    assert [p.get("data-unit") for p in paths] == grids, "one outline per grid"
+    names = {r["code"]: r["name"] for r in pg.all("SELECT code, name FROM org_unit")}
+    classes = {p.get("data-unit"): p.get("class") for p in paths}
+    assert classes[grids[0]] == "m-bad" and classes[grids[1]] == "m-ok"
+    assert all(classes[g] == "m-idle" for g in grids[2:])
+    for p in paths:
+        g = p.get("data-unit")
+        title = p.find(f"{SVG}title").text
+        assert names[g] in title and g in title
+        assert f"open {want[g][0]}" in title and f"overdue {want[g][1]}" in title
+        short = names[g].removeprefix(names[COMMUNITY])    # 第1网格 on 融门社区's map
+        assert short and short != names[g], "the demo's grid names repeat their community's"
+        assert labels[g] == f"{short}{want[g][0]} / {want[g][1]}"
+    # west to east in a row, each square drawn cos(latitude) as wide as it is high
+    boxes = [path_box(p.get("d")) for p in paths]
+    for (x0, y0, x1, y1), nxt in zip(boxes, boxes[1:] + [None]):
+        aspect = (x1 - x0) / (y1 - y0)
+        assert abs(aspect - math.cos(math.radians(lat + size / 2))) < 0.01, aspect
+        if nxt:
+            assert abs(nxt[0] - x1) < 0.2 and abs(nxt[1] - y0) < 0.2
+    vb = [float(v) for v in root.get("viewBox").split()]
+    assert abs(vb[2] - 12 - max(b[2] for b in boxes)) < 0.2, "the box is the grids' extent"
+    assert max(vb[2], vb[3]) - 12 == pytest.approx(1000, abs=0.2)
+
+    # the levels above: the community on its town's map, the town on the district's
+    _, town_paths, town_labels, _ = map_svg(dash, DEMO_TOWN)
+    assert [(p.get("data-unit"), p.get("data-open"), p.get("data-overdue"))
+            for p in town_paths] == [(COMMUNITY, "5", "3")]
+    assert town_paths[0].get("class") == "m-bad drill"
+    _, district_paths, _, size_district = map_svg(dash, "500113")
+    assert [(p.get("data-unit"), p.get("data-open")) for p in district_paths] == [(DEMO_TOWN, "5")]
+    # a unit none of whose children has a boundary, a grid, an unknown unit
+    for unit, code in ((OTHER_TOWN, "no_map"), (grids[0], "no_map"), ("nope", "not_found")):
+        status, _, body = dash.get(f"/api/map.svg?unit={unit}")
+        assert status == 404 and json.loads(body)["error"] == code, (unit, body)
+
+    # a boundary added for another community, read again on SIGHUP; while the read waits for
+    # a lock on the table, the dashboard goes on answering
+    other = children(pg, DEMO_TOWN, "community")[1]
+    blocker = psycopg2.connect(dsn)
+    try:
+        put_boundaries(blocker, {other: square(lon, lat + size, size)})
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE unit_boundary IN ACCESS EXCLUSIVE MODE")
+        dash.proc.send_signal(signal.SIGHUP)
+        gdclient.wait_until(lambda: "reading the boundaries for the maps again" in dash.text(),
+                            5, "the SIGHUP seen")
+        for _ in range(5):
+            t0 = time.monotonic()
+            assert dash.json("/api/summary")["self"]["total"]["received"] == 5
+            assert len(map_svg(dash, DEMO_TOWN)[1]) == 1, "the maps read before, meanwhile"
+            assert time.monotonic() - t0 < 1.0
+            time.sleep(0.2)
+        blocker.commit()
+    finally:
+        blocker.close()
+    gdclient.wait_until(lambda: len(map_svg(dash, DEMO_TOWN)[1]) == 2, 15,
+                        "the new boundary on the town's map")
+    m = parse_metrics(dash.get("/metrics")[2].decode())
+    assert m["griddispatch_dashboard_map_loads_total"] == 2
+    assert m["griddispatch_dashboard_map_shapes"] == len(grids) + 2 + 1
+    print(f"map sizes: community {size_community} B, district {size_district} B")
+
+    # a stop while a read waits for the lock: the read is cancelled, the dashboard ends at once
+    blocker = psycopg2.connect(dsn)
+    try:
+        with blocker.cursor() as cur:
+            cur.execute("LOCK TABLE unit_boundary IN ACCESS EXCLUSIVE MODE")
+        seen = dash.text().count("reading the boundaries for the maps again")
+        dash.proc.send_signal(signal.SIGHUP)
+        gdclient.wait_until(
+            lambda: dash.text().count("reading the boundaries for the maps again") > seen, 5,
+            "the second SIGHUP seen")
+        time.sleep(0.5)
+        t0 = time.monotonic()
+        dash.stop()
+        assert time.monotonic() - t0 < 3, "the stop waited for the read"
+    finally:
+        blocker.close()
 
 
 # ---- the example subscriber ----

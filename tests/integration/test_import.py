@@ -106,7 +106,8 @@ def query(dsn, sql, args=()):
 def snapshot(dsn):
     """Everything an import may touch, staging tables included."""
     tables = ["org_unit", "category", "category_sla", "calendar_day", "working_hours", "import_org_unit",
-              "import_category", "import_category_sla", "import_calendar_day", "import_working_hours"]
+              "import_category", "import_category_sla", "import_calendar_day", "import_working_hours",
+              "unit_boundary", "address_point", "import_unit_boundary", "import_address_point"]
     return {t: sorted(query(dsn, f"SELECT * FROM {t}"), key=repr) for t in tables}
 
 
@@ -134,6 +135,7 @@ def test_demo_data_imports_with_the_shape_of_banan_district(db):
     assert "imported 53 categories and 159 SLA rows" in out  # with the demo LV-9901
     assert "imported 72 calendar days" in out
     assert "imported 2 working periods" in out
+    assert "imported 18358 unit boundaries" in out
 
     units = query(db, "SELECT code, name, level, kind, parent, households FROM org_unit")
     by_code = {u[0]: u for u in units}

@@ -269,7 +269,8 @@ def test_post_creates_an_incident_after_accepted_and_retry_gives_the_same_id(ope
     ll = check_post_response(jbody(open311.post(**good_form(address_id="", lat="29.38",
                                                             long="106.54"))))
     row = pg.incident(int(ll["service_request_id"]))
-    assert abs(row["lat"] - 29.38) < 1e-9 and row["queue"] == "triage"
+    assert abs(row["lat"] - 29.38) < 1e-9 and abs(row["lon"] - 106.54) < 1e-9
+    assert row["queue"] == (row["location_unit"] or "triage"), "placed by the broker, or triage"
     check_post_response(jbody(open311.post(**good_form(address_id="",
                                                        address_string="鱼洞街道新市街12号"))))
     # 4000 characters of CJK (12000 bytes) are within the limit
@@ -286,8 +287,16 @@ def test_post_refusals_use_the_spec_error_format(open311, pg, fmt):
         (400, dict(address_id="", lat="", long=""), "location"),
         (400, dict(address_id="999999999999"), "address_id"),
         (400, dict(description="x" * 4001), "description"),
-        (400, dict(lat="95", long="106.5", address_id=""), "lat"),
-        (400, dict(lat="29.5", address_id=""), "lat"),
+        (400, dict(lat="95", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="29.5", long="-180.5", address_id=""), "long: not a longitude"),
+        (400, dict(lat="29.5", address_id=""), "long: missing"),
+        (400, dict(long="106.5", address_id=""), "lat: missing"),
+        (400, dict(lat="0x1d", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="2.9e1", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="nan", long="106.5", address_id=""), "lat: not a latitude"),
+        (400, dict(lat="29.5", long="106.5 ", address_id=""), "long: not a longitude"),
+        (400, dict(lat="29.5", long=".", address_id=""), "long: not a longitude"),
+        (400, dict(address_string="鱼" * 86, address_id=""), "address_string: longer than 256"),
         (400, dict(media_url="javascript:alert(1)"), "media_url"),
         (400, {"attribute[a]": "x" * 300}, "attribute"),
     ]
@@ -302,6 +311,11 @@ def test_post_refusals_use_the_spec_error_format(open311, pg, fmt):
             assert root.tag == "errors", change
             assert root.find("error").findtext("code") == str(status)
             assert word in root.find("error").findtext("description"), change
+    # the query string is read like the body, with the same limits
+    form = {k: v for k, v in good_form(address_id="").items()}
+    code, _, text = open311.call("POST", f"/requests.{fmt}", form=form,
+                                 query={"address_string": "鱼" * 86})
+    assert code == 400 and "address_string: longer than 256" in text, text
     assert pg.scalar("SELECT count(*) FROM incident WHERE source = 'open311'") == 0
     # a body beyond max_body, and a body that is not a form
     code, _, text = open311.call("POST", f"/requests.{fmt}", raw=b"a=" + b"x" * 70000,
@@ -412,6 +426,105 @@ def test_get_one_request_with_deadline_owner_and_xml_escaping(open311, pg):
     check_errors(jbody(open311.get("/requests/999999999.json"), 404))
     check_errors(jbody(open311.get("/requests/abc.json"), 404))
     assert xbody(open311.get("/requests/999999999.xml"), 404).tag == "errors"
+
+
+def test_position_and_address_travel_to_the_incident_and_come_back_in_get(open311, pg):
+    """lat/long and address_string go into the SUBMIT's location and are stored on the
+    incident; GET returns them under the GeoReport names, and with extensions=true where
+    the incident was located."""
+    r = check_post_response(jbody(open311.post(**good_form(
+        address_id="", lat="29.3861", long="-106.5432", address_string="鱼洞街道新市街12号"))))
+    rid = r["service_request_id"]
+    row = pg.incident(int(rid))
+    assert (row["lat"], row["lon"], row["address"]) == (29.3861, -106.5432, "鱼洞街道新市街12号")
+    (one,) = jbody(open311.get(f"/requests/{rid}.json"))
+    check_request(one)
+    assert (one["lat"], one["long"], one["address"]) == (29.3861, -106.5432, "鱼洞街道新市街12号")
+    (ext,) = jbody(open311.get(f"/requests/{rid}.json", extensions="true"))
+    assert set(ext) == set(one) | {"extended_attributes"}
+    assert ext["extended_attributes"] == {
+        "location_unit": row["location_unit"] or None,
+        "location_unit_name": pg.scalar("SELECT (SELECT name FROM org_unit WHERE code = %s)",
+                                        row["location_unit"]),
+        "located_by": row["located_by"] or None}
+    root = xbody(open311.get(f"/requests/{rid}.xml", extensions="true"))
+    req = root.find("request")
+    assert req.findtext("lat") == "29.3861" and req.findtext("long") == "-106.5432"
+    assert req.findtext("address") == "鱼洞街道新市街12号"
+    assert req.find("extended_attributes").find("located_by") is not None
+
+    # a unit the reporter named is the address_id; one the broker found from the position
+    # or the address is only in extended_attributes (recorded here as the broker does)
+    g = check_post_response(jbody(open311.post(**good_form())))["service_request_id"]
+    grid_name = pg.scalar("SELECT name FROM org_unit WHERE code = %s", GRID)
+    (given,) = jbody(open311.get(f"/requests/{g}.json", extensions="true"))
+    assert given["address_id"] == GRID and given["lat"] is None and given["address"] is None
+    assert given["extended_attributes"]["location_unit"] == GRID
+    assert given["extended_attributes"]["location_unit_name"] == grid_name
+    for how in ("position", "address"):
+        pg.conn.cursor().execute("UPDATE incident SET location_unit = %s, located_by = %s "
+                                 "WHERE id = %s", (GRID, how, int(rid)))
+        (found,) = jbody(open311.get(f"/requests/{rid}.json", extensions="true"))
+        assert found["address_id"] is None
+        assert found["extended_attributes"] == {"location_unit": GRID,
+                                                "location_unit_name": grid_name,
+                                                "located_by": how}
+    listed = jbody(open311.get("/requests.json", extensions="true"))
+    assert {x["service_request_id"] for x in listed} == {rid, g}
+    assert all("extended_attributes" in x for x in listed)
+    assert all("extended_attributes" not in x for x in jbody(open311.get("/requests.json",
+                                                                         extensions="false")))
+    (e,) = check_errors(jbody(open311.get("/requests.json", extensions="yes"), 400))
+    assert "extensions" in e["description"]
+
+
+def test_post_with_a_position_or_an_address_lands_in_the_grids_queue(make_broker, dsn, pg,
+                                                                     tmp_path):
+    """End to end with the broker's location routing (PROTOCOL §11.1): a POST with lat/long
+    and no address_id is placed in the grid whose boundary covers the point, one with only an
+    address_string through the address table; both are queued at that grid, delivered to its
+    worker, and GET shows where they were located and how. A point outside every grid goes to
+    triage."""
+    west, east = GRID, "500113001001002"
+    pg.conn.cursor().execute("DELETE FROM unit_boundary; DELETE FROM address_point")
+    for unit, lon in ((west, 106.50), (east, 106.51)):
+        pg.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_GeomFromText("
+               "%s, 4326))) RETURNING unit", unit,
+               f"POLYGON(({lon} 29.40,{lon + 0.01} 29.40,{lon + 0.01} 29.41,{lon} 29.41,"
+               f"{lon} 29.40))")
+    pg.all("INSERT INTO address_point (road, number, geom) VALUES (gd_address_norm('龙洲大道'), "
+           "'123', ST_SetSRID(ST_MakePoint(106.515, 29.405), 4326)) RETURNING road")
+    broker = make_broker()
+    o = Open311(broker, dsn, tmp_path)
+    try:
+        by_position = check_post_response(jbody(o.post(**good_form(
+            address_id="", lat="29.405", long="106.505", address_string="江滨路1号"))))
+        by_address = check_post_response(jbody(o.post(**good_form(
+            address_id="", address_string="龙洲大道 123号"))))
+        outside = check_post_response(jbody(o.post(**good_form(
+            address_id="", lat="29.30", long="106.30"))))
+        expect = {by_position["service_request_id"]: (west, "position"),
+                  by_address["service_request_id"]: (east, "address"),
+                  outside["service_request_id"]: ("", "")}
+        for rid, (unit, how) in expect.items():
+            row = pg.incident(int(rid))
+            assert (row["location_unit"], row["located_by"]) == (unit, how), row
+            assert row["queue"] == (unit or "triage")
+            (r,) = jbody(o.get(f"/requests/{rid}.json", extensions="true"))
+            assert r["address_id"] is None, "the reporter named no unit"
+            assert r["extended_attributes"]["location_unit"] == (unit or None)
+            assert r["extended_attributes"]["located_by"] == (how or None)
+        receive = pg.events(int(outside["service_request_id"]))[0]
+        assert receive["kind"] == "receive" and receive["note"] == "outside_grids"
+        (r,) = jbody(o.get(f"/requests/{by_position['service_request_id']}.json"))
+        assert (r["lat"], r["long"], r["address"]) == (29.405, 106.505, "江滨路1号")
+        # the grids' workers get them
+        for unit, rid in ((west, by_position), (east, by_address)):
+            w = broker.worker()
+            w.hello([unit], credit=1)
+            assert str(w.deliver()["incident"]["id"]) == rid["service_request_id"]
+    finally:
+        assert o.stop() == 0
 
 
 # ---- a busy broker ----

@@ -6,11 +6,12 @@ other lifecycle paths (return, extend, requeue of a dead worker's delivery,
 escalation after max attempts with its poison alarm, dispatch from triage)
 and refused requests carrying reporter data, with reporter values found
 nowhere else, and looks for them in every status frame, the broker log,
-every REJECTED/ERR/DENIED text, and gd-dashboard's /metrics and JSON API.
+every REJECTED/ERR/DENIED text, and gd-dashboard's /metrics, JSON API and maps.
 """
 
 import time
 
+import gdclient
 from demo import COMMUNITY, GRID, submission
 from test_dashboard import Dashboard
 
@@ -37,6 +38,9 @@ def ok(reply):
 
 def test_reporter_data_is_in_no_status_frame_log_refusal_or_dashboard_output(make_broker, pg,
                                                                              dsn):
+    pg.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_GeomFromText("
+           "'POLYGON((106.5 29.4,106.51 29.4,106.51 29.41,106.5 29.41,106.5 29.4))', 4326))) "
+           "ON CONFLICT (unit) DO NOTHING RETURNING unit", GRID)
     broker = make_broker(max_attempts=2)
     status = broker.status("")
     dash = Dashboard(broker, dsn)
@@ -94,9 +98,11 @@ def test_reporter_data_is_in_no_status_frame_log_refusal_or_dashboard_output(mak
         # the dashboard has seen it all
         time.sleep(0.6)
         status.drain(0.3)
+        gdclient.wait_until(lambda: dash.get(f"/api/map.svg?unit={COMMUNITY}")[0] == 200, 10,
+                            "the community's map")
         outputs = {path: dash.get(path)[2] for path in
                    ("/metrics", "/api/summary", f"/api/summary?unit={COMMUNITY}",
-                    "/api/feed", "/api/broker")}
+                    "/api/feed", "/api/broker", "/api/map.svg", f"/api/map.svg?unit={COMMUNITY}")}
         outputs["gd-dashboard log"] = dash.log_path.read_bytes()
     finally:
         dash.stop()

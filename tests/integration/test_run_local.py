@@ -113,6 +113,14 @@ def test_run_local_brings_up_the_stack_and_incidents_flow_and_escalate(run_dir):
         with urllib.request.urlopen(urls["GD_OPEN311_URL"] + "/services.json", timeout=5) as r:
             assert b"LV-9901" in r.read()
         assert not re.search(r"^<3>", text, re.M), "error lines in the log"
+        # the demo district came with its boundaries and addresses
+        conn = psycopg2.connect(urls["GD_DB_DSN"])
+        with conn.cursor() as cur:
+            cur.execute("SELECT (SELECT count(*) FROM unit_boundary), (SELECT count(*) FROM org_unit), "
+                        "(SELECT count(*) FROM address_point)")
+            shapes, units, addresses = cur.fetchone()
+        conn.close()
+        assert shapes == units and addresses > 0, (shapes, units, addresses)
 
         proc.send_signal(signal.SIGTERM)
         rc = proc.wait(timeout=STOP_DEADLINE_S)

@@ -184,6 +184,7 @@ static void assert_incident(const struct gd_incident *a, const struct gd_inciden
     assert_str(a->queue, b->queue);
     assert_str(a->owner, b->owner);
     assert_location(&a->location, &b->location);
+    assert_str(a->located_by, b->located_by);
     assert_str(a->description, b->description);
     assert_int_equal(a->has_reporter, b->has_reporter);
     assert_str(a->reporter.name, b->reporter.name);
@@ -526,6 +527,8 @@ static void test_transitions_built_item_by_item(void **state)
     assert_int_equal(out.u.transitions.n_items, 2);
     assert_str(out.u.transitions.items[0].topic, gd_sample_transitions[0].topic);
     assert_int_equal(out.u.transitions.items[0].sign_due, gd_sample_transitions[0].sign_due);
+    assert_str(out.u.transitions.items[0].located_by, GD_STR("address"));
+    assert_int_equal(out.u.transitions.items[1].located_by.len, 0);
     assert_true(out.u.transitions.items[0].flagged);
     assert_str(out.u.transitions.items[1].topic, GD_STR("inc.triage"));
 
@@ -1313,6 +1316,40 @@ static void test_lat_without_lon_is_missing_lon(void **state)
     expect_error(fx, GD_T_SUBMIT, GD_E_MISSING_FIELD, "location.lon");
 }
 
+/* located_by names a way of locating or is absent; anything else is
+ * refused by both the encoder and the decoder. */
+static void test_located_by_is_given_position_address_or_absent(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_msg m;
+    gd_sample_full(GD_T_INCIDENT, &m);
+    m.u.incident.incident.located_by = GD_STR("guessed");
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
+
+    struct gd_status_transition t = gd_sample_transitions[1];
+    t.located_by = GD_STR("Position");
+    struct gd_buf items = {0};
+    assert_int_equal(gd_encode_transition(&t, &items), -GD_E_BAD_VALUE);
+    gd_buf_fini(&items);
+
+    msgpack_packer *pk = raw(fx);
+    msgpack_pack_map(pk, 2);
+    kstr(pk, "kind", "transitions");
+    key(pk, "items");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 8);
+    kstr(pk, "topic", "inc.triage");
+    kuint(pk, "incident_id", 1);
+    kuint(pk, "version", 1);
+    kuint(pk, "at", 1);
+    kstr(pk, "event", "receive");
+    kstr(pk, "from", "RECEIVED");
+    kstr(pk, "to", "QUEUED");
+    kstr(pk, "located_by", "gps");
+    expect_status_error(fx, GD_E_BAD_VALUE, "items[0].located_by");
+}
+
 static void test_refusal_carries_the_ref_of_a_readable_body(void **state)
 {
     struct fx *fx = *state;
@@ -1851,6 +1888,7 @@ int main(void)
         cmocka_unit_test(test_every_status_kind_round_trips_full_and_minimal),
         cmocka_unit_test(test_status_body_needs_a_known_kind),
         cmocka_unit_test(test_transitions_built_item_by_item),
+        cmocka_unit_test(test_located_by_is_given_position_address_or_absent),
         cmocka_unit_test(test_transitions_batch_is_bounded),
         cmocka_unit_test(test_gauges_built_item_by_item),
         cmocka_unit_test(test_compressed_status_body),

@@ -79,7 +79,8 @@ static const char usage[] =
     "                         and SNAPSHOT again; keep it above 2 x the broker's --gauge-ms;\n"
     "                         0 (never) or 500..3600000 [3000]\n"
     "  --verbose[=BOOL]       log every HTTP refusal and decode error [false]\n"
-    "Signals: SIGTERM/SIGINT close every connection and exit; nothing is reloaded.\n";
+    "Signals: SIGTERM/SIGINT close every connection and exit; SIGHUP reads the unit\n"
+    "boundaries for the maps again (the configuration is not reloaded).\n";
 
 static int number(const char *name, const char *s, long lo, long hi, long *ret, char *msg,
                   size_t msglen)

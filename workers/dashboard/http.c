@@ -24,9 +24,12 @@
 #include <unistd.h>
 
 #include "assets.h"
+#include "geomap.h"
 
 #define FEED_PUSH_MAX 64 /* feed items in one push (the rest are skipped) */
 #define FEED_INITIAL  50 /* feed items sent to a new client */
+
+#define MAP_NOT_READY "{\"error\":\"not_ready\",\"message\":\"the boundaries are not read yet\"}\n"
 
 struct sse_client {
     struct http *h;
@@ -330,6 +333,28 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         render_broker(&h->scratch, m, now);
         return reply_tb(h, c, 200, "application/json");
     }
+    if (!strcmp(url, "/api/map.svg")) {
+        const struct dash_unit *u = unit_arg(h, c, &ret);
+        if (!u)
+            return ret;
+        if (!h->map) {
+            struct MHD_Response *r = MHD_create_response_from_buffer(
+                sizeof(MAP_NOT_READY) - 1, (void *)MAP_NOT_READY, MHD_RESPMEM_PERSISTENT);
+            if (!r)
+                return MHD_NO;
+            MHD_add_response_header(r, "Content-Type", "application/json");
+            MHD_add_response_header(r, "Retry-After", "5");
+            ret = MHD_queue_response(c, 503, r);
+            MHD_destroy_response(r);
+            return ret;
+        }
+        const struct geomap_view *v = geomap_view(h->map, u->code);
+        if (!v)
+            return reply_error(h, c, 404, "no_map", "no boundaries for this unit's children");
+        tb_reset(&h->scratch);
+        geomap_render(&h->scratch, v, m);
+        return reply_tb(h, c, 200, "image/svg+xml; charset=utf-8");
+    }
     if (!strcmp(url, "/metrics")) {
         tb_reset(&h->scratch);
         render_metrics(&h->scratch, m, &h->stats, now);
@@ -457,6 +482,14 @@ close_listen:
     close(h->listen_fd);
     h->listen_fd = -1;
     return rc;
+}
+
+void http_set_map(struct http *h, const struct geomap *map)
+{
+    h->map = map;
+    h->stats.map_views = map ? map->n_views : 0;
+    h->stats.map_shapes = map ? map->n_shapes : 0;
+    h->stats.map_bytes = map ? map->bytes : 0;
 }
 
 static void on_closed(uv_handle_t *hd)

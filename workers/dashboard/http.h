@@ -23,6 +23,7 @@ struct http_config {
 };
 
 struct sse_client;
+struct geomap;
 
 struct http {
     uv_loop_t *loop;
@@ -34,6 +35,7 @@ struct http {
     uv_timer_t push;  /* event-stream updates */
     struct http_config cfg;
     const struct dash_model *model;
+    const struct geomap *map;   /* the drill-down maps; NULL until the first load (http_set_map) */
     struct sse_client *clients; /* doubly linked */
     struct dash_http_stats stats;
     uint64_t pushed_version; /* model version of the last summary push */
@@ -50,6 +52,10 @@ struct http {
  * lock is needed. Returns 0, or a negative errno with a message in err. */
 int http_open(struct http *h, uv_loop_t *loop, const struct http_config *cfg,
               const struct dash_model *model, char *err, size_t errlen);
+
+/* Serves `map` (owned by the caller, who keeps it until it is replaced or
+ * the server closed) from now on, and shows its size in /metrics. */
+void http_set_map(struct http *h, const struct geomap *map);
 
 /* Ends every event stream, stops the daemon and closes the handles; `h`
  * must stay allocated until the loop has run once more. */

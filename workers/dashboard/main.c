@@ -13,6 +13,7 @@
 #include <zmq.h>
 
 #include "config.h"
+#include "geomap.h"
 #include "http.h"
 #include "model.h"
 #include "orgload.h"
@@ -21,6 +22,21 @@
 
 #define SEED_OVERLAP_S 30 /* events this recent at start are deduplicated by id */
 #define SEED_FORGET_MS (2 * SEED_OVERLAP_S * 1000)
+#define MAP_RETRY_MS   30000 /* a failed first read of the boundaries is tried again */
+
+/* One read of the boundaries, on a libuv pool thread with a connection of
+ * its own: the loop goes on serving meanwhile. */
+struct map_load {
+    uv_work_t work;
+    struct dashboard *owner;
+    const char *dsn;
+    struct geomap *result; /* on success */
+    int rc;
+    char err[512];
+    uv_mutex_t lock;  /* guards cancel and stop, shared with the pool thread */
+    PGcancel *cancel; /* of the connection while the read runs */
+    bool stop;        /* the dashboard stops: do not start, cancel what runs */
+};
 
 struct dashboard {
     struct dash_config cfg;
@@ -29,10 +45,16 @@ struct dashboard {
     struct dash_model model;
     struct statsub sub;
     struct http http;
-    uv_signal_t sigterm, sigint;
+    uv_signal_t sigterm, sigint, sighup;
     uv_timer_t seed_timer;
+    uv_timer_t map_retry;
+    struct map_load map_load;
+    struct geomap *map; /* served by http; replaced as a whole */
+    bool map_loading;   /* map_load is queued or running */
+    bool map_again;     /* a SIGHUP came during it: read again after it */
+    bool stopping;
     struct svcnotify notify;
-    char url[300];    /* http://host:port/ once serving, for STATUS lines */
+    char url[300]; /* http://host:port/ once serving, for STATUS lines */
 };
 
 static void logf_(const char *level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -117,14 +139,140 @@ static void on_seed_timer(uv_timer_t *t)
     dash_seed_done(&d->model);
 }
 
+/* ---- the drill-down maps ---- */
+
+static void map_read(uv_work_t *w)
+{
+    struct map_load *ml = w->data;
+    const char *const keys[] = {"dbname", "connect_timeout", "options", "application_name", NULL};
+    const char *const values[] = {ml->dsn, "5",
+                                  "-c default_transaction_read_only=on -c statement_timeout=60000",
+                                  "gd-dashboard map", NULL};
+    PGconn *c = PQconnectdbParams(keys, values, 1);
+    bool stop = true;
+    if (PQstatus(c) == CONNECTION_OK) {
+        uv_mutex_lock(&ml->lock);
+        stop = ml->stop;
+        if (!stop)
+            ml->cancel = PQgetCancel(c);
+        uv_mutex_unlock(&ml->lock);
+    }
+    if (PQstatus(c) != CONNECTION_OK || stop) {
+        snprintf(ml->err, sizeof(ml->err), "%s", stop ? "stopping" : PQerrorMessage(c));
+        ml->err[strcspn(ml->err, "\n")] = '\0';
+        ml->rc = -EIO;
+    } else {
+        ml->rc = geomap_load(c, &ml->result, ml->err, sizeof(ml->err));
+    }
+    uv_mutex_lock(&ml->lock);
+    PQfreeCancel(ml->cancel);
+    ml->cancel = NULL;
+    uv_mutex_unlock(&ml->lock);
+    PQfinish(c);
+}
+
+/* At a stop: a read that waits (on a lock, a slow database) is cancelled,
+ * so the loop does not wait for it. */
+static void map_read_stop(struct map_load *ml)
+{
+    char err[256];
+    uv_mutex_lock(&ml->lock);
+    ml->stop = true;
+    if (ml->cancel)
+        PQcancel(ml->cancel, err, sizeof(err));
+    uv_mutex_unlock(&ml->lock);
+}
+
+static void map_start(struct dashboard *d);
+
+static void on_map_retry(uv_timer_t *t)
+{
+    map_start(t->data);
+}
+
+static void map_read_done(uv_work_t *w, int status)
+{
+    struct map_load *ml = w->data;
+    struct dashboard *d = ml->owner;
+    d->map_loading = false;
+    if (d->stopping || status == UV_ECANCELED) {
+        geomap_free(ml->result);
+        ml->result = NULL;
+        return;
+    }
+    if (ml->rc < 0) {
+        d->http.stats.map_load_failures++;
+        logf_("warn", "cannot read the boundaries for the maps: %s%s", ml->err,
+              d->map ? " (the maps read before stay)" : "; trying again in 30 s");
+        if (!d->map && !d->map_again)
+            uv_timer_start(&d->map_retry, on_map_retry, MAP_RETRY_MS, 0);
+    } else {
+        struct geomap *g = ml->result;
+        ml->result = NULL;
+        http_set_map(&d->http, g);
+        geomap_free(d->map);
+        d->map = g;
+        d->http.stats.map_loads++;
+        d->http.stats.map_load_seconds = g->load_ms / 1000.0;
+        logf_("info", "maps: %u units with a map, %u outlines, %zu bytes, read in %.0f ms",
+              g->n_views, g->n_shapes, g->bytes, g->load_ms);
+        if (g->n_dropped)
+            logf_("warn",
+                  "maps: %u units not drawn, their children's outlines over %u bytes after "
+                  "simplification (%s among them)",
+                  g->n_dropped, GEOMAP_MAX_VIEW_BYTES, g->first_dropped);
+    }
+    if (d->map_again) {
+        d->map_again = false;
+        map_start(d);
+    }
+}
+
+/* Reads the boundaries in the background, or once more after the read
+ * under way. */
+static void map_start(struct dashboard *d)
+{
+    if (d->stopping)
+        return;
+    if (d->map_loading) {
+        d->map_again = true;
+        return;
+    }
+    uv_timer_stop(&d->map_retry);
+    d->map_load.owner = d;
+    d->map_load.dsn = d->cfg.db;
+    d->map_load.result = NULL; /* also when the read is cancelled before it ran */
+    d->map_load.work.data = &d->map_load;
+    int rc = uv_queue_work(&d->loop, &d->map_load.work, map_read, map_read_done);
+    if (rc < 0) {
+        logf_("warn", "cannot read the boundaries: %s", uv_strerror(rc));
+        return;
+    }
+    d->map_loading = true;
+}
+
+static void on_sighup(uv_signal_t *s, int signum)
+{
+    (void)signum;
+    struct dashboard *d = s->data;
+    logf_("info", "SIGHUP: reading the boundaries for the maps again");
+    map_start(d);
+}
+
 static void shutdown_all(struct dashboard *d)
 {
+    d->stopping = true;
+    if (d->map_loading && uv_cancel((uv_req_t *)&d->map_load.work) < 0)
+        map_read_stop(&d->map_load); /* it runs: cancel its query */
     http_close(&d->http);
     statsub_close(&d->sub);
     uv_timer_stop(&d->seed_timer);
     uv_close((uv_handle_t *)&d->seed_timer, NULL);
+    uv_timer_stop(&d->map_retry);
+    uv_close((uv_handle_t *)&d->map_retry, NULL);
     uv_close((uv_handle_t *)&d->sigterm, NULL);
     uv_close((uv_handle_t *)&d->sigint, NULL);
+    uv_close((uv_handle_t *)&d->sighup, NULL);
     svcnotify_close(&d->notify);
 }
 
@@ -206,8 +354,10 @@ int main(int argc, char **argv)
     int status = 1;
     char err[512];
     struct dashboard *d = calloc(1, sizeof(*d));
-    if (!d)
+    if (!d || uv_mutex_init(&d->map_load.lock) < 0) {
+        free(d);
         return 1;
+    }
     int rc = dash_config_parse(&d->cfg, argc, argv, stdout, stderr);
     if (rc != 0) {
         status = rc > 0 ? 0 : 2;
@@ -241,12 +391,16 @@ int main(int argc, char **argv)
     uv_timer_init(&d->loop, &d->seed_timer);
     d->seed_timer.data = d;
     uv_timer_start(&d->seed_timer, on_seed_timer, SEED_FORGET_MS, 0);
+    uv_timer_init(&d->loop, &d->map_retry);
+    d->map_retry.data = d;
     uv_signal_init(&d->loop, &d->sigterm);
     uv_signal_init(&d->loop, &d->sigint);
-    d->sigterm.data = d->sigint.data = d;
+    uv_signal_init(&d->loop, &d->sighup);
+    d->sigterm.data = d->sigint.data = d->sighup.data = d;
     uv_signal_start(&d->sigterm, on_signal, SIGTERM);
     uv_signal_start(&d->sigint, on_signal, SIGINT);
-    signal(SIGHUP, SIG_IGN); /* nothing to reload: a reload must not stop it */
+    uv_signal_start(&d->sighup, on_sighup, SIGHUP); /* the boundaries are read again */
+    map_start(d);
     snprintf(d->url, sizeof(d->url), "http://%.*s:%u/",
              (int)(strrchr(d->cfg.http.listen, ':') - d->cfg.http.listen), d->cfg.http.listen,
              d->http.port);
@@ -263,11 +417,13 @@ close_sub:
     statsub_close(&d->sub);
     uv_run(&d->loop, UV_RUN_NOWAIT);
 free_model:
+    geomap_free(d->map);
     dash_model_fini(&d->model);
     zmq_ctx_term(d->zctx);
 close_loop:
     uv_loop_close(&d->loop);
 free_dashboard:
+    uv_mutex_destroy(&d->map_load.lock);
     free(d);
     return status;
 }

@@ -484,4 +484,20 @@ void render_metrics(struct tb *o, const struct dash_model *m, const struct dash_
          "HTTP requests refused by a limit (event-stream clients, size, method).");
     tb_printf(o, "griddispatch_dashboard_http_refused_total %llu\n",
               (unsigned long long)(hs->requests_refused + hs->sse_refused));
+    head(o, "dashboard_map_views", "gauge",
+         "Units with a drill-down map (their children's outlines).");
+    tb_printf(o, "griddispatch_dashboard_map_views %u\n", hs->map_views);
+    head(o, "dashboard_map_shapes", "gauge", "Outlines on the drill-down maps.");
+    tb_printf(o, "griddispatch_dashboard_map_shapes %u\n", hs->map_shapes);
+    head(o, "dashboard_map_bytes", "gauge", "Bytes of simplified outline path data kept.");
+    tb_printf(o, "griddispatch_dashboard_map_bytes %llu\n", (unsigned long long)hs->map_bytes);
+    head(o, "dashboard_map_loads_total", "counter",
+         "Boundary reads from the database that succeeded.");
+    tb_printf(o, "griddispatch_dashboard_map_loads_total %llu\n",
+              (unsigned long long)hs->map_loads);
+    head(o, "dashboard_map_load_failures_total", "counter", "Boundary reads that failed.");
+    tb_printf(o, "griddispatch_dashboard_map_load_failures_total %llu\n",
+              (unsigned long long)hs->map_load_failures);
+    head(o, "dashboard_map_load_seconds", "gauge", "Duration of the last good boundary read.");
+    tb_printf(o, "griddispatch_dashboard_map_load_seconds %.3f\n", hs->map_load_seconds);
 }

@@ -34,6 +34,10 @@ void tb_json_str(struct tb *b, const char *s);
 struct dash_http_stats {
     uint32_t sse_clients;
     uint64_t sse_refused, requests, requests_refused;
+    /* the drill-down maps (geomap.h) in use, and their loads */
+    uint32_t map_views, map_shapes;
+    uint64_t map_bytes, map_loads, map_load_failures;
+    double map_load_seconds; /* of the last good load */
 };
 
 /* The summary of unit u as JSON: the unit and its path from the district,

@@ -25,8 +25,12 @@ const struct gdctl_command gdctl_commands[] = {
      "queue gauges from SNAPSHOT: depth, in flight, oldest age, overdue, consumers", cmd_queues},
     {"watch", "[--count N] [--seconds S] [PREFIX...]",
      "live status messages whose topic starts with a PREFIX (all when none)", cmd_watch},
-    {"import", "org|categories|sla|calendar|hours FILE [--sla FILE]",
-     "import a CSV file into the database in one transaction (COPY + gd_import_*)", cmd_import},
+    {"import",
+     "org|categories|sla|calendar|hours|boundaries|addresses FILE [--sla FILE] "
+     "[--format csv|geojson]",
+     "import a CSV (boundaries, addresses: or GeoJSON) file into the database in one transaction "
+     "(COPY + gd_import_*)",
+     cmd_import},
     {"migrate", "[DIR]", "apply DIR/*.sql in name order (idempotent) [" GD_SQL_DIR "]",
      cmd_migrate},
     {"dispatch", "ID UNIT [NOTE]", "route a triage incident to an org unit (DISPATCH)",

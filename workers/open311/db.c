@@ -230,12 +230,15 @@ int db_town_at(struct db *d, double lat, double lon, char ret_town[16])
 /* Public fields only: no reporter_* column is ever selected. */
 static const char REQUESTS_SQL[] =
     "SELECT i.id, i.state, i.category, coalesce(c.name, ''), i.description, "
-    "       coalesce(u.name, ''), i.address, i.location_unit, i.lat, i.lon, "
-    "       coalesce(i.attachments[1], ''), gd_ms(coalesce(i.reported_at, i.received_at)), "
-    "       gd_ms(i.updated_at), gd_ms(i.resolve_due) "
+    "       coalesce(u.name, ''), i.address, "
+    "       CASE WHEN i.located_by IN ('position', 'address') THEN '' ELSE i.location_unit END, "
+    "       i.lat, i.lon, coalesce(i.attachments[1], ''), "
+    "       gd_ms(coalesce(i.reported_at, i.received_at)), gd_ms(i.updated_at), "
+    "       gd_ms(i.resolve_due), i.location_unit, coalesce(l.name, ''), i.located_by "
     "  FROM incident i "
     "  LEFT JOIN category c ON c.code = i.category "
     "  LEFT JOIN org_unit u ON u.code = i.owner_unit "
+    "  LEFT JOIN org_unit l ON l.code = i.location_unit "
     " WHERE i.source = ANY($1::text[]) "
     "   AND ($2::bigint[] IS NULL OR i.id = ANY($2::bigint[])) "
     "   AND ($3::text[] IS NULL OR i.category = ANY($3::text[])) "
@@ -291,7 +294,16 @@ int db_requests(struct db *d, const struct db_request_filter *f, int offset_min,
             date_or_null(res, i, 13, offset_min), "address", text_or_null(res, i, 6), "address_id",
             text_or_null(res, i, 7), "zipcode", json_null(), "lat", number_or_null(res, i, 8),
             "long", number_or_null(res, i, 9), "media_url", text_or_null(res, i, 10));
-        if (json_array_append_new(list, o) < 0) {
+        if (o && f->extensions &&
+            json_object_set_new(o, "extended_attributes",
+                                json_pack("{s:o,s:o,s:o}", "location_unit",
+                                          text_or_null(res, i, 14), "location_unit_name",
+                                          text_or_null(res, i, 15), "located_by",
+                                          text_or_null(res, i, 16))) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (!o || json_array_append_new(list, o) < 0) {
             json_decref(list);
             list = NULL;
         }

@@ -46,10 +46,16 @@ struct db_request_filter {
     int64_t start_ms, end_ms;
     int status; /* 0 any, 1 open, 2 closed */
     unsigned limit, offset;
+    bool extensions; /* add extended_attributes (where the incident was located) */
 };
 
 /* GET requests: GeoReport service request objects (newest first) in *ret,
- * dates written at `offset_min`. */
+ * dates written at `offset_min`. `address_id` is the org unit the reporter
+ * named (none when the broker placed the incident from its position or
+ * address); with f->extensions each object also has `extended_attributes`:
+ * `location_unit` and `location_unit_name` (the unit the incident is
+ * located in, however it was found) and `located_by` (given, position,
+ * address; null when not located or not recorded). */
 int db_requests(struct db *d, const struct db_request_filter *f, int offset_min, json_t **ret);
 
 #endif

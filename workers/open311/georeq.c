@@ -153,14 +153,47 @@ bool georeq_is_code(const char *s)
     return true;
 }
 
+/* A coordinate in plain decimal degrees ("29.5617", "-0.5", "106"), within
+ * -limit..limit. Hexadecimal, exponents, "inf" and "nan", which strtod()
+ * would take, are refused. Returns 0 with *ret, or -1. */
 static int parse_coord(const char *s, double limit, double *ret)
 {
-    char *end;
+    const char *p = s + (*s == '-' || *s == '+');
+    size_t digits = strspn(p, "0123456789");
+    if (p[digits] == '.')
+        digits += strspn(p + digits + 1, "0123456789") + 1;
+    if (digits == 0 || p[digits] != '\0' || (digits == 1 && *p == '.'))
+        return -1;
     errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || *end || !isfinite(v) || fabs(v) > limit)
+    double v = strtod(s, NULL);
+    if (errno || !isfinite(v) || fabs(v) > limit)
         return -1;
     *ret = v;
+    return 0;
+}
+
+/* The position of a POST: both of lat and long, or neither. Returns 0
+ * (loc->has_coords set when they are given), or 400 with the message in
+ * `why`. */
+static int parse_position(const char *lat, const char *lon, struct gd_location *loc, char *why,
+                          size_t why_len)
+{
+    if (!*lat && !*lon)
+        return 0;
+    if (!*lat || !*lon) {
+        snprintf(why, why_len, "%s: missing; lat and long come together (WGS-84 degrees)",
+                 *lat ? "long" : "lat");
+        return 400;
+    }
+    if (parse_coord(lat, 90, &loc->lat) < 0) {
+        snprintf(why, why_len, "lat: not a latitude in decimal degrees, -90..90 (WGS-84)");
+        return 400;
+    }
+    if (parse_coord(lon, 180, &loc->lon) < 0) {
+        snprintf(why, why_len, "long: not a longitude in decimal degrees, -180..180 (WGS-84)");
+        return 400;
+    }
+    loc->has_coords = true;
     return 0;
 }
 
@@ -172,6 +205,14 @@ int georeq_submit(const struct georeq_form *f, const struct georeq_args *q,
     if (f->problem[0]) {
         snprintf(why, why_len, "%s", f->problem);
         return 400;
+    }
+    for (int i = 0; i < GEOREQ_FIELD_COUNT; i++) {
+        /* from the query string: refused beyond its limit, as in the body */
+        const char *v = f->v[i].seen ? NULL : q->get(q->ctx, fields[i].name);
+        if (v && strlen(v) > fields[i].max) {
+            snprintf(why, why_len, "%s: longer than %zu bytes", fields[i].name, fields[i].max);
+            return 400;
+        }
     }
     const char *code = georeq_field(f, q, GEOREQ_SERVICE_CODE);
     if (!*code) {
@@ -187,14 +228,9 @@ int georeq_submit(const struct georeq_form *f, const struct georeq_args *q,
     const char *lat = georeq_field(f, q, GEOREQ_LAT), *lon = georeq_field(f, q, GEOREQ_LONG);
     const char *addr = georeq_field(f, q, GEOREQ_ADDRESS_STRING);
     const char *addr_id = georeq_field(f, q, GEOREQ_ADDRESS_ID);
-    if (*lat || *lon) {
-        if (parse_coord(lat, 90, &s->location.lat) < 0 ||
-            parse_coord(lon, 180, &s->location.lon) < 0) {
-            snprintf(why, why_len, "lat, long: give both, as WGS-84 degrees");
-            return 400;
-        }
-        s->location.has_coords = true;
-    }
+    int st = parse_position(lat, lon, &s->location, why, why_len);
+    if (st != 0)
+        return st;
     if (!s->location.has_coords && !*addr && !*addr_id) {
         snprintf(why, why_len, "location: give lat and long, address_string or address_id");
         return 400;
@@ -337,7 +373,12 @@ int georeq_filter(const struct config *cfg, const char *sources, const struct ge
 {
     struct db_request_filter *f = &ret->f;
     *f = (struct db_request_filter){.sources = sources, .limit = cfg->page_size};
-    const char *v;
+    const char *v = q->get(q->ctx, "extensions");
+    if (v && strcmp(v, "true") != 0 && strcmp(v, "false") != 0) {
+        snprintf(why, why_len, "extensions: true or false");
+        return 400;
+    }
+    f->extensions = v && strcmp(v, "true") == 0;
     if (one_id) {
         if (!georeq_is_id(one_id)) {
             snprintf(why, why_len, "no such service request");

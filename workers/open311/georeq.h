@@ -103,8 +103,12 @@ const char *georeq_field(const struct georeq_form *f, const struct georeq_args *
 
 /* Checks the fields of a POST requests form (after the api key, which the
  * caller checks) and builds the SUBMIT (source "open311"): category,
- * location, description with the attributes folded in, the media URL as an
- * attachment, reporter name and phone. `idempotency_key` is the header's
+ * location (lat and long together, in decimal degrees within range, as
+ * location.lat/lon; address_string as location.address; address_id, an
+ * org-unit code, as location.unit; at least one of the three, as GeoReport
+ * v2 requires), description with the attributes folded in, the media URL as an
+ * attachment, reporter name and phone; a field in the query string beyond its
+ * byte limit is refused as in the body. `idempotency_key` is the header's
  * value or NULL. Returns 0 with *ret filled (release with
  * georeq_submit_fini()), or an HTTP status (400, or 500 when out of memory)
  * with a message for the client in `why` that quotes no personal data. */
@@ -118,7 +122,8 @@ void georeq_submit_fini(struct georeq_submit *s);
 /* Reads the GET requests arguments into *ret, whose f.sources is set to
  * `sources`: one request when `one_id` is given, else service_request_id
  * (which overrides the other filters), service_code, start_date, end_date,
- * status, page_size and page within cfg's limits. Returns 0, 404 (one_id
+ * status, page_size and page within cfg's limits, and extensions (true:
+ * the extended_attributes of db_requests()). Returns 0, 404 (one_id
  * is not an id) or 400, with the message in `why`. */
 int georeq_filter(const struct config *cfg, const char *sources, const struct georeq_args *q,
                   const char *one_id, struct georeq_filter *ret, char *why, size_t why_len);

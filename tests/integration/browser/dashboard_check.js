@@ -1,17 +1,19 @@
 // dashboard_check.js - drives gd-dashboard's page in headless Chromium for test_dashboard.py.
 //
-//   node dashboard_check.js URL TOWN SCREENSHOT_DIR PROFILE_DIR
+//   node dashboard_check.js URL TOWN SCREENSHOT_DIR PROFILE_DIR COMMUNITY
 //
 // Prints one JSON line per phase on stdout and waits for a line on stdin
 // between phases, so the Python test can stop the load and compare with the
 // database: "changed" (the intake number moved while incidents flowed) ->
-// stdin -> "final" (numbers after the load stopped) -> "town" (after
-// clicking the town's row). Screenshots go to SCREENSHOT_DIR.
+// stdin -> "final" (numbers after the load stopped, and the district map's
+// outlines and the town's label on it) -> "town" (after clicking the town's
+// row: its map, with COMMUNITY's outline and label). Screenshots go to
+// SCREENSHOT_DIR.
 "use strict";
 const { chromium } = require("playwright-core");
 const readline = require("readline");
 
-const [url, town, shots, profile] = process.argv.slice(2);
+const [url, town, shots, profile, community] = process.argv.slice(2);
 const lines = readline.createInterface({ input: process.stdin })[Symbol.asyncIterator]();
 const say = o => process.stdout.write(JSON.stringify(o) + "\n");
 const num = s => (/^\d+$/.test(s) ? Number(s) : NaN);
@@ -43,6 +45,23 @@ async function main() {
     await page.waitForTimeout(2000);          // a few pushes
     const row = page.locator(`tr[data-unit="${town}"]`);
     const cellOf = k => row.locator(`td.tot [data-k="${k}"]`).first().textContent();
+    // the map of the unit shown: drawn for `unit`, and what it says of `code`
+    const mapOf = async (unit, code) => {
+      await page.waitForFunction(u => {
+        const svg = document.querySelector("#map svg");
+        return svg && svg.dataset.unit === u && svg.querySelector("path");
+      }, unit, { timeout: 10000 });
+      const path = page.locator(`#map svg path[data-unit="${code}"]`);
+      return {
+        paths: await page.locator("#map svg path").count(),
+        label: await page.locator(`#map svg text[data-unit="${code}"] tspan.c`).textContent(),
+        open: num(await path.getAttribute("data-open")),
+        overdue: num(await path.getAttribute("data-overdue")),
+        cls: await path.getAttribute("class"),
+        title: await path.locator("title").textContent(),
+        visible: await page.locator(`#map svg text[data-unit="${code}"]`).isVisible(),
+      };
+    };
     const final = {
       phase: "final",
       received: num(await text("kpi-received")),
@@ -54,6 +73,7 @@ async function main() {
       town_resolved: num(await cellOf("resolved")),
       towns: await page.locator("#board-body tr").count(),
       feed_items: await page.locator("#feed li").count(),
+      map: await mapOf("500113", town),
       errors,
     };
     await page.screenshot({ path: shots + "/dashboard-district.png", fullPage: true });
@@ -70,6 +90,7 @@ async function main() {
       hash: await page.evaluate(() => location.hash),
       received: num(await text("kpi-received")),
       rows: await page.locator("#board-body tr").count(),
+      map: await mapOf(town, community),
     });
     await page.screenshot({ path: shots + "/dashboard-town.png", fullPage: true });
   } finally {

@@ -16,6 +16,8 @@ const FEED_MAX = 40;
 
 let source = null;
 let unit = "";
+let mapUnit = null;       // the unit whose map is shown (or being fetched)
+let lastSummary = null;
 
 function el(tag, cls, text) {
   const e = document.createElement(tag);
@@ -41,6 +43,64 @@ function rateClass(r) { return r === null ? "" : r >= 0.98 ? "rate-good" : r >= 
 function hhmmss(ms) { return new Date(ms).toTimeString().slice(0, 8); }
 function setText(id, v) { document.getElementById(id).textContent = v; }
 
+// The map of a unit's children: outlines from /api/map.svg (fetched once per unit), their
+// colours and numbers kept up to date from the summary rows.
+function mapClass(open, overdue) {   // the same rule as geomap_class() in geomap.c
+  if (open === 0 && overdue === 0) return "m-idle";
+  if (overdue === 0) return "m-ok";
+  return overdue * 4 < open ? "m-warn" : "m-bad";
+}
+function mapNote(zh, en) {
+  const box = document.getElementById("map");
+  const p = el("p", "nomap", zh);
+  p.appendChild(el("small", "", en));
+  box.replaceChildren(p);
+  box.className = "empty";
+}
+function loadMap(code) {
+  mapUnit = code;
+  fetch("/api/map.svg" + (code ? "?unit=" + encodeURIComponent(code) : ""))
+    .then(r => r.ok ? r.text() : Promise.reject(r.status))
+    .then(text => {
+      if (mapUnit !== code) return;
+      const doc = new DOMParser().parseFromString(text, "image/svg+xml");
+      if (doc.documentElement.nodeName !== "svg") throw new Error("not an SVG");
+      const svg = document.importNode(doc.documentElement, true);
+      svg.addEventListener("click", e => {
+        const p = e.target.closest("path.drill");
+        if (p) go(p.dataset.unit);
+      });
+      const box = document.getElementById("map");
+      box.replaceChildren(svg);
+      box.className = "";
+      if (lastSummary) paintMap(lastSummary);
+    })
+    .catch(status => {
+      if (mapUnit !== code) return;
+      if (status === 404) mapNote("此级无边界数据", "no boundaries at this level");
+      else {
+        mapNote("地图暂不可用", "map not available yet");
+        setTimeout(() => { if (mapUnit === code) loadMap(code); }, 5000);
+      }
+    });
+}
+function paintMap(s) {
+  const box = document.getElementById("map");
+  s.rows.forEach(r => {
+    const code = CSS.escape(r.unit.code);
+    const p = box.querySelector(`path[data-unit="${code}"]`);
+    if (!p) return;
+    const open = r.total.depth + r.total.in_flight, overdue = r.total.overdue;
+    p.setAttribute("class", mapClass(open, overdue) + (r.drill ? " drill" : ""));
+    p.dataset.open = open;
+    p.dataset.overdue = overdue;
+    const title = p.querySelector("title");
+    if (title) title.textContent = `${r.unit.name} ${r.unit.code} · 在办 open ${open} · 超期 overdue ${overdue}`;
+    const c = box.querySelector(`text[data-unit="${code}"] tspan.c`);
+    if (c) c.textContent = `${open} / ${overdue}`;
+  });
+}
+
 function go(code) { location.hash = code ? "#u=" + encodeURIComponent(code) : ""; }
 
 function connect() {
@@ -48,6 +108,8 @@ function connect() {
   unit = m ? decodeURIComponent(m[1]) : "";
   if (source) source.close();
   document.getElementById("feed").textContent = "";
+  lastSummary = null;
+  if (mapUnit !== unit) loadMap(unit);
   source = new EventSource("/events" + (unit ? "?unit=" + encodeURIComponent(unit) : ""));
   source.addEventListener("summary", e => render(JSON.parse(e.data)));
   source.addEventListener("feed", e => feed(JSON.parse(e.data)));
@@ -91,6 +153,8 @@ function row(r, sectors, self) {
 }
 
 function render(s) {
+  lastSummary = s;
+  paintMap(s);
   const head = document.getElementById("board-head");
   head.textContent = "";
   const h0 = el("th"); h0.appendChild(bi("单位", "Unit")); head.appendChild(h0);
