@@ -61,6 +61,20 @@ def write_city(path, shards, default="east"):
     return str(path)
 
 
+FAR_AWAY = ("39.90", "116.40")   # Beijing: inside no boundary of the district
+
+
+def point_in_town(pg, town):
+    """A point inside `town`'s boundary as (lat, lon) text: the demo
+    boundary when the database has one, else a square the test adds."""
+    pg.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_MakeEnvelope("
+           "106.50, 29.40, 106.52, 29.42, 4326))) ON CONFLICT (unit) DO NOTHING "
+           "RETURNING unit", town)
+    row = pg.one("SELECT ST_Y(p) AS lat, ST_X(p) AS lon FROM (SELECT ST_PointOnSurface(geom) "
+                 "AS p FROM unit_boundary WHERE unit = %s) q", town)
+    return f"{row['lat']:.9f}", f"{row['lon']:.9f}"
+
+
 def copy_into_union(src_dsn, union, offset):
     """Copies incident and incident_event of one shard into the union
     database, with incident ids moved by `offset` (ids restart per shard)."""
@@ -246,8 +260,7 @@ def test_open311_routes_by_area_and_by_the_town_boundary_else_to_the_default_sha
     east, west = city["pg"]["east"], city["pg"]["west"]
     west_town = city["towns"]["west"][0]
     # the adapter's database holds the town boundaries: a square for one of west's towns
-    east.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_MakeEnvelope("
-             "106.50, 29.40, 106.52, 29.42, 4326))) RETURNING unit", west_town)
+    lat, lon = point_in_town(east, west_town)
     o = Open311(None, city["dsn"]["east"], tmp_path, city=city["file"])
     try:
         def post(key, **form):
@@ -260,17 +273,17 @@ def test_open311_routes_by_area_and_by_the_town_boundary_else_to_the_default_sha
         for name, iid in by_area.items():
             row = city["pg"][name].incident(iid)
             assert row is not None and row["queue"] == city["grid"][name], name
-        inside = post("in-square", address_id="", lat="29.41", long="106.51")
+        inside = post("in-square", address_id="", lat=lat, long=lon)
         row = west.incident(inside)
         assert row is not None and row["external_id"].endswith(":in-square")
         assert east.incident_by_key("open311", row["external_id"]) is None
-        outside = post("off-map", address_id="", lat="29.60", long="106.90")
+        outside = post("off-map", address_id="", lat=FAR_AWAY[0], long=FAR_AWAY[1])
         row = east.incident(outside)
         assert row is not None and row["external_id"].endswith(":off-map")
         assert row["queue"] == "triage"
         assert west.incident_by_key("open311", row["external_id"]) is None
         # a retry of a routed POST lands on the same shard: the same incident
-        assert post("in-square", address_id="", lat="29.41", long="106.51") == inside
+        assert post("in-square", address_id="", lat=lat, long=lon) == inside
     finally:
         assert o.stop() == 0
 
@@ -296,7 +309,7 @@ def test_hotline_sends_each_order_to_its_towns_shard_and_the_rest_to_the_default
     orders = [("HL-E1", {"grid": city["grid"]["east"]}),
               ("HL-W1", {"grid": city["grid"]["west"]}),
               ("HL-W2", {"town": city["towns"]["west"][-1]}),
-              ("HL-N1", {"lat": 29.5, "lon": 106.5}),
+              ("HL-N1", {"lat": float(FAR_AWAY[0]), "lon": float(FAR_AWAY[1])}),
               ("HL-W1", {"grid": city["grid"]["west"]})]   # a repeat: a duplicate on west
     feed = tmp_path / "feed.jsonl"
     feed.write_text("".join(
@@ -427,8 +440,7 @@ def test_a_towns_worker_and_a_shards_sla_timer_find_their_endpoint_in_the_city(c
 
 def test_gdctl_routes_by_the_town_boundary_covering_lat_lon_when_given_a_database(city):
     east, west = city["pg"]["east"], city["pg"]["west"]
-    east.all("INSERT INTO unit_boundary (unit, geom) VALUES (%s, ST_Multi(ST_MakeEnvelope("
-             "106.50, 29.40, 106.52, 29.42, 4326))) RETURNING unit", city["towns"]["west"][0])
+    lat, lon = point_in_town(east, city["towns"]["west"][0])
 
     def at(ext, lat, lon, *db):
         r = gdctl("--city", city["file"], *db, "--json", "submit", "--source", "shard-test",
@@ -436,9 +448,10 @@ def test_gdctl_routes_by_the_town_boundary_covering_lat_lon_when_given_a_databas
         assert r.returncode == 0, r.stderr
         return json_out(r)["shard"]
 
-    assert at("pos-in", "29.41", "106.51", "--db", city["dsn"]["east"]) == "west"
+    assert at("pos-in", lat, lon, "--db", city["dsn"]["east"]) == "west"
     assert west.incident_by_key("shard-test", "pos-in") is not None
-    assert at("pos-out", "29.60", "106.90", "--db", city["dsn"]["east"]) == "east"
+    assert at("pos-out", *FAR_AWAY, "--db", city["dsn"]["east"]) == "east"
     # without a database there is no position lookup: the default shard
-    assert at("pos-nodb", "29.41", "106.51") == "east"
-    assert east.incident_by_key("shard-test", "pos-nodb")["queue"] == "triage"
+    assert at("pos-nodb", lat, lon) == "east"
+    assert east.incident_by_key("shard-test", "pos-nodb") is not None
+    assert west.incident_by_key("shard-test", "pos-nodb") is None
