@@ -455,3 +455,23 @@ def test_gdctl_routes_by_the_town_boundary_covering_lat_lon_when_given_a_databas
     assert at("pos-nodb", lat, lon) == "east"
     assert east.incident_by_key("shard-test", "pos-nodb") is not None
     assert west.incident_by_key("shard-test", "pos-nodb") is None
+
+
+def test_the_city_file_of_deploy_readme_is_read_as_documented(tmp_path):
+    readme = (Path(os.environ.get("GD_SOURCE_DIR", ".")) / "deploy" / "README.md").read_text()
+    section = readme[readme.index("### City configuration"):]
+    start = section.index("```ini\n") + 7
+    example = section[start:section.index("\n```", start)]
+    f = tmp_path / "city.ini"
+    f.write_text(example)
+    sla = Path(os.environ["GD_BUILD_DIR"]) / "workers" / "gd-sla" / "gd-sla"
+    r = subprocess.run([str(sla), "--city", str(f), "--city-shard", "west", "--check-config"],
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert "work = tcp://broker-west:7702" in r.stdout and "all = true" in r.stdout
+    worker = Path(os.environ["GD_BUILD_DIR"]) / "workers" / "gd-worker" / "gd-worker"
+    r = subprocess.run([str(worker), "--city", str(f), "--queues", "500113004001001",
+                        "--handler", "/bin/true", "--check-config"], capture_output=True,
+                       text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert "endpoints = tcp://broker-east:7702" in r.stdout
