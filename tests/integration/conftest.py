@@ -120,10 +120,18 @@ def gd_template():
 
 
 @pytest.fixture
-def dsn(gd_template):
+def dsn(make_db):
     """DSN of a fresh database copied from the template, dropped after the test."""
+    return make_db()
+
+
+@pytest.fixture
+def make_db(gd_template):
+    """Factory: make_db() returns the DSN of one more fresh copy of the
+    template (one per shard of a test), each dropped after the test."""
     base = _admin_dsn()
-    name = "gd_it_" + uuid.uuid4().hex[:12]
+    made = []
+
     def admin_exec(sql):
         # a fresh connection each time: a test may restart the server
         admin = psycopg2.connect(base)
@@ -134,11 +142,17 @@ def dsn(gd_template):
         finally:
             admin.close()
 
-    admin_exec(f"CREATE DATABASE {name} TEMPLATE {gd_template}")
+    def make():
+        name = "gd_it_" + uuid.uuid4().hex[:12]
+        admin_exec(f"CREATE DATABASE {name} TEMPLATE {gd_template}")
+        made.append(name)
+        return psycopg2.extensions.make_dsn(base, dbname=name)
+
     try:
-        yield psycopg2.extensions.make_dsn(base, dbname=name)
+        yield make
     finally:
-        admin_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+        for name in made:
+            admin_exec(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
 
 
 class Pg:
@@ -341,14 +355,15 @@ def make_broker(request, dsn, hub):
     """Factory: make_broker(liveness=3, ...) starts a gd-broker on this test's database.
 
     Keyword arguments are command-line options (underscores become dashes)
-    on top of BROKER_DEFAULTS; start=False returns it unstarted."""
+    on top of BROKER_DEFAULTS; start=False returns it unstarted; db=DSN puts
+    it on another database (a second shard)."""
     made = []
     request.node._gd_brokers = made
 
-    def make(start=True, **opts):
+    def make(start=True, db=None, **opts):
         options = dict(BROKER_DEFAULTS)
         options.update({k.replace("_", "-"): v for k, v in opts.items()})
-        b = Broker(broker_binary(), dsn, hub, options)
+        b = Broker(broker_binary(), db or dsn, hub, options)
         made.append(b)
         return b.start() if start else b
 

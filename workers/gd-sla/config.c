@@ -7,12 +7,14 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "city.h"
 #include "log.h"
 
 #define SECTION "gd-sla"
 
 static const char usage[] =
     "usage: gd-sla --work EP[,EP...] (--shard TOWN[,TOWN...] | --all) [options]\n"
+    "       gd-sla --city FILE --city-shard NAME [--shard TOWN[,TOWN...]] [options]\n"
     "\n"
     "SLA-timer worker of griddispatch: holds the live deadlines of a shard of\n"
     "towns streamed by gd-broker and sends WARN and ESCALATE when they pass.\n"
@@ -20,6 +22,9 @@ static const char usage[] =
     "  --work EP[,EP...]       broker work endpoints (tcp:// or ipc://), tried in order\n"
     "  --shard T1,T2,...       town codes served (at most 128)\n"
     "  --all                   serve every town\n"
+    "  --city FILE             the city's shards (deploy/README.md), with --city-shard:\n"
+    "  --city-shard NAME       connect to that shard's work endpoint (instead of --work)\n"
+    "                          and, without --shard, serve all its broker's towns (--all)\n"
     "  --name NAME             session name for logs and event history [gd-sla]\n"
     "  --tick-ms N             timing wheel resolution, 1..1000 [10]; lateness <= N ms\n"
     "  --hello-timeout-ms N    wait for WELCOME before trying the next endpoint [5000]\n"
@@ -42,6 +47,8 @@ enum opt {
     OPT_WORK = 256,
     OPT_SHARD,
     OPT_ALL,
+    OPT_CITY,
+    OPT_CITY_SHARD,
     OPT_NAME,
     OPT_TICK,
     OPT_HELLO_TIMEOUT,
@@ -65,6 +72,8 @@ static const struct option options[] = {
     {"work", required_argument, NULL, OPT_WORK},
     {"shard", required_argument, NULL, OPT_SHARD},
     {"all", no_argument, NULL, OPT_ALL},
+    {"city", required_argument, NULL, OPT_CITY},
+    {"city-shard", required_argument, NULL, OPT_CITY_SHARD},
     {"name", required_argument, NULL, OPT_NAME},
     {"tick-ms", required_argument, NULL, OPT_TICK},
     {"hello-timeout-ms", required_argument, NULL, OPT_HELLO_TIMEOUT},
@@ -151,6 +160,14 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
                 free(cfg->shard[i]);
             cfg->n_shard = 0;
         }
+        break;
+    case OPT_CITY:
+        rc = strlen(value) == 0 ? -1 : set_string(&cfg->city_file, value);
+        break;
+    case OPT_CITY_SHARD:
+        rc = strlen(value) == 0 || strlen(value) > CITY_MAX_NAME
+                 ? -1
+                 : set_string(&cfg->city_shard, value);
         break;
     case OPT_NAME:
         rc = strlen(value) == 0 || strlen(value) > GD_MAX_NAME ? -1 : set_string(&cfg->name, value);
@@ -248,6 +265,47 @@ static void defaults(struct config *cfg)
     cfg->log_level = LOG_INFO;
 }
 
+/* --city + --city-shard: the shard's work endpoint, and all its broker's
+ * towns unless --shard named some. Returns 0 or -1 after printing why. */
+static int from_city(struct config *cfg, FILE *err)
+{
+    if (cfg->n_endpoints) {
+        fprintf(err, "gd-sla: give --work or --city-shard, not both\n");
+        return -1;
+    }
+    struct city *city;
+    char why[512];
+    int rc = city_load(cfg->city_file, &city, why, sizeof(why));
+    if (rc < 0) {
+        fprintf(err, "gd-sla: %s\n", rc == -ENOMEM ? "out of memory" : why);
+        return -1;
+    }
+    int i = city_find_shard(city, cfg->city_shard);
+    if (i < 0) {
+        fprintf(err, "gd-sla: %s has no shard '%s'\n", cfg->city_file, cfg->city_shard);
+        city_free(city);
+        return -1;
+    }
+    /* an HA pair's work endpoints are a comma list, as for --work; blanks
+     * after the commas are dropped (no endpoint has one) */
+    char list[CITY_MAX_VALUE + 1];
+    size_t n = 0;
+    for (const char *p = city_shard(city, (size_t)i)->work; *p && n < CITY_MAX_VALUE; p++)
+        if (*p != ' ' && *p != '\t')
+            list[n++] = *p;
+    list[n] = '\0';
+    rc = parse_list(list, cfg->endpoints, &cfg->n_endpoints, CONFIG_MAX_ENDPOINTS, 1024);
+    if (rc < 0)
+        fprintf(err, "gd-sla: shard %s of %s: bad work endpoint list\n", cfg->city_shard,
+                cfg->city_file);
+    city_free(city);
+    if (rc < 0)
+        return -1;
+    if (cfg->n_shard == 0)
+        cfg->all_towns = true; /* a shard's broker holds only the shard's deadlines */
+    return 0;
+}
+
 int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
 {
     defaults(cfg);
@@ -312,6 +370,12 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         if (apply(cfg, opt, name ? name : "?", optarg, err) < 0)
             return -1;
     }
+    if (!cfg->city_file != !cfg->city_shard) {
+        fprintf(err, "gd-sla: --city and --city-shard go together\n");
+        return -1;
+    }
+    if (cfg->city_file && from_city(cfg, err) < 0)
+        return -1;
     if (cfg->n_endpoints == 0) {
         fprintf(err, "gd-sla: --work is required\n");
         return -1;
@@ -351,6 +415,10 @@ void config_print(const struct config *cfg, const char *file, FILE *out)
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     fprintf(out, "; gd-sla %s: effective configuration (defaults < %s < command line)\n[gd-sla]\n",
             GD_VERSION, file ? file : "no file");
+    if (cfg->city_file) {
+        fprintf(out, "city = %s\ncity_shard = %s\n; from the city: ", cfg->city_file,
+                cfg->city_shard);
+    }
     print_list(out, "work", cfg->endpoints, cfg->n_endpoints);
     if (cfg->all_towns)
         fprintf(out, "all = true\n");
@@ -375,6 +443,8 @@ void config_fini(struct config *cfg)
     for (uint32_t i = 0; i < cfg->n_shard; i++)
         free(cfg->shard[i]);
     free(cfg->name);
+    free(cfg->city_file);
+    free(cfg->city_shard);
     free(cfg->curve_server_key);
     free(cfg->curve_public_key);
     free(cfg->curve_secret_key);

@@ -16,6 +16,8 @@ struct config {
     char *shard[GD_MAX_SHARD]; /* town codes; none = all towns */
     uint32_t n_shard;
     bool all_towns;            /* --all was given */
+    char *city_file;           /* --city: the city configuration (shards) */
+    char *city_shard;          /* --city-shard: its shard whose work endpoint we use */
     char *name;                /* HELLO name */
     uint32_t tick_ms;          /* timing wheel resolution */
     uint32_t hello_timeout_ms; /* wait for WELCOME/DENIED */

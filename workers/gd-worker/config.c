@@ -7,9 +7,12 @@
 #include <string.h>
 #include <wordexp.h>
 
+#include "city.h"
+
 const char *const config_keys[] = {
     "endpoints",
     "queues",
+    "city",
     "credit",
     "name",
     "handler",
@@ -60,6 +63,7 @@ void config_fini(struct config *cfg)
 {
     free_list(cfg->endpoints, &cfg->n_endpoints);
     free_list(cfg->queues, &cfg->n_queues);
+    free(cfg->city);
     free(cfg->name);
     free(cfg->handler);
     free(cfg->webhook);
@@ -180,6 +184,8 @@ int config_set(struct config *cfg, const char *key_in, const char *value_in, cha
                         errlen);
     if (strcmp(key, "queues") == 0)
         return set_list(cfg->queues, &cfg->n_queues, CONFIG_MAX_QUEUES, key, v, err, errlen);
+    if (strcmp(key, "city") == 0)
+        return set_str(&cfg->city, v);
     if (strcmp(key, "credit") == 0)
         return set_u32(&cfg->credit, key, v, 1, GD_MAX_CREDIT, err, errlen);
     if (strcmp(key, "name") == 0) {
@@ -287,6 +293,51 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
     return ctx.rc == -ENOMEM ? -ENOMEM : -EINVAL;
 }
 
+int config_from_city(struct config *cfg, char *err, size_t errlen)
+{
+    if (!cfg->city)
+        return 0;
+    if (cfg->n_endpoints) {
+        snprintf(err, errlen, "set endpoints or city, not both");
+        return -EINVAL;
+    }
+    struct city *city;
+    char why[CONFIG_ERR_LEN];
+    int rc = city_load(cfg->city, &city, why, sizeof(why));
+    if (rc < 0) {
+        snprintf(err, errlen, "city: %s", rc == -ENOMEM ? "out of memory" : why);
+        return rc;
+    }
+    int shard = -1;
+    for (size_t q = 0; q < cfg->n_queues; q++) {
+        const char *name = cfg->queues[q];
+        int i = city_shard_of_unit(city, name, strlen(name));
+        if (i < 0)
+            i = city_default_shard(city);
+        if (i < 0) {
+            snprintf(err, errlen, "queue %s: no shard of %s owns its town and it names no default",
+                     name, cfg->city);
+            rc = -EINVAL;
+            goto free_city;
+        }
+        if (shard >= 0 && i != shard) {
+            snprintf(err, errlen,
+                     "queues %s and %s are on two shards (%s, %s): run one gd-worker per shard",
+                     cfg->queues[0], name, city_shard(city, (size_t)shard)->name,
+                     city_shard(city, (size_t)i)->name);
+            rc = -EINVAL;
+            goto free_city;
+        }
+        shard = i;
+    }
+    rc = 0;
+    if (shard >= 0) /* an HA pair's work endpoints are a comma list, as for endpoints */
+        rc = config_set(cfg, "endpoints", city_shard(city, (size_t)shard)->work, err, errlen);
+free_city:
+    city_free(city);
+    return rc;
+}
+
 int config_check(const struct config *cfg, char *err, size_t errlen)
 {
     if (cfg->n_endpoints == 0) {
@@ -368,6 +419,8 @@ static void print_list(FILE *out, const char *key, char *const *items, size_t n)
 void config_print(const struct config *cfg, FILE *out)
 {
     fprintf(out, "[gd-worker]\n");
+    if (cfg->city)
+        fprintf(out, "; endpoints from the city %s\n", cfg->city);
     print_list(out, "endpoints", cfg->endpoints, cfg->n_endpoints);
     print_list(out, "queues", cfg->queues, cfg->n_queues);
     fprintf(out, "credit = %u\n", cfg->credit);

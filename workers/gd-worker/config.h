@@ -25,6 +25,7 @@ struct config {
     size_t n_endpoints;
     char *queues[CONFIG_MAX_QUEUES];
     size_t n_queues;
+    char *city; /* city configuration file: the endpoint is the queues' shard's work */
     uint32_t credit;
     char *name;
     char *handler; /* command line (split like a shell, no shell run), or NULL */
@@ -60,6 +61,14 @@ int config_set(struct config *cfg, const char *key, const char *value, char *err
  * 0; or -errno when the file cannot be opened, or -EINVAL with
  * "FILE:LINE: message" in err for the first bad line. */
 int config_load(struct config *cfg, const char *path, char *err, size_t errlen);
+
+/* With `city` set: loads that city configuration and sets the endpoints to
+ * the work endpoint of the shard that owns the towns of all the queues (a
+ * queue without a town, like triage, is the default shard's). Refused with
+ * a message in err: endpoints set as well, a city file that does not load,
+ * queues of two shards (run one gd-worker per shard), a queue no shard owns
+ * without a default. Returns 0 (also without city), -EINVAL, or -ENOMEM. */
+int config_from_city(struct config *cfg, char *err, size_t errlen);
 
 /* Checks the whole configuration once file and overrides are applied:
  * endpoints and queues given, exactly one of handler and webhook, a

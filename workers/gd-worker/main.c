@@ -42,6 +42,8 @@ static void usage(FILE *out)
             "underscores), overriding the file:\n"
             "  endpoints         comma list of broker work endpoints, tried in order\n"
             "  queues            comma list of queues (org-unit codes) served\n"
+            "  city              city configuration file (instead of endpoints): the work\n"
+            "                    endpoint of the shard owning the queues' towns\n"
             "  credit            incidents in hand at once, 1..1024 [1]\n"
             "  name              worker name in the broker's event history\n"
             "  handler           command run per incident (split like a shell, no shell)\n"
@@ -156,7 +158,7 @@ static int parse_args(int argc, char **argv, struct config *cfg, bool *ret_check
             return -1;
         }
     }
-    if (config_check(cfg, err, sizeof(err)) < 0) {
+    if (config_from_city(cfg, err, sizeof(err)) < 0 || config_check(cfg, err, sizeof(err)) < 0) {
         fprintf(stderr, "gd-worker: %s%s%s\n", config_path ? config_path : "",
                 config_path ? ": " : "", err);
         return -1;

@@ -36,6 +36,9 @@ int gdctl_common_option(struct gdctl *g, int opt, const char *arg)
         g->timeout_ms = (int)v;
         return 0;
     }
+    case 1005:
+        g->city_file = arg;
+        return 0;
     default:
         return -1;
     }
@@ -114,13 +117,33 @@ int gdctl_call(struct gdctl *g, struct gd_msg *m, struct gd_msg *ret)
     return EXIT_OK;
 }
 
+int gdctl_city(struct gdctl *g)
+{
+    if (g->city)
+        return EXIT_OK;
+    if (!g->city_file)
+        return gdctl_fail(g, EXIT_USAGE, "usage", "no city: pass --city FILE or set GD_CITY");
+    char err[512];
+    int rc = city_load(g->city_file, &g->city, err, sizeof(err));
+    if (rc == -ENOMEM)
+        return gdctl_fail(g, EXIT_LOCAL, "local", "out of memory reading %s", g->city_file);
+    if (rc < 0)
+        return gdctl_fail(g, EXIT_USAGE, "usage", "bad city configuration: %s", err);
+    return EXIT_OK;
+}
+
 PGconn *gdctl_db(struct gdctl *g)
 {
     if (!g->dsn) {
         gdctl_fail(g, EXIT_USAGE, "usage", "no database: pass --db DSN or set GD_DB_DSN");
         return NULL;
     }
-    PGconn *db = PQconnectdb(g->dsn);
+    return gdctl_db_dsn(g, g->dsn);
+}
+
+PGconn *gdctl_db_dsn(struct gdctl *g, const char *dsn)
+{
+    PGconn *db = PQconnectdb(dsn);
     if (PQstatus(db) != CONNECTION_OK) {
         gdctl_fail(g, EXIT_UNAVAILABLE, "unavailable", "cannot connect to the database: %s",
                    PQerrorMessage(db));

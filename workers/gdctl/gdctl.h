@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 
+#include "city.h"
 #include "gdp.h"
 #include "intake.h"
 
@@ -28,10 +29,12 @@ struct gdctl {
     const char *intake_ep; /* --intake, $GD_INTAKE */
     const char *status_ep; /* --status, $GD_STATUS */
     const char *dsn;       /* --db, $GD_DB_DSN */
+    const char *city_file; /* --city, $GD_CITY: the shards (city.h) */
     bool json;             /* --json: machine-readable output on stdout */
     int timeout_ms;        /* --timeout: per broker request */
     void *zctx;
     struct intake *intake;
+    struct city *city; /* loaded by gdctl_city() */
 };
 
 struct gdctl_command {
@@ -47,12 +50,12 @@ extern const struct gdctl_command gdctl_commands[];
 
 /* Every subcommand's getopt_long table starts with these; they return the
  * option values 1000.. handled by gdctl_common_option(). */
-#define GDCTL_COMMON_OPTIONS                                                              \
-    {"intake", required_argument, NULL, 1000}, {"status", required_argument, NULL, 1001}, \
-        {"db", required_argument, NULL, 1002}, {"json", no_argument, NULL, 1003},         \
-        {"timeout", required_argument, NULL, 1004},                                       \
-    {                                                                                     \
-        "help", no_argument, NULL, 'h'                                                    \
+#define GDCTL_COMMON_OPTIONS                                                                 \
+    {"intake", required_argument, NULL, 1000}, {"status", required_argument, NULL, 1001},    \
+        {"db", required_argument, NULL, 1002}, {"json", no_argument, NULL, 1003},            \
+        {"timeout", required_argument, NULL, 1004}, {"city", required_argument, NULL, 1005}, \
+    {                                                                                        \
+        "help", no_argument, NULL, 'h'                                                       \
     }
 
 /* Applies common option `opt` (one of GDCTL_COMMON_OPTIONS). Returns 0, or
@@ -73,6 +76,15 @@ int gdctl_fail(struct gdctl *g, int exit, const char *code, const char *fmt, ...
  * (gdctl_fail) and returns EXIT_REFUSED, EXIT_NOT_FOUND, EXIT_UNAVAILABLE
  * or EXIT_LOCAL. */
 int gdctl_call(struct gdctl *g, struct gd_msg *m, struct gd_msg *ret);
+
+/* Loads the city configuration named by --city once. Returns EXIT_OK with
+ * g->city set, or reports why it does not load (gdctl_fail) and returns
+ * EXIT_USAGE (no --city, a bad file) or EXIT_LOCAL (out of memory). */
+int gdctl_city(struct gdctl *g);
+
+/* Opens a database connection to `dsn`. Returns it, or NULL after
+ * reporting the failure (the caller exits EXIT_UNAVAILABLE). */
+PGconn *gdctl_db_dsn(struct gdctl *g, const char *dsn);
 
 /* Opens a database connection (--db). Returns it, or NULL after reporting
  * the failure (the caller exits EXIT_UNAVAILABLE). */

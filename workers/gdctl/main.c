@@ -20,6 +20,9 @@ static void usage(FILE *out)
                  "  --intake EP     broker intake endpoint [$GD_INTAKE]\n"
                  "  --status EP     broker status endpoint [$GD_STATUS]\n"
                  "  --db DSN        PostgreSQL connection string [$GD_DB_DSN]\n"
+                 "  --city FILE     the city's shards (deploy/README.md): submit goes to the\n"
+                 "                  shard owning the town (by --unit, or by --lat/--lon and the\n"
+                 "                  town boundaries in --db), report combines all shards [$GD_CITY]\n"
                  "  --json          machine-readable output: one JSON document per line on stdout\n"
                  "                  (errors too: {\"error\": {\"code\", \"message\", \"exit\"}})\n"
                  "  --timeout MS    wait for each broker answer [5000]\n"
@@ -41,6 +44,7 @@ int main(int argc, char **argv)
         .intake_ep = getenv("GD_INTAKE"),
         .status_ep = getenv("GD_STATUS"),
         .dsn = getenv("GD_DB_DSN"),
+        .city_file = getenv("GD_CITY"),
         .timeout_ms = 5000,
     };
     static const struct option opts[] = {
@@ -81,6 +85,7 @@ int main(int argc, char **argv)
     optind = 0; /* the command parses its own options (glibc: full reset) */
     int rc = cmd->run(&g, argc - first, argv + first);
     intake_close(g.intake);
+    city_free(g.city);
     zmq_ctx_term(g.zctx);
     return rc;
 }

@@ -15,6 +15,7 @@
 
 enum {
     OPT_INTAKE = 256,
+    OPT_CITY,
     OPT_INPUT,
     OPT_FOLLOW,
     OPT_STATE,
@@ -31,6 +32,7 @@ enum {
 
 static const struct option options[] = {
     {"intake", required_argument, NULL, OPT_INTAKE},
+    {"city", required_argument, NULL, OPT_CITY},
     {"input", required_argument, NULL, OPT_INPUT},
     {"follow", optional_argument, NULL, OPT_FOLLOW},
     {"state", required_argument, NULL, OPT_STATE},
@@ -58,6 +60,8 @@ static const char usage[] =
     "                     without '--' ('-' or '_'); the command line wins over the file\n"
     "  --check-config     check the configuration, print it as an INI file and exit\n"
     "  --intake EP        broker intake endpoint [$GD_INTAKE]\n"
+    "  --city FILE        the city's shards (deploy/README.md) instead of --intake: each\n"
+    "                     order goes to the shard owning its town, else to the default\n"
     "  --input FILE       the feed; - reads stdin\n"
     "  --follow[=BOOL]    keep reading as the file grows (and after rotation) [false]\n"
     "  --state FILE       durable resume position (byte offset + inode)\n"
@@ -141,6 +145,8 @@ static int apply(struct hotline_config *cfg, int opt, const char *name, const ch
         }
         if (opt == OPT_INTAKE)
             cfg->intake = value;
+        else if (opt == OPT_CITY)
+            cfg->city = value;
         else if (opt == OPT_INPUT)
             cfg->input = value;
         else if (opt == OPT_STATE)
@@ -299,11 +305,11 @@ int hotline_config_parse(struct hotline_config *cfg, int argc, char **argv, FILE
             return -1;
         }
     }
-    const char *missing = !cfg->intake   ? "intake (or GD_INTAKE)"
-                          : !cfg->input  ? "input"
-                          : !cfg->state  ? "state"
-                          : !cfg->reject ? "reject"
-                                         : NULL;
+    const char *missing = !cfg->intake && !cfg->city ? "intake (or GD_INTAKE, or city)"
+                          : !cfg->input              ? "input"
+                          : !cfg->state              ? "state"
+                          : !cfg->reject             ? "reject"
+                                                     : NULL;
     if (missing) {
         fprintf(err, "gd-hotline: %s is not set\n", missing);
         return -1;
@@ -321,8 +327,9 @@ void hotline_config_print(const struct hotline_config *cfg, FILE *out)
             "; gd-hotline %s: effective configuration (defaults < %s < GD_INTAKE < command "
             "line)\n[gd-hotline]\n",
             GD_VERSION, cfg->config_file ? cfg->config_file : "no file");
-    fprintf(out, "intake = %s\ninput = %s\nfollow = %s\nstate = %s\nreject = %s\n", cfg->intake,
-            cfg->input, cfg->follow ? "true" : "false", cfg->state, cfg->reject);
+    fprintf(out, "%s = %s\ninput = %s\nfollow = %s\nstate = %s\nreject = %s\n",
+            cfg->city ? "city" : "intake", cfg->city ? cfg->city : cfg->intake, cfg->input,
+            cfg->follow ? "true" : "false", cfg->state, cfg->reject);
     fprintf(out, "window = %u\ntimeout_ms = %d\nsave_ms = %d\npoll_ms = %d\nmax_line = %ld\n",
             cfg->pump.window, cfg->pump.timeout_ms, cfg->pump.save_ms, cfg->pump.poll_ms,
             cfg->max_line);

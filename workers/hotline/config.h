@@ -12,6 +12,7 @@
 
 struct hotline_config {
     const char *intake; /* broker intake endpoint; env GD_INTAKE */
+    const char *city;   /* city configuration (shards): replaces intake */
     const char *input;  /* the feed; "-" is stdin */
     const char *state;  /* durable resume position */
     const char *reject; /* bad lines go here */

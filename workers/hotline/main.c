@@ -76,21 +76,46 @@ int main(int argc, char **argv)
     else if (pos.inode && pos.inode == feed_inode(feed))
         hlog(cfg.log_level, HLOG_INFO, "resuming after line %" PRIu64 " (byte %" PRIu64 ")",
              pos.line, pos.offset);
-    hlog(cfg.log_level, HLOG_INFO, "submitting %s to %s%s", input, intake_ep,
+    struct city *city = NULL;
+    const char *endpoints[CITY_MAX_SHARDS] = {intake_ep};
+    size_t n_in = 1;
+    if (hc.city) {
+        char why[512];
+        err = city_load(hc.city, &city, why, sizeof(why));
+        if (err < 0) {
+            hlog(cfg.log_level, HLOG_ERROR, "city: %s", err == -ENOMEM ? "out of memory" : why);
+            goto close_feed;
+        }
+        if (city_default_shard(city) < 0) {
+            hlog(cfg.log_level, HLOG_ERROR,
+                 "city %s: set [city] default: an order whose town no shard owns goes to its "
+                 "triage",
+                 hc.city);
+            goto free_city;
+        }
+        n_in = city_n_shards(city);
+        for (size_t i = 0; i < n_in; i++)
+            endpoints[i] = city_shard(city, i)->intake;
+    }
+    const char *target = hc.city ? hc.city : intake_ep;
+    hlog(cfg.log_level, HLOG_INFO, "submitting %s to %s%s", input, target,
          follow ? " (following it)" : "");
     void *zctx = zmq_ctx_new();
-    struct intake *in = NULL;
-    if (!zctx || intake_open(zctx, intake_ep, &in) < 0) {
-        hlog(cfg.log_level, HLOG_ERROR, "cannot connect to %s", intake_ep);
-        goto term_zmq;
-    }
+    struct intake *in[CITY_MAX_SHARDS] = {NULL};
+    if (!zctx)
+        goto free_city;
+    for (size_t i = 0; i < n_in; i++)
+        if (intake_open(zctx, endpoints[i], &in[i]) < 0) {
+            hlog(cfg.log_level, HLOG_ERROR, "cannot connect to %s", endpoints[i]);
+            goto term_zmq;
+        }
     struct svcnotify notify;
     svcnotify_init(&notify);
-    svcnotify_ready("submitting %s to the broker at %s%s", input, intake_ep,
-                    follow ? " (following it)" : "");
+    svcnotify_ready("submitting %s to %s%s%s", input, hc.city ? "the shards of " : "the broker at ",
+                    target, follow ? " (following it)" : "");
     struct pump_stats st;
     int64_t t0 = mono_ms();
-    err = pump_run(&cfg, feed, in, res, sfd, &notify, &st);
+    err = pump_run(&cfg, feed, in, n_in, city, res, sfd, &notify, &st);
     double secs = (double)(mono_ms() - t0) / 1000.0;
     hlog(cfg.log_level, HLOG_INFO,
          "%" PRIu64 " lines: %" PRIu64 " accepted, %" PRIu64 " duplicates, %" PRIu64
@@ -101,9 +126,12 @@ int main(int argc, char **argv)
         hlog(cfg.log_level, HLOG_ERROR, "stopped: %s", strerror(-err));
     rc = err < 0 ? 3 : err;
 term_zmq:
-    intake_close(in);
-    if (zctx)
-        zmq_ctx_term(zctx);
+    for (size_t i = 0; i < n_in; i++)
+        intake_close(in[i]);
+    zmq_ctx_term(zctx);
+free_city:
+    city_free(city);
+close_feed:
     feed_close(feed);
 close_resume:
     resume_close(res);

@@ -19,6 +19,7 @@ enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_WAIT, SLOT_DONE };
 struct slot {
     enum slot_state state;
     uint64_t seq; /* also the request ref */
+    size_t shard; /* the intake it goes to */
     uint64_t line, start, end;
     bool rejected;
     char reason[GD_MAX_TEXT + 160];
@@ -30,7 +31,9 @@ struct slot {
 struct pump {
     const struct pump_config *cfg;
     struct feed *feed;
-    struct intake *in;
+    struct intake *const *in;
+    size_t n_in;
+    const struct city *city;
     struct resume *res;
     struct slot *slots;
     uint64_t head, tail; /* seqs: [head, tail) occupy slots */
@@ -54,7 +57,7 @@ static struct slot *slot_of(struct pump *p, uint64_t seq)
 
 static int send_slot(struct pump *p, struct slot *s)
 {
-    int rc = intake_send_raw(p->in, GD_T_SUBMIT, s->body.data, s->body.len);
+    int rc = intake_send_raw(p->in[s->shard], GD_T_SUBMIT, s->body.data, s->body.len);
     if (rc == -EAGAIN) { /* no broker connection yet: try again shortly */
         s->state = SLOT_WAIT;
         s->due = now_ms() + 100;
@@ -103,6 +106,12 @@ static int take_line(struct pump *p)
     snprintf(s->ticket, sizeof(s->ticket), "%.*s", (int)o.msg.u.submit.external_id.len,
              o.msg.u.submit.external_id.ptr);
     o.msg.u.submit.ref = seq + 1; /* refs are never 0 */
+    s->shard = 0;
+    if (p->city) {
+        const struct gd_str *unit = &o.msg.u.submit.location.unit;
+        int i = city_shard_of_unit(p->city, unit->ptr, unit->len);
+        s->shard = (size_t)(i >= 0 ? i : city_default_shard(p->city));
+    }
     gd_buf_reset(&s->body);
     rc = gd_encode(&o.msg, &s->body);
     order_fini(&o);
@@ -117,14 +126,14 @@ static int take_line(struct pump *p)
     return rc < 0 ? rc : 1;
 }
 
-/* Handles one reply. */
-static void on_reply(struct pump *p, const struct gd_msg *m)
+/* Handles one reply from the intake of shard `shard`. */
+static void on_reply(struct pump *p, size_t shard, const struct gd_msg *m)
 {
     uint64_t ref = intake_msg_ref(m);
     if (ref == 0 || ref - 1 < p->head || ref - 1 >= p->tail)
         return; /* late answer to something already final, or not ours */
     struct slot *s = slot_of(p, ref - 1);
-    if (s->state != SLOT_SENT && s->state != SLOT_WAIT)
+    if ((s->state != SLOT_SENT && s->state != SLOT_WAIT) || s->shard != shard)
         return;
     switch (m->type) {
     case GD_T_ACCEPTED:
@@ -210,11 +219,14 @@ static int64_t resend_due(struct pump *p, int64_t now)
     return next;
 }
 
-int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in,
-             struct resume *res, int stop_fd, struct svcnotify *notify,
-             struct pump_stats *ret_stats)
+int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *const *in,
+             size_t n_in, const struct city *city, struct resume *res, int stop_fd,
+             struct svcnotify *notify, struct pump_stats *ret_stats)
 {
-    struct pump p = {.cfg = cfg, .feed = feed, .in = in, .res = res};
+    if (n_in < 1 || n_in > CITY_MAX_SHARDS ||
+        (city && (city_n_shards(city) != n_in || city_default_shard(city) < 0)))
+        return -EINVAL;
+    struct pump p = {.cfg = cfg, .feed = feed, .in = in, .n_in = n_in, .city = city, .res = res};
     p.slots = calloc(cfg->window, sizeof(*p.slots));
     if (!p.slots)
         return -ENOMEM;
@@ -280,14 +292,16 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
         if (stopping && (timeout < 0 || timeout > 100))
             timeout = 100;
         timeout = svcnotify_wait_ms(notify, timeout);
-        zmq_pollitem_t items[2] = {{.socket = intake_socket(in), .events = ZMQ_POLLIN},
-                                   {.fd = stop_fd, .events = ZMQ_POLLIN}};
-        int n = zmq_poll(items, stop_fd >= 0 ? 2 : 1, timeout);
+        zmq_pollitem_t items[CITY_MAX_SHARDS + 1] = {{.fd = stop_fd, .events = ZMQ_POLLIN}};
+        for (size_t i = 0; i < n_in; i++)
+            items[1 + i] = (zmq_pollitem_t){.socket = intake_socket(in[i]), .events = ZMQ_POLLIN};
+        int n = stop_fd >= 0 ? zmq_poll(items, (int)n_in + 1, timeout)
+                             : zmq_poll(items + 1, (int)n_in, timeout);
         if (n < 0 && zmq_errno() != EINTR) {
             rc = -zmq_errno();
             goto done;
         }
-        if (stop_fd >= 0 && items[1].revents) {
+        if (stop_fd >= 0 && items[0].revents) {
             char sig[128]; /* consume the signalfd record(s) */
             if (read(stop_fd, sig, sizeof(sig)) < 0 && errno != EAGAIN)
                 hlog(cfg->log_level, HLOG_WARN, "reading the signal fd: %s", strerror(errno));
@@ -311,14 +325,16 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in
             rc = 1;
             goto done;
         }
-        struct gd_msg m;
-        int got;
-        while ((got = intake_recv(in, 0, &m)) != 0) {
-            if (got == 1)
-                on_reply(&p, &m);
-            else if (got != -EPROTO) {
-                rc = got;
-                goto done;
+        for (size_t i = 0; i < n_in; i++) {
+            struct gd_msg m;
+            int got;
+            while ((got = intake_recv(in[i], 0, &m)) != 0) {
+                if (got == 1)
+                    on_reply(&p, i, &m);
+                else if (got != -EPROTO) {
+                    rc = got;
+                    goto done;
+                }
             }
         }
     }

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "city.h"
 #include "feed.h"
 #include "intake.h"
 #include "resume.h"
@@ -28,12 +29,16 @@ struct pump_stats {
  * The resume position only ever covers lines whose outcome is final and
  * all lines before them, so a crash at any point neither skips an order
  * nor lists a bad line twice; resubmits after a crash are answered
- * duplicate by the broker. Every turn of the loop feeds the systemd
+ * duplicate by the broker. With a `city`, in[i] is the intake of shard i
+ * (n_in of them) and each order goes to the shard that owns the town of its
+ * unit, else to the city's default shard (which must be set), so that a
+ * resubmit reaches the same shard; without one, in[0] takes everything
+ * (n_in is 1). Every turn of the loop feeds the systemd
  * watchdog through `notify` (which bounds each wait), and a signal sends
  * STOPPING=1. Returns 0 when everything read was committed, 1 when
  * stopped by a signal (what was committed is saved), or -errno. */
-int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *in,
-             struct resume *res, int stop_fd, struct svcnotify *notify,
-             struct pump_stats *ret_stats);
+int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *const *in,
+             size_t n_in, const struct city *city, struct resume *res, int stop_fd,
+             struct svcnotify *notify, struct pump_stats *ret_stats);
 
 #endif

@@ -31,6 +31,7 @@ void config_fini(struct config *cfg)
 {
     free(cfg->bind);
     free(cfg->intake);
+    free(cfg->city);
     free(cfg->db);
     free(cfg->keys_file);
     free(cfg->public_sources);
@@ -82,6 +83,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         rc = set_uint(&c->port, value, 0, 65535);
     else if (strcmp(name, "intake") == 0)
         rc = set_str(&c->intake, value);
+    else if (strcmp(name, "city") == 0)
+        rc = set_str(&c->city, value);
     else if (strcmp(name, "db") == 0)
         rc = set_str(&c->db, value);
     else if (strcmp(name, "keys_file") == 0)
@@ -216,8 +219,12 @@ int config_load(struct config *cfg, const char *path, char *err, size_t errlen)
 
 int config_check(const struct config *cfg, char *err, size_t errlen)
 {
-    if (!cfg->intake || !cfg->db) {
-        snprintf(err, errlen, "intake and db are required");
+    if ((!cfg->intake && !cfg->city) || !cfg->db) {
+        snprintf(err, errlen, "intake (or city) and db are required");
+        return -1;
+    }
+    if (cfg->intake && cfg->city) {
+        snprintf(err, errlen, "set intake (one broker) or city (its shards), not both");
         return -1;
     }
     if (cfg->n_keys == 0) {
@@ -248,13 +255,16 @@ void config_print(const struct config *cfg, FILE *out)
     static const char *const levels[] = {"error", "warn", "info", "debug"};
     fprintf(out,
             "; gd-open311: effective configuration (db and api keys not shown)\n[gd-open311]\n"
-            "bind = %s\nport = %u\nintake = %s\n; db = (set, not shown)\nkeys_file = %s\n; "
+            "bind = %s\nport = %u\n%s = %s\n; db = (set, not shown)\nkeys_file = %s\n; "
             "api_keys = %zu\n"
             "utc_offset_min = %d\npublic_sources = %s\nmax_body = %zu\nmax_connections = %u\n"
             "max_concurrent = %u\ndb_pool = %u\npage_size = %u\nmax_page_size = %u\n"
             "max_page = %u\nmax_ids = %u\nsubmit_timeout_ms = %u\nattempt_timeout_ms = %u\n"
             "log_level = %s\n",
-            cfg->bind ? cfg->bind : "127.0.0.1", cfg->port, cfg->intake ? cfg->intake : "",
+            cfg->bind ? cfg->bind : "127.0.0.1", cfg->port, cfg->city ? "city" : "intake",
+            cfg->city     ? cfg->city
+            : cfg->intake ? cfg->intake
+                          : "",
             cfg->keys_file ? cfg->keys_file : "", cfg->n_keys, cfg->utc_offset_min,
             cfg->public_sources ? cfg->public_sources : "open311", cfg->max_body,
             cfg->max_connections, cfg->max_concurrent, cfg->db_pool, cfg->page_size,

@@ -19,7 +19,8 @@ struct api_key {
 struct config {
     char *bind;                  /* listen address [127.0.0.1] */
     unsigned port;               /* [7780]; 0 = any free port (logged) */
-    char *intake;                /* broker intake endpoint */
+    char *intake;                /* broker intake endpoint (one broker) */
+    char *city;                  /* city configuration file (shards): instead of intake */
     char *db;                    /* PostgreSQL DSN for the read-only queries */
     char *keys_file;             /* lines "key = principal" */
     int utc_offset_min;          /* zone of the dates we write [480] */

@@ -10,6 +10,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "city.h"
 #include "isotime.h"
 
 /* Longest wait for a free connection before answering 503. */
@@ -205,6 +206,25 @@ int db_org_unit(struct db *d, const char *code)
     int n = PQntuples(res);
     PQclear(res);
     return n ? DB_OK : DB_NOT_FOUND;
+}
+
+int db_town_at(struct db *d, double lat, double lon, char ret_town[16])
+{
+    char la[32], lo[32];
+    snprintf(la, sizeof(la), "%.9f", lat);
+    snprintf(lo, sizeof(lo), "%.9f", lon);
+    const char *params[2] = {la, lo};
+    PGresult *res;
+    int rc = query(d, CITY_TOWN_AT_SQL, 2, params, &res);
+    if (rc != DB_OK)
+        return rc;
+    rc = DB_NOT_FOUND;
+    if (PQntuples(res) == 1) {
+        snprintf(ret_town, 16, "%s", PQgetvalue(res, 0, 0));
+        rc = DB_OK;
+    }
+    PQclear(res);
+    return rc;
 }
 
 /* Public fields only: no reporter_* column is ever selected. */

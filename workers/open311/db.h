@@ -32,6 +32,11 @@ int db_service(struct db *d, const char *code, json_t **ret);
 /* Whether org unit `code` exists: DB_OK or DB_NOT_FOUND. */
 int db_org_unit(struct db *d, const char *code);
 
+/* The town whose boundary (unit_boundary, PostGIS) covers WGS-84 point
+ * lat/lon: its 9-digit code into ret_town. DB_OK, DB_NOT_FOUND (no town
+ * boundary there, or none loaded), or a failure. */
+int db_town_at(struct db *d, double lat, double lon, char ret_town[16]);
+
 /* Filters of GET requests; NULL/0 = not filtered. Lists are PostgreSQL
  * array literals built from checked values ("{1,2}"). */
 struct db_request_filter {

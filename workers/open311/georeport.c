@@ -139,6 +139,27 @@ static int64_t mono_ms(void)
 
 /* ---- POST requests ---- */
 
+/* The shard of the city that owns the town of SUBMIT `s`: by its unit
+ * (address_id), else by the town boundary covering lat/long, else the
+ * city's default shard (checked at start), whose triage takes it. Returns
+ * DB_OK with *ret_shard, or a database failure (the client retries). */
+static int pick_shard(struct georeport *g, const struct gd_submit *s, size_t *ret_shard)
+{
+    int i = city_shard_of_unit(g->city, s->location.unit.ptr, s->location.unit.len);
+    if (i < 0 && s->location.has_coords) {
+        char town[16];
+        int rc = db_town_at(g->db, s->location.lat, s->location.lon, town);
+        if (rc < 0)
+            return rc;
+        if (rc == DB_OK)
+            i = city_shard_of_unit(g->city, town, strlen(town));
+    }
+    if (i < 0)
+        i = city_default_shard(g->city);
+    *ret_shard = (size_t)i;
+    return DB_OK;
+}
+
 static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *c,
                                     struct request *r, enum georeq_fmt fmt)
 {
@@ -189,6 +210,9 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
             goto free_sub;
         }
     }
+    size_t shard = 0;
+    if (rc == DB_OK && g->city)
+        rc = pick_shard(g, s, &shard);
     if (rc != DB_OK) {
         result = send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, fmt, 5, "database unavailable");
         goto free_sub;
@@ -222,7 +246,7 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
         }
         uint8_t type;
         int attempt_ms = (int)(left < cfg->attempt_timeout_ms ? left : cfg->attempt_timeout_ms);
-        rc = relay_call(g->relay, s->ref, GD_T_SUBMIT, &body, attempt_ms, &type, &reply);
+        rc = relay_call(g->relay, shard, s->ref, GD_T_SUBMIT, &body, attempt_ms, &type, &reply);
         if (rc == 0)
             continue; /* no answer: resend (the external id makes it idempotent) */
         uint8_t hdr[GD_HEADER_LEN];

@@ -5,12 +5,14 @@
 
 #include <stdatomic.h>
 
+#include "city.h"
 #include "config.h"
 #include "db.h"
 #include "relay.h"
 
 struct georeport {
     const struct config *cfg;
+    const struct city *city; /* the shards, or NULL: one broker (relay shard 0) */
     struct relay *relay;
     struct db *db;
     char sources[256];  /* public_sources as a PostgreSQL array literal */

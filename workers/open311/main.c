@@ -34,7 +34,11 @@ static void usage(FILE *out)
             "\n"
             "Keys of the INI file (at the top or in [gd-open311]; [open311] is read too):\n"
             "  bind, port          listen address [127.0.0.1], port [7780] (0: any, logged)\n"
-            "  intake              broker intake endpoint (required)\n"
+            "  intake              broker intake endpoint (this or city is required)\n"
+            "  city                city configuration file (deploy/README.md): one connection\n"
+            "                      per shard; a POST goes to the shard owning its town (by\n"
+            "                      address_id, else by the town boundary in db covering\n"
+            "                      lat/long), else to the default shard's triage\n"
             "  db                  PostgreSQL DSN for the read-only queries (required)\n"
             "  keys_file           'api_key = principal' lines (principal: a-z 0-9 _ -, <= 24)\n"
             "  public_sources      sources GET requests shows [open311]\n"
@@ -84,6 +88,7 @@ int main(int argc, char **argv)
     }
     struct config cfg;
     config_init(&cfg);
+    struct city *city = NULL;
     char err[512];
     int rc = 1;
     if (config_load(&cfg, path, err, sizeof(err)) < 0 || config_check(&cfg, err, sizeof(err)) < 0) {
@@ -111,9 +116,30 @@ int main(int argc, char **argv)
     if (!zctx)
         goto close_signalfd;
     struct georeport g = {.cfg = &cfg};
-    if (relay_new(zctx, cfg.intake, &g.relay) < 0) {
-        olog(cfg.log_level, OLOG_ERROR, "cannot connect to %s", cfg.intake);
-        goto term_zmq;
+    const char *endpoints[RELAY_MAX_SHARDS] = {cfg.intake};
+    size_t n_endpoints = 1;
+    if (cfg.city) {
+        int crc = city_load(cfg.city, &city, err, sizeof(err));
+        if (crc < 0) {
+            olog(cfg.log_level, OLOG_ERROR, "city: %s", crc == -ENOMEM ? "out of memory" : err);
+            goto term_zmq;
+        }
+        g.city = city;
+        if (city_default_shard(city) < 0) {
+            olog(cfg.log_level, OLOG_ERROR,
+                 "city %s: set [city] default: a report whose town no shard owns goes to its "
+                 "triage",
+                 cfg.city);
+            goto free_city;
+        }
+        n_endpoints = city_n_shards(city);
+        for (size_t i = 0; i < n_endpoints; i++)
+            endpoints[i] = city_shard(city, i)->intake;
+    }
+    if (relay_new(zctx, endpoints, n_endpoints, &g.relay) < 0) {
+        olog(cfg.log_level, OLOG_ERROR, "cannot connect to the broker%s",
+             n_endpoints > 1 ? "s" : "");
+        goto free_city;
     }
     if (db_new(cfg.db, cfg.db_pool, &g.db) < 0)
         goto free_relay;
@@ -126,8 +152,12 @@ int main(int argc, char **argv)
     olog(cfg.log_level, OLOG_INFO, "listening on %s:%u", cfg.bind ? cfg.bind : "127.0.0.1", port);
     struct svcnotify notify;
     svcnotify_init(&notify);
-    svcnotify_ready("serving Open311 at http://%s:%u/, submitting to the broker at %s",
-                    cfg.bind ? cfg.bind : "127.0.0.1", port, cfg.intake);
+    if (g.city)
+        svcnotify_ready("serving Open311 at http://%s:%u/, submitting to %zu shards of %s",
+                        cfg.bind ? cfg.bind : "127.0.0.1", port, n_endpoints, cfg.city);
+    else
+        svcnotify_ready("serving Open311 at http://%s:%u/, submitting to the broker at %s",
+                        cfg.bind ? cfg.bind : "127.0.0.1", port, cfg.intake);
     rc = relay_run(g.relay, sfd, &notify) < 0 ? 1 : 0;
     olog(cfg.log_level, OLOG_INFO, "stopping");
     svcnotify_stopping("stopping: finishing the HTTP requests in progress");
@@ -138,6 +168,8 @@ free_db:
     db_free(g.db);
 free_relay:
     relay_free(g.relay);
+free_city:
+    city_free(city);
 term_zmq:
     zmq_ctx_term(zctx);
 close_signalfd:

@@ -1,5 +1,5 @@
 /* relay.c - hands gd-open311's SUBMITs from the HTTP threads to the one thread that owns the
- * broker's DEALER socket. */
+ * brokers' DEALER sockets (one per shard of the city). */
 #include "relay.h"
 
 #include <errno.h>
@@ -17,6 +17,7 @@
 
 /* One request, on the stack of the HTTP thread that waits for it. */
 struct job {
+    size_t shard;
     uint64_t ref;
     enum gd_type type;
     const struct gd_buf *body;
@@ -27,7 +28,8 @@ struct job {
 };
 
 struct relay {
-    struct intake *in;
+    size_t n_in;
+    struct intake *in[RELAY_MAX_SHARDS];
     int wake_fd; /* eventfd: a job was queued */
     atomic_uint_fast64_t next_ref;
     pthread_mutex_t lock;
@@ -37,8 +39,10 @@ struct relay {
     struct gd_buf in_body;
 };
 
-int relay_new(void *zctx, const char *endpoint, struct relay **ret)
+int relay_new(void *zctx, const char *const *endpoints, size_t n, struct relay **ret)
 {
+    if (n < 1 || n > RELAY_MAX_SHARDS)
+        return -EINVAL;
     struct relay *r = calloc(1, sizeof(*r));
     if (!r)
         return -ENOMEM;
@@ -51,9 +55,11 @@ int relay_new(void *zctx, const char *endpoint, struct relay **ret)
         rc = -errno;
         goto free_decoder;
     }
-    rc = intake_open(zctx, endpoint, &r->in);
-    if (rc < 0)
-        goto close_wake;
+    for (; r->n_in < n; r->n_in++) {
+        rc = intake_open(zctx, endpoints[r->n_in], &r->in[r->n_in]);
+        if (rc < 0)
+            goto close_intakes;
+    }
     pthread_mutex_init(&r->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -64,7 +70,9 @@ int relay_new(void *zctx, const char *endpoint, struct relay **ret)
     *ret = r;
     return 0;
 
-close_wake:
+close_intakes:
+    for (size_t i = 0; i < r->n_in; i++)
+        intake_close(r->in[i]);
     close(r->wake_fd);
 free_decoder:
     gd_decoder_free(r->dec);
@@ -77,7 +85,8 @@ void relay_free(struct relay *r)
 {
     if (!r)
         return;
-    intake_close(r->in);
+    for (size_t i = 0; i < r->n_in; i++)
+        intake_close(r->in[i]);
     close(r->wake_fd);
     gd_decoder_free(r->dec);
     gd_buf_fini(&r->in_body);
@@ -100,10 +109,13 @@ static void unlink_job(struct relay *r, struct job *j)
         }
 }
 
-int relay_call(struct relay *r, uint64_t ref, enum gd_type type, const struct gd_buf *body,
-               int timeout_ms, uint8_t *ret_type, struct gd_buf *ret_body)
+int relay_call(struct relay *r, size_t shard, uint64_t ref, enum gd_type type,
+               const struct gd_buf *body, int timeout_ms, uint8_t *ret_type,
+               struct gd_buf *ret_body)
 {
-    struct job j = {.ref = ref, .type = type, .body = body, .reply = ret_body};
+    if (shard >= r->n_in)
+        return -EINVAL;
+    struct job j = {.shard = shard, .ref = ref, .type = type, .body = body, .reply = ret_body};
     struct timespec until;
     clock_gettime(CLOCK_MONOTONIC, &until);
     until.tv_sec += timeout_ms / 1000;
@@ -137,23 +149,26 @@ int relay_call(struct relay *r, uint64_t ref, enum gd_type type, const struct gd
     return 1;
 }
 
-/* Sends every queued job (under the lock: sends never block). */
+/* Sends every queued job (under the lock: sends never block). A shard
+ * whose broker is not there yet does not hold up the others. */
 static void send_queued(struct relay *r)
 {
+    bool blocked[RELAY_MAX_SHARDS] = {false};
     pthread_mutex_lock(&r->lock);
     for (struct job *j = r->jobs; j; j = j->next) {
-        if (j->sent)
+        if (j->sent || blocked[j->shard])
             continue;
-        int rc = intake_send_raw(r->in, j->type, j->body->data, j->body->len);
+        int rc = intake_send_raw(r->in[j->shard], j->type, j->body->data, j->body->len);
         if (rc == 0)
             j->sent = true;
         else
-            break; /* -EAGAIN: no broker yet; the caller's timeout decides */
+            blocked[j->shard] = true; /* -EAGAIN: no broker yet; the caller's timeout decides */
     }
     pthread_mutex_unlock(&r->lock);
 }
 
-static void deliver_reply(struct relay *r, uint8_t type)
+/* A reply of shard `shard` in r->in_body: to the job waiting for its ref. */
+static void deliver_reply(struct relay *r, size_t shard, uint8_t type)
 {
     uint8_t hdr[GD_HEADER_LEN];
     gd_encode_header((enum gd_type)type, hdr);
@@ -163,7 +178,7 @@ static void deliver_reply(struct relay *r, uint8_t type)
     uint64_t ref = intake_msg_ref(&m);
     pthread_mutex_lock(&r->lock);
     for (struct job *j = r->jobs; j; j = j->next) {
-        if (j->ref != ref)
+        if (j->ref != ref || j->shard != shard)
             continue;
         gd_buf_reset(j->reply);
         if (r->in_body.len > j->reply->cap) {
@@ -186,31 +201,37 @@ static void deliver_reply(struct relay *r, uint8_t type)
 
 int relay_run(struct relay *r, int stop_fd, struct svcnotify *notify)
 {
+    size_t n = r->n_in;
     for (;;) {
         svcnotify_watchdog(notify);
-        zmq_pollitem_t items[3] = {
-            {.socket = intake_socket(r->in), .events = ZMQ_POLLIN},
+        zmq_pollitem_t items[RELAY_MAX_SHARDS + 2] = {
             {.fd = r->wake_fd, .events = ZMQ_POLLIN},
             {.fd = stop_fd, .events = ZMQ_POLLIN},
         };
+        for (size_t i = 0; i < n; i++)
+            items[2 + i] =
+                (zmq_pollitem_t){.socket = intake_socket(r->in[i]), .events = ZMQ_POLLIN};
         /* a job that could not be sent (no broker yet) is tried again soon */
-        if (zmq_poll(items, 3, svcnotify_wait_ms(notify, 100)) < 0 && zmq_errno() != EINTR)
+        if (zmq_poll(items, (int)(n + 2), svcnotify_wait_ms(notify, 100)) < 0 &&
+            zmq_errno() != EINTR)
             return -zmq_errno();
-        if (items[2].revents)
+        if (items[1].revents)
             return 0;
-        if (items[1].revents) {
-            uint64_t n;
-            if (read(r->wake_fd, &n, sizeof(n)) < 0 && errno != EAGAIN)
+        if (items[0].revents) {
+            uint64_t v;
+            if (read(r->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                 return -errno;
         }
         send_queued(r);
-        uint8_t type;
-        int rc;
-        while ((rc = intake_recv_raw(r->in, 0, &type, &r->in_body)) != 0) {
-            if (rc == 1)
-                deliver_reply(r, type);
-            else if (rc != -EPROTO)
-                return rc;
+        for (size_t i = 0; i < n; i++) {
+            uint8_t type;
+            int rc;
+            while ((rc = intake_recv_raw(r->in[i], 0, &type, &r->in_body)) != 0) {
+                if (rc == 1)
+                    deliver_reply(r, i, type);
+                else if (rc != -EPROTO)
+                    return rc;
+            }
         }
     }
 }

@@ -1,8 +1,8 @@
 /* relay.h - hands gd-open311's SUBMITs from the HTTP threads to the one thread that owns the
- * broker's DEALER socket.
+ * brokers' DEALER sockets (one per shard of the city; one when there is no city).
  *
  * ZeroMQ sockets are not thread-safe: only relay_run()'s thread touches the
- * socket. HTTP threads queue an encoded request with relay_call() and sleep
+ * sockets. HTTP threads queue an encoded request with relay_call() and sleep
  * until its reply (matched by ref) or their timeout.
  */
 #ifndef GD_OPEN311_RELAY_H
@@ -15,9 +15,13 @@
 
 struct relay;
 
-/* Connects the DEALER to `endpoint` in `zctx` (used only by relay_run()'s
- * thread afterwards). Returns 0 and *ret, or -errno. */
-int relay_new(void *zctx, const char *endpoint, struct relay **ret);
+#define RELAY_MAX_SHARDS 32
+
+/* Connects one DEALER to each of the `n` endpoints (1..RELAY_MAX_SHARDS; a
+ * shard's index is its place in the list) in `zctx`, used only by
+ * relay_run()'s thread afterwards. Returns 0 and *ret, -EINVAL for a bad n,
+ * or -errno. */
+int relay_new(void *zctx, const char *const *endpoints, size_t n, struct relay **ret);
 
 /* Frees; call after relay_run() returned and no relay_call() is running. */
 void relay_free(struct relay *r);
@@ -26,11 +30,13 @@ void relay_free(struct relay *r);
 uint64_t relay_next_ref(struct relay *r);
 
 /* Any thread: sends `body` (an encoded request of `type` whose ref is `ref`)
- * and waits up to timeout_ms for its reply, copied into *ret_type and
- * ret_body. Returns 1, 0 on timeout (the request may still be answered
- * later: the answer is dropped), or -errno. */
-int relay_call(struct relay *r, uint64_t ref, enum gd_type type, const struct gd_buf *body,
-               int timeout_ms, uint8_t *ret_type, struct gd_buf *ret_body);
+ * to shard `shard` (an index given to relay_new()) and waits up to
+ * timeout_ms for its reply, copied into *ret_type and ret_body. Returns 1,
+ * 0 on timeout (the request may still be answered later: the answer is
+ * dropped), -EINVAL for a shard out of range, or -errno. */
+int relay_call(struct relay *r, size_t shard, uint64_t ref, enum gd_type type,
+               const struct gd_buf *body, int timeout_ms, uint8_t *ret_type,
+               struct gd_buf *ret_body);
 
 /* The broker thread: moves requests and replies until `stop_fd` (a
  * signalfd or eventfd) is readable, feeding the systemd watchdog through
