@@ -69,11 +69,12 @@ static bool all_digits(const char *s, size_t n)
  * section). Returns false after fail(). */
 static bool enter_section(struct parse *p, const char *section)
 {
-    if (strlen(section) >= sizeof(p->section))
+    size_t len = strlen(section);
+    if (len >= sizeof(p->section))
         return fail(p, "section [%.40s...] is too long", section);
     if (!strcmp(section, p->section))
         return true;
-    snprintf(p->section, sizeof(p->section), "%s", section);
+    memcpy(p->section, section, len + 1);
     if (!strcmp(section, "city")) {
         p->shard = -1;
         return true;
