@@ -208,14 +208,14 @@ def test_clients_and_workers_that_disconnect_mid_request_do_no_harm(city, pg, rn
 
 @pytest.fixture
 def wal_on_small_disk(tmp_path):
-    """A dedicated cluster whose pg_wal lives on a 48 MB tmpfs (root only).
+    """A dedicated cluster whose pg_wal lives on a 256 MB tmpfs (root only).
 
     Yields (env dict of the cluster, mount point)."""
     if os.geteuid() != 0:
         pytest.skip("mounting a small file system for pg_wal needs root")
     pgdir = tmp_path / "pg"
     mnt = Path(tempfile.mkdtemp(prefix="gd-wal-"))
-    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m,mode=0777", "tmpfs", str(mnt)],
+    r = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256m,mode=0777", "tmpfs", str(mnt)],
                        capture_output=True, text=True)
     if r.returncode != 0:
         mnt.rmdir()
@@ -250,6 +250,8 @@ def test_full_wal_disk_answers_busy_loses_nothing_and_recovers(wal_on_small_disk
     dsn = faultload.create_database(env["GD_DB_DSN"])
     pg = conftest.Pg(dsn)
     faultload.make_fast_category(pg)
+    print("wal full: pg_wal after the demo load: %d MB of %d" % (
+        shutil.disk_usage(mnt).used >> 20, shutil.disk_usage(mnt).total >> 20))
     broker = conftest.Broker(conftest.broker_binary(), dsn, hub,
                              dict(conftest.BROKER_DEFAULTS, **{"heartbeat-ms": 100,
                                                                "liveness": 5}))
