@@ -369,20 +369,7 @@ gdha__start()
         gdha__log "$dir already holds a cluster"
         return 1
     fi
-    root=$dir
-    if ((EUID == 0)); then
-        chown postgres: "$dir" || return 1
-        runuser -u postgres -- test -w "$dir" -a -x "$dir" || root=""
-    fi
-    # unix socket paths are limited to 107 bytes: $root/mN/run/.s.PGSQL.NNNNN
-    if [[ -n $root && ${#root} -gt 80 ]]; then
-        root=""
-    fi
-    if [[ -z $root ]]; then
-        root=$(mktemp -d /tmp/griddispatch-ha.XXXXXX) || return 1
-        ((EUID == 0)) && chown postgres: "$root"
-        printf '%s\n' "$root" >"$dir/root"
-    fi
+    root=$(gdpg_owned_root "$dir" griddispatch-ha) || return 1
 
     su_pw=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')
     repl_pw=$(head -c 24 /dev/urandom | base64 | tr -dc 'A-Za-z0-9')

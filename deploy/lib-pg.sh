@@ -177,6 +177,31 @@ gdpg_start()
     return 1
 }
 
+# gdpg_owned_root DIR PREFIX: prints the directory the cluster's files go
+# in: DIR itself when the postgres user can write there (as root, DIR is
+# given to postgres) and its path is short enough for the unix sockets
+# below it (107 bytes), else a new /tmp/PREFIX.XXXXXX owned by postgres,
+# whose path is then recorded in DIR/root. Returns 1 when that fails.
+gdpg_owned_root()
+{
+    local dir=$1 prefix=$2 root
+    root=$dir
+    if ((EUID == 0)); then
+        chown postgres: "$dir" || return 1
+        runuser -u postgres -- test -w "$dir" -a -x "$dir" || root=""
+    fi
+    # unix socket paths are limited to 107 bytes: $root/.../.s.PGSQL.NNNNN
+    if [[ -n $root && ${#root} -gt 80 ]]; then
+        root=""
+    fi
+    if [[ -z $root ]]; then
+        root=$(mktemp -d "/tmp/$prefix.XXXXXX") || return 1
+        ((EUID == 0)) && chown postgres: "$root"
+        printf '%s\n' "$root" >"$dir/root"
+    fi
+    printf '%s\n' "$root"
+}
+
 gdpg__start()
 {
     local dir=$1 root bin role port pw rc attempt
@@ -189,20 +214,7 @@ gdpg__start()
         return 1
     fi
 
-    root=$dir
-    if ((EUID == 0)); then
-        chown postgres: "$dir" || return 1
-        runuser -u postgres -- test -w "$dir" -a -x "$dir" || root=""
-    fi
-    # unix socket paths are limited to 107 bytes: $root/run/.s.PGSQL.NNNNN
-    if [[ -n $root && ${#root} -gt 80 ]]; then
-        root=""
-    fi
-    if [[ -z $root ]]; then
-        root=$(mktemp -d /tmp/griddispatch-pg.XXXXXX) || return 1
-        ((EUID == 0)) && chown postgres: "$root"
-        printf '%s\n' "$root" >"$dir/root"
-    fi
+    root=$(gdpg_owned_root "$dir" griddispatch-pg) || return 1
 
     gdpg_as_owner mkdir -p "$root/log" "$root/run" || return 1
     gdpg_as_owner chmod 700 "$root/run" || return 1

@@ -5,7 +5,8 @@ throw-away cluster). Once per cluster a template database `gd_template` is
 built (migrations applied with psql in file-name order, demo district loaded
 with deploy/demo/load.sh: org tree, categories, calendar, working hours, every
 unit's boundary and the demo addresses); every test gets a fresh copy of it (CREATE
-DATABASE ... TEMPLATE gd_template), dropped afterwards.
+DATABASE ... TEMPLATE gd_template), dropped afterwards. Tests of the imports
+start from `gd_schema_template` instead: the migrations and no rows.
 
 The broker binary is $GD_BUILD_DIR/broker/gd-broker (meson sets
 GD_BUILD_DIR), else $GD_BROKER. Each broker listens on ipc:// endpoints in a
@@ -36,6 +37,7 @@ MIGRATIONS = sorted((REPO / "broker" / "sql").glob("*.sql"))
 LOAD_DEMO = REPO / "deploy" / "demo" / "load.sh"
 DEMO_DATA = sorted((REPO / "deploy" / "demo" / "data").glob("*.csv"))
 TEMPLATE = "gd_template"
+SCHEMA_TEMPLATE = "gd_schema_template"
 TEMPLATE_LOCK = 7347101      # advisory lock: one process builds the template
 
 # Small intervals so that liveness, gauges and commits happen within a test.
@@ -75,9 +77,9 @@ def _admin_dsn():
     return dsn
 
 
-def _fingerprint():
+def _fingerprint(files):
     h = hashlib.sha256()
-    for f in MIGRATIONS + DEMO_DATA + [LOAD_DEMO]:
+    for f in files:
         h.update(f.name.encode() + b"\0" + f.read_bytes())
     return "griddispatch test template " + h.hexdigest()[:16]
 
@@ -88,35 +90,85 @@ def _psql(dsn, *args):
                    env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"})
 
 
-@pytest.fixture(scope="session")
-def gd_template():
-    """Name of the migrated template database holding the demo district."""
+def migrate(dsn):
+    """Applies broker/sql/*.sql to `dsn` in file-name order, as psql would."""
+    for f in MIGRATIONS:
+        _psql(dsn, "-f", str(f))
+
+
+def _template(name, with_demo):
+    """Builds template database `name` once per cluster (again when the
+    migrations or demo files changed): migrated, and with the demo district
+    when `with_demo`. Returns `name`."""
     base = _admin_dsn()
-    want = _fingerprint()
+    want = _fingerprint(MIGRATIONS + (DEMO_DATA + [LOAD_DEMO] if with_demo else []))
     admin = psycopg2.connect(base)
     admin.autocommit = True
     try:
         with admin.cursor() as cur:
             cur.execute("SELECT pg_advisory_lock(%s)", (TEMPLATE_LOCK,))
             cur.execute("SELECT shobj_description(oid, 'pg_database') FROM pg_database "
-                        "WHERE datname = %s", (TEMPLATE,))
+                        "WHERE datname = %s", (name,))
             row = cur.fetchone()
             if row is None or row[0] != want:
-                cur.execute(f"DROP DATABASE IF EXISTS {TEMPLATE} WITH (FORCE)")
-                cur.execute(f"CREATE DATABASE {TEMPLATE}")
-                dsn = psycopg2.extensions.make_dsn(base, dbname=TEMPLATE)
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+                cur.execute(f"CREATE DATABASE {name}")
+                dsn = psycopg2.extensions.make_dsn(base, dbname=name)
                 try:
-                    for f in MIGRATIONS:
-                        _psql(dsn, "-f", str(f))
-                    subprocess.run([str(LOAD_DEMO), dsn], check=True, capture_output=True,
-                                   text=True)
+                    migrate(dsn)
+                    if with_demo:
+                        subprocess.run([str(LOAD_DEMO), dsn], check=True, capture_output=True,
+                                       text=True)
                 except subprocess.CalledProcessError as e:
-                    pytest.fail(f"building {TEMPLATE} failed: {e.cmd}\n{e.stdout}\n{e.stderr}")
-                cur.execute(f"COMMENT ON DATABASE {TEMPLATE} IS %s", (want,))
+                    pytest.fail(f"building {name} failed: {e.cmd}\n{e.stdout}\n{e.stderr}")
+                cur.execute(f"COMMENT ON DATABASE {name} IS %s", (want,))
             cur.execute("SELECT pg_advisory_unlock(%s)", (TEMPLATE_LOCK,))
     finally:
         admin.close()
-    return TEMPLATE
+    return name
+
+
+def write_csv(path, header, rows):
+    """Writes a CSV file with `header` and `rows` as an import reads it; returns `path`."""
+    import csv
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f, lineterminator="\n")
+        w.writerow(header)
+        w.writerows(rows)
+    return path
+
+
+@pytest.fixture(scope="session")
+def gd_template():
+    """Name of the migrated template database holding the demo district."""
+    return _template(TEMPLATE, with_demo=True)
+
+
+@pytest.fixture(scope="session")
+def gd_schema_template():
+    """Name of a template database with the migrations only (no rows)."""
+    return _template(SCHEMA_TEMPLATE, with_demo=False)
+
+
+def fresh_database(template, prefix):
+    """Context manager: the DSN of a new copy of `template`, dropped after."""
+    import contextlib
+
+    @contextlib.contextmanager
+    def made():
+        base = _admin_dsn()
+        name = prefix + uuid.uuid4().hex[:12]
+        admin = psycopg2.connect(base)
+        admin.autocommit = True
+        try:
+            with admin.cursor() as cur:
+                cur.execute(f"CREATE DATABASE {name} TEMPLATE {template}")
+            yield psycopg2.extensions.make_dsn(base, dbname=name)
+        finally:
+            with admin.cursor() as cur:
+                cur.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            admin.close()
+    return made()
 
 
 @pytest.fixture

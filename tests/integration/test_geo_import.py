@@ -7,21 +7,18 @@ checks use the test template (conftest.py), which loads the demo district's
 boundaries and addresses.
 """
 
-import csv
 import json
 import os
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
+import conftest
 import psycopg2
-import psycopg2.extensions
 import pytest
 
 REPO = Path(os.environ.get("GD_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 IMPORT = REPO / "deploy" / "import-csv.sh"
-MIGRATIONS = sorted((REPO / "broker" / "sql").glob("*.sql"))
 GEN_GEO = REPO / "deploy" / "demo" / "gen_geo.py"
 DEMO = REPO / "deploy" / "demo" / "data"
 
@@ -68,47 +65,19 @@ BASE = {
 }
 
 
-def migrate(dsn):
-    for f in MIGRATIONS:
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(f)],
-                       check=True, capture_output=True, text=True,
-                       env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"})
+write_csv = conftest.write_csv
 
 
 @pytest.fixture
-def db(tmp_path):
+def db(gd_schema_template, tmp_path):
     """DSN of a fresh, migrated database holding the small org tree."""
-    base = os.environ.get("GD_DB_DSN")
-    if not base:
-        pytest.fail("GD_DB_DSN is not set: run the tests under tests/pg/with-pg.sh")
-    name = "test_geo_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name}")
-        dsn = psycopg2.extensions.make_dsn(base, dbname=name)
-        try:
-            migrate(dsn)
-            org = write_csv(tmp_path / "org.csv", ["code", "name", "level", "kind", "parent",
-                                                   "households"], ORG)
-            r = subprocess.run([str(IMPORT), "org", str(org), dsn], capture_output=True,
-                               text=True, timeout=60)
-            assert r.returncode == 0, r.stderr
-            yield dsn
-        finally:
-            with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        admin.close()
-
-
-def write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-    return path
+    with conftest.fresh_database(gd_schema_template, "test_geo_") as dsn:
+        org = write_csv(tmp_path / "org.csv", ["code", "name", "level", "kind", "parent",
+                                               "households"], ORG)
+        r = subprocess.run([str(IMPORT), "org", str(org), dsn], capture_output=True,
+                           text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+        yield dsn
 
 
 def boundaries_csv(path, shapes):

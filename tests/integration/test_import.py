@@ -1,8 +1,8 @@
 """CSV import of the org tree, categories, calendar and working hours (0002, 0003, import-csv.sh).
 
 Needs GD_DB_DSN: a libpq conninfo of a superuser on a throw-away cluster, as
-tests/pg/with-pg.sh exports it. Every test gets a database of its own, created
-and migrated from broker/sql/*.sql, and dropped afterwards. Imports go through
+tests/pg/with-pg.sh exports it. Every test gets a database of its own, a copy
+of a template migrated from broker/sql/*.sql, dropped afterwards. Imports go through
 the real deploy/import-csv.sh, so psql, \\copy and the SQL functions are all
 exercised as an operator would use them.
 """
@@ -11,18 +11,16 @@ import csv
 import os
 import re
 import subprocess
-import uuid
 from pathlib import Path
 
+import conftest
 import psycopg2
-import psycopg2.extensions
 import pytest
 
 REPO = Path(os.environ.get("GD_SOURCE_DIR") or Path(__file__).resolve().parents[2])
 IMPORT = REPO / "deploy" / "import-csv.sh"
 LOAD_DEMO = REPO / "deploy" / "demo" / "load.sh"
 DEMO = REPO / "deploy" / "demo" / "data"
-MIGRATIONS = sorted((REPO / "broker" / "sql").glob("*.sql"))
 
 ORG_HEADER = ["code", "name", "level", "kind", "parent", "households"]
 CATEGORY_HEADER = ["code", "name", "sector", "admitted_level", "default_priority", "group_name"]
@@ -46,42 +44,14 @@ BASE_SLA = [["LH-0101", "normal", "working", "14400", "28800", "80", "28800"]]
 BASE_CALENDAR = [["2026-02-17", "false", "春节"]]
 
 
-def migrate(dsn):
-    for f in MIGRATIONS:
-        subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-d", dsn, "-f", str(f)],
-                       check=True, capture_output=True, text=True,
-                       env={**os.environ, "PGOPTIONS": "-c client_min_messages=warning"})
-
-
 @pytest.fixture
-def db():
+def db(gd_schema_template):
     """DSN of a fresh, migrated database, dropped when the test ends."""
-    base = os.environ.get("GD_DB_DSN")
-    if not base:
-        pytest.fail("GD_DB_DSN is not set: run the tests under tests/pg/with-pg.sh")
-    name = "test_import_" + uuid.uuid4().hex[:12]
-    admin = psycopg2.connect(base)
-    admin.autocommit = True
-    try:
-        with admin.cursor() as cur:
-            cur.execute(f"CREATE DATABASE {name}")
-        dsn = psycopg2.extensions.make_dsn(base, dbname=name)
-        try:
-            migrate(dsn)
-            yield dsn
-        finally:
-            with admin.cursor() as cur:
-                cur.execute(f"DROP DATABASE {name} WITH (FORCE)")
-    finally:
-        admin.close()
+    with conftest.fresh_database(gd_schema_template, "test_import_") as dsn:
+        yield dsn
 
 
-def write_csv(path, header, rows):
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f, lineterminator="\n")
-        w.writerow(header)
-        w.writerows(rows)
-    return path
+write_csv = conftest.write_csv
 
 
 def run_import(dsn, kind, path, *options):
@@ -213,7 +183,7 @@ def test_applying_the_migrations_twice_is_harmless(db, tmp_path):
     before = snapshot(db)
     versions = query(db, "SELECT version, name, applied_at FROM schema_version ORDER BY version")
     assert [v[:2] for v in versions][:3] == [(1, "schema"), (2, "import"), (3, "working_hours")]
-    migrate(db)
+    conftest.migrate(db)
     assert query(db, "SELECT version, name, applied_at FROM schema_version ORDER BY version") == versions
     assert snapshot(db) == before
     import_ok(db, "org", write_csv(tmp_path / "again.csv", ORG_HEADER, BASE_ORG))
