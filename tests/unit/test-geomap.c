@@ -23,7 +23,7 @@ static void gauge(struct dash_model *m, const char *queue, uint32_t depth, uint3
 {
     struct gd_gauge g = {
         .queue = gd_str_c(queue), .depth = depth, .in_flight = in_flight, .overdue = overdue};
-    dash_model_gauge(m, &g, 1000);
+    dash_model_gauge(m, 0, &g, 1000);
 }
 
 /* A district of one town, one community (名 & <"2"> in its name) and two

@@ -2,6 +2,8 @@
  */
 #include "config.h"
 
+#include "city.h"
+#include "model.h"
 #include "statsub.h"
 
 #include <errno.h>
@@ -26,6 +28,7 @@ enum {
     OPT_TIMEOUT,
     OPT_DB_WAIT,
     OPT_SILENCE,
+    OPT_CITY,
     OPT_HELP,
     OPT_VERBOSE,
     OPT_CONFIG,
@@ -34,6 +37,7 @@ enum {
 };
 
 static const struct option options[] = {
+    {"city", required_argument, NULL, OPT_CITY},
     {"status", required_argument, NULL, OPT_STATUS},
     {"intake", required_argument, NULL, OPT_INTAKE},
     {"db", required_argument, NULL, OPT_DB},
@@ -58,10 +62,14 @@ static const struct option options[] = {
 
 static const char usage[] =
     "usage: gd-dashboard [--config FILE] --status EP --db DSN [options]\n"
-    "Live web dashboard and Prometheus /metrics for a griddispatch broker.\n"
+    "       gd-dashboard [--config FILE] --city FILE [options]\n"
+    "Live web dashboard and Prometheus /metrics for a griddispatch broker, or a city's shards.\n"
     "  --config FILE          INI file: section [gd-dashboard], keys = these option names\n"
     "                         without '--' ('-' or '_'); the command line wins over the file\n"
     "  --check-config         check the configuration, print it as an INI file and exit\n"
+    "  --city FILE            the city's shards (deploy/README.md): every shard's status and\n"
+    "                         intake, today's counts from every shard's db, the org tree and\n"
+    "                         maps from the default shard's db (instead of status, intake, db)\n"
     "  --status EP            broker status endpoint (XPUB), e.g. tcp://127.0.0.1:5557\n"
     "  --intake EP            broker intake endpoint, for SNAPSHOT at start (recommended)\n"
     "  --db DSN               PostgreSQL: org tree, categories and today's counts at start\n"
@@ -108,6 +116,9 @@ static int apply(struct dash_config *cfg, int opt, const char *name, const char 
         return -1;
     }
     switch (opt) {
+    case OPT_CITY:
+        cfg->city_file = value;
+        break;
     case OPT_STATUS:
         cfg->status_ep = value;
         break;
@@ -239,15 +250,25 @@ static void print_config(const struct dash_config *cfg, FILE *out)
     const struct http_config *h = &cfg->http;
     fprintf(out,
             "; gd-dashboard: effective configuration (defaults < %s < command line)\n"
-            "[gd-dashboard]\nstatus = %s\n",
-            cfg->config_file ? cfg->config_file : "no file", cfg->status_ep);
-    if (cfg->intake_ep)
-        fprintf(out, "intake = %s\n", cfg->intake_ep);
-    else
-        fprintf(out, "; intake = (none: no SNAPSHOT at start)\n");
-    fprintf(out, "db = %s\nhttp = %s\nutc_offset_min = %d\n",
-            strstr(cfg->db, "password") ? "(set; holds a password)" : cfg->db, h->listen,
-            cfg->utc_offset_min);
+            "[gd-dashboard]\n",
+            cfg->config_file ? cfg->config_file : "no file");
+    if (cfg->city) {
+        fprintf(out, "city = %s\n", cfg->city_file);
+        for (size_t i = 0; i < city_n_shards(cfg->city); i++) {
+            const struct city_shard *s = city_shard(cfg->city, i);
+            fprintf(out, "; shard %s: status %s, intake %s%s\n", s->name, s->status, s->intake,
+                    (int)i == city_default_shard(cfg->city) ? " (default: org tree, maps)" : "");
+        }
+    } else {
+        fprintf(out, "status = %s\n", cfg->status_ep);
+        if (cfg->intake_ep)
+            fprintf(out, "intake = %s\n", cfg->intake_ep);
+        else
+            fprintf(out, "; intake = (none: no SNAPSHOT at start)\n");
+        fprintf(out, "db = %s\n",
+                strstr(cfg->db, "password") ? "(set; holds a password)" : cfg->db);
+    }
+    fprintf(out, "http = %s\nutc_offset_min = %d\n", h->listen, cfg->utc_offset_min);
     fprintf(out,
             "max_connections = %u\nmax_per_ip = %u\nmax_sse = %u\nsse_buffer = %u\n"
             "push_ms = %u\nheartbeat_s = %u\ntimeout_s = %u\ndb_wait_s = %u\n"
@@ -328,15 +349,42 @@ int dash_config_parse(struct dash_config *cfg, int argc, char **argv, FILE *out,
             return -1;
         }
     }
-    if (!cfg->status_ep || !cfg->db) {
-        fprintf(err, "gd-dashboard: status and db are required (--status, --db or the file)\n");
+    if (cfg->city_file && (cfg->status_ep || cfg->intake_ep || cfg->db)) {
+        fprintf(err, "gd-dashboard: set city or status, intake and db, not both\n");
+        return -1;
+    }
+    if (cfg->city_file) {
+        char why[512];
+        int rc = city_load(cfg->city_file, &cfg->city, why, sizeof(why));
+        if (rc < 0) {
+            fprintf(err, "gd-dashboard: city: %s\n", rc == -ENOMEM ? "out of memory" : why);
+            return -1;
+        }
+        if (city_n_shards(cfg->city) > DASH_MAX_SHARDS) { /* city.h's limit is the same */
+            fprintf(err, "gd-dashboard: city: more than %d shards\n", DASH_MAX_SHARDS);
+            goto free_city;
+        }
+    } else if (!cfg->status_ep || !cfg->db) {
+        fprintf(err, "gd-dashboard: status and db are required (--status, --db or the file), "
+                     "or city\n");
         return -1;
     }
     if (cfg->http.max_per_ip > cfg->http.max_connections)
         cfg->http.max_per_ip = cfg->http.max_connections;
     if (check_only) {
         print_config(cfg, out);
+        dash_config_fini(cfg);
         return 1;
     }
     return 0;
+
+free_city:
+    dash_config_fini(cfg);
+    return -1;
+}
+
+void dash_config_fini(struct dash_config *cfg)
+{
+    city_free(cfg->city);
+    cfg->city = NULL;
 }

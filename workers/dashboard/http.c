@@ -361,7 +361,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return reply_tb(h, c, 200, "text/plain; version=0.0.4; charset=utf-8");
     }
     if (!strcmp(url, "/healthz")) {
-        bool ok = m->broker.seen && now - m->broker.received_at <= 10000;
+        bool ok = true; /* every shard's broker status arrives */
+        for (uint32_t i = 0; i < m->n_shards; i++)
+            ok = ok && dash_broker_up(&m->broker[i], now);
         return reply(c, ok ? 200 : 503, "text/plain", ok ? "ok\n" : "no broker status\n",
                      ok ? 3 : 17, MHD_RESPMEM_PERSISTENT, NULL);
     }

@@ -12,6 +12,7 @@
 #include <uv.h>
 #include <zmq.h>
 
+#include "city.h"
 #include "config.h"
 #include "geomap.h"
 #include "http.h"
@@ -38,12 +39,27 @@ struct map_load {
     bool stop;        /* the dashboard stops: do not start, cancel what runs */
 };
 
+_Static_assert(CITY_MAX_SHARDS <= DASH_MAX_SHARDS, "a model combines every shard of a city");
+
+/* One broker whose status the dashboard follows: the only one, or a shard
+ * of the city. */
+struct shard_link {
+    struct dashboard *owner;
+    uint32_t index;   /* in the model: 0 without a city, else the city file's order */
+    const char *name; /* the shard's; NULL without a city */
+    const char *status_ep, *intake_ep, *db;
+    struct statsub sub;
+};
+
 struct dashboard {
     struct dash_config cfg;
     uv_loop_t loop;
     void *zctx;
     struct dash_model model;
-    struct statsub sub;
+    struct shard_link link[DASH_MAX_SHARDS];
+    uint32_t n_links;
+    const char *org_db; /* the org tree, categories and maps: the default shard's db */
+    char source[128];   /* where the status comes from, for STATUS lines */
     struct http http;
     uv_signal_t sigterm, sigint, sighup;
     uv_timer_t seed_timer;
@@ -79,57 +95,80 @@ static int64_t now_ms(void)
 
 static void reseed(struct dashboard *d, const char *why);
 
+/* "shard NAME: " before a log line about one shard of a city; "" without. */
+static const char *shard_tag(const struct shard_link *l, char *buf, size_t size)
+{
+    if (!l->name)
+        return "";
+    snprintf(buf, size, "shard %s: ", l->name);
+    return buf;
+}
+
 static void on_status(void *arg, const char *topic, size_t topic_len, const struct gd_status *st)
 {
-    struct dashboard *d = arg;
-    dash_model_apply(&d->model, topic, topic_len, st, now_ms());
+    struct shard_link *l = arg;
+    dash_model_apply(&l->owner->model, l->index, topic, topic_len, st, now_ms());
 }
 
 /* Transitions published while the subscription was away, or while a new
  * broker started, never reach us (PROTOCOL §12.3): now that the status
- * stream is live again, today's counts are taken from the event log. */
+ * stream is live again, today's counts are taken from the event log. The
+ * counts are kept per unit, not per shard, so with a city they are read
+ * again from every shard's event log, the resumed one's included. */
 static void on_resumed(void *arg, bool remade, bool restarted)
 {
-    struct dashboard *d = arg;
+    struct shard_link *l = arg;
+    struct dashboard *d = l->owner;
+    char tag[64], why[128];
     (void)restarted; /* not remade: restarted */
     if (remade) {
-        logf_("info", "broker status again");
-        svcnotify_status("serving HTTP at %s; broker status from %s", d->url, d->cfg.status_ep);
+        logf_("info", "%sbroker status again", shard_tag(l, tag, sizeof(tag)));
+        svcnotify_status("serving HTTP at %s; broker status from %s", d->url, d->source);
     }
-    reseed(d, remade ? "the status subscription was made anew" : "a new broker");
+    snprintf(why, sizeof(why), "%s%s", shard_tag(l, tag, sizeof(tag)),
+             remade ? "the status subscription was made anew" : "a new broker");
+    reseed(d, why);
 }
 
 static void on_gauges(void *arg, const struct gd_gauges *g, bool last)
 {
-    struct dashboard *d = arg;
+    struct shard_link *l = arg;
+    struct dashboard *d = l->owner;
+    char tag[64];
     int64_t now = now_ms();
     for (uint32_t i = 0; i < g->n_gauges; i++)
-        dash_model_gauge(&d->model, &g->gauges[i], now);
+        dash_model_gauge(&d->model, l->index, &g->gauges[i], now);
     if (last && d->cfg.verbose)
-        logf_("info", "snapshot applied (%u queues known)", d->model.n_queues);
+        logf_("info", "%ssnapshot applied (%u queues known)", shard_tag(l, tag, sizeof(tag)),
+              d->model.n_queues);
 }
 
 static void on_decode_error(void *arg, const char *topic, size_t topic_len,
                             const struct gd_decode_error *e)
 {
-    struct dashboard *d = arg;
+    struct shard_link *l = arg;
+    struct dashboard *d = l->owner;
+    char tag[64];
     d->model.decode_errors++;
     if (d->cfg.verbose)
-        logf_("warn", "status message on %.*s refused: %s (%s)", (int)topic_len, topic,
-              gd_code_name(e->code), e->field);
+        logf_("warn", "%sstatus message on %.*s refused: %s (%s)", shard_tag(l, tag, sizeof(tag)),
+              (int)topic_len, topic, gd_code_name(e->code), e->field);
 }
 
 static void on_resubscribe(void *arg, uint64_t silent_ms, uint32_t attempt, const char *err)
 {
-    struct dashboard *d = arg;
+    struct shard_link *l = arg;
+    struct dashboard *d = l->owner;
+    char tag[64];
+    const char *who = shard_tag(l, tag, sizeof(tag));
     d->model.resubscribes++;
     if (attempt == 1)
-        svcnotify_status("serving HTTP at %s; broker status silent for %.1f s, subscribed anew",
-                         d->url, (double)silent_ms / 1000.0);
+        svcnotify_status("serving HTTP at %s; %sbroker status silent for %.1f s, subscribed anew",
+                         d->url, who, (double)silent_ms / 1000.0);
     if (err)
-        logf_("warn", "cannot make the status subscription anew: %s", err);
+        logf_("warn", "%scannot make the status subscription anew: %s", who, err);
     else if (attempt == 1 || d->cfg.verbose) /* once per silence, not every few seconds */
-        logf_("warn", "no broker status for %.1f s: status subscription made anew",
+        logf_("warn", "%sno broker status for %.1f s: status subscription made anew", who,
               (double)silent_ms / 1000.0);
 }
 
@@ -240,7 +279,7 @@ static void map_start(struct dashboard *d)
     }
     uv_timer_stop(&d->map_retry);
     d->map_load.owner = d;
-    d->map_load.dsn = d->cfg.db;
+    d->map_load.dsn = d->org_db;
     d->map_load.result = NULL; /* also when the read is cancelled before it ran */
     d->map_load.work.data = &d->map_load;
     int rc = uv_queue_work(&d->loop, &d->map_load.work, map_read, map_read_done);
@@ -265,7 +304,8 @@ static void shutdown_all(struct dashboard *d)
     if (d->map_loading && uv_cancel((uv_req_t *)&d->map_load.work) < 0)
         map_read_stop(&d->map_load); /* it runs: cancel its query */
     http_close(&d->http);
-    statsub_close(&d->sub);
+    for (uint32_t i = 0; i < d->n_links; i++)
+        statsub_close(&d->link[i].sub);
     uv_timer_stop(&d->seed_timer);
     uv_close((uv_handle_t *)&d->seed_timer, NULL);
     uv_timer_stop(&d->map_retry);
@@ -284,11 +324,11 @@ static void on_signal(uv_signal_t *s, int signum)
     shutdown_all(d);
 }
 
-/* Connects, retrying for cfg.db_wait_s. */
-static PGconn *connect_db(const struct dash_config *cfg)
+/* Connects to `dsn`, retrying for cfg.db_wait_s. */
+static PGconn *connect_db(const struct dash_config *cfg, const char *dsn)
 {
     for (uint32_t waited = 0;; waited++) {
-        PGconn *c = PQconnectdb(cfg->db);
+        PGconn *c = PQconnectdb(dsn);
         if (PQstatus(c) == CONNECTION_OK)
             return c;
         if (waited >= cfg->db_wait_s) {
@@ -301,52 +341,149 @@ static PGconn *connect_db(const struct dash_config *cfg)
     }
 }
 
-/* Today's counts again from the event log, the status stream being live:
- * what the stream brings from now on is deduplicated against them as at
- * start. One attempt (connect_timeout 3 s); on failure the counts go on
- * from what the stream brought. */
-static void reseed(struct dashboard *d, const char *why)
+/* One attempt (connect_timeout 3 s); NULL with the reason in err. */
+static PGconn *connect_once(const char *dsn, char *err, size_t errlen)
 {
-    char err[512];
     const char *const keys[] = {"dbname", "connect_timeout", NULL};
-    const char *const values[] = {d->cfg.db, "3", NULL};
+    const char *const values[] = {dsn, "3", NULL};
     PGconn *c = PQconnectdbParams(keys, values, 1);
-    if (PQstatus(c) != CONNECTION_OK) {
-        logf_("warn", "%s, but today's counts cannot be read again: %s", why, PQerrorMessage(c));
-        PQfinish(c);
-        return;
-    }
-    dash_model_reset_day(&d->model);
-    if (orgload_seed(c, &d->model, SEED_OVERLAP_S, err, sizeof(err)) < 0)
-        logf_("warn", "%s, but today's counts cannot be read again: %s", why, err);
-    else
-        logf_("info", "%s: today's counts read again from the event log", why);
+    if (PQstatus(c) == CONNECTION_OK)
+        return c;
+    snprintf(err, errlen, "%s", PQerrorMessage(c));
+    err[strcspn(err, "\n")] = '\0';
     PQfinish(c);
-    d->model.reseeds++;
-    uv_timer_start(&d->seed_timer, on_seed_timer, SEED_FORGET_MS, 0);
+    return NULL;
 }
 
-/* The org tree and today's counts; the subscription is already open so
- * nothing published meanwhile is missed. */
+/* Today's counts again from the event log, the status stream being live:
+ * what the stream brings from now on is deduplicated against them as at
+ * start. With a city, from every shard's database: all are reached first,
+ * and if one cannot be (one attempt each, connect_timeout 3 s), nothing is
+ * reset and the counts go on from what the streams brought. */
+static void reseed(struct dashboard *d, const char *why)
+{
+    char err[512], tag[64];
+    PGconn *conn[DASH_MAX_SHARDS] = {0};
+    uint32_t n = 0;
+    for (; n < d->n_links; n++) {
+        conn[n] = connect_once(d->link[n].db, err, sizeof(err));
+        if (!conn[n]) {
+            logf_("warn", "%s, but today's counts cannot be read again: %s%s", why,
+                  shard_tag(&d->link[n], tag, sizeof(tag)), err);
+            goto finish;
+        }
+    }
+    dash_model_reset_day(&d->model);
+    bool ok = true;
+    for (uint32_t i = 0; i < n; i++)
+        if (orgload_seed(conn[i], &d->model, i, SEED_OVERLAP_S, err, sizeof(err)) < 0) {
+            logf_("warn", "%s, but today's counts cannot be read again: %s%s", why,
+                  shard_tag(&d->link[i], tag, sizeof(tag)), err);
+            ok = false;
+        }
+    if (ok)
+        logf_("info", "%s: today's counts read again from the event log%s", why,
+              d->n_links > 1 ? "s of every shard" : "");
+    d->model.reseeds++;
+    uv_timer_start(&d->seed_timer, on_seed_timer, SEED_FORGET_MS, 0);
+finish:
+    for (uint32_t i = 0; i < n; i++)
+        PQfinish(conn[i]);
+}
+
+/* The org tree from org_db and today's counts from every shard's database;
+ * the subscriptions are already open so nothing published meanwhile is
+ * missed. A shard's database other than org_db that cannot be reached
+ * (one attempt) leaves its counts at zero until a reseed. */
 static int load(struct dashboard *d)
 {
-    char err[512];
-    PGconn *c = connect_db(&d->cfg);
-    if (!c)
+    char err[512], tag[64];
+    PGconn *org = connect_db(&d->cfg, d->org_db);
+    if (!org)
         return -1;
-    int rc = orgload_tree(c, &d->model, err, sizeof(err));
+    int rc = orgload_tree(org, &d->model, err, sizeof(err));
     if (rc < 0) {
         logf_("error", "cannot load the org tree: %s", err);
         goto finish;
     }
     logf_("info", "org tree: %d units", rc);
-    rc = orgload_seed(c, &d->model, SEED_OVERLAP_S, err, sizeof(err));
-    if (rc < 0)
-        logf_("warn", "today's counts start from zero: %s", err); /* not fatal */
+    for (uint32_t i = 0; i < d->n_links; i++) {
+        const struct shard_link *l = &d->link[i];
+        PGconn *c = strcmp(l->db, d->org_db) ? connect_once(l->db, err, sizeof(err)) : org;
+        if (!c || orgload_seed(c, &d->model, i, SEED_OVERLAP_S, err, sizeof(err)) < 0)
+            logf_("warn", "%stoday's counts start from zero: %s", shard_tag(l, tag, sizeof(tag)),
+                  err); /* not fatal */
+        if (c != org)
+            PQfinish(c);
+    }
     rc = 0;
 finish:
-    PQfinish(c);
+    PQfinish(org);
     return rc;
+}
+
+/* The brokers to follow: the one of --status/--intake/--db, or every shard
+ * of the city; the org tree and maps come from the default shard's
+ * database (the first shard's when the file names no default). Returns 0,
+ * or -1 after logging. */
+static int links_make(struct dashboard *d)
+{
+    const struct city *city = d->cfg.city;
+    if (!city) {
+        d->link[0] = (struct shard_link){.owner = d,
+                                         .status_ep = d->cfg.status_ep,
+                                         .intake_ep = d->cfg.intake_ep,
+                                         .db = d->cfg.db};
+        d->n_links = 1;
+        d->org_db = d->cfg.db;
+        snprintf(d->source, sizeof(d->source), "%s", d->cfg.status_ep);
+        return 0;
+    }
+    const char *names[DASH_MAX_SHARDS];
+    size_t n = city_n_shards(city);
+    for (size_t i = 0; i < n; i++) {
+        const struct city_shard *s = city_shard(city, i);
+        d->link[i] = (struct shard_link){.owner = d,
+                                         .index = (uint32_t)i,
+                                         .name = s->name,
+                                         .status_ep = s->status,
+                                         .intake_ep = s->intake,
+                                         .db = s->db};
+        names[i] = s->name;
+    }
+    d->n_links = (uint32_t)n;
+    if (dash_model_set_shards(&d->model, d->n_links, names) < 0) {
+        logf_("error", "city: %zu shards, at most %d", n, DASH_MAX_SHARDS);
+        return -1;
+    }
+    int def = city_default_shard(city);
+    d->org_db = city_shard(city, def >= 0 ? (size_t)def : 0)->db;
+    snprintf(d->source, sizeof(d->source), "%zu shards of %s", n, d->cfg.city_file);
+    return 0;
+}
+
+/* Opens every link's status subscription. Returns 0, or -1 after logging
+ * with every link closed again. */
+static int links_open(struct dashboard *d)
+{
+    char err[512], tag[64];
+    for (uint32_t i = 0; i < d->n_links; i++) {
+        struct shard_link *l = &d->link[i];
+        struct statsub_callbacks cb = {.on_status = on_status,
+                                       .on_gauges = on_gauges,
+                                       .on_error = on_decode_error,
+                                       .on_resubscribe = on_resubscribe,
+                                       .on_resumed = on_resumed,
+                                       .arg = l};
+        if (statsub_open(&l->sub, &d->loop, d->zctx, l->status_ep, l->intake_ep,
+                         d->cfg.broker_silence_ms, &cb, err, sizeof(err)) < 0) {
+            logf_("error", "%s%s", shard_tag(l, tag, sizeof(tag)), err);
+            for (uint32_t k = 0; k < i; k++)
+                statsub_close(&d->link[k].sub);
+            return -1;
+        }
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -371,15 +508,10 @@ int main(int argc, char **argv)
         goto close_loop;
     }
     dash_model_init(&d->model, d->cfg.utc_offset_min, now_ms());
-    struct statsub_callbacks cb = {.on_status = on_status,
-                                   .on_gauges = on_gauges,
-                                   .on_error = on_decode_error,
-                                   .on_resubscribe = on_resubscribe,
-                                   .on_resumed = on_resumed,
-                                   .arg = d};
-    if (statsub_open(&d->sub, &d->loop, d->zctx, d->cfg.status_ep, d->cfg.intake_ep,
-                     d->cfg.broker_silence_ms, &cb, err, sizeof(err)) < 0) {
-        logf_("error", "%s", err);
+    if (links_make(d) < 0)
+        goto free_model;
+    if (links_open(d) < 0) {
+        uv_run(&d->loop, UV_RUN_NOWAIT); /* the links opened before are closed */
         goto free_model;
     }
     if (load(d) < 0)
@@ -408,13 +540,14 @@ int main(int argc, char **argv)
     svcnotify_init(&d->notify);
     if (svcnotify_watch_loop(&d->notify, &d->loop) < 0)
         logf_("warn", "cannot start the systemd watchdog timer");
-    svcnotify_ready("serving HTTP at %s; broker status from %s", d->url, d->cfg.status_ep);
+    svcnotify_ready("serving HTTP at %s; broker status from %s", d->url, d->source);
     uv_run(&d->loop, UV_RUN_DEFAULT);
     status = 0;
     goto free_model;
 
 close_sub:
-    statsub_close(&d->sub);
+    for (uint32_t i = 0; i < d->n_links; i++)
+        statsub_close(&d->link[i].sub);
     uv_run(&d->loop, UV_RUN_NOWAIT);
 free_model:
     geomap_free(d->map);
@@ -423,6 +556,7 @@ free_model:
 close_loop:
     uv_loop_close(&d->loop);
 free_dashboard:
+    dash_config_fini(&d->cfg);
     uv_mutex_destroy(&d->map_load.lock);
     free(d);
     return status;

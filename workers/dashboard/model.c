@@ -2,6 +2,7 @@
 #include "model.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,16 +15,20 @@ static const char *const sector_names[DASH_SECTORS] = {"party", "economy", "live
                                                        "other"};
 
 struct dash_seen {
-    uint64_t key[2]; /* incident id, version */
+    uint64_t key[3]; /* shard, incident id, version */
     UT_hash_handle hh;
 };
 
 struct dash_track {
-    uint64_t id;
+    uint64_t key[2]; /* shard, incident id */
     UT_hash_handle hh;
 };
 
 #define DAY_MS (24 * 3600 * 1000LL)
+
+/* A queue's hash key: its shard and its zero-padded name. */
+#define QUEUE_KEY_LEN \
+    (offsetof(struct dash_queue, name) + GD_MAX_QUEUE + 1 - offsetof(struct dash_queue, shard))
 
 static int64_t local_day_start(int64_t now, int32_t off_min)
 {
@@ -35,8 +40,18 @@ static int64_t local_day_start(int64_t now, int32_t off_min)
 
 void dash_model_init(struct dash_model *m, int32_t utc_offset_min, int64_t now)
 {
-    *m = (struct dash_model){.utc_offset_min = utc_offset_min};
+    *m = (struct dash_model){.utc_offset_min = utc_offset_min, .n_shards = 1};
     m->day_start = local_day_start(now, utc_offset_min);
+}
+
+int dash_model_set_shards(struct dash_model *m, uint32_t n, const char *const *names)
+{
+    if (n == 0 || n > DASH_MAX_SHARDS)
+        return -E2BIG;
+    m->n_shards = n;
+    for (uint32_t i = 0; i < n; i++)
+        m->shard_name[i] = names[i];
+    return 0;
 }
 
 void dash_seed_done(struct dash_model *m)
@@ -48,7 +63,7 @@ void dash_seed_done(struct dash_model *m)
         free(s);
     }
     m->n_seen = 0;
-    m->seed_cutoff = 0;
+    memset(m->seed_cutoff, 0, sizeof(m->seed_cutoff));
 }
 
 void dash_model_fini(struct dash_model *m)
@@ -252,15 +267,16 @@ void dash_seed_count(struct dash_model *m, const char *unit, const char *categor
     m->version++;
 }
 
-int dash_seed_mark(struct dash_model *m, uint64_t incident_id, uint32_t version)
+int dash_seed_mark(struct dash_model *m, uint32_t shard, uint64_t incident_id, uint32_t version)
 {
     if (m->n_seen >= DASH_MAX_SEEN)
         return -E2BIG;
     struct dash_seen *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    s->key[0] = incident_id;
-    s->key[1] = version;
+    s->key[0] = shard;
+    s->key[1] = incident_id;
+    s->key[2] = version;
     struct dash_seen *old;
     HASH_FIND(hh, m->seen, s->key, sizeof(s->key), old);
     if (old) {
@@ -272,19 +288,20 @@ int dash_seed_mark(struct dash_model *m, uint64_t incident_id, uint32_t version)
     return 0;
 }
 
-void dash_seed_set_cutoff(struct dash_model *m, int64_t cutoff)
+void dash_seed_set_cutoff(struct dash_model *m, uint32_t shard, int64_t cutoff)
 {
-    m->seed_cutoff = cutoff;
+    if (shard < DASH_MAX_SHARDS)
+        m->seed_cutoff[shard] = cutoff;
 }
 
-/* True when the seed already counted this transition. */
-static bool seeded(const struct dash_model *m, const struct gd_status_transition *t)
+/* True when the seed already counted this transition of `shard`. */
+static bool seeded(const struct dash_model *m, uint32_t shard, const struct gd_status_transition *t)
 {
-    if (!m->seed_cutoff)
+    if (!m->seed_cutoff[shard])
         return false;
-    if (t->at < m->seed_cutoff)
+    if (t->at < m->seed_cutoff[shard])
         return true;
-    uint64_t key[2] = {t->incident_id, t->version};
+    uint64_t key[3] = {shard, t->incident_id, t->version};
     struct dash_seen *s;
     HASH_FIND(hh, m->seen, key, sizeof(key), s);
     return s != NULL;
@@ -320,10 +337,12 @@ static void observe_latency(struct dash_histogram *h, double s)
 
 /* Measures receipt -> first delivery once per incident; forgets the
  * incident when it closes. */
-static void track_delivery(struct dash_model *m, const struct gd_status_transition *t)
+static void track_delivery(struct dash_model *m, uint32_t shard,
+                           const struct gd_status_transition *t)
 {
+    uint64_t key[2] = {shard, t->incident_id};
     struct dash_track *tr;
-    HASH_FIND(hh, m->delivered, &t->incident_id, sizeof(t->incident_id), tr);
+    HASH_FIND(hh, m->delivered, key, sizeof(key), tr);
     if (t->event == GD_EV_CLOSE) {
         if (tr) {
             HASH_DEL(m->delivered, tr);
@@ -340,19 +359,20 @@ static void track_delivery(struct dash_model *m, const struct gd_status_transiti
     tr = calloc(1, sizeof(*tr));
     if (!tr)
         return;
-    tr->id = t->incident_id;
-    HASH_ADD(hh, m->delivered, id, sizeof(tr->id), tr);
+    memcpy(tr->key, key, sizeof(key));
+    HASH_ADD(hh, m->delivered, key, sizeof(tr->key), tr);
     m->n_delivered++;
 }
 
-static void apply_transition(struct dash_model *m, const struct gd_status_transition *t)
+static void apply_transition(struct dash_model *m, uint32_t shard,
+                             const struct gd_status_transition *t)
 {
     m->transitions++;
-    track_delivery(m, t);
+    track_delivery(m, shard, t);
     enum dash_sector s = dash_model_sector(m, t->category);
     struct dash_unit *u = unit_of(m, t->unit);
     bool late = t->event == GD_EV_RESOLVE && t->resolve_due > 0 && t->at > t->resolve_due;
-    if (t->at >= m->day_start && !seeded(m, t))
+    if (t->at >= m->day_start && !seeded(m, shard, t))
         count_up(u ? u : m->root, s, gd_event_kind_name(t->event), 1, late ? 0 : 1);
 
     struct dash_feed_item *it = feed_push(m, DASH_FEED_TRANSITION, t->at);
@@ -377,14 +397,26 @@ static struct dash_unit *topic_unit(const struct dash_model *m, const char *topi
     return unit_of(m, gd_str_make(topic + i, len - i));
 }
 
-static void apply_sla(struct dash_model *m, const char *topic, size_t len,
+/* The queue `name` of `shard`, or NULL. */
+static struct dash_queue *queue_find(const struct dash_model *m, uint32_t shard, struct gd_str name)
+{
+    if (name.len == 0 || name.len > GD_MAX_QUEUE)
+        return NULL;
+    struct dash_queue probe;
+    memset(&probe, 0, sizeof(probe));
+    probe.shard = shard;
+    memcpy(probe.name, name.ptr, name.len);
+    struct dash_queue *q;
+    HASH_FIND(hh, m->queues, &probe.shard, QUEUE_KEY_LEN, q);
+    return q;
+}
+
+static void apply_sla(struct dash_model *m, uint32_t shard, const char *topic, size_t len,
                       const struct gd_status_sla *s)
 {
     m->sla_events++;
     struct dash_unit *u = topic_unit(m, topic, len);
-    struct dash_queue *q = NULL;
-    if (s->queue.len && s->queue.len <= GD_MAX_QUEUE)
-        HASH_FIND(hh, m->queues, s->queue.ptr, s->queue.len, q);
+    struct dash_queue *q = queue_find(m, shard, s->queue);
     enum dash_sector sec = q ? q->sector : DASH_OTHER;
     if (s->at >= m->day_start)
         count_up(u ? u : m->root, sec, s->breach ? "breach" : "warn_sla", 1, 0);
@@ -409,9 +441,10 @@ static void apply_alarm(struct dash_model *m, const struct gd_status_alarm *a)
     copy_str(it->message, sizeof(it->message), a->message);
 }
 
-static void apply_broker(struct dash_model *m, const struct gd_status_broker *b, int64_t now)
+static void apply_broker(struct dash_model *m, uint32_t shard, const struct gd_status_broker *b,
+                         int64_t now)
 {
-    struct dash_broker *d = &m->broker;
+    struct dash_broker *d = &m->broker[shard];
     *d = (struct dash_broker){
         .seen = true,
         .at = b->at,
@@ -451,13 +484,12 @@ static void queue_place(const struct dash_model *m, struct dash_queue *q)
     q->unit = unit_of(m, gd_str_c(q->name));
 }
 
-void dash_model_gauge(struct dash_model *m, const struct gd_gauge *g, int64_t now)
+void dash_model_gauge(struct dash_model *m, uint32_t shard, const struct gd_gauge *g, int64_t now)
 {
-    if (g->queue.len == 0 || g->queue.len > GD_MAX_QUEUE)
+    if (g->queue.len == 0 || g->queue.len > GD_MAX_QUEUE || shard >= m->n_shards)
         return;
     m->gauges++;
-    struct dash_queue *q;
-    HASH_FIND(hh, m->queues, g->queue.ptr, g->queue.len, q);
+    struct dash_queue *q = queue_find(m, shard, g->queue);
     if (!q) {
         if (m->n_queues >= DASH_MAX_QUEUES) {
             m->queues_dropped++;
@@ -468,9 +500,10 @@ void dash_model_gauge(struct dash_model *m, const struct gd_gauge *g, int64_t no
             m->queues_dropped++;
             return;
         }
+        q->shard = shard;
         memcpy(q->name, g->queue.ptr, g->queue.len);
         queue_place(m, q);
-        HASH_ADD(hh, m->queues, name, g->queue.len, q);
+        HASH_ADD(hh, m->queues, shard, QUEUE_KEY_LEN, q);
         m->n_queues++;
     }
     q->depth = g->depth;
@@ -484,27 +517,29 @@ void dash_model_gauge(struct dash_model *m, const struct gd_gauge *g, int64_t no
     m->version++;
 }
 
-bool dash_model_apply(struct dash_model *m, const char *topic, size_t topic_len,
+bool dash_model_apply(struct dash_model *m, uint32_t shard, const char *topic, size_t topic_len,
                       const struct gd_status *st, int64_t now)
 {
+    if (shard >= m->n_shards)
+        return false;
     dash_model_tick(m, now);
     switch (st->kind) {
     case GD_STATUS_TRANSITIONS:
         for (uint32_t i = 0; i < st->u.transitions.n_items; i++)
-            apply_transition(m, &st->u.transitions.items[i]);
+            apply_transition(m, shard, &st->u.transitions.items[i]);
         break;
     case GD_STATUS_GAUGES:
         for (uint32_t i = 0; i < st->u.gauges.n_items; i++)
-            dash_model_gauge(m, &st->u.gauges.items[i], now);
+            dash_model_gauge(m, shard, &st->u.gauges.items[i], now);
         return true;
     case GD_STATUS_BROKER:
-        apply_broker(m, &st->u.broker, now);
+        apply_broker(m, shard, &st->u.broker, now);
         break;
     case GD_STATUS_ALARM:
         apply_alarm(m, &st->u.alarm);
         break;
     case GD_STATUS_SLA:
-        apply_sla(m, topic, topic_len, &st->u.sla);
+        apply_sla(m, shard, topic, topic_len, &st->u.sla);
         break;
     default:
         return false;
@@ -546,12 +581,66 @@ void dash_model_queue_totals(const struct dash_model *m, const struct dash_unit 
     }
 }
 
-uint64_t dash_broker_counter(const struct dash_model *m, const char *name)
+uint64_t dash_broker_counter(const struct dash_broker *b, const char *name)
 {
-    for (uint32_t i = 0; i < m->broker.n_counters; i++)
-        if (!strcmp(m->broker.counters[i].name, name))
-            return m->broker.counters[i].value;
+    for (uint32_t i = 0; i < b->n_counters; i++)
+        if (!strcmp(b->counters[i].name, name))
+            return b->counters[i].value;
     return 0;
+}
+
+bool dash_broker_up(const struct dash_broker *b, int64_t now)
+{
+    return b->seen && now - b->received_at <= 10000;
+}
+
+/* Adds `value` to the counter `name` of `to`, a new one when there is room. */
+static void counter_add(struct dash_broker *to, const char *name, uint64_t value)
+{
+    for (uint32_t i = 0; i < to->n_counters; i++)
+        if (!strcmp(to->counters[i].name, name)) {
+            to->counters[i].value += value;
+            return;
+        }
+    if (to->n_counters >= GD_MAX_COUNTERS)
+        return;
+    struct dash_counter *c = &to->counters[to->n_counters++];
+    snprintf(c->name, sizeof(c->name), "%s", name);
+    c->value = value;
+}
+
+void dash_model_city_broker(const struct dash_model *m, struct dash_broker *ret)
+{
+    if (m->n_shards <= 1) {
+        *ret = m->broker[0];
+        return;
+    }
+    *ret = (struct dash_broker){.db_up = true, .active = true};
+    for (uint32_t s = 0; s < m->n_shards; s++) {
+        const struct dash_broker *b = &m->broker[s];
+        if (!b->seen) { /* its figures are unknown, its database not known to be up */
+            ret->db_up = ret->active = false;
+            continue;
+        }
+        ret->db_up = ret->db_up && b->db_up;
+        ret->active = ret->active && b->active;
+        if (!ret->seen || b->at < ret->at)
+            ret->at = b->at;
+        if (!ret->seen || b->received_at < ret->received_at)
+            ret->received_at = b->received_at;
+        ret->seen = true;
+        if (b->started_at > ret->started_at)
+            ret->started_at = b->started_at;
+        ret->open_incidents += b->open_incidents;
+        ret->sessions += b->sessions;
+        ret->commit_backlog += b->commit_backlog;
+        if (b->commit_p50_us > ret->commit_p50_us)
+            ret->commit_p50_us = b->commit_p50_us;
+        if (b->commit_p99_us > ret->commit_p99_us)
+            ret->commit_p99_us = b->commit_p99_us;
+        for (uint32_t i = 0; i < b->n_counters; i++)
+            counter_add(ret, b->counters[i].name, b->counters[i].value);
+    }
 }
 
 void dash_model_feed_since(const struct dash_model *m, uint64_t after,

@@ -28,6 +28,7 @@ enum dash_sector {
 #define DASH_MAX_TRACKED 262144 /* incidents remembered as "delivered once" */
 #define DASH_MAX_SEEN    262144 /* (incident, version) pairs from the start-up seed */
 #define DASH_LAT_BUCKETS 14     /* dispatch-latency histogram buckets (+Inf excluded) */
+#define DASH_MAX_SHARDS  32     /* brokers whose status is combined (CITY_MAX_SHARDS) */
 
 /* Today's counts for one unit's subtree and one sector (local day). */
 struct dash_day {
@@ -59,11 +60,13 @@ struct dash_category {
     UT_hash_handle hh;
 };
 
-/* Last gauge of one queue. `unit` is the org unit the queue belongs to
- * (town for "<town>.<sector>", the district for "triage"); NULL when the
- * name matches no unit. */
+/* Last gauge of one queue of one shard's broker: every shard has its own
+ * "triage" and district queues, so (shard, name) is the key. `unit` is the
+ * org unit the queue belongs to (town for "<town>.<sector>", the district
+ * for "triage"); NULL when the name matches no unit. */
 struct dash_queue {
-    char name[GD_MAX_QUEUE + 1];
+    uint32_t shard;              /* index of the broker it came from; the key starts here */
+    char name[GD_MAX_QUEUE + 1]; /* zero-padded: part of the key */
     struct dash_unit *unit;
     enum dash_sector sector; /* DASH_OTHER unless "<town>.<sector>" */
     uint32_t depth, in_flight, overdue, consumers;
@@ -99,7 +102,7 @@ struct dash_counter {
     uint64_t value;
 };
 
-/* The last `broker` message. */
+/* The last `broker` message of one shard's broker. */
 struct dash_broker {
     bool seen;
     int64_t at, started_at, received_at; /* received_at: local clock */
@@ -135,14 +138,18 @@ struct dash_model {
     struct dash_feed_item feed[DASH_FEED_LEN];
     uint64_t feed_seq; /* items ever added; feed[(seq-1) % LEN] is the newest */
 
-    struct dash_broker broker;
+    /* One broker without a city; with one, a broker per shard, in the city
+     * file's order. Names are the caller's (NULL without a city). */
+    uint32_t n_shards;
+    const char *shard_name[DASH_MAX_SHARDS];
+    struct dash_broker broker[DASH_MAX_SHARDS];
     struct dash_histogram dispatch_latency;
-    struct dash_track *delivered; /* incidents whose first delivery was measured */
+    struct dash_track *delivered; /* (shard, incident) whose first delivery was measured */
     uint32_t n_delivered;
 
-    struct dash_seen *seen; /* seed dedupe; freed by dash_seed_done() */
+    struct dash_seen *seen; /* seed dedupe by (shard, incident, version); dash_seed_done() */
     uint32_t n_seen;
-    int64_t seed_cutoff; /* transitions before it were all in the seed */
+    int64_t seed_cutoff[DASH_MAX_SHARDS]; /* a shard's transitions before it were in the seed */
 
     uint64_t transitions, gauges, sla_events, alarms, decode_errors;
     uint64_t resubscribes; /* status subscriptions made anew: the broker fell silent */
@@ -150,9 +157,14 @@ struct dash_model {
     uint64_t version;      /* bumped by every change: renderers cache on it */
 };
 
-/* Initialises an empty model counting local days at `utc_offset_min`
- * minutes east of UTC; `now` (ms) fixes the current day. */
+/* Initialises an empty model of one broker (shard 0, unnamed) counting
+ * local days at `utc_offset_min` minutes east of UTC; `now` (ms) fixes the
+ * current day. */
 void dash_model_init(struct dash_model *m, int32_t utc_offset_min, int64_t now);
+/* Makes the model combine `n` brokers, shard i named names[i] (the strings
+ * must outlive the model). Call before anything is applied. Returns 0, or
+ * -E2BIG when n is 0 or over DASH_MAX_SHARDS (nothing changed). */
+int dash_model_set_shards(struct dash_model *m, uint32_t n, const char *const *names);
 /* Frees everything the model owns; accepts a zeroed model. */
 void dash_model_fini(struct dash_model *m);
 
@@ -178,12 +190,13 @@ const char *dash_sector_name(enum dash_sector s); /* "party" ... "other" */
  * the district. */
 void dash_seed_count(struct dash_model *m, const char *unit, const char *category, const char *kind,
                      uint32_t n, uint32_t on_time);
-/* Remembers one event that the seed counted, so the same transition
- * arriving on the stream is not counted twice. Returns 0 or -E2BIG when
+/* Remembers one event of `shard`'s database that the seed counted, so the
+ * same transition arriving on that shard's stream is not counted twice
+ * (incident ids repeat across shards). Returns 0 or -E2BIG when
  * DASH_MAX_SEEN are remembered (the pair is then not remembered). */
-int dash_seed_mark(struct dash_model *m, uint64_t incident_id, uint32_t version);
-/* Transitions stamped before `cutoff` (ms) were all in the seed. */
-void dash_seed_set_cutoff(struct dash_model *m, int64_t cutoff);
+int dash_seed_mark(struct dash_model *m, uint32_t shard, uint64_t incident_id, uint32_t version);
+/* `shard`'s transitions stamped before `cutoff` (ms) were all in the seed. */
+void dash_seed_set_cutoff(struct dash_model *m, uint32_t shard, int64_t cutoff);
 /* Forgets the seed's pairs (call when no stream message can predate it). */
 void dash_seed_done(struct dash_model *m);
 
@@ -194,12 +207,13 @@ void dash_model_reset_day(struct dash_model *m);
 /* Rolls the day counters over when `now` is in a later local day. */
 void dash_model_tick(struct dash_model *m, int64_t now);
 
-/* Applies one decoded status message received on `topic` at local time
+/* Applies one decoded status message received from shard `shard`'s broker
+ * (0 without a city; must be below n_shards) on `topic` at local time
  * `now` (ms). Returns true when the model changed. */
-bool dash_model_apply(struct dash_model *m, const char *topic, size_t topic_len,
+bool dash_model_apply(struct dash_model *m, uint32_t shard, const char *topic, size_t topic_len,
                       const struct gd_status *st, int64_t now);
-/* Applies a gauge (from a queue.* message or a GAUGES reply). */
-void dash_model_gauge(struct dash_model *m, const struct gd_gauge *g, int64_t now);
+/* Applies a gauge of `shard` (from a queue.* message or a GAUGES reply). */
+void dash_model_gauge(struct dash_model *m, uint32_t shard, const struct gd_gauge *g, int64_t now);
 
 /* Sums of the queues in `u`'s subtree, per sector (town sector queues by
  * their sector, other queues under DASH_OTHER) in out[], and their total
@@ -207,8 +221,19 @@ void dash_model_gauge(struct dash_model *m, const struct gd_gauge *g, int64_t no
 void dash_model_queue_totals(const struct dash_model *m, const struct dash_unit *u,
                              struct dash_queue out[DASH_SECTORS], struct dash_queue *ret_total);
 
-/* A counter of the last broker message, or 0 when absent. */
-uint64_t dash_broker_counter(const struct dash_model *m, const char *name);
+/* A counter of broker `b`, or 0 when absent. */
+uint64_t dash_broker_counter(const struct dash_broker *b, const char *name);
+
+/* True when broker `b`'s status arrived within the last 10 s at `now`. */
+bool dash_broker_up(const struct dash_broker *b, int64_t now);
+
+/* The whole city's broker state in *ret: seen when any shard's broker was,
+ * db_up and active when every shard's are (an unseen one's are not), and
+ * of the shards seen: open incidents, sessions, backlog and counters summed
+ * (counters by name, the first GD_MAX_COUNTERS names), at and received_at
+ * the oldest, started_at and commit percentiles the largest. With one
+ * broker, a copy of it. */
+void dash_model_city_broker(const struct dash_model *m, struct dash_broker *ret);
 
 /* The newest feed item with seq > after, oldest first: calls fn for each
  * (at most DASH_FEED_LEN). */

@@ -64,7 +64,8 @@ clear_units:
     return rc;
 }
 
-int orgload_seed(PGconn *conn, struct dash_model *m, int overlap_s, char *err, size_t errlen)
+int orgload_seed(PGconn *conn, struct dash_model *m, uint32_t shard, int overlap_s, char *err,
+                 size_t errlen)
 {
     int rc = -EIO;
     char day[32], overlap[16];
@@ -117,11 +118,11 @@ int orgload_seed(PGconn *conn, struct dash_model *m, int overlap_s, char *err, s
               2, p, PGRES_TUPLES_OK, err, errlen);
     if (!r)
         goto rollback;
-    dash_seed_set_cutoff(m, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
+    dash_seed_set_cutoff(m, shard, strtoll(PQgetvalue(r, 0, 0), NULL, 10));
     for (int i = 0; i < PQntuples(r); i++) {
         if (PQgetisnull(r, i, 1))
             continue;
-        if (dash_seed_mark(m, strtoull(PQgetvalue(r, i, 1), NULL, 10),
+        if (dash_seed_mark(m, shard, strtoull(PQgetvalue(r, i, 1), NULL, 10),
                            (uint32_t)strtoul(PQgetvalue(r, i, 2), NULL, 10)) < 0) {
             snprintf(err, errlen, "more than %d events in the seed overlap", DASH_MAX_SEEN);
             PQclear(r);

@@ -14,7 +14,8 @@
  * it). At most DASH_MAX_UNITS units (-E2BIG beyond). */
 int orgload_tree(PGconn *conn, struct dash_model *m, char *err, size_t errlen);
 
-/* Seeds today's counts (local day of m) from the event log, in one
+/* Seeds today's counts (local day of m) from the event log of shard
+ * `shard`'s database (0 without a city), in one
  * REPEATABLE READ snapshot: per location unit, category and event kind;
  * remembers the (incident, version) of the events of the last
  * `overlap_s` seconds, and sets the cutoff before which every transition
@@ -22,6 +23,7 @@ int orgload_tree(PGconn *conn, struct dash_model *m, char *err, size_t errlen);
  * the stream that the snapshot already saw are not counted twice.
  * Subscribe to the status endpoint before calling it. Returns 0 or a
  * negative errno with a message in err. */
-int orgload_seed(PGconn *conn, struct dash_model *m, int overlap_s, char *err, size_t errlen);
+int orgload_seed(PGconn *conn, struct dash_model *m, uint32_t shard, int overlap_s, char *err,
+                 size_t errlen);
 
 #endif

@@ -269,15 +269,15 @@ void render_feed(struct tb *out, const struct dash_model *m, uint64_t after)
     tb_puts(out, "]");
 }
 
-void render_broker(struct tb *out, const struct dash_model *m, int64_t now)
+/* The fields of one broker's state, without braces. */
+static void broker_fields(struct tb *out, const struct dash_broker *b, int64_t now)
 {
-    const struct dash_broker *b = &m->broker;
     if (!b->seen) {
-        tb_puts(out, "{\"seen\":false}");
+        tb_puts(out, "\"seen\":false");
         return;
     }
     tb_printf(out,
-              "{\"seen\":true,\"at\":%lld,\"age_ms\":%lld,\"started_at\":%lld,\"db_up\":%s,"
+              "\"seen\":true,\"at\":%lld,\"age_ms\":%lld,\"started_at\":%lld,\"db_up\":%s,"
               "\"active\":%s,\"open_incidents\":%u,\"sessions\":%u,\"commit_backlog\":%u,"
               "\"commit_p50_us\":%u,\"commit_p99_us\":%u,\"counters\":{",
               (long long)b->at, (long long)(now - b->received_at), (long long)b->started_at,
@@ -289,7 +289,28 @@ void render_broker(struct tb *out, const struct dash_model *m, int64_t now)
         tb_json_str(out, b->counters[i].name);
         tb_printf(out, ":%llu", (unsigned long long)b->counters[i].value);
     }
-    tb_puts(out, "}}");
+    tb_puts(out, "}");
+}
+
+void render_broker(struct tb *out, const struct dash_model *m, int64_t now)
+{
+    struct dash_broker city;
+    dash_model_city_broker(m, &city);
+    tb_puts(out, "{");
+    broker_fields(out, &city, now);
+    if (m->n_shards > 1) {
+        tb_puts(out, ",\"shards\":[");
+        for (uint32_t s = 0; s < m->n_shards; s++) {
+            const struct dash_broker *b = &m->broker[s];
+            tb_puts(out, s ? ",{\"name\":" : "{\"name\":");
+            tb_json_str(out, m->shard_name[s]);
+            tb_printf(out, ",\"up\":%s,", dash_broker_up(b, now) ? "true" : "false");
+            broker_fields(out, b, now);
+            tb_puts(out, "}");
+        }
+        tb_puts(out, "]");
+    }
+    tb_puts(out, "}");
 }
 
 /* ---- Prometheus ---- */
@@ -337,12 +358,18 @@ static bool is_histogram_counter(const char *name)
     return !strncmp(name, "commit_le_", 10) || !strcmp(name, "commit_sum_us");
 }
 
-static void queue_labels(struct tb *o, const struct dash_queue *q)
+static void queue_labels(struct tb *o, const struct dash_model *m, const struct dash_queue *q)
 {
     const struct dash_unit *town = q->unit;
     while (town && town->level < GD_LEVEL_TOWN)
         town = town->parent;
-    tb_puts(o, "{queue=");
+    tb_puts(o, "{");
+    if (m->n_shards > 1) {
+        tb_puts(o, "shard=");
+        label_value(o, m->shard_name[q->shard]);
+        tb_puts(o, ",");
+    }
+    tb_puts(o, "queue=");
     label_value(o, q->name);
     tb_puts(o, ",town=");
     label_value(o, town && town->level == GD_LEVEL_TOWN ? town->code : "");
@@ -357,7 +384,7 @@ static void queue_metric(struct tb *o, const struct dash_model *m, const char *n
     head(o, name, type, help);
     for (const struct dash_queue *q = m->queues; q; q = q->hh.next) {
         tb_printf(o, "griddispatch_%s", name);
-        queue_labels(o, q);
+        queue_labels(o, m, q);
         switch (field) {
         case 0:
             tb_printf(o, " %u\n", q->depth);
@@ -384,55 +411,148 @@ static void queue_metric(struct tb *o, const struct dash_model *m, const char *n
     }
 }
 
-void render_metrics(struct tb *o, const struct dash_model *m, const struct dash_http_stats *hs,
-                    int64_t now)
+/* `{shard="NAME"}` (with a city), or nothing. */
+static void shard_labels(struct tb *o, const struct dash_model *m, uint32_t s)
 {
-    const struct dash_broker *b = &m->broker;
+    if (m->n_shards <= 1)
+        return;
+    tb_puts(o, "{shard=");
+    label_value(o, m->shard_name[s]);
+    tb_puts(o, "}");
+}
+
+/* One gauge family with a line per shard whose broker was seen. */
+static void broker_gauge(struct tb *o, const struct dash_model *m, const char *name,
+                         const char *help, int field)
+{
+    head(o, name, "gauge", help);
+    for (uint32_t s = 0; s < m->n_shards; s++) {
+        const struct dash_broker *b = &m->broker[s];
+        if (!b->seen)
+            continue;
+        tb_printf(o, "griddispatch_%s", name);
+        shard_labels(o, m, s);
+        switch (field) {
+        case 0:
+            tb_printf(o, " %d\n", b->db_up);
+            break;
+        case 1:
+            tb_printf(o, " %u\n", b->open_incidents);
+            break;
+        case 2:
+            tb_printf(o, " %u\n", b->sessions);
+            break;
+        case 3:
+            tb_printf(o, " %u\n", b->commit_backlog);
+            break;
+        default:
+            tb_printf(o, " %.3f\n", b->started_at / 1000.0);
+            break;
+        }
+    }
+}
+
+/* True when counter `name` is in a seen broker before shard `s`. */
+static bool counter_listed(const struct dash_model *m, uint32_t s, const char *name)
+{
+    for (uint32_t e = 0; e < s; e++)
+        for (uint32_t i = 0; m->broker[e].seen && i < m->broker[e].n_counters; i++)
+            if (!strcmp(m->broker[e].counters[i].name, name))
+                return true;
+    return false;
+}
+
+static void commit_histogram(struct tb *o, const struct dash_model *m, uint32_t s)
+{
+    const struct dash_broker *b = &m->broker[s];
+    const char *sep = m->n_shards > 1 ? "," : "";
+    uint64_t last = 0;
+    for (size_t i = 0; i < N_COMMIT_BOUNDS; i++) {
+        uint64_t v = dash_broker_counter(b, commit_names[i]);
+        if (v < last)
+            v = last; /* cumulative by definition */
+        last = v;
+        tb_puts(o, "griddispatch_commit_seconds_bucket{");
+        if (m->n_shards > 1) {
+            tb_puts(o, "shard=");
+            label_value(o, m->shard_name[s]);
+        }
+        tb_printf(o, "%sle=\"%g\"} %llu\n", sep, commit_bounds[i], (unsigned long long)v);
+    }
+    uint64_t count = dash_broker_counter(b, "commits");
+    if (count < last)
+        count = last;
+    tb_puts(o, "griddispatch_commit_seconds_bucket{");
+    if (m->n_shards > 1) {
+        tb_puts(o, "shard=");
+        label_value(o, m->shard_name[s]);
+    }
+    tb_printf(o, "%sle=\"+Inf\"} %llu\n", sep, (unsigned long long)count);
+    tb_puts(o, "griddispatch_commit_seconds_sum");
+    shard_labels(o, m, s);
+    tb_printf(o, " %.6f\n", dash_broker_counter(b, "commit_sum_us") / 1e6);
+    tb_puts(o, "griddispatch_commit_seconds_count");
+    shard_labels(o, m, s);
+    tb_printf(o, " %llu\n", (unsigned long long)count);
+}
+
+/* Each broker's state and counters; with a city one line per shard, labelled
+ * `shard`. A family is written only when some broker was seen. */
+static void broker_metrics(struct tb *o, const struct dash_model *m, int64_t now)
+{
+    bool any = false;
     head(o, "broker_up", "gauge", "1 when a broker status message arrived within the last 10 s.");
-    tb_printf(o, "griddispatch_broker_up %d\n", b->seen && now - b->received_at <= 10000);
-    if (b->seen) {
-        head(o, "db_up", "gauge", "1 when the broker reaches its database.");
-        tb_printf(o, "griddispatch_db_up %d\n", b->db_up);
-        head(o, "open_incidents", "gauge", "Incidents not closed, as the broker counts them.");
-        tb_printf(o, "griddispatch_open_incidents %u\n", b->open_incidents);
-        head(o, "sessions", "gauge", "Worker and SLA sessions open at the broker.");
-        tb_printf(o, "griddispatch_sessions %u\n", b->sessions);
-        head(o, "commit_backlog", "gauge", "Changes waiting for a database commit.");
-        tb_printf(o, "griddispatch_commit_backlog %u\n", b->commit_backlog);
-        head(o, "broker_start_time_seconds", "gauge", "When the broker started (Unix time).");
-        tb_printf(o, "griddispatch_broker_start_time_seconds %.3f\n", b->started_at / 1000.0);
-        for (uint32_t i = 0; i < b->n_counters; i++) {
+    for (uint32_t s = 0; s < m->n_shards; s++) {
+        tb_puts(o, "griddispatch_broker_up");
+        shard_labels(o, m, s);
+        tb_printf(o, " %d\n", dash_broker_up(&m->broker[s], now));
+        any = any || m->broker[s].seen;
+    }
+    if (!any)
+        return;
+    broker_gauge(o, m, "db_up", "1 when the broker reaches its database.", 0);
+    broker_gauge(o, m, "open_incidents", "Incidents not closed, as the broker counts them.", 1);
+    broker_gauge(o, m, "sessions", "Worker and SLA sessions open at the broker.", 2);
+    broker_gauge(o, m, "commit_backlog", "Changes waiting for a database commit.", 3);
+    broker_gauge(o, m, "broker_start_time_seconds", "When the broker started (Unix time).", 4);
+    for (uint32_t s = 0; s < m->n_shards; s++) {
+        const struct dash_broker *b = &m->broker[s];
+        for (uint32_t i = 0; b->seen && i < b->n_counters; i++) {
             const char *n = b->counters[i].name;
-            if (is_histogram_counter(n))
+            if (is_histogram_counter(n) || counter_listed(m, s, n))
                 continue;
             tb_puts(o, "# HELP griddispatch_");
             metric_name(o, n);
             tb_printf(o, "_total Broker counter %s (monotonic since the broker started).\n", n);
             tb_puts(o, "# TYPE griddispatch_");
             metric_name(o, n);
-            tb_puts(o, "_total counter\ngriddispatch_");
-            metric_name(o, n);
-            tb_printf(o, "_total %llu\n", (unsigned long long)b->counters[i].value);
+            tb_puts(o, "_total counter\n");
+            for (uint32_t e = s; e < m->n_shards; e++) {
+                if (!m->broker[e].seen)
+                    continue;
+                for (uint32_t k = 0; k < m->broker[e].n_counters; k++) {
+                    if (strcmp(m->broker[e].counters[k].name, n))
+                        continue;
+                    tb_puts(o, "griddispatch_");
+                    metric_name(o, n);
+                    tb_puts(o, "_total");
+                    shard_labels(o, m, e);
+                    tb_printf(o, " %llu\n", (unsigned long long)m->broker[e].counters[k].value);
+                    break;
+                }
+            }
         }
-        head(o, "commit_seconds", "histogram", "Latency of the broker's database commits.");
-        uint64_t last = 0;
-        for (size_t i = 0; i < N_COMMIT_BOUNDS; i++) {
-            uint64_t v = dash_broker_counter(m, commit_names[i]);
-            if (v < last)
-                v = last; /* cumulative by definition */
-            last = v;
-            tb_printf(o, "griddispatch_commit_seconds_bucket{le=\"%g\"} %llu\n", commit_bounds[i],
-                      (unsigned long long)v);
-        }
-        uint64_t count = dash_broker_counter(m, "commits");
-        if (count < last)
-            count = last;
-        tb_printf(o, "griddispatch_commit_seconds_bucket{le=\"+Inf\"} %llu\n",
-                  (unsigned long long)count);
-        tb_printf(o, "griddispatch_commit_seconds_sum %.6f\n",
-                  dash_broker_counter(m, "commit_sum_us") / 1e6);
-        tb_printf(o, "griddispatch_commit_seconds_count %llu\n", (unsigned long long)count);
     }
+    head(o, "commit_seconds", "histogram", "Latency of the broker's database commits.");
+    for (uint32_t s = 0; s < m->n_shards; s++)
+        if (m->broker[s].seen)
+            commit_histogram(o, m, s);
+}
+
+void render_metrics(struct tb *o, const struct dash_model *m, const struct dash_http_stats *hs,
+                    int64_t now)
+{
+    broker_metrics(o, m, now);
 
     queue_metric(o, m, "queue_depth", "gauge", "Items queued, not delivered.", 0);
     queue_metric(o, m, "queue_in_flight", "gauge", "Items delivered, not finished.", 1);

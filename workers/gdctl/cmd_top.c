@@ -34,7 +34,7 @@ static int64_t now_ms(void)
 static void on_status(void *arg, const char *topic, size_t len, const struct gd_status *st)
 {
     struct top *t = arg;
-    dash_model_apply(&t->model, topic, len, st, now_ms());
+    dash_model_apply(&t->model, 0, topic, len, st, now_ms());
 }
 
 static void on_gauges(void *arg, const struct gd_gauges *ga, bool last)
@@ -42,7 +42,7 @@ static void on_gauges(void *arg, const struct gd_gauges *ga, bool last)
     (void)last;
     struct top *t = arg;
     for (uint32_t i = 0; i < ga->n_gauges; i++)
-        dash_model_gauge(&t->model, &ga->gauges[i], now_ms());
+        dash_model_gauge(&t->model, 0, &ga->gauges[i], now_ms());
 }
 
 static void on_error(void *arg, const char *topic, size_t len, const struct gd_decode_error *e)
@@ -122,7 +122,7 @@ static void print_row(const struct dash_model *m, const struct dash_unit *u)
 static void draw(struct top *t)
 {
     const struct dash_model *m = &t->model;
-    const struct dash_broker *b = &m->broker;
+    const struct dash_broker *b = &m->broker[0];
     char clock[16];
     time_t now = time(NULL);
     struct tm tm;
@@ -248,7 +248,7 @@ int cmd_top(struct gdctl *g, int argc, char **argv)
         goto close_sub;
     }
     if (orgload_tree(db, &t->model, err, sizeof(err)) < 0 ||
-        orgload_seed(db, &t->model, 30, err, sizeof(err)) < 0) {
+        orgload_seed(db, &t->model, 0, 30, err, sizeof(err)) < 0) {
         PQfinish(db);
         rc = gdctl_fail(g, EXIT_UNAVAILABLE, "database", "%s", err);
         goto close_sub;

@@ -180,6 +180,18 @@ function render(s) {
   db.className = "pill " + (s.broker.seen && s.broker.db_up ? "ok" : "bad");
   db.textContent = "";
   db.appendChild(bi(s.broker.seen && s.broker.db_up ? "数据库正常" : "数据库异常", "database"));
+  // a city: one pill per shard, its broker up or down and its database
+  const shards = document.getElementById("shards");
+  shards.textContent = "";
+  (s.broker.shards || []).forEach((sh) => {
+    const ok = sh.up && sh.db_up;
+    const p = el("span", "pill " + (ok ? "ok" : "bad"), sh.name + " ");
+    p.dataset.shard = sh.name;
+    p.dataset.up = sh.up ? "1" : "0";
+    p.appendChild(bi(!sh.up ? "中断" : sh.db_up ? "正常" : "数据库异常",
+                     !sh.up ? "down" : sh.db_up ? "up" : "database down"));
+    shards.appendChild(p);
+  });
 
   const nav = document.getElementById("path");
   nav.textContent = "";
