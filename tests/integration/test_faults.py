@@ -83,9 +83,14 @@ def test_broker_killed_with_sigkill_at_random_moments_loses_and_repeats_nothing(
     n = cycles(4)
     for _ in range(n):
         city.wait_accepted(city.accepted() + rng.randint(5, 60))
+        welcomed = [w.welcomes for w in city.workers]
         b.proc.kill()
         b.proc.wait()
         b.start()
+        # each kill must find workers holding live sessions: wait until every
+        # worker has been welcomed by the new broker before the next kill
+        gdclient.wait_until(lambda: all(w.welcomes > k for w, k in zip(city.workers, welcomed)),
+                            30.0, "every worker welcomed again after the restart")
     v = finish(city, pg, "kill -9", f"{n} kill -9 cycles")
     assert all(w.welcomes > n for w in city.workers), "the workers never had to reconnect"
     assert v.counts["signed"] > 0
