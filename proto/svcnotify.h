@@ -1,4 +1,4 @@
-/* svcnotify.h - telling the service manager (systemd) how a worker program is doing.
+/* svcnotify.h - telling the service manager (systemd) how a long-running program is doing.
  *
  * For gd-broker, gd-worker, gd-sla, gd-dashboard, gd-hotline and gd-open311
  * under a Type=notify unit (NOTIFY_SOCKET set): READY=1 once the program does its
@@ -15,8 +15,8 @@
  * (a failed sd_notify is not the program's problem) and keeps no globals:
  * the watchdog state lives in the caller's struct svcnotify.
  */
-#ifndef GD_WORKERS_SVCNOTIFY_H
-#define GD_WORKERS_SVCNOTIFY_H
+#ifndef GD_PROTO_SVCNOTIFY_H
+#define GD_PROTO_SVCNOTIFY_H
 
 #include <stdbool.h>
 #include <stdint.h>

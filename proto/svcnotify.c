@@ -1,4 +1,4 @@
-/* svcnotify.c - sd_notify(3) for the worker programs: readiness, status, stopping, watchdog. */
+/* svcnotify.c - sd_notify(3) for the broker and the worker programs: readiness, status, stopping, watchdog. */
 #include "svcnotify.h"
 
 #include <stdarg.h>
