@@ -15,6 +15,7 @@
 
 #include "auth.h"
 #include "config.h"
+#include "effects.h"
 #include "gdp.h"
 #include "locate.h"
 #include "org.h"
@@ -184,6 +185,7 @@ struct overdue_heap {
 
 struct broker {
     struct config cfg;
+    struct broker_clock clock;    /* wired by main before anything runs */
     uv_loop_t *loop;
     void *zctx;
     struct zsock intake;
@@ -238,7 +240,11 @@ struct broker {
     struct counters counters;
 };
 
-/* Wall-clock now in ms since the Unix epoch. */
-int64_t broker_now(const struct broker *b);
+/* Wall-clock now in ms since the Unix epoch, read from the clock that
+ * main passed in (b->clock). */
+static inline int64_t broker_now(const struct broker *b)
+{
+    return b->clock.now(b->clock.ctx);
+}
 
 #endif

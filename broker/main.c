@@ -21,9 +21,10 @@
 /* Longest a clean shutdown waits for the last commits. */
 #define SHUTDOWN_FLUSH_MS 10000
 
-int64_t broker_now(const struct broker *b)
+/* The broker's clock: the system's real-time clock. */
+static int64_t wall_clock_now(void *ctx)
 {
-    (void)b;
+    (void)ctx;
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
@@ -370,6 +371,7 @@ int main(int argc, char **argv)
 {
     static struct broker broker;
     struct broker *b = &broker;
+    b->clock = (struct broker_clock){.now = wall_clock_now};
     int rc = config_parse(&b->cfg, argc, argv, stderr);
     if (rc != 0)
         return rc > 0 ? 0 : 2;
