@@ -10,7 +10,6 @@
 #include "broker.h"
 #include "log.h"
 #include "peers.h"
-#include "status.h"
 
 #define ZAP_ENDPOINT "inproc://zeromq.zap.01"
 #define MAX_PRINCIPALS 10000
@@ -390,7 +389,7 @@ void auth_refused(struct broker *b, const char *who, const char *what)
     b->counters.denied++;
     char msg[256];
     snprintf(msg, sizeof(msg), "%s may not %s", who, what);
-    status_alarm(b, "denied", "warning", 0, NULL, msg);
+    b->fx.alarm(b->fx.ctx, "denied", "warning", 0, NULL, msg);
 }
 
 void auth_close(struct broker *b)

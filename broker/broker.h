@@ -186,6 +186,7 @@ struct overdue_heap {
 struct broker {
     struct config cfg;
     struct broker_clock clock;    /* wired by main before anything runs */
+    struct effects fx;            /* upward calls of the lower layers, wired by main */
     uv_loop_t *loop;
     void *zctx;
     struct zsock intake;

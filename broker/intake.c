@@ -12,9 +12,8 @@
 #include "queue.h"
 #include "ratelimit.h"
 #include "route.h"
-#include "sla.h"
+#include "deadline.h"
 #include "status.h"
-#include "work.h"
 
 /* A SUBMIT may say it was reported at most this far in the future
  * (clock skew between the reporting system and us). */
@@ -296,7 +295,7 @@ static void on_query_result(void *ctx, const PGresult *res)
         m.type = GD_T_INCIDENT;
         struct gd_incident_reply *r = &m.u.incident;
         r->ref = w->ref;
-        work_view(tmp, true, &r->incident);
+        incident_view(tmp, true, &r->incident);
         r->incident.queue = gd_str_c(PQgetvalue(res, 0, 7));
         r->incident.owner = gd_str_c(PQgetvalue(res, 0, 8));
         int level = gd_level_parse(gd_str_c(PQgetvalue(res, 0, 9)));
@@ -508,7 +507,7 @@ static void handle_approve(struct broker *b, const uint8_t *rid, size_t rid_len,
     uint8_t warned = inc->warned;
     inc->extension_pending = 0;
     if (m->approve)
-        sla_extend(b, inc, until, broker_now(b));
+        deadline_extend(b, inc, until, broker_now(b));
     if (lifecycle_apply_str(b, inc, m->approve ? GD_EV_EXTEND : GD_EV_EXTEND_DENY, inc->state,
                             NULL, false, "approver", m->note, w) < 0) {
         inc->extension_pending = until;

@@ -12,13 +12,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "intake.h"
 #include "log.h"
 #include "queue.h"
-#include "sla.h"
-#include "status.h"
+#include "deadline.h"
 #include "tally.h"
-#include "work.h"
 
 /* A store_change plus what to do when it is durable. */
 struct lc_change {
@@ -27,106 +24,15 @@ struct lc_change {
     struct waiter *waiters;
 };
 
-bool lifecycle_in_hand(enum gd_state s)
+/* Takes `inc` out of its worker's hands; the freed credit may take work
+ * from any of the worker's queues. */
+static void detach(struct broker *b, struct incident *inc)
 {
-    return s == GD_ST_DELIVERED || s == GD_ST_SIGNED || s == GD_ST_IN_PROGRESS;
-}
-
-/* Copies `v` into the string area at *cursor, NUL-terminated; returns the copy. */
-static char *place(char **cursor, struct gd_str v)
-{
-    char *p = *cursor;
-    if (v.len)
-        memcpy(p, v.ptr, v.len);
-    p[v.len] = '\0';
-    *cursor += (size_t)v.len + 1;
-    return p;
-}
-
-struct incident *incident_from_submit(const struct gd_submit *m, struct category *cat,
-                                      struct unit *location, uint64_t id, int64_t now)
-{
-    /* One allocation: the struct, then every string (open incidents are
-     * held by the million; a dozen small mallocs each would double that). */
-    const struct gd_str fields[] = {m->source,           m->external_id,     m->category,
-                                    m->location.unit,    m->location.address, m->description,
-                                    m->reporter.name,    m->reporter.phone,  m->reporter.address};
-    size_t strings = (size_t)m->source.len + m->external_id.len + 2; /* the key */
-    for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++)
-        strings += (size_t)fields[i].len + 1;
-    for (uint32_t i = 0; i < m->n_attachments; i++)
-        strings += (size_t)m->attachments[i].len + 1;
-    struct incident *inc = calloc(1, sizeof(*inc) + strings);
-    if (!inc)
-        return NULL;
-    char *cursor = (char *)(inc + 1);
-    inc->source = place(&cursor, m->source);
-    inc->external_id = place(&cursor, m->external_id);
-    inc->category_code = place(&cursor, m->category);
-    inc->location_code = place(&cursor, m->location.unit);
-    inc->address = place(&cursor, m->location.address);
-    inc->description = place(&cursor, m->description);
-    inc->reporter_name = place(&cursor, m->reporter.name);
-    inc->reporter_phone = place(&cursor, m->reporter.phone);
-    inc->reporter_address = place(&cursor, m->reporter.address);
-    for (uint32_t i = 0; i < m->n_attachments; i++)
-        inc->attachments[i] = place(&cursor, m->attachments[i]);
-    inc->n_attachments = m->n_attachments;
-    inc->key = cursor;
-    memcpy(cursor, m->source.ptr, m->source.len);
-    cursor[m->source.len] = '\x1f';
-    memcpy(cursor + m->source.len + 1, m->external_id.ptr, m->external_id.len);
-    cursor[m->source.len + 1 + m->external_id.len] = '\0';
-    inc->id = id;
-    inc->priority = m->priority;
-    inc->has_coords = m->location.has_coords;
-    inc->lat = m->location.lat;
-    inc->lon = m->location.lon;
-    inc->category = cat;
-    inc->location = location;
-    inc->reported_at = m->reported_at;
-    inc->received_at = now;
-    inc->state = GD_ST_RECEIVED;
-    return inc;
-}
-
-void incident_free(struct incident *inc)
-{
-    if (!inc)
+    struct session *s = incident_detach(inc);
+    if (!s)
         return;
-    while (inc->waiters) {
-        struct waiter *w = inc->waiters;
-        inc->waiters = w->next;
-        free(w);
-    }
-    free(inc); /* its strings live in the same block */
-}
-
-void incident_index(struct broker *b, struct incident *inc)
-{
-    HASH_ADD(hh, b->incidents, id, sizeof(inc->id), inc);
-    HASH_ADD_KEYPTR(hk, b->by_key, inc->key, strlen(inc->key), inc);
-    b->n_open++;
-}
-
-struct incident *incident_by_id(struct broker *b, uint64_t id)
-{
-    struct incident *inc = NULL;
-    HASH_FIND(hh, b->incidents, &id, sizeof(id), inc);
-    return inc;
-}
-
-struct incident *incident_by_key(struct broker *b, struct gd_str source, struct gd_str external_id)
-{
-    char key[GD_MAX_CODE + GD_MAX_EXTERNAL_ID + 2];
-    if ((size_t)source.len + external_id.len + 2 > sizeof(key))
-        return NULL;
-    memcpy(key, source.ptr, source.len);
-    key[source.len] = '\x1f';
-    memcpy(key + source.len + 1, external_id.ptr, external_id.len);
-    struct incident *inc = NULL;
-    HASH_FIND(hk, b->by_key, key, (size_t)source.len + 1 + external_id.len, inc);
-    return inc;
+    for (uint32_t i = 0; i < s->n_queues; i++)
+        b->fx.kick(b->fx.ctx, s->queues[i]);
 }
 
 static void release(struct incident *inc)
@@ -140,8 +46,8 @@ void incident_drop(struct broker *b, struct incident *inc)
     if (inc->doomed)
         return;
     tally_forget(b, inc);
-    work_detach(b, inc);
-    if (inc->queue && lifecycle_in_hand(inc->state))
+    detach(b, inc);
+    if (inc->queue && incident_in_hand(inc->state))
         inc->queue->in_flight--;
     queue_unlink(inc);
     HASH_DELETE(hh, b->incidents, inc);
@@ -149,30 +55,6 @@ void incident_drop(struct broker *b, struct incident *inc)
     b->n_open--;
     inc->doomed = true;
     release(inc);
-}
-
-struct waiter *waiter_for_client(struct client *c, enum gd_type type, uint64_t ref)
-{
-    struct waiter *w = calloc(1, sizeof(*w));
-    if (w) {
-        w->type = type;
-        w->ref = ref;
-        w->client = c;
-        w->applied = true;
-    }
-    return w;
-}
-
-struct waiter *waiter_for_session(uint64_t session_id, uint64_t ref)
-{
-    struct waiter *w = calloc(1, sizeof(*w));
-    if (w) {
-        w->type = GD_T_OK;
-        w->ref = ref;
-        w->session_id = session_id;
-        w->applied = true;
-    }
-    return w;
 }
 
 /* Answers one waiter with the outcome of change `c` and frees it. */
@@ -223,9 +105,9 @@ static void answer(struct broker *b, struct waiter *w, const struct incident *in
         };
     }
     if (w->client)
-        intake_answer(b, w, &m);
+        b->fx.answer_client(b->fx.ctx, w, &m);
     else
-        work_answer(b, w->session_id, &m);
+        b->fx.answer_session(b->fx.ctx, w->session_id, &m);
     free(w);
 }
 
@@ -318,14 +200,14 @@ static void on_done(void *ctx, struct store_change *sc, enum store_result result
         } else {
             answer_all(b, &lc->waiters, inc, sc, GD_OK);
         }
-        status_transition(b, inc, sc);
+        b->fx.publish(b->fx.ctx, inc, sc);
         tally_track(b, inc);
         if (!inc->doomed)
-            sla_committed(b, inc, sc);
+            b->fx.deadlines(b->fx.ctx, inc, sc);
         if (sc->to == GD_ST_CLOSED)
             incident_drop(b, inc);
         if (sc->kind == STORE_NEW && !inc->doomed)
-            work_kick(b, inc->queue);
+            b->fx.kick(b->fx.ctx, inc->queue);
     } else if (result == STORE_CONFLICT) {
         /* the waiters of the first SUBMIT and of any repeats */
         struct waiter **tail = &inc->waiters;
@@ -342,7 +224,7 @@ static void on_done(void *ctx, struct store_change *sc, enum store_result result
                  "the database refused a change (%s, version %u); the incident was taken out "
                  "of memory and is recovered from the database on restart",
                  gd_event_kind_name(sc->event), sc->version);
-        status_alarm(b, "store_refused", "critical", inc->id, sc->queue, msg);
+        b->fx.alarm(b->fx.ctx, "store_refused", "critical", inc->id, sc->queue, msg);
         incident_drop(b, inc);
     }
     (void)ctx;
@@ -405,7 +287,7 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
     inc->state = GD_ST_QUEUED;
     inc->version = 1;
     inc->last_event = GD_EV_RECEIVE;
-    sla_start_clocks(b, inc, true, true, inc->received_at);
+    deadline_start(b, inc, true, true, inc->received_at);
     incident_index(b, inc);
     struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED, inc->source,
                                       note, note ? strlen(note) : 0);
@@ -424,7 +306,7 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
         inc->waiters = w;
     }
     inc->pending_changes++;
-    store_append(b->store, &lc->c);
+    b->fx.commit(b->fx.ctx, &lc->c);
 }
 
 void lifecycle_db_down(struct broker *b)
@@ -442,9 +324,9 @@ static void restart_clocks(struct broker *b, struct incident *inc, enum gd_event
 {
     switch (ev) {
     case GD_EV_RETURN:
-    case GD_EV_DISPATCH: sla_start_clocks(b, inc, true, false, now); break;
+    case GD_EV_DISPATCH: deadline_start(b, inc, true, false, now); break;
     case GD_EV_ESCALATE:
-    case GD_EV_REOPEN: sla_start_clocks(b, inc, true, true, now); break;
+    case GD_EV_REOPEN: deadline_start(b, inc, true, true, now); break;
     default: break;
     }
 }
@@ -462,13 +344,13 @@ static int apply(struct broker *b, struct incident *inc, enum gd_event_kind ev, 
     lc->c.from_queue = inc->queue->name;
     int64_t now = lc->c.at;
     struct queue *old_queue = inc->queue;
-    bool was_in_hand = lifecycle_in_hand(inc->state);
+    bool was_in_hand = incident_in_hand(inc->state);
     bool moving = move && move->queue != inc->queue;
 
     /* A delivery holds its worker's credit until it is signed for (or
      * leaves the worker before that); signed work stays with the unit. */
     if (inc->session && (moving || to != GD_ST_DELIVERED))
-        work_detach(b, inc);
+        detach(b, inc);
     if (was_in_hand)
         old_queue->in_flight--;
     if (moving || to == GD_ST_RESOLVED || to == GD_ST_CLOSED)
@@ -484,11 +366,11 @@ static int apply(struct broker *b, struct incident *inc, enum gd_event_kind ev, 
     inc->state = to;
     inc->version++;
     inc->last_event = ev;
-    if (lifecycle_in_hand(to))
+    if (incident_in_hand(to))
         inc->queue->in_flight++;
     if (to == GD_ST_QUEUED && (moving || !inc->queued)) {
         queue_push(inc->queue, inc, at_head, now);
-        work_kick(b, inc->queue);
+        b->fx.kick(b->fx.ctx, inc->queue);
     }
     restart_clocks(b, inc, ev, now);
     capture(lc, inc);
@@ -497,7 +379,7 @@ static int apply(struct broker *b, struct incident *inc, enum gd_event_kind ev, 
     log_debug("lifecycle", "incident %llu v%u %s -> %s (%s) on %s", (unsigned long long)inc->id,
               inc->version, gd_state_name(lc->c.from), gd_state_name(to),
               gd_event_kind_name(ev), inc->queue->name);
-    store_append(b->store, &lc->c);
+    b->fx.commit(b->fx.ctx, &lc->c);
     return 0;
 }
 
@@ -650,7 +532,7 @@ int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen)
         inc->owner = org_unit(&b->org, owner, strlen(owner));
         inc->level = inc->owner ? inc->owner->level : GD_LEVEL_DISTRICT;
         incident_index(b, inc);
-        sla_recovered(b, inc, now);
+        deadline_recovered(b, inc, now);
         tally_track(b, inc);
         if (inc->state == GD_ST_QUEUED) {
             queue_push(q, inc, false, now);
@@ -661,7 +543,7 @@ int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen)
             lifecycle_apply(b, inc, GD_EV_REQUEUE, GD_ST_QUEUED, NULL, true, NULL,
                             "broker restart before sign-for", NULL);
             requeued++;
-        } else if (lifecycle_in_hand(inc->state)) {
+        } else if (incident_in_hand(inc->state)) {
             q->in_flight++;
         }
     }

@@ -3,28 +3,12 @@
 #define GD_BROKER_LIFECYCLE_H
 
 #include "broker.h"
+#include "incident.h"
 #include "route.h"
-
-/* Builds an incident from a validated SUBMIT (strings are copied).
- * Returns NULL when out of memory. */
-struct incident *incident_from_submit(const struct gd_submit *m, struct category *cat,
-                                      struct unit *location, uint64_t id, int64_t now);
-
-/* Frees an incident and its strings and waiters; accepts NULL. */
-void incident_free(struct incident *inc);
-
-/* Adds to / looks up in the broker's indexes by id and by
- * (source, external_id). */
-void incident_index(struct broker *b, struct incident *inc);
-struct incident *incident_by_id(struct broker *b, uint64_t id);
-struct incident *incident_by_key(struct broker *b, struct gd_str source, struct gd_str external_id);
 
 /* Takes `inc` out of the broker: out of its queue, its session and the
  * indexes; it is freed once its last pending change is durable. */
 void incident_drop(struct broker *b, struct incident *inc);
-
-/* True for DELIVERED, SIGNED and IN_PROGRESS: in a worker's hands. */
-bool lifecycle_in_hand(enum gd_state s);
 
 /* Stores a new incident (first event RECEIVE, state QUEUED at `r`, with
  * `note`, may be NULL: why it was not located). It is indexed now and
@@ -59,11 +43,6 @@ int lifecycle_apply_sla(struct broker *b, struct incident *inc, enum gd_event_ki
                         enum gd_state to, const struct route *move, const char *actor,
                         const char *note, struct waiter *w, enum gd_deadline_kind kind,
                         int64_t due);
-
-/* Allocates a waiter for an intake client / a work session. NULL when
- * out of memory. */
-struct waiter *waiter_for_client(struct client *c, enum gd_type type, uint64_t ref);
-struct waiter *waiter_for_session(uint64_t session_id, uint64_t ref);
 
 /* The incident columns, in the order incident_row_view() reads them. */
 #define INCIDENT_COLUMNS                                                                          \

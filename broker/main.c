@@ -30,6 +30,55 @@ static int64_t wall_clock_now(void *ctx)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* ---- the effects: what the lower layers ask of the endpoints (effects.h) ---- */
+
+static void fx_commit(void *ctx, struct store_change *c)
+{
+    struct broker *b = ctx;
+    store_append(b->store, c);
+}
+
+static void fx_answer_client(void *ctx, struct waiter *w, const struct gd_msg *m)
+{
+    intake_answer(ctx, w, m);
+}
+
+static void fx_answer_session(void *ctx, uint64_t session_id, const struct gd_msg *m)
+{
+    work_answer(ctx, session_id, m);
+}
+
+static void fx_kick(void *ctx, struct queue *q)
+{
+    work_kick(ctx, q);
+}
+
+static void fx_publish(void *ctx, const struct incident *inc, const struct store_change *c)
+{
+    status_transition(ctx, inc, c);
+}
+
+static void fx_deadlines(void *ctx, struct incident *inc, const struct store_change *c)
+{
+    sla_committed(ctx, inc, c);
+}
+
+static int fx_send(void *ctx, struct session *s, const struct gd_msg *m)
+{
+    return work_send(ctx, s, m);
+}
+
+static void fx_session_lost(void *ctx, struct session *s, const char *why)
+{
+    work_session_lost(ctx, s, why);
+}
+
+static void fx_alarm(void *ctx, const char *kind, const char *severity, uint64_t incident_id,
+                     const char *queue, const char *message)
+{
+    status_alarm(ctx, kind, severity, incident_id, queue, message);
+}
+
 static void on_store_state(void *ctx, bool up)
 {
     struct broker *b = ctx;
@@ -372,6 +421,18 @@ int main(int argc, char **argv)
     static struct broker broker;
     struct broker *b = &broker;
     b->clock = (struct broker_clock){.now = wall_clock_now};
+    b->fx = (struct effects){
+        .commit = fx_commit,
+        .answer_client = fx_answer_client,
+        .answer_session = fx_answer_session,
+        .kick = fx_kick,
+        .publish = fx_publish,
+        .deadlines = fx_deadlines,
+        .send = fx_send,
+        .session_lost = fx_session_lost,
+        .alarm = fx_alarm,
+        .ctx = b,
+    };
     int rc = config_parse(&b->cfg, argc, argv, stderr);
     if (rc != 0)
         return rc > 0 ? 0 : 2;

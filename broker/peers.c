@@ -13,7 +13,6 @@
 
 #include "broker.h"
 #include "log.h"
-#include "status.h"
 
 static const struct {
     const char *name;    /* in logs and alarms */
@@ -75,7 +74,7 @@ static void report(struct broker *b, enum peers_endpoint e, uint64_t now)
              "(reported at most every %d s)",
              info[e].name, c->max, info[e].option, c->max, (unsigned long long)c->unreported,
              PEERS_ALARM_MS / 1000);
-    status_alarm(b, "limit", "warning", 0, NULL, msg);
+    b->fx.alarm(b->fx.ctx, "limit", "warning", 0, NULL, msg);
     c->unreported = 0;
     c->alarmed_at = now;
 }
@@ -311,7 +310,7 @@ void peers_check_subscribers(struct broker *b)
                  (unsigned long long)p->cut_unreported, (unsigned long long)limit);
         p->cut_unreported = 0;
         p->cut_alarmed_at = now;
-        status_alarm(b, "limit", "warning", 0, NULL, msg);
+        b->fx.alarm(b->fx.ctx, "limit", "warning", 0, NULL, msg);
     }
     p->checking = false;
 }

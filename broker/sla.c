@@ -1,4 +1,4 @@
-/* sla.c - deadlines: their clocks, the stream to SLA-timer workers, and WARN/ESCALATE from them. */
+/* sla.c - the deadline stream to SLA-timer workers, and WARN/ESCALATE from them. */
 #include "sla.h"
 
 #include <stdio.h>
@@ -12,98 +12,10 @@
 #include "log.h"
 #include "route.h"
 #include "status.h"
-#include "work.h"
+#include "deadline.h"
 
 #define SYNC_CHUNK 2000      /* DEADLINEs sent per timer tick during a sync */
 #define SLA_TICK_MS 10
-
-/* The instant `seconds` of the limit's time (wall or working) after
- * `start`, or 0 when it cannot be computed. */
-static int64_t add_limit(const struct broker *b, const struct sla *sla, int64_t start,
-                         int64_t seconds)
-{
-    if (!sla->working_time)
-        return start + seconds * 1000;
-    int64_t at;
-    if (!b->calendar || calendar_add(b->calendar, start, seconds, &at) < 0)
-        return 0;
-    return at;
-}
-
-/* Whether a deadline of `kind` applies to an incident in `state`. */
-static bool applies(enum gd_deadline_kind kind, enum gd_state state, bool flagged, int64_t due)
-{
-    if (!due || flagged)
-        return false; /* a flagged (挂账) incident has no more deadlines */
-    if (kind == GD_DL_SIGN)
-        return state == GD_ST_QUEUED || state == GD_ST_DELIVERED;
-    return state == GD_ST_QUEUED || lifecycle_in_hand(state);
-}
-
-static const struct sla *limits_of(const struct incident *inc)
-{
-    if (!inc->category || !inc->category->sla[inc->priority].set)
-        return NULL;
-    return &inc->category->sla[inc->priority];
-}
-
-void sla_start_clocks(struct broker *b, struct incident *inc, bool sign, bool resolve,
-                      int64_t now)
-{
-    const struct sla *sla = limits_of(inc);
-    if (!sla)
-        return;
-    if (sign) {
-        inc->sign_due = add_limit(b, sla, now, sla->sign_limit_s);
-        inc->sign_warn = add_limit(b, sla, now, sla->sign_limit_s * sla->warn_percent / 100);
-        inc->warned &= (uint8_t)~(1u << GD_DL_SIGN);
-    }
-    if (resolve) {
-        inc->resolve_due = add_limit(b, sla, now, sla->resolve_limit_s);
-        inc->resolve_warn = add_limit(b, sla, now, sla->resolve_limit_s * sla->warn_percent / 100);
-        inc->warned &= (uint8_t)~(1u << GD_DL_RESOLVE);
-    }
-}
-
-void sla_extend(struct broker *b, struct incident *inc, int64_t until, int64_t now)
-{
-    (void)b;
-    const struct sla *sla = limits_of(inc);
-    int pct = sla ? sla->warn_percent : 80;
-    inc->resolve_due = until;
-    inc->resolve_warn = now + (until - now) * pct / 100;
-    inc->warned &= (uint8_t)~(1u << GD_DL_RESOLVE);
-}
-
-void sla_recovered(struct broker *b, struct incident *inc, int64_t now)
-{
-    (void)b;
-    if (inc->sign_warn && inc->sign_warn <= now)
-        inc->warned |= 1u << GD_DL_SIGN;
-    if (inc->resolve_warn && inc->resolve_warn <= now)
-        inc->warned |= 1u << GD_DL_RESOLVE;
-    for (int k = 0; k < GD_DL_COUNT; k++)
-        if (applies((enum gd_deadline_kind)k, inc->state, inc->flagged,
-                    k == GD_DL_SIGN ? inc->sign_due : inc->resolve_due))
-            inc->announced |= (uint8_t)(1u << k);
-}
-
-int64_t sla_overdue_from(const struct incident *inc)
-{
-    if (inc->flagged)
-        return inc->state != GD_ST_RESOLVED && inc->state != GD_ST_CLOSED ? INT64_MIN : INT64_MAX;
-    int64_t at = INT64_MAX;
-    if (applies(GD_DL_SIGN, inc->state, false, inc->sign_due))
-        at = inc->sign_due;
-    if (applies(GD_DL_RESOLVE, inc->state, false, inc->resolve_due) && inc->resolve_due < at)
-        at = inc->resolve_due;
-    return at;
-}
-
-bool sla_overdue(const struct incident *inc, int64_t now)
-{
-    return sla_overdue_from(inc) <= now;
-}
 
 /* ---- who serves what ---- */
 
@@ -141,7 +53,7 @@ static int send_deadline(struct broker *b, struct session *s, const struct incid
         .warn_at = inc->warned & (1u << kind) ? 0 : warn,
         .due_at = due,
     };
-    return work_send(b, s, &m);
+    return b->fx.send(b->fx.ctx, s, &m);
 }
 
 static int send_clear(struct broker *b, struct session *s, const struct incident *inc,
@@ -149,7 +61,7 @@ static int send_clear(struct broker *b, struct session *s, const struct incident
 {
     struct gd_msg m = {.type = GD_T_CLEAR};
     m.u.clear = (struct gd_clear){.incident_id = inc->id, .version = version, .kind = kind};
-    return work_send(b, s, &m);
+    return b->fx.send(b->fx.ctx, s, &m);
 }
 
 void sla_committed(struct broker *b, struct incident *inc, const struct store_change *c)
@@ -160,7 +72,7 @@ void sla_committed(struct broker *b, struct incident *inc, const struct store_ch
         int64_t due = kind == GD_DL_SIGN ? c->sign_due : c->resolve_due;
         int64_t warn = kind == GD_DL_SIGN ? c->sign_warn : c->resolve_warn;
         int rc = 0;
-        if (applies(kind, c->to, c->flagged, due)) {
+        if (deadline_applies(kind, c->to, c->flagged, due)) {
             inc->announced |= (uint8_t)(1u << k);
             if (s)
                 rc = send_deadline(b, s, inc, kind, c->version, due, warn);
@@ -172,7 +84,7 @@ void sla_committed(struct broker *b, struct incident *inc, const struct store_ch
         if (rc < 0) {
             /* a timer worker that cannot keep up would miss deadlines:
              * drop it; it reconnects and gets the full set again */
-            work_session_lost(b, s, "not reading the deadline stream");
+            b->fx.session_lost(b->fx.ctx, s, "not reading the deadline stream");
             s = NULL;
         }
     }
@@ -281,25 +193,18 @@ void sla_session_gone(struct broker *b, struct session *s)
     s->sync_ids = NULL;
 }
 
-bool sla_has_deadline(const struct incident *inc)
-{
-    return inc->durable && !inc->doomed &&
-           (applies(GD_DL_SIGN, inc->state, inc->flagged, inc->sign_due) ||
-            applies(GD_DL_RESOLVE, inc->state, inc->flagged, inc->resolve_due));
-}
-
 static void on_sync_tick(uv_timer_t *t);
 
 void sla_start_sync(struct broker *b, struct session *s)
 {
     uint32_t n = 0;
     for (struct incident *inc = b->incidents; inc; inc = inc->hh.next)
-        n += sla_has_deadline(inc) && serves(b, s, inc);
+        n += deadline_live(inc) && serves(b, s, inc);
     s->sync_ids = malloc(sizeof(uint64_t) * (n ? n : 1));
     s->sync_len = s->sync_pos = s->sync_sent = 0;
     if (s->sync_ids) {
         for (struct incident *inc = b->incidents; inc && s->sync_len < n; inc = inc->hh.next)
-            if (sla_has_deadline(inc) && serves(b, s, inc))
+            if (deadline_live(inc) && serves(b, s, inc))
                 s->sync_ids[s->sync_len++] = inc->id;
     }
     log_info("sla", "session %llu (%s): streaming %u incidents with live deadlines",
@@ -314,18 +219,18 @@ static bool pump_sync(struct broker *b, struct session *s)
 {
     for (int i = 0; i < SYNC_CHUNK && s->sync_pos < s->sync_len; i++) {
         struct incident *inc = incident_by_id(b, s->sync_ids[s->sync_pos]);
-        if (inc && sla_has_deadline(inc) && serves(b, s, inc)) {
+        if (inc && deadline_live(inc) && serves(b, s, inc)) {
             for (int k = 0; k < GD_DL_COUNT; k++) {
                 enum gd_deadline_kind kind = (enum gd_deadline_kind)k;
                 int64_t due = kind == GD_DL_SIGN ? inc->sign_due : inc->resolve_due;
                 int64_t warn = kind == GD_DL_SIGN ? inc->sign_warn : inc->resolve_warn;
-                if (!applies(kind, inc->state, inc->flagged, due))
+                if (!deadline_applies(kind, inc->state, inc->flagged, due))
                     continue;
                 int rc = send_deadline(b, s, inc, kind, inc->version, due, warn);
                 if (rc == -EAGAIN)
                     return true; /* its pipe is full: go on at the next tick */
                 if (rc < 0) {
-                    work_session_lost(b, s, "gone during the initial deadline stream");
+                    b->fx.session_lost(b->fx.ctx, s, "gone during the initial deadline stream");
                     return false;
                 }
                 s->sync_sent++;
@@ -337,7 +242,7 @@ static bool pump_sync(struct broker *b, struct session *s)
         return true;
     struct gd_msg m = {.type = GD_T_SYNCED};
     m.u.synced.count = s->sync_sent;
-    if (work_send(b, s, &m) == -EAGAIN)
+    if (b->fx.send(b->fx.ctx, s, &m) == -EAGAIN)
         return true;
     s->synced = true;
     free(s->sync_ids);
@@ -423,7 +328,7 @@ static void answer_ok(struct broker *b, struct session *s, const struct gd_comma
                             .incident_id = c->incident_id,
                             .version = inc ? inc->version : c->version,
                             .applied = applied};
-    work_send(b, s, &m);
+    b->fx.send(b->fx.ctx, s, &m);
 }
 
 static void format_time(int64_t ms, char *buf, size_t size)
@@ -451,7 +356,7 @@ void sla_command(struct broker *b, struct session *s, enum gd_type type,
             .message = GD_STR("this incident is not in your shard"),
             .field = GD_STR("incident_id"),
         };
-        work_send(b, s, &m);
+        b->fx.send(b->fx.ctx, s, &m);
         return;
     }
     enum gd_deadline_kind kind = c->kind;
@@ -459,7 +364,7 @@ void sla_command(struct broker *b, struct session *s, enum gd_type type,
     int64_t warn = kind == GD_DL_SIGN ? inc->sign_warn : inc->resolve_warn;
     int64_t now = broker_now(b);
     bool current = c->version == inc->version && !inc->pending_changes &&
-                   applies(kind, inc->state, inc->flagged, due);
+                   deadline_applies(kind, inc->state, inc->flagged, due);
     bool is_warn = type == GD_T_WARN;
     if (!current || (is_warn && (!warn || warn > now || inc->warned & (1u << kind))) ||
         (!is_warn && due > now)) {

@@ -4,9 +4,9 @@
 #include <stdlib.h>
 
 #include "broker.h"
-#include "lifecycle.h"
+#include "deadline.h"
+#include "incident.h"
 #include "log.h"
-#include "sla.h"
 
 struct overdue_entry {
     int64_t at;   /* the instant the incident becomes overdue */
@@ -113,10 +113,10 @@ void tally_track(struct broker *b, struct incident *inc)
 {
     uncount(inc);
     inc->od_gen++; /* what was filed before is stale */
-    count_deadlines(b, inc, sla_has_deadline(inc));
+    count_deadlines(b, inc, deadline_live(inc));
     if (inc->doomed || !inc->durable || !inc->queue)
         return;
-    int64_t at = sla_overdue_from(inc);
+    int64_t at = deadline_overdue_from(inc);
     if (at <= broker_now(b))
         count(inc);
     else if (at != INT64_MAX)
@@ -166,9 +166,9 @@ static void verify(struct broker *b, int64_t now)
                 *(inc->dl_town ? &inc->dl_town->live_deadlines_check : &no_town) += 1;
             continue;
         }
-        if (inc->durable && inc->queue && sla_overdue(inc, now))
+        if (inc->durable && inc->queue && deadline_overdue(inc, now))
             inc->queue->overdue_check++;
-        if (sla_has_deadline(inc))
+        if (deadline_live(inc))
             *(town_of(inc) ? &town_of(inc)->live_deadlines_check : &no_town) += 1;
     }
     for (struct queue *q = b->queues; q; q = q->hh.next)

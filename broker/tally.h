@@ -4,7 +4,7 @@
  * alarm check (7 % of a core, idle, at a million open incidents):
  * - each queue's `overdue` gauge: its durable open incidents whose sign
  *   or resolve deadline (whichever still applies) has passed, and the
- *   flagged ones (sla_overdue);
+ *   flagged ones (deadline_overdue);
  * - each town's live deadlines (unit.live_deadlines; those of incidents
  *   without a town in broker.live_deadlines_no_town), for the
  *   no_sla_worker alarm.

@@ -8,6 +8,7 @@
 #include <utlist.h>
 
 #include "auth.h"
+#include "deadline.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "peers.h"
@@ -73,59 +74,13 @@ void work_answer(struct broker *b, uint64_t session_id, const struct gd_msg *m)
         send_session(b, s, m);
 }
 
-void work_view(const struct incident *inc, bool with_reporter, struct gd_incident *ret)
-{
-    *ret = (struct gd_incident){
-        .id = inc->id,
-        .version = inc->version,
-        .state = inc->state,
-        .priority = inc->priority,
-        .level = inc->level,
-        .source = gd_str_c(inc->source),
-        .external_id = gd_str_c(inc->external_id),
-        .category = gd_str_c(inc->category_code),
-        .queue = gd_str_c(inc->queue ? inc->queue->name : ""),
-        .owner = gd_str_c(inc->owner ? inc->owner->code : ""),
-        .location = {.unit = gd_str_c(inc->location_code),
-                     .address = gd_str_c(inc->address),
-                     .has_coords = inc->has_coords,
-                     .lat = inc->lat,
-                     .lon = inc->lon},
-        .located_by = gd_str_c(locate_method_name((enum locate_method)inc->located_by)),
-        .description = gd_str_c(inc->description),
-        .reported_at = inc->reported_at,
-        .received_at = inc->received_at,
-        .sign_due = inc->sign_due,
-        .resolve_due = inc->resolve_due,
-        .extension_pending = inc->extension_pending,
-        .attempts = inc->attempts,
-        .escalations = inc->escalations,
-        .flagged = inc->flagged,
-        .n_attachments = inc->n_attachments,
-    };
-    for (uint32_t i = 0; i < inc->n_attachments; i++)
-        ret->attachments[i] = gd_str_c(inc->attachments[i]);
-    if (with_reporter) {
-        ret->has_reporter = true;
-        ret->reporter = (struct gd_reporter){
-            .name = gd_str_c(inc->reporter_name),
-            .phone = gd_str_c(inc->reporter_phone),
-            .address = gd_str_c(inc->reporter_address),
-        };
-    }
-}
-
 /* ---- deliveries ---- */
 
 void work_detach(struct broker *b, struct incident *inc)
 {
-    struct session *s = inc->session;
+    struct session *s = incident_detach(inc);
     if (!s)
         return;
-    DL_DELETE2(s->deliveries, inc, sprev, snext);
-    inc->sprev = inc->snext = NULL;
-    inc->session = NULL;
-    s->in_flight--;
     /* the freed credit may take work from any of its queues */
     for (uint32_t i = 0; i < s->n_queues; i++)
         work_kick(b, s->queues[i]);
@@ -149,7 +104,7 @@ static bool deliver(struct broker *b, struct session *s, struct incident *inc)
     struct gd_msg m = {.type = GD_T_DELIVER};
     m.u.deliver.delivery_id = inc->delivery_id;
     m.u.deliver.attempt = inc->attempts + 1;
-    work_view(inc, true, &m.u.deliver.incident);
+    incident_view(inc, true, &m.u.deliver.incident);
     int rc = send_session(b, s, &m);
     b->counters.delivered++;
     if (rc < 0) {
@@ -529,7 +484,7 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
         to = GD_ST_QUEUED;
         break;
     default: /* RESOLVE */
-        ok_state = inc->state == GD_ST_QUEUED || lifecycle_in_hand(inc->state);
+        ok_state = inc->state == GD_ST_QUEUED || incident_in_hand(inc->state);
         to = GD_ST_RESOLVED;
         break;
     }
@@ -588,7 +543,7 @@ static void handle_command(struct broker *b, struct session *s, enum gd_type typ
     if (ev == GD_EV_EXTEND_REQUEST)
         inc->extension_pending = c->until;
     else if (type == GD_T_EXTEND)
-        sla_extend(b, inc, c->until, broker_now(b));
+        deadline_extend(b, inc, c->until, broker_now(b));
     char note[GD_MAX_TEXT * 2 + 16];
     struct gd_str text = c->text;
     if (type == GD_T_RETURN && c->rule.len) {

@@ -24,10 +24,6 @@ void work_kick(struct broker *b, struct queue *q);
 /* Kicks every queue: after the database comes back. */
 void work_kick_all(struct broker *b);
 
-/* The incident as sent to workers and intake clients; reporter data only
- * when `with_reporter`. Strings point into `inc`. */
-void work_view(const struct incident *inc, bool with_reporter, struct gd_incident *ret);
-
 /* Sends `m` to session `s`. Returns 0, -EAGAIN when its pipe is full,
  * -EHOSTUNREACH when it is gone, or another negative errno. */
 int work_send(struct broker *b, struct session *s, const struct gd_msg *m);
