@@ -5,6 +5,7 @@
 #include "broker.h"
 #include "incident.h"
 #include "route.h"
+#include "store-recover.h"
 
 /* Takes `inc` out of the broker: out of its queue, its session and the
  * indexes; it is freed once its last pending change is durable. */
@@ -44,23 +45,10 @@ int lifecycle_apply_sla(struct broker *b, struct incident *inc, enum gd_event_ki
                         const char *note, struct waiter *w, enum gd_deadline_kind kind,
                         int64_t due);
 
-/* The incident columns, in the order incident_row_view() reads them. */
-#define INCIDENT_COLUMNS                                                                          \
-    "i.id, i.source, i.external_id, i.category, i.priority, i.state, i.version, i.queue, "        \
-    "i.owner_unit, i.owner_level, i.location_unit, i.address, i.lat, i.lon, i.description, "      \
-    "i.reporter_name, i.reporter_phone, i.reporter_address, array_to_json(i.attachments)::text, " \
-    "gd_ms(i.reported_at), gd_ms(i.received_at), gd_ms(i.sign_due), gd_ms(i.resolve_due), "       \
-    "i.attempts, i.escalations, i.flagged, gd_ms(i.sign_warn), gd_ms(i.resolve_warn), "       \
-    "gd_ms(i.extension_pending), i.located_by"
-#define INCIDENT_NCOLUMNS 30
-
-/* Builds an incident from row `row` of a result whose first columns are
- * INCIDENT_COLUMNS. Returns NULL when out of memory. */
-struct incident *incident_from_row(struct broker *b, const PGresult *res, int row);
-
 /* Loads every open incident from the database into memory and queues
- * (start-up, blocking connection). Items that were DELIVERED go back to
- * the head of their queue. Returns 0, or -1 with a message in err. */
+ * (start-up, blocking connection; store_recover). Items that were
+ * DELIVERED go back to the head of their queue through a REQUEUE
+ * transition. Returns 0, or -1 with a message in err. */
 int lifecycle_recover(struct broker *b, PGconn *conn, char *err, size_t errlen);
 
 #endif
