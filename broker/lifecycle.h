@@ -1,4 +1,10 @@
-/* lifecycle.h - incidents in memory and their transitions, made durable through the store. */
+/* lifecycle.h - the incident state machine: a command becomes a transition to commit, and its effects once durable.
+ *
+ * A transition changes the incident in memory at once and hands a
+ * store_change to the commit effect (effects.h); whoever asked is answered,
+ * the transition published and its deadlines streamed, all through the
+ * effects, only when that change has committed. The lifecycle calls no
+ * endpoint and reads the time only from the clock in struct broker. */
 #ifndef GD_BROKER_LIFECYCLE_H
 #define GD_BROKER_LIFECYCLE_H
 

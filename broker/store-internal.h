@@ -1,8 +1,8 @@
 /* store-internal.h - what the store's files share: lanes, operations, and the functions between them.
  *
  * Not a public header: only store.c (the pipeline: sending, results, life
- * cycle), store-conn.c (connections), store-rows.c (the rows of the
- * incident writes and the event log) and store-setup.c include it. Their
+ * cycle), store-conn.c (connections) and store-rows.c (the rows of the
+ * incident writes and the event log) include it. Their
  * shared functions carry the prefix store__; everyone else uses store.h.
  */
 #ifndef GD_BROKER_STORE_INTERNAL_H
