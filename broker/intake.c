@@ -6,13 +6,13 @@
 #include <string.h>
 
 #include "auth.h"
+#include "deadline.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "peers.h"
 #include "queue.h"
 #include "ratelimit.h"
 #include "route.h"
-#include "deadline.h"
 #include "status.h"
 
 /* A SUBMIT may say it was reported at most this far in the future

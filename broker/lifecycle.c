@@ -12,9 +12,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "deadline.h"
 #include "log.h"
 #include "queue.h"
-#include "deadline.h"
 #include "tally.h"
 
 /* A store_change plus what to do when it is durable. */

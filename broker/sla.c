@@ -7,12 +7,11 @@
 #include <errno.h>
 #include <time.h>
 
-#include "calendar.h"
+#include "deadline.h"
 #include "lifecycle.h"
 #include "log.h"
 #include "route.h"
 #include "status.h"
-#include "deadline.h"
 
 #define SYNC_CHUNK 2000      /* DEADLINEs sent per timer tick during a sync */
 #define SLA_TICK_MS 10
