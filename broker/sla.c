@@ -218,7 +218,14 @@ static bool pump_sync(struct broker *b, struct session *s)
 {
     for (int i = 0; i < SYNC_CHUNK && s->sync_pos < s->sync_len; i++) {
         struct incident *inc = incident_by_id(b, s->sync_ids[s->sync_pos]);
-        if (inc && deadline_live(inc) && serves(b, s, inc)) {
+        /* An incident with a change still on its way to the database is
+         * left out: its version and deadlines in memory are not durable
+         * yet, and the commit sends them (sla_committed) with the version
+         * that then is. Sent now, the worker would hold that version
+         * early, fire on it, be told it is stale (the change is pending),
+         * and then drop the commit's DEADLINE as a repeat of one it has:
+         * a deadline that never fires again. */
+        if (inc && deadline_live(inc) && serves(b, s, inc) && !inc->pending_changes) {
             for (int k = 0; k < GD_DL_COUNT; k++) {
                 enum gd_deadline_kind kind = (enum gd_deadline_kind)k;
                 int64_t due = kind == GD_DL_SIGN ? inc->sign_due : inc->resolve_due;

@@ -341,3 +341,48 @@ def test_every_event_records_the_deadlines_in_force_after_it(make_broker, pg):
     assert [e["kind"] for e in ev] == ["receive", "deliver", "sign", "extend"]
     assert all(e["s"] == row["sign_due_ms"] for e in ev)
     assert [e["r"] for e in ev] == [until - 10000] * 3 + [until]
+
+
+def test_the_initial_set_carries_only_committed_versions(make_broker, pg):
+    """An SLA worker that connects while an incident's change is still on its
+    way to the database (here: its SIGN, held up by a lock on the event
+    table) is not sent that incident in its initial set: the version in
+    memory is not durable yet, an ESCALATE on it would be refused as stale,
+    and gd-sla would then drop the commit's DEADLINE of the same version as
+    a repeat. The DEADLINE comes once the SIGN commits, and escalates."""
+    import psycopg2
+
+    make_fast_category(pg, sign_s=30, resolve_s=3)
+    broker = make_broker()
+    inc = broker.intake().submit(source="t", external_id="held", category=CATEGORY,
+                                 location={"unit": GRID})["incident_id"]
+    w = broker.worker()
+    w.hello([GRID], credit=1)
+    d = w.deliver()
+    pg.wait_incident(inc, lambda r: r["state"] == "DELIVERED")
+
+    lock = psycopg2.connect(broker.dsn)
+    try:
+        cur = lock.cursor()
+        cur.execute("LOCK TABLE incident_event IN SHARE MODE")
+        w.send("SIGN", {"incident_id": inc, "delivery_id": d["delivery_id"], "ref": 7001})
+        gdclient.wait_until(lambda: pg.scalar("SELECT count(*) FROM pg_locks l JOIN pg_class c "
+                                              "ON c.oid = l.relation WHERE NOT l.granted AND "
+                                              "c.relname = 'incident_event'") > 0,
+                            10, "the SIGN's commit waiting for the lock", broker.hub)
+        sla, m = sla_session(broker)
+        assert m.type == "WELCOME"
+        synced = deadlines_until_synced(sla)
+        assert [x for x in synced if x["incident_id"] == inc] == [], \
+            f"the initial set carried a version not yet committed: {synced}"
+    finally:
+        lock.rollback()
+        lock.close()
+    ok = w.reply(7001, gdclient.WORK_REPLIES)
+    assert ok.type == "OK", ok
+    resolve = next_deadline(sla, inc, "resolve")
+    assert resolve["version"] == ok["version"] == pg.incident(inc)["version"]
+    wait_past(broker.hub, resolve["due_at"])
+    up = escalate(sla, resolve)
+    assert up.type == "OK" and up["applied"] is True, up
+    pg.wait_incident(inc, lambda r: r["queue"] == COMMUNITY)
