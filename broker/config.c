@@ -47,6 +47,7 @@ enum {
     OPT_LOG_LEVEL,
     OPT_CHECK,
     OPT_DB_LANES,
+    OPT_DB_PIPELINE,
     OPT_SLA_ALARM_MS,
     OPT_UTC_OFFSET,
     OPT_EXTENSION_APPROVAL,
@@ -91,6 +92,7 @@ static const struct option options[] = {
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"check-config", no_argument, NULL, OPT_CHECK},
     {"db-lanes", required_argument, NULL, OPT_DB_LANES},
+    {"db-pipeline", required_argument, NULL, OPT_DB_PIPELINE},
     {"takeover-grace-ms", required_argument, NULL, OPT_TAKEOVER_GRACE_MS},
     {"sla-alarm-ms", required_argument, NULL, OPT_SLA_ALARM_MS},
     {"utc-offset-min", required_argument, NULL, OPT_UTC_OFFSET},
@@ -120,6 +122,7 @@ static const char usage[] =
     "  --busy-retry-ms N      retry hint sent with BUSY, ms [1000]\n"
     "  --db-retry-ms N        pause between database reconnections, ms [500]\n"
     "  --db-lanes N           database connections committing in parallel, 1-8 [2]\n"
+    "  --db-pipeline N        commits in flight on each connection, 1-8 [2]\n"
     "  --takeover-grace-ms N  a standby that lost the database while waiting for the\n"
     "                         active-broker lock waits this long once it answers again,\n"
     "                         before trying again [5000]\n"
@@ -328,6 +331,10 @@ static int apply(struct config *cfg, int opt, const char *name, const char *valu
         num = &cfg->db_lanes;
         max = 8;
         break;
+    case OPT_DB_PIPELINE:
+        num = &cfg->db_pipeline;
+        max = 8;
+        break;
     case OPT_TAKEOVER_GRACE_MS:
         num = &cfg->takeover_grace_ms;
         min = 0;
@@ -517,6 +524,7 @@ int config_parse(struct config *cfg, int argc, char **argv, FILE *err)
         .busy_retry_ms = 1000,
         .db_retry_ms = 500,
         .db_lanes = 2,
+        .db_pipeline = 2,
         .takeover_grace_ms = 5000,
         .heartbeat_ms = 1000,
         .liveness = 3,
@@ -642,8 +650,8 @@ void config_print(const struct config *cfg, FILE *out)
     fprintf(out, "district = %s\n", cfg->district);
     fprintf(out, "flush_ms = %u\nbatch_max = %u\nbacklog_max = %u\n", cfg->flush_ms, cfg->batch_max,
             cfg->backlog_max);
-    fprintf(out, "busy_retry_ms = %u\ndb_retry_ms = %u\ndb_lanes = %u\n", cfg->busy_retry_ms,
-            cfg->db_retry_ms, cfg->db_lanes);
+    fprintf(out, "busy_retry_ms = %u\ndb_retry_ms = %u\ndb_lanes = %u\ndb_pipeline = %u\n",
+            cfg->busy_retry_ms, cfg->db_retry_ms, cfg->db_lanes, cfg->db_pipeline);
     fprintf(out, "takeover_grace_ms = %u\n", cfg->takeover_grace_ms);
     fprintf(out, "heartbeat_ms = %u\nliveness = %u\nmax_attempts = %u\n", cfg->heartbeat_ms,
             cfg->liveness, cfg->max_attempts);

@@ -24,6 +24,7 @@ struct config {
     uint32_t busy_retry_ms; /* retry hint sent with BUSY */
     uint32_t db_retry_ms;   /* pause between reconnection attempts */
     uint32_t db_lanes;      /* database connections committing in parallel */
+    uint32_t db_pipeline;   /* commits in flight on each of them */
     uint32_t takeover_grace_ms; /* a standby's pause after losing the database while
                                    waiting for the lock, so the active one takes it back */
 

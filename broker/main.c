@@ -465,6 +465,7 @@ int main(int argc, char **argv)
         .batch_max = b->cfg.batch_max,
         .retry_ms = b->cfg.db_retry_ms,
         .lanes = (int)b->cfg.db_lanes,
+        .pipeline = b->cfg.db_pipeline,
         .on_state = on_store_state,
         .verify = still_active,
         .ctx = b,

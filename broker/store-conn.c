@@ -279,8 +279,9 @@ void store__conn_lost(struct lane *l, const char *why)
         op = next;
     }
     store__requeue_front(l, resend, n_resend);
-    l->commit_in_flight = false;
+    l->commits_in_flight = 0;
     l->n_in_flight = 0;
+    store__busy_clear(&l->busy);
     if (was_up) {
         struct store *s = l->s;
         if (s->n_up-- == s->n_lanes && s->opt.on_state)
@@ -333,6 +334,8 @@ bool store__send_prepares(struct lane *l)
 
 void store__store_free(struct store *s)
 {
+    for (int i = 0; i < s->n_lanes; i++)
+        store__busy_free(&s->lanes[i].busy);
     store__rows_free(s->batch);
     free(s->dsn);
     free(s);

@@ -32,6 +32,7 @@ struct op {
     int results;                  /* statement results seen so far */
     bool awaiting_null;           /* libpq ends each statement's results with NULL */
     bool failed;
+    bool single;                  /* OP_COMMIT sent as one of the singles after a failed batch */
     char *error;                  /* first error message */
     char sqlstate[6];             /* of the first error */
     char constraint[64];          /* of the first error, if a constraint's */
@@ -46,6 +47,19 @@ enum conn_state { CONN_DOWN, CONN_CONNECTING, CONN_UP };
 struct store;
 /* The write statements' text and one batch's parameters (store-rows.c). */
 struct batch;
+
+/* The incidents with a change in a commit in flight on a lane, with how
+ * many (store-busy.c). */
+struct busy_slot {
+    uint64_t id;
+    uint32_t n;
+};
+struct busy_set {
+    struct busy_slot *slots;
+    uint32_t cap;                 /* a power of two, or 0 */
+    uint32_t used;
+    bool overflow;                /* an id could not be added: nothing is known */
+};
 
 /* One connection with its own queue of changes. Changes are spread over
  * the lanes by incident id, so one incident's changes always commit in
@@ -64,8 +78,9 @@ struct lane {
     struct store_change *pending, *pending_tail; /* not yet sent */
     uint32_t n_pending;
     struct op *ops, *ops_tail;    /* sent, awaiting results */
-    bool commit_in_flight;
-    uint32_t n_in_flight;         /* changes in the commit in flight */
+    uint32_t commits_in_flight;   /* commits sent, their Sync not yet read */
+    uint32_t n_in_flight;         /* changes in those commits */
+    struct busy_set busy;         /* their incidents */
     uint32_t n_queries;
     uint32_t singles_left;        /* after a failed batch: commits of one change */
     uint32_t failures;            /* connection attempts failed in a row */
@@ -80,6 +95,8 @@ struct store {
     struct lane lanes[STORE_MAX_LANES];
     int n_lanes;
     struct batch *batch;          /* the write statements and their parameters */
+    uint32_t pipeline;            /* commits in flight per lane, at most */
+    uint32_t pipeline_min;        /* changes pending before one goes behind another */
     int n_up;                     /* lanes connected */
     int next_query_lane;
     struct store_stats stats;
@@ -138,6 +155,20 @@ void store__push_op(struct lane *l, struct op *op);
 bool store__send_prepares(struct lane *l);
 /* Frees the store and its batch; its handles must be closed. */
 void store__store_free(struct store *s);
+
+/* ---- store-busy.c: the incidents of the commits in flight ---- */
+
+/* Whether `id` has a change in flight (always true after an overflow). */
+bool store__busy_has(const struct busy_set *b, uint64_t id);
+/* Counts one more change of `id` in flight; when the set cannot grow, it
+ * overflows: every id counts as busy until store__busy_clear. */
+void store__busy_add(struct busy_set *b, uint64_t id);
+/* Counts one change of `id` less. */
+void store__busy_del(struct busy_set *b, uint64_t id);
+/* Forgets every id (and an overflow): nothing is in flight any more. */
+void store__busy_clear(struct busy_set *b);
+/* Frees the set's memory; it is empty afterwards. */
+void store__busy_free(struct busy_set *b);
 
 /* ---- store-rows.c: the rows of the write statements ---- */
 

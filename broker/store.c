@@ -56,17 +56,35 @@ static bool send_statement(struct lane *l, enum statement st)
                                0) == 1;
 }
 
-/* Takes up to `max` changes from the pending queue and sends them as one
- * transaction. */
-static void send_commit(struct lane *l, uint32_t max)
+/* The changes of `op` are no longer in flight. */
+static void op_landed(struct lane *l, const struct op *op)
 {
+    for (const struct store_change *c = op->changes; c; c = c->next)
+        store__busy_del(&l->busy, c->incident_id);
+    l->commits_in_flight--;
+    l->n_in_flight -= op->n_changes;
+    if (!l->commits_in_flight)
+        store__busy_clear(&l->busy); /* and an overflow is over */
+}
+
+/* Takes up to `max` changes from the pending queue and sends them as one
+ * transaction, its own Sync behind it. While other commits are in flight
+ * it stops at the first change of an incident that has a change in one of
+ * them. Returns the number of changes sent (0: none could go). */
+static uint32_t send_commit(struct lane *l, uint32_t max)
+{
+    if (l->commits_in_flight && store__busy_has(&l->busy, l->pending->incident_id))
+        return 0;
     struct op *op = calloc(1, sizeof(*op));
     if (!op)
-        return;
+        return 0;
     op->kind = OP_COMMIT;
+    op->single = l->singles_left > 0;
     struct store_change *tail = NULL;
     while (l->pending && op->n_changes < max) {
         struct store_change *c = l->pending;
+        if (l->commits_in_flight && store__busy_has(&l->busy, c->incident_id))
+            break;
         l->pending = c->next;
         c->next = NULL;
         if (tail)
@@ -87,7 +105,7 @@ static void send_commit(struct lane *l, uint32_t max)
         store__requeue_front(l, op->changes, op->n_changes);
         op->changes = NULL;
         store__op_free(op);
-        return;
+        return 0;
     }
     bool ok = true;
     for (int i = 0; i < ST_COUNT; i++) {
@@ -98,11 +116,15 @@ static void send_commit(struct lane *l, uint32_t max)
     }
     ok = ok && PQpipelineSync(l->conn) == 1;
     op->started_us = store__now_us();
-    l->commit_in_flight = true;
-    l->n_in_flight = op->n_changes;
+    l->commits_in_flight++;
+    l->n_in_flight += op->n_changes;
+    for (const struct store_change *c = op->changes; c; c = c->next)
+        store__busy_add(&l->busy, c->incident_id);
+    uint32_t n = op->n_changes;
     store__push_op(l, op);
     if (!ok)
         store__conn_lost(l, PQerrorMessage(l->conn));
+    return n;
 }
 
 static void on_flush_timer(uv_timer_t *t)
@@ -110,23 +132,39 @@ static void on_flush_timer(uv_timer_t *t)
     store__pump(t->data);
 }
 
+/* Whether the lane may send another commit now: none in flight, or
+ * fewer than the pipeline's depth and enough pending to be worth a
+ * transaction of its own (a commit behind another costs the backend a
+ * WAL flush of its own, so a few changes wait for the one in flight). */
+static bool room_for_commit(const struct lane *l)
+{
+    const struct store *s = l->s;
+    if (!l->commits_in_flight)
+        return true;
+    if (l->commits_in_flight >= s->pipeline)
+        return false;
+    return l->singles_left || l->n_pending >= s->pipeline_min;
+}
+
 /* Sends what can be sent and flushes libpq's output buffer. */
 void store__pump(struct lane *l)
 {
     if (l->state != CONN_UP)
         return;
-    if (!l->commit_in_flight && l->pending) {
-        if (l->n_pending >= l->s->opt.batch_max || l->s->opt.flush_ms == 0 ||
-            !uv_is_active((uv_handle_t *)&l->flush_timer)) {
-            /* Either a full batch, or the flush timer expired (we are
-             * called from it), or nothing is waiting for it yet: a lone
-             * change after a quiet period goes out at once, and later
-             * ones gather behind it while its commit runs. */
-            uv_timer_stop(&l->flush_timer);
-            send_commit(l, l->singles_left ? 1 : l->s->opt.batch_max);
-            if (l->state != CONN_UP)
-                return;
-        }
+    while (l->pending && room_for_commit(l)) {
+        if (l->n_pending < l->s->opt.batch_max && l->s->opt.flush_ms != 0 &&
+            uv_is_active((uv_handle_t *)&l->flush_timer))
+            break;
+        /* Either a full batch, or the flush timer expired (we are called
+         * from it), or nothing is waiting for it yet: a lone change after
+         * a quiet period goes out at once, and later ones gather behind
+         * it while its commit runs. */
+        uv_timer_stop(&l->flush_timer);
+        uint32_t sent = send_commit(l, l->singles_left ? 1 : l->s->opt.batch_max);
+        if (l->state != CONN_UP)
+            return;
+        if (!sent)
+            break;
     }
     int rc = PQflush(l->conn);
     if (rc < 0) {
@@ -146,8 +184,8 @@ void store_append(struct store *s, struct store_change *c)
         l->pending = c;
     l->pending_tail = c;
     l->n_pending++;
-    if (l->state != CONN_UP || l->commit_in_flight)
-        return; /* goes out when the connection returns / after this commit */
+    if (l->state != CONN_UP || !room_for_commit(l))
+        return; /* goes out when the connection returns / after a commit */
     if (l->n_pending >= s->opt.batch_max || s->opt.flush_ms == 0) {
         store__pump(l);
     } else if (!uv_is_active((uv_handle_t *)&l->flush_timer)) {
@@ -217,9 +255,8 @@ static int cmp_u64(const void *a, const void *b)
 
 static void complete_commit(struct lane *l, struct op *op)
 {
-    l->commit_in_flight = false;
-    l->n_in_flight = 0;
-    if (l->singles_left > 0)
+    op_landed(l, op);
+    if (op->single && l->singles_left > 0)
         l->singles_left--;
     if (op->failed && op->n_changes > 1) {
         /* Retry each change in its own transaction, so that one bad change
@@ -290,14 +327,15 @@ static void finish_op(struct lane *l, struct op *op)
         return;
     }
     if (op->failed && !data_error(op->sqlstate)) {
-        store__requeue_front(l, op->changes, op->n_changes);
-        op->changes = NULL;
-        l->commit_in_flight = false;
-        l->n_in_flight = 0;
+        /* the commits sent after it are sent again too: conn_lost puts
+         * them back, then this one goes in front of them */
+        op_landed(l, op);
         char why[256];
         snprintf(why, sizeof(why), "commit failed, will retry: %s",
                  op->error ? op->error : "unknown error");
         store__conn_lost(l, why);
+        store__requeue_front(l, op->changes, op->n_changes);
+        op->changes = NULL;
         return;
     }
     complete_commit(l, op);
@@ -392,6 +430,10 @@ int store_open(struct store **ret, uv_loop_t *loop, const struct store_options *
         return -ENOMEM;
     }
     s->n_lanes = opt->lanes < 1 ? 1 : opt->lanes > STORE_MAX_LANES ? STORE_MAX_LANES : opt->lanes;
+    s->pipeline = opt->pipeline < 1                     ? 1
+                  : opt->pipeline > STORE_MAX_PIPELINE ? STORE_MAX_PIPELINE
+                                                       : opt->pipeline;
+    s->pipeline_min = opt->batch_max / 4 ? opt->batch_max / 4 : 1;
     for (int i = 0; i < s->n_lanes; i++) {
         struct lane *l = &s->lanes[i];
         l->s = s;

@@ -8,10 +8,13 @@
  * changes per lane and written in one transaction made of a few multi-row
  * statements (each statement's rows are passed as one binary array of a
  * composite type and expanded with unnest(), so a batch of 1000 changes
- * is still 3 statements). Only one
- * commit per lane is in flight at a time; changes arriving meanwhile form
- * the next batch. Each change's callback runs once its transaction committed, or
- * once the database refused it.
+ * is still 3 statements). Up to `pipeline` commits per lane are in flight
+ * at a time, each its own transaction ending in its own Sync, so that the
+ * backend starts the next one as soon as the previous has committed; one
+ * goes behind another only with batch_max / 4 changes or more (else they
+ * wait for the commit in flight), and never with a change of an incident
+ * that has one in a commit still in flight. Each change's callback runs
+ * once its transaction committed, or once the database refused it.
  *
  * If the connection fails, the batch in flight goes back to the head of
  * the queue and is sent again after reconnecting. Statements are written
@@ -20,7 +23,10 @@
  * connection leaves the outcome of the last COMMIT unknown.
  *
  * If a batch fails for another reason, its changes are retried one per
- * transaction, so that one bad change never fails its neighbours.
+ * transaction, so that one bad change never fails its neighbours. A
+ * failed statement aborts only its own transaction (up to its Sync): the
+ * commits behind it in the pipeline hold none of its incidents, so they
+ * go on, and the retries keep each incident's changes in order.
  */
 #ifndef GD_BROKER_STORE_H
 #define GD_BROKER_STORE_H
@@ -96,10 +102,12 @@ typedef void (*store_state_cb)(void *ctx, bool up);
 typedef void (*store_query_cb)(void *ctx, const PGresult *res);
 
 #define STORE_MAX_LANES 8
+#define STORE_MAX_PIPELINE 8
 
 struct store_options {
     const char *dsn;
     int lanes;               /* connections, 1..STORE_MAX_LANES */
+    uint32_t pipeline;       /* commits in flight per lane, 1..STORE_MAX_PIPELINE */
     uint32_t flush_ms;
     uint32_t batch_max;
     uint32_t retry_ms;
