@@ -249,3 +249,36 @@ def test_snapshot_returns_the_gauges_of_the_queues(broker):
     only = intake.snapshot(prefix=GRID)
     assert [g["queue"] for g in only] == [GRID]
     assert only[0]["consumers"] == 0
+
+
+def test_a_refused_change_fails_only_itself_while_commits_are_pipelined(make_broker, pg):
+    # One lane, small batches and SUBMITs sent without waiting: several
+    # commits are in flight at once. The database refuses one row (a CHECK
+    # that only it breaks); its batch is retried one change per
+    # transaction, the commits behind it go on, and every other SUBMIT is
+    # stored exactly once and ACCEPTED.
+    pg.scalar("ALTER TABLE incident ADD CONSTRAINT test_poison "
+              "CHECK (external_id <> 'PIPE-poison') NOT VALID; SELECT 1")
+    try:
+        broker = make_broker(db_lanes=1, batch_max=40, db_pipeline=4)
+        intake = broker.intake()
+        names = [f"PIPE-{i}" for i in range(600)]
+        names[300] = "PIPE-poison"
+        refs = {}
+        for name in names:
+            ref = intake.next_ref()
+            refs[ref] = name
+            intake.send("SUBMIT", {"ref": ref, **submission(name)})
+        answers = {refs[ref]: intake.reply(ref, ("ACCEPTED", "REJECTED", "BUSY", "ERR"),
+                                           timeout=60)
+                   for ref in refs}
+        assert answers["PIPE-poison"].type != "ACCEPTED"
+        bad = [n for n, a in answers.items() if n != "PIPE-poison" and a.type != "ACCEPTED"]
+        assert bad == []
+        assert pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'PIPE-%%'") == 599
+        assert pg.scalar("SELECT count(*) FROM incident WHERE external_id = 'PIPE-poison'") == 0
+        assert pg.scalar("SELECT count(*) FROM incident_event e JOIN incident i "
+                         "ON i.id = e.incident_id WHERE i.external_id LIKE 'PIPE-%%'") == 599
+        assert "retrying them one by one" in broker.log_text()
+    finally:
+        pg.scalar("ALTER TABLE incident DROP CONSTRAINT test_poison; SELECT 1")
