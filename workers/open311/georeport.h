@@ -14,7 +14,8 @@ struct georeport {
     const struct config *cfg;
     const struct city *city; /* the shards, or NULL: one broker (relay shard 0) */
     struct relay *relay;
-    struct db *db;
+    struct db *db;                       /* the `db` of the configuration */
+    struct db *shard_db[CITY_MAX_SHARDS]; /* with a city: shard i's own database */
     char sources[256];  /* public_sources as a PostgreSQL array literal */
     atomic_uint active; /* requests being processed */
 };

@@ -145,6 +145,9 @@ int main(int argc, char **argv)
     }
     if (db_new(cfg.db, cfg.db_pool, &g.db) < 0)
         goto free_relay;
+    for (size_t i = 0; g.city && i < n_endpoints; i++)
+        if (db_new(city_shard(city, i)->db, cfg.db_pool, &g.shard_db[i]) < 0)
+            goto free_db;
     unsigned port;
     struct MHD_Daemon *d = georeport_start(&g, &port, err, sizeof(err));
     if (!d) {
@@ -167,6 +170,8 @@ int main(int argc, char **argv)
      * submit_timeout_ms) while MHD_stop_daemon() joins them */
     MHD_stop_daemon(d);
 free_db:
+    for (size_t i = 0; i < CITY_MAX_SHARDS; i++)
+        db_free(g.shard_db[i]);
     db_free(g.db);
 free_relay:
     relay_free(g.relay);
