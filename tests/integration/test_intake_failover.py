@@ -26,7 +26,7 @@ import psycopg2
 import faultload
 import gdclient
 import hacluster
-from test_ha import HA_OPTIONS, pair  # noqa: F401  (the fixture)
+from test_ha import pair  # noqa: F401  (the fixture)
 from test_gdctl import gdctl, json_out
 from test_hotline import GRID, Feed, hotline_binary
 from test_open311 import Open311, good_form
