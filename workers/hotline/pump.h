@@ -13,13 +13,13 @@
 #include "svcnotify.h"
 
 struct pump_config {
-    unsigned window; /* orders in flight at once, 1..1000 */
-    int timeout_ms;  /* resend an unanswered SUBMIT after this */
+    unsigned window;      /* orders in flight at once, 1..1000 */
+    int timeout_ms;       /* resend an unanswered SUBMIT after this */
     uint32_t failover_ms; /* a broker silent this long while orders wait: the next endpoint of
                              its list (intake_failover_due()); 0 never */
-    int save_ms;     /* longest time between state saves while busy */
-    int poll_ms;     /* follow: look for new lines this often */
-    int log_level;   /* 0 error .. 3 debug */
+    int save_ms;          /* longest time between state saves while busy */
+    int poll_ms;          /* follow: look for new lines this often */
+    int log_level;        /* 0 error .. 3 debug */
 };
 
 struct pump_stats {
@@ -37,10 +37,10 @@ struct pump_stats {
  * resubmit reaches the same shard; without one, in[0] takes everything
  * (n_in is 1). An intake with a list of endpoints (an HA pair) whose
  * broker is silent for cfg->failover_ms while orders wait moves to the next
- * endpoint, and every order waiting on it is sent there at once. Every turn of the loop feeds the systemd
- * watchdog through `notify` (which bounds each wait), and a signal sends
- * STOPPING=1. Returns 0 when everything read was committed, 1 when
- * stopped by a signal (what was committed is saved), or -errno. */
+ * endpoint, and every order waiting on it is sent there at once. Every turn of the loop feeds the
+ * systemd watchdog through `notify` (which bounds each wait), and a signal sends STOPPING=1.
+ * Returns 0 when everything read was committed, 1 when stopped by a signal (what was committed is
+ * saved), or -errno. */
 int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *const *in,
              size_t n_in, const struct city *city, struct resume *res, int stop_fd,
              struct svcnotify *notify, struct pump_stats *ret_stats);

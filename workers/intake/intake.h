@@ -19,8 +19,8 @@
 #define GD_INTAKE_INTAKE_H
 
 #include <stdbool.h>
-#include <stdint.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gdp.h"
 

@@ -15,9 +15,9 @@
  *     towns  = 500113001 500113002
  *
  * Endpoints are what the programs' own --intake/--work/--status take (intake
- * and work: a comma list for an HA pair, as gd-worker and gd-sla take it). `towns` lists 9-digit town
- * codes (county + town), separated by spaces or commas; the key may repeat.
- * The library is pure: no sockets, no database, no logging.
+ * and work: a comma list for an HA pair, as gd-worker and gd-sla take it). `towns` lists 9-digit
+ * town codes (county + town), separated by spaces or commas; the key may repeat. The library is
+ * pure: no sockets, no database, no logging.
  */
 #ifndef GD_LIB_CITY_H
 #define GD_LIB_CITY_H

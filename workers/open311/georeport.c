@@ -325,8 +325,8 @@ static enum MHD_Result db_failure(struct MHD_Connection *c, enum georeq_fmt fmt,
  * name, [a-z0-9_-], then the digits after its last '-'); a bare incident id
  * is looked for in every shard. */
 struct city_ids {
-    bool wanted[CITY_MAX_SHARDS]; /* shards to ask */
-    char ids[CITY_MAX_SHARDS][2048];    /* their incident ids, "1,2" ("" with no id filter) */
+    bool wanted[CITY_MAX_SHARDS];    /* shards to ask */
+    char ids[CITY_MAX_SHARDS][2048]; /* their incident ids, "1,2" ("" with no id filter) */
 };
 
 /* Splits id `t` into its shard and digits. Returns the shard index, -2 for

@@ -245,8 +245,8 @@ static void check_failover(struct relay *r)
             r->waiting_since[i] = 0;
         pthread_mutex_unlock(&r->lock);
         if (rc < 0)
-            olog(r->log_level, OLOG_WARN, "cannot connect to the next endpoint after %s: %s",
-                 was, strerror(-rc));
+            olog(r->log_level, OLOG_WARN, "cannot connect to the next endpoint after %s: %s", was,
+                 strerror(-rc));
         if (rc == 1) {
             atomic_fetch_add(&r->failovers, 1);
             olog(r->log_level, OLOG_WARN,
