@@ -167,6 +167,28 @@ def test_hotline_and_dashboard_take_the_command_line_over_the_file(tmp_path):
     assert r.returncode == 0 and effective(r.stdout)["http"] == "127.0.0.1:9001", r.stderr
 
 
+def test_intake_endpoint_lists_of_the_adapters_are_checked_with_a_reason(tmp_path):
+    f = tmp_path / "h.ini"
+    for intake, message in (("tcp://a:1,", "entry 2 is empty"),
+                            ("tcp://a:1, ,tcp://b:1", "entry 2 is empty"),
+                            (",".join(["tcp://a:1"] * 17), "more than 16 endpoints")):
+        f.write_text(f"[gd-hotline]\nintake = {intake}\ninput = -\nstate = s\nreject = r\n")
+        r = check("gd-hotline", "--config", str(f))
+        assert r.returncode == 2 and "intake: " in r.stderr and message in r.stderr, r.stderr
+    f.write_text("[gd-hotline]\nintake = tcp://a:1 , tcp://b:1\ninput = -\nstate = s\n"
+                 "reject = r\nfailover_ms = 250\n")
+    r = check("gd-hotline", "--config", str(f))
+    assert r.returncode == 0 and effective(r.stdout)["failover_ms"] == "250", r.stderr
+    keys = tmp_path / "keys"
+    keys.write_text("k-000000000000001 = app\n")
+    o = tmp_path / "o.ini"
+    o.write_text(f"[open311]\nintake = tcp://a:1,,tcp://b:1\ndb = dbname=x\n"
+                 f"keys_file = {keys}\n")
+    r = check("gd-open311", "--config", str(o))
+    assert r.returncode != 0 and "intake: " in r.stderr and "entry 2 is empty" in r.stderr, \
+        r.stderr
+
+
 # ---- the examples of deploy/config/ ----
 
 def example_files():

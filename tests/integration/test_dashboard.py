@@ -42,12 +42,17 @@ def today_start_sql():
 
 
 class Dashboard:
-    def __init__(self, broker, dsn, **opts):
+    """gd-dashboard on one broker and its database, or with city=FILE on a city's shards."""
+
+    def __init__(self, broker=None, dsn=None, city=None, **opts):
         self.dir = tempfile.mkdtemp(prefix="gdd-", dir="/tmp")
         self.log_path = Path(self.dir) / "dashboard.log"
-        args = [str(BUILD / "workers" / "dashboard" / "gd-dashboard"), "--status", broker.status_ep,
-                "--intake", broker.intake_ep, "--db", dsn, "--http", "127.0.0.1:0",
-                "--push-ms", "200", "--verbose"]
+        args = [str(BUILD / "workers" / "dashboard" / "gd-dashboard")]
+        if city is not None:
+            args += ["--city", city]
+        else:
+            args += ["--status", broker.status_ep, "--intake", broker.intake_ep, "--db", dsn]
+        args += ["--http", "127.0.0.1:0", "--push-ms", "200", "--verbose"]
         for k, v in opts.items():
             args += [f"--{k.replace('_', '-')}", str(v)]
         self.log = open(self.log_path, "wb")
@@ -96,10 +101,15 @@ class Dashboard:
 
 @pytest.fixture
 def dashboard(make_broker, dsn):
+    """Factory: dashboard(broker=None, **opts) on `broker` (a new one when None) and this
+    test's database; dashboard(city=FILE, **opts) on a city's shards. Stopped at the end."""
     made = []
 
-    def make(broker=None, **opts):
-        d = Dashboard(broker or make_broker(), dsn, **opts)
+    def make(broker=None, city=None, **opts):
+        if city is not None:
+            d = Dashboard(city=city, **opts)
+        else:
+            d = Dashboard(broker or make_broker(), dsn, **opts)
         made.append(d)
         return d
     yield make

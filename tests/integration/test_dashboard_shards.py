@@ -4,7 +4,6 @@ subscription per shard, the whole city on one page, each shard's broker state in
 
 import shutil
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 
@@ -12,67 +11,17 @@ import psycopg2
 import pytest
 
 import gdclient
-from conftest import Pg
-from test_dashboard import BUILD, Dashboard, parse_metrics, today_start_sql
-from test_shards import write_city
+from test_dashboard import BUILD, dashboard, parse_metrics, today_start_sql  # noqa: F401
+from test_shards import city  # noqa: F401  (the fixture: two shards, east and west)
 
 CATEGORY = "LH-0101"
 DISTRICT = "500113"
 
 
-class CityDashboard(Dashboard):
-    """gd-dashboard started with --city instead of --status/--intake/--db."""
-
-    def __init__(self, city_file, **opts):
-        self.dir = tempfile.mkdtemp(prefix="gdd-", dir="/tmp")
-        self.log_path = Path(self.dir) / "dashboard.log"
-        args = [str(BUILD / "workers" / "dashboard" / "gd-dashboard"), "--city", city_file,
-                "--http", "127.0.0.1:0", "--push-ms", "200", "--verbose"]
-        for k, v in opts.items():
-            args += [f"--{k.replace('_', '-')}", str(v)]
-        self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=self.log,
-                                     stderr=self.log)
-        deadline = time.monotonic() + 15
-        while b"ready: http://" not in self.log_path.read_bytes():
-            assert self.proc.poll() is None, f"gd-dashboard exited:\n{self.text()}"
-            assert time.monotonic() < deadline, f"gd-dashboard not ready:\n{self.text()}"
-            time.sleep(0.02)
-        text = self.log_path.read_text()
-        self.url = text[text.index("ready: ") + 7:].split()[0].rstrip("/")
-
-
 @pytest.fixture
-def city(tmp_path, dsn, make_db, make_broker):
-    """Two shards: east owns the first half of the district's towns, west the rest."""
-    dsns = {"east": dsn, "west": make_db()}
-    pgs = {name: Pg(d) for name, d in dsns.items()}
-    towns = [r["code"] for r in pgs["east"].all(
-        "SELECT code FROM org_unit WHERE level = 'town' ORDER BY code")]
-    half = len(towns) // 2
-    brokers = {"east": make_broker(), "west": make_broker(db=dsns["west"])}
-    shards = {"east": (brokers["east"], dsns["east"], towns[:half]),
-              "west": (brokers["west"], dsns["west"], towns[half:])}
-    path = write_city(tmp_path / "city.ini", shards)
-    grids = {name: pgs["east"].scalar(
-        "SELECT code FROM org_unit WHERE level = 'grid' AND code LIKE %s ORDER BY code LIMIT 1",
-        t + "%") for name, t in (("east", towns[0]), ("west", towns[-1]))}
-    yield {"file": path, "brokers": brokers, "pg": pgs, "dsn": dsns, "grid": grids}
-    for p in pgs.values():
-        p.close()
-
-
-@pytest.fixture
-def city_dashboard():
-    made = []
-
-    def make(city_file, **opts):
-        d = CityDashboard(city_file, **opts)
-        made.append(d)
-        return d
-    yield make
-    for d in made:
-        d.stop()
+def city_dashboard(dashboard):
+    """Factory: city_dashboard(FILE, **opts), a gd-dashboard started with --city."""
+    return lambda city_file, **opts: dashboard(city=city_file, **opts)
 
 
 def received_in(dsn):

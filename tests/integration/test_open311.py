@@ -88,11 +88,14 @@ def check_request(r):
         assert pii not in r
 
 
-def check_post_response(body):
+def check_post_response(body, city=False):
+    """One POST answer; with a city its id is "<shard>-<number>", else the number."""
     assert isinstance(body, list) and len(body) == 1
     (r,) = body
     assert set(r) == {"service_request_id", "service_notice", "account_id"}, r
-    assert isinstance(r["service_request_id"], str) and r["service_request_id"].isdigit()
+    rid = r["service_request_id"]
+    assert isinstance(rid, str)
+    assert re.fullmatch(r"[a-z0-9_-]{1,32}-[0-9]+" if city else r"[0-9]+", rid), rid
     assert is_str_or_null(r["service_notice"]) and is_str_or_null(r["account_id"])
     return r
 

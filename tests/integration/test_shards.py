@@ -265,25 +265,96 @@ def test_open311_routes_by_area_and_by_the_town_boundary_else_to_the_default_sha
     try:
         def post(key, **form):
             r = check_post_response(jbody(o.post(headers={"Idempotency-Key": key},
-                                                 **good_form(api_key=KEY, **form))))
-            return int(r["service_request_id"])
+                                                 **good_form(api_key=KEY, **form))), city=True)
+            return shard_id(r["service_request_id"])
 
         by_area = {name: post(f"area-{name}", address_id=city["grid"][name])
                    for name in ("east", "west")}
-        for name, iid in by_area.items():
+        for name, (shard, iid) in by_area.items():
             row = city["pg"][name].incident(iid)
+            assert shard == name
             assert row is not None and row["queue"] == city["grid"][name], name
-        inside = post("in-square", address_id="", lat=lat, long=lon)
+        shard, inside = post("in-square", address_id="", lat=lat, long=lon)
         row = west.incident(inside)
+        assert shard == "west"
         assert row is not None and row["external_id"].endswith(":in-square")
         assert east.incident_by_key("open311", row["external_id"]) is None
-        outside = post("off-map", address_id="", lat=FAR_AWAY[0], long=FAR_AWAY[1])
+        shard, outside = post("off-map", address_id="", lat=FAR_AWAY[0], long=FAR_AWAY[1])
+        assert shard == "east"
         row = east.incident(outside)
         assert row is not None and row["external_id"].endswith(":off-map")
         assert row["queue"] == "triage"
         assert west.incident_by_key("open311", row["external_id"]) is None
         # a retry of a routed POST lands on the same shard: the same incident
-        assert post("in-square", address_id="", lat=lat, long=lon) == inside
+        assert post("in-square", address_id="", lat=lat, long=lon) == ("west", inside)
+    finally:
+        assert o.stop() == 0
+
+
+def shard_id(service_request_id):
+    """("east", 12) from a city's service_request_id "east-12"."""
+    shard, _, number = service_request_id.rpartition("-")
+    assert shard and number.isdigit(), service_request_id
+    return shard, int(number)
+
+
+def test_open311_reads_each_request_from_its_shard_and_merges_the_list_of_all(city, tmp_path):
+    from test_open311 import KEY, Open311, check_post_response, check_request, good_form, jbody
+    o = Open311(None, city["dsn"]["east"], tmp_path, city=city["file"])
+    try:
+        posted = []        # service_request_id, description; oldest first
+        for k in range(3):
+            for name in ("east", "west"):
+                desc = f"读分片 {name} {k}"
+                r = check_post_response(jbody(o.post(
+                    headers={"Idempotency-Key": f"read-{name}-{k}"},
+                    **good_form(api_key=KEY, address_id=city["grid"][name], description=desc))), city=True)
+                assert shard_id(r["service_request_id"])[0] == name
+                posted.append((r["service_request_id"], desc))
+                time.sleep(0.01)   # distinct receive times: a defined order
+        # each id reads its own shard's incident, though the numbers repeat across shards
+        for rid, desc in posted:
+            got = jbody(o.get(f"/requests/{rid}.json"))
+            assert [g["service_request_id"] for g in got] == [rid]
+            check_request(got[0])
+            assert got[0]["description"] == desc
+        # the list: every shard, newest first, then paged as one list
+        newest_first = [rid for rid, _ in reversed(posted)]
+        got = jbody(o.get("/requests.json"))
+        assert [g["service_request_id"] for g in got] == newest_first
+        for g in got:
+            check_request(g)
+        assert [g["service_request_id"] for g in jbody(o.get("/requests.json", page_size=4))] \
+            == newest_first[:4]
+        assert [g["service_request_id"] for g in
+                jbody(o.get("/requests.json", page_size=4, page=2))] == newest_first[4:]
+        pick = [posted[0][0], posted[3][0]]
+        got = jbody(o.get("/requests.json", service_request_id=",".join(pick)))
+        assert sorted(g["service_request_id"] for g in got) == sorted(pick)
+        # a bare number is looked for in every shard: each match with its shard's name
+        shard, number = shard_id(posted[0][0])
+        got = [g["service_request_id"] for g in jbody(o.get(f"/requests/{number}.json"))]
+        assert posted[0][0] in got and all(shard_id(g)[1] == number for g in got)
+        # ids that are not this city's
+        code, _, text = o.get("/requests/north-1.json")
+        assert code == 404, text
+        code, _, text = o.get("/requests.json", service_request_id="east-1,north-1")
+        assert code == 400 and "north-1" in text, text
+    finally:
+        assert o.stop() == 0
+    # a shard whose database is down: 503 naming it, not a list with holes
+    down = tmp_path / "down.ini"
+    down.write_text(Path(city["file"]).read_text().replace(city["dsn"]["west"],
+                                                          "host=/nonexistent dbname=none"))
+    (tmp_path / "down").mkdir()
+    o = Open311(None, city["dsn"]["east"], tmp_path / "down", city=str(down))
+    try:
+        code, headers, text = o.get("/requests.json")
+        assert code == 503 and "shard west" in text and headers.get("Retry-After"), text
+        code, _, text = o.get(f"/requests/{posted[1][0]}.json")     # a west id
+        assert code == 503 and "shard west" in text, text
+        got = jbody(o.get(f"/requests/{posted[0][0]}.json"))         # east still answers
+        assert [g["service_request_id"] for g in got] == [posted[0][0]]
     finally:
         assert o.stop() == 0
 

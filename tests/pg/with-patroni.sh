@@ -25,33 +25,16 @@ lib=$(cd "$(dirname "$lib")" && pwd)/$(basename "$lib")
 # shellcheck source=deploy/lib-patroni.sh
 . "$lib"
 
-dir=""
-child=""
-
-# shellcheck disable=SC2317  # invoked through trap
-cleanup()
-{
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
-        kill -TERM "$child" 2>/dev/null
-        wait "$child" 2>/dev/null
-    fi
-    if [[ -n $dir ]] && ! gdha_stop "$dir"; then
-        echo "with-patroni: could not stop/remove the cluster in $dir" >&2
-    fi
-    exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+# shellcheck source=tests/pg/harness.sh
+. "$here/harness.sh"
+harness_traps with-patroni gdha_stop
 
 # Nothing of an outer harness (tests/pg/with-pg.sh) must reach the tests:
 # they would address its server rather than this cluster.
 unset PGHOST PGPORT PGUSER PGDATABASE GD_DB_DSN_TCP GD_PG_DIR GD_PGCTL
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/griddispatch-ha-test.XXXXXX") || exit 1
+harness_dir=$(mktemp -d "${TMPDIR:-/tmp}/griddispatch-ha-test.XXXXXX") || exit 1
+dir=$harness_dir
 started=$SECONDS
 if ! gdha_start "$dir"; then
     echo "with-patroni: could not start the Patroni cluster" >&2
@@ -68,10 +51,4 @@ if ! gdpg_migrate "$GD_DB_DSN"; then
 fi
 echo "with-patroni: cluster up in $((SECONDS - started)) s (leader $(gdha_leader "$dir"))" >&2
 
-{ exec 3<&0; } 2>/dev/null || exec 3</dev/null
-"$@" <&3 3<&- &
-child=$!
-wait "$child"
-rc=$?
-child=""
-exit "$rc"
+harness_run "$@"

@@ -18,29 +18,18 @@ pgctl=$here/pgctl.sh
     exit 2
 }
 
-dir=""
-child=""
+# shellcheck source=tests/pg/harness.sh
+. "$here/harness.sh"
 
-# shellcheck disable=SC2317  # invoked through trap
-cleanup()
+# shellcheck disable=SC2317  # invoked through harness_cleanup
+stop_cluster()
 {
-    local rc=$?
-    trap - EXIT INT TERM HUP
-    if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
-        kill -TERM "$child" 2>/dev/null
-        wait "$child" 2>/dev/null
-    fi
-    if [[ -n $dir ]] && ! "$pgctl" stop "$dir"; then
-        echo "with-pg: could not stop/remove the cluster in $dir" >&2
-    fi
-    exit "$rc"
+    "$pgctl" stop "$1"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-trap 'exit 129' HUP
+harness_traps with-pg stop_cluster
 
-dir=$(mktemp -d "${TMPDIR:-/tmp}/griddispatch-test.XXXXXX") || exit 1
+harness_dir=$(mktemp -d "${TMPDIR:-/tmp}/griddispatch-test.XXXXXX") || exit 1
+dir=$harness_dir
 if ! "$pgctl" start "$dir"; then
     echo "with-pg: could not start PostgreSQL" >&2
     exit 1
@@ -57,11 +46,4 @@ fi
 
 # Run CMD in the background (stdin passed through) so that a signal to this
 # script is handled at once rather than after CMD finishes.
-# (With no stdin at all, as under some CI runners, CMD gets /dev/null.)
-{ exec 3<&0; } 2>/dev/null || exec 3</dev/null
-"$@" <&3 3<&- &
-child=$!
-wait "$child"
-rc=$?
-child=""
-exit "$rc"
+harness_run "$@"

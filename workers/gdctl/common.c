@@ -39,6 +39,17 @@ int gdctl_common_option(struct gdctl *g, int opt, const char *arg)
     case 1005:
         g->city_file = arg;
         return 0;
+    case 1006: {
+        char *end;
+        errno = 0;
+        long v = strtol(arg, &end, 10);
+        if (errno || *end || end == arg || v < 0 || v > 3600000) {
+            fprintf(stderr, "gdctl: --failover-ms takes milliseconds, 0..3600000\n");
+            return -1;
+        }
+        g->failover_ms = (int)v;
+        return 0;
+    }
     default:
         return -1;
     }
@@ -78,10 +89,14 @@ int gdctl_call(struct gdctl *g, struct gd_msg *m, struct gd_msg *ret)
         if (!g->intake_ep)
             return gdctl_fail(g, EXIT_USAGE, "usage",
                               "no intake endpoint: pass --intake EP or set GD_INTAKE");
+        char why[256];
+        if (intake_check_endpoints(g->intake_ep, why, sizeof(why)) < 0)
+            return gdctl_fail(g, EXIT_USAGE, "usage", "intake: %s", why);
         int rc = intake_open(g->zctx, g->intake_ep, &g->intake);
         if (rc < 0)
             return gdctl_fail(g, EXIT_UNAVAILABLE, "unavailable", "cannot connect to %s: %s",
                               g->intake_ep, zmq_strerror(-rc));
+        intake_set_failover_ms(g->intake, (uint32_t)g->failover_ms);
     }
     int rc = intake_call(g->intake, m, g->timeout_ms, ret);
     if (rc == 0)

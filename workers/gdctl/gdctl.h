@@ -26,12 +26,13 @@ enum gdctl_exit {
 
 /* Options shared by every subcommand, and the connections they open lazily. */
 struct gdctl {
-    const char *intake_ep; /* --intake, $GD_INTAKE */
+    const char *intake_ep; /* --intake, $GD_INTAKE: an endpoint or an HA pair's list */
     const char *status_ep; /* --status, $GD_STATUS */
     const char *dsn;       /* --db, $GD_DB_DSN */
     const char *city_file; /* --city, $GD_CITY: the shards (city.h) */
     bool json;             /* --json: machine-readable output on stdout */
     int timeout_ms;        /* --timeout: per broker request */
+    int failover_ms;       /* --failover-ms: silence before the next intake endpoint */
     void *zctx;
     struct intake *intake;
     struct city *city; /* loaded by gdctl_city() */
@@ -54,6 +55,7 @@ extern const struct gdctl_command gdctl_commands[];
     {"intake", required_argument, NULL, 1000}, {"status", required_argument, NULL, 1001},    \
         {"db", required_argument, NULL, 1002}, {"json", no_argument, NULL, 1003},            \
         {"timeout", required_argument, NULL, 1004}, {"city", required_argument, NULL, 1005}, \
+        {"failover-ms", required_argument, NULL, 1006},                                      \
     {                                                                                        \
         "help", no_argument, NULL, 'h'                                                       \
     }

@@ -17,7 +17,7 @@ static void usage(FILE *out)
     for (const struct gdctl_command *c = gdctl_commands; c->name; c++)
         fprintf(out, "  %-9s %s\n            %s\n", c->name, c->args, c->summary);
     fprintf(out, "\noptions (before or after the command):\n"
-                 "  --intake EP     broker intake endpoint [$GD_INTAKE]\n"
+                 "  --intake EP[,EP]  broker intake endpoint, or an HA pair's list [$GD_INTAKE]\n"
                  "  --status EP     broker status endpoint [$GD_STATUS]\n"
                  "  --db DSN        PostgreSQL connection string [$GD_DB_DSN]\n"
                  "  --city FILE     the city's shards (deploy/README.md): submit goes to the\n"
@@ -26,6 +26,9 @@ static void usage(FILE *out)
                  "  --json          machine-readable output: one JSON document per line on stdout\n"
                  "                  (errors too: {\"error\": {\"code\", \"message\", \"exit\"}})\n"
                  "  --timeout MS    wait for each broker answer [5000]\n"
+                 "  --failover-ms MS  with a list of intake endpoints: a broker silent this long\n"
+                 "                  gets the request sent to the next one, within --timeout\n"
+                 "                  (0: never) [1000]\n"
                  "  --help, --version\n"
                  "\nexit codes:\n"
                  "  0  done\n"
@@ -46,6 +49,7 @@ int main(int argc, char **argv)
         .dsn = getenv("GD_DB_DSN"),
         .city_file = getenv("GD_CITY"),
         .timeout_ms = 5000,
+        .failover_ms = INTAKE_FAILOVER_MS,
     };
     static const struct option opts[] = {
         GDCTL_COMMON_OPTIONS, {"version", no_argument, NULL, 'V'}, {NULL, 0, NULL, 0}};

@@ -22,6 +22,7 @@ enum {
     OPT_REJECT,
     OPT_WINDOW,
     OPT_TIMEOUT_MS,
+    OPT_FAILOVER_MS,
     OPT_SAVE_MS,
     OPT_POLL_MS,
     OPT_MAX_LINE,
@@ -39,6 +40,7 @@ static const struct option options[] = {
     {"reject", required_argument, NULL, OPT_REJECT},
     {"window", required_argument, NULL, OPT_WINDOW},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
+    {"failover-ms", required_argument, NULL, OPT_FAILOVER_MS},
     {"save-ms", required_argument, NULL, OPT_SAVE_MS},
     {"poll-ms", required_argument, NULL, OPT_POLL_MS},
     {"max-line", required_argument, NULL, OPT_MAX_LINE},
@@ -59,7 +61,7 @@ static const char usage[] =
     "  --config FILE      INI file: section [gd-hotline], keys = these option names\n"
     "                     without '--' ('-' or '_'); the command line wins over the file\n"
     "  --check-config     check the configuration, print it as an INI file and exit\n"
-    "  --intake EP        broker intake endpoint [$GD_INTAKE]\n"
+    "  --intake EP[,EP]   broker intake endpoint, or an HA pair's list [$GD_INTAKE]\n"
     "  --city FILE        the city's shards (deploy/README.md) instead of --intake: each\n"
     "                     order goes to the shard owning its town, else to the default\n"
     "  --input FILE       the feed; - reads stdin\n"
@@ -70,6 +72,8 @@ static const char usage[] =
     "                     hold personal data)\n"
     "  --window N         orders in flight at once, 1..1000 [64]\n"
     "  --timeout-ms N     resend an unanswered order after N ms, 10..600000 [5000]\n"
+    "  --failover-ms N    a broker silent N ms while orders wait: the next endpoint of\n"
+    "                     the list gets them, 0..600000 (0: never) [1000]\n"
     "  --save-ms N        longest time between saves of the position, 1..60000 [200]\n"
     "  --poll-ms N        --follow: look for new lines every N ms, 1..60000 [200]\n"
     "  --max-line N       longest line in bytes, 256..1048576 [65536]\n"
@@ -131,6 +135,10 @@ static int apply(struct hotline_config *cfg, int opt, const char *name, const ch
         min = 10;
         max = 600000;
         break;
+    case OPT_FAILOVER_MS:
+        min = 0;
+        max = 600000;
+        break;
     case OPT_SAVE_MS:
     case OPT_POLL_MS:
         break;
@@ -170,6 +178,9 @@ static int apply(struct hotline_config *cfg, int opt, const char *name, const ch
         break;
     case OPT_TIMEOUT_MS:
         cfg->pump.timeout_ms = (int)v;
+        break;
+    case OPT_FAILOVER_MS:
+        cfg->pump.failover_ms = (uint32_t)v;
         break;
     case OPT_SAVE_MS:
         cfg->pump.save_ms = (int)v;
@@ -255,6 +266,7 @@ int hotline_config_parse(struct hotline_config *cfg, int argc, char **argv, FILE
         .max_line = 65536,
         .pump = {.window = 64,
                  .timeout_ms = 5000,
+                 .failover_ms = INTAKE_FAILOVER_MS,
                  .save_ms = 200,
                  .poll_ms = 200,
                  .log_level = HLOG_INFO},
@@ -314,6 +326,11 @@ int hotline_config_parse(struct hotline_config *cfg, int argc, char **argv, FILE
         fprintf(err, "gd-hotline: %s is not set\n", missing);
         return -1;
     }
+    char why[256];
+    if (cfg->intake && !cfg->city && intake_check_endpoints(cfg->intake, why, sizeof(why)) < 0) {
+        fprintf(err, "gd-hotline: intake: %s\n", why);
+        return -1;
+    }
     if (check_only) {
         hotline_config_print(cfg, stdout);
         return 1;
@@ -330,8 +347,10 @@ void hotline_config_print(const struct hotline_config *cfg, FILE *out)
     fprintf(out, "%s = %s\ninput = %s\nfollow = %s\nstate = %s\nreject = %s\n",
             cfg->city ? "city" : "intake", cfg->city ? cfg->city : cfg->intake, cfg->input,
             cfg->follow ? "true" : "false", cfg->state, cfg->reject);
-    fprintf(out, "window = %u\ntimeout_ms = %d\nsave_ms = %d\npoll_ms = %d\nmax_line = %ld\n",
-            cfg->pump.window, cfg->pump.timeout_ms, cfg->pump.save_ms, cfg->pump.poll_ms,
-            cfg->max_line);
+    fprintf(out,
+            "window = %u\ntimeout_ms = %d\nfailover_ms = %u\nsave_ms = %d\npoll_ms = %d\n"
+            "max_line = %ld\n",
+            cfg->pump.window, cfg->pump.timeout_ms, cfg->pump.failover_ms, cfg->pump.save_ms,
+            cfg->pump.poll_ms, cfg->max_line);
     fprintf(out, "log_level = %s\n", level_names[cfg->pump.log_level]);
 }

@@ -81,21 +81,19 @@ int main(int argc, char **argv)
     size_t n_in = 1;
     if (hc.city) {
         char why[512];
-        err = city_load(hc.city, &city, why, sizeof(why));
+        err = city_intake_endpoints(hc.city, &city, endpoints, &n_in, why, sizeof(why));
         if (err < 0) {
             hlog(cfg.log_level, HLOG_ERROR, "city: %s", err == -ENOMEM ? "out of memory" : why);
             goto close_feed;
         }
-        if (city_default_shard(city) < 0) {
-            hlog(cfg.log_level, HLOG_ERROR,
-                 "city %s: set [city] default: an order whose town no shard owns goes to its "
-                 "triage",
-                 hc.city);
+    }
+    for (size_t i = 0; i < n_in; i++) {
+        char why[256];
+        if (intake_check_endpoints(endpoints[i], why, sizeof(why)) < 0) {
+            hlog(cfg.log_level, HLOG_ERROR, "%s%s%s: %s", hc.city ? "city shard " : "intake",
+                 hc.city ? city_shard(city, i)->name : "", hc.city ? " intake" : "", why);
             goto free_city;
         }
-        n_in = city_n_shards(city);
-        for (size_t i = 0; i < n_in; i++)
-            endpoints[i] = city_shard(city, i)->intake;
     }
     const char *target = hc.city ? hc.city : intake_ep;
     hlog(cfg.log_level, HLOG_INFO, "submitting %s to %s%s", input, target,
@@ -104,11 +102,13 @@ int main(int argc, char **argv)
     struct intake *in[CITY_MAX_SHARDS] = {NULL};
     if (!zctx)
         goto free_city;
-    for (size_t i = 0; i < n_in; i++)
+    for (size_t i = 0; i < n_in; i++) {
         if (intake_open(zctx, endpoints[i], &in[i]) < 0) {
             hlog(cfg.log_level, HLOG_ERROR, "cannot connect to %s", endpoints[i]);
             goto term_zmq;
         }
+        intake_set_failover_ms(in[i], cfg.failover_ms);
+    }
     struct svcnotify notify;
     svcnotify_init(&notify);
     svcnotify_ready("submitting %s to %s%s%s", input, hc.city ? "the shards of " : "the broker at ",
@@ -119,8 +119,9 @@ int main(int argc, char **argv)
     double secs = (double)(mono_ms() - t0) / 1000.0;
     hlog(cfg.log_level, HLOG_INFO,
          "%" PRIu64 " lines: %" PRIu64 " accepted, %" PRIu64 " duplicates, %" PRIu64
-         " rejected; %" PRIu64 " BUSY answers, %" PRIu64 " resends; %.1f orders/s",
-         st.lines, st.accepted, st.duplicates, st.rejected, st.busy, st.resent,
+         " rejected; %" PRIu64 " BUSY answers, %" PRIu64 " resends, %" PRIu64
+         " fail-overs; %.1f orders/s",
+         st.lines, st.accepted, st.duplicates, st.rejected, st.busy, st.resent, st.failovers,
          secs > 0 ? (double)(st.accepted + st.duplicates) / secs : 0.0);
     if (err < 0)
         hlog(cfg.log_level, HLOG_ERROR, "stopped: %s", strerror(-err));

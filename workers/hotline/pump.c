@@ -26,6 +26,7 @@ struct slot {
     char ticket[GD_MAX_EXTERNAL_ID + 1];
     struct gd_buf body; /* the encoded SUBMIT, kept for resends */
     int64_t due;        /* SENT: resend at; WAIT: send at */
+    int64_t sent_at;    /* SENT: first sent since its last answer or fail-over */
 };
 
 struct pump {
@@ -65,8 +66,11 @@ static int send_slot(struct pump *p, struct slot *s)
     }
     if (rc < 0)
         return rc;
+    int64_t now = now_ms();
+    if (s->state != SLOT_SENT)
+        s->sent_at = now;
     s->state = SLOT_SENT;
-    s->due = now_ms() + p->cfg->timeout_ms;
+    s->due = now + p->cfg->timeout_ms;
     return 0;
 }
 
@@ -219,6 +223,52 @@ static int64_t resend_due(struct pump *p, int64_t now)
     return next;
 }
 
+/* Moves an intake whose broker went silent while orders wait on it to the
+ * next endpoint of its list, and queues those orders to be sent there at
+ * once. Returns whether any order waits for an answer on an intake that can
+ * move (the caller wakes up often enough to notice the silence). */
+static bool check_failover(struct pump *p, int64_t now)
+{
+    bool watching = false;
+    for (size_t i = 0; i < p->n_in; i++) {
+        if (intake_n_endpoints(p->in[i]) < 2)
+            continue;
+        int64_t oldest = 0;
+        for (uint64_t q = p->head; q < p->tail; q++) {
+            const struct slot *s = slot_of(p, q);
+            if (s->shard == i && s->state == SLOT_SENT && (oldest == 0 || s->sent_at < oldest))
+                oldest = s->sent_at;
+        }
+        if (oldest)
+            watching = true;
+        char was[INTAKE_MAX_ENDPOINT_LEN + 1];
+        snprintf(was, sizeof(was), "%s", intake_endpoint(p->in[i]));
+        int rc = intake_failover_due(p->in[i], oldest);
+        if (rc < 0) {
+            hlog(p->cfg->log_level, HLOG_WARN, "cannot connect to the next endpoint after %s: %s",
+                 was, strerror(-rc));
+            continue;
+        }
+        if (rc == 0)
+            continue;
+        uint64_t moved = 0;
+        for (uint64_t q = p->head; q < p->tail; q++) {
+            struct slot *s = slot_of(p, q);
+            if (s->shard != i || (s->state != SLOT_SENT && s->state != SLOT_WAIT))
+                continue;
+            s->state = SLOT_WAIT;
+            s->due = now;
+            moved++;
+        }
+        p->st.failovers++;
+        hlog(p->cfg->log_level, HLOG_WARN,
+             "broker %s silent for %" PRIu32 " ms: now %s, sending the %" PRIu64
+             " orders in flight again",
+             was, p->cfg->failover_ms, intake_endpoint(p->in[i]), moved);
+    }
+    return watching;
+}
+
 int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *const *in,
              size_t n_in, const struct city *city, struct resume *res, int stop_fd,
              struct svcnotify *notify, struct pump_stats *ret_stats)
@@ -277,8 +327,13 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *co
                 goto done;
             }
         }
+        bool watching = cfg->failover_ms > 0 && check_failover(&p, now);
         int64_t next = resend_due(&p, now);
         int timeout = next == INT64_MAX ? -1 : (int)(next - now < 0 ? 0 : next - now);
+        /* notice a silent broker within a tenth of failover_ms */
+        int watch_ms = (int)(cfg->failover_ms / 10 ? cfg->failover_ms / 10 : 1);
+        if (watching && (timeout < 0 || timeout > watch_ms))
+            timeout = watch_ms;
         bool window_full = p.tail - p.head >= cfg->window;
         if (!stopping && !draining_for_rotation && !window_full && !feed_eof(feed)) {
             /* following: no new line now; look again soon */

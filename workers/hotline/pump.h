@@ -13,15 +13,17 @@
 #include "svcnotify.h"
 
 struct pump_config {
-    unsigned window; /* orders in flight at once, 1..1000 */
-    int timeout_ms;  /* resend an unanswered SUBMIT after this */
-    int save_ms;     /* longest time between state saves while busy */
-    int poll_ms;     /* follow: look for new lines this often */
-    int log_level;   /* 0 error .. 3 debug */
+    unsigned window;      /* orders in flight at once, 1..1000 */
+    int timeout_ms;       /* resend an unanswered SUBMIT after this */
+    uint32_t failover_ms; /* a broker silent this long while orders wait: the next endpoint of
+                             its list (intake_failover_due()); 0 never */
+    int save_ms;          /* longest time between state saves while busy */
+    int poll_ms;          /* follow: look for new lines this often */
+    int log_level;        /* 0 error .. 3 debug */
 };
 
 struct pump_stats {
-    uint64_t lines, accepted, duplicates, rejected, busy, resent;
+    uint64_t lines, accepted, duplicates, rejected, busy, resent, failovers;
 };
 
 /* Runs the feed to its end (or, following, until `stop_fd` becomes
@@ -33,10 +35,12 @@ struct pump_stats {
  * (n_in of them) and each order goes to the shard that owns the town of its
  * unit, else to the city's default shard (which must be set), so that a
  * resubmit reaches the same shard; without one, in[0] takes everything
- * (n_in is 1). Every turn of the loop feeds the systemd
- * watchdog through `notify` (which bounds each wait), and a signal sends
- * STOPPING=1. Returns 0 when everything read was committed, 1 when
- * stopped by a signal (what was committed is saved), or -errno. */
+ * (n_in is 1). An intake with a list of endpoints (an HA pair) whose
+ * broker is silent for cfg->failover_ms while orders wait moves to the next
+ * endpoint, and every order waiting on it is sent there at once. Every turn of the loop feeds the
+ * systemd watchdog through `notify` (which bounds each wait), and a signal sends STOPPING=1.
+ * Returns 0 when everything read was committed, 1 when stopped by a signal (what was committed is
+ * saved), or -errno. */
 int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *const *in,
              size_t n_in, const struct city *city, struct resume *res, int stop_fd,
              struct svcnotify *notify, struct pump_stats *ret_stats);

@@ -4,13 +4,20 @@
 
 #include <errno.h>
 #include <ini.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <zmq.h>
 
 struct intake {
+    void *zctx;
     void *sock;
+    char *endpoints[INTAKE_MAX_ENDPOINTS];
+    size_t n_endpoints, current;
+    uint32_t failover_ms;
+    int64_t last_heard; /* last reply, or when the current socket was opened */
+    uint64_t failovers;
     uint64_t next_ref;
     struct gd_decoder *dec;
     struct gd_buf out; /* encoded request body */
@@ -51,40 +58,136 @@ int intake_curve_from_env(void *sock)
     return 0;
 }
 
-int intake_open(void *zctx, const char *endpoint, struct intake **ret)
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t intake_now_ms(void)
+{
+    return now_ms();
+}
+
+/* One entry of an endpoint list: [p, p + len) without the blanks around it. */
+static void trim_entry(const char **p, size_t *len)
+{
+    while (*len && (**p == ' ' || **p == '\t')) {
+        (*p)++;
+        (*len)--;
+    }
+    while (*len && ((*p)[*len - 1] == ' ' || (*p)[*len - 1] == '\t'))
+        (*len)--;
+}
+
+/* Splits `list` into its entries: on_entry(entry, len, user) for each, in
+ * order. Returns the number of entries, or -EINVAL with err. */
+static int split_endpoints(const char *list, char *err, size_t errlen,
+                           int (*on_entry)(const char *, size_t, void *), void *user)
+{
+    if (!list) {
+        snprintf(err, errlen, "no intake endpoint");
+        return -EINVAL;
+    }
+    size_t n = 0;
+    const char *p = list;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        const char *e = p;
+        trim_entry(&e, &len);
+        if (len == 0) {
+            snprintf(err, errlen, "endpoint list '%.80s': entry %zu is empty", list, n + 1);
+            return -EINVAL;
+        }
+        if (len > INTAKE_MAX_ENDPOINT_LEN) {
+            snprintf(err, errlen, "endpoint list: entry %zu is longer than %d bytes", n + 1,
+                     INTAKE_MAX_ENDPOINT_LEN);
+            return -EINVAL;
+        }
+        if (n == INTAKE_MAX_ENDPOINTS) {
+            snprintf(err, errlen, "endpoint list: more than %d endpoints", INTAKE_MAX_ENDPOINTS);
+            return -EINVAL;
+        }
+        if (on_entry) {
+            int rc = on_entry(e, len, user);
+            if (rc < 0) {
+                snprintf(err, errlen, "out of memory");
+                return rc;
+            }
+        }
+        n++;
+        if (!comma)
+            return (int)n;
+        p = comma + 1;
+    }
+}
+
+int intake_check_endpoints(const char *list, char *err, size_t errlen)
+{
+    return split_endpoints(list, err, errlen, NULL, NULL);
+}
+
+static int add_endpoint(const char *e, size_t len, void *user)
+{
+    struct intake *c = user;
+    c->endpoints[c->n_endpoints] = strndup(e, len);
+    if (!c->endpoints[c->n_endpoints])
+        return -ENOMEM;
+    c->n_endpoints++;
+    return 0;
+}
+
+/* Opens a DEALER to endpoint c->current in c->sock. Returns 0 or -errno. */
+static int connect_current(struct intake *c)
+{
+    void *sock = zmq_socket(c->zctx, ZMQ_DEALER);
+    if (!sock)
+        return -zmq_errno();
+    int linger = 0;
+    int64_t maxsize = GD_MAX_BODY + 64;
+    zmq_setsockopt(sock, ZMQ_LINGER, &linger, sizeof(linger));
+    zmq_setsockopt(sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof(maxsize));
+    int rc = intake_curve_from_env(sock);
+    if (rc == 0 && zmq_connect(sock, c->endpoints[c->current]) != 0)
+        rc = -zmq_errno();
+    if (rc < 0) {
+        zmq_close(sock);
+        return rc;
+    }
+    c->sock = sock;
+    c->last_heard = now_ms();
+    return 0;
+}
+
+int intake_open(void *zctx, const char *endpoints, struct intake **ret)
 {
     struct intake *c = calloc(1, sizeof(*c));
     if (!c)
         return -ENOMEM;
-    int rc = -ENOMEM;
+    char err[160];
+    int rc = split_endpoints(endpoints, err, sizeof(err), add_endpoint, c);
+    if (rc < 0)
+        goto free_client;
+    rc = -ENOMEM;
     c->dec = gd_decoder_new();
     if (!c->dec)
         goto free_client;
-    c->sock = zmq_socket(zctx, ZMQ_DEALER);
-    if (!c->sock) {
-        rc = -zmq_errno();
-        goto free_decoder;
-    }
-    int linger = 0;
-    int64_t maxsize = GD_MAX_BODY + 64;
-    zmq_setsockopt(c->sock, ZMQ_LINGER, &linger, sizeof(linger));
-    zmq_setsockopt(c->sock, ZMQ_MAXMSGSIZE, &maxsize, sizeof(maxsize));
-    rc = intake_curve_from_env(c->sock);
+    c->zctx = zctx;
+    c->failover_ms = INTAKE_FAILOVER_MS;
+    rc = connect_current(c);
     if (rc < 0)
-        goto close_socket;
-    if (zmq_connect(c->sock, endpoint) != 0) {
-        rc = -zmq_errno();
-        goto close_socket;
-    }
+        goto free_decoder;
     c->next_ref = 1;
     *ret = c;
     return 0;
 
-close_socket:
-    zmq_close(c->sock);
 free_decoder:
     gd_decoder_free(c->dec);
 free_client:
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i]);
     free(c);
     return rc;
 }
@@ -94,10 +197,59 @@ void intake_close(struct intake *c)
     if (!c)
         return;
     zmq_close(c->sock);
+    for (size_t i = 0; i < c->n_endpoints; i++)
+        free(c->endpoints[i]);
     gd_decoder_free(c->dec);
     gd_buf_fini(&c->out);
     gd_buf_fini(&c->in);
     free(c);
+}
+
+size_t intake_n_endpoints(const struct intake *c)
+{
+    return c->n_endpoints;
+}
+
+const char *intake_endpoint(const struct intake *c)
+{
+    return c->endpoints[c->current];
+}
+
+uint64_t intake_failovers(const struct intake *c)
+{
+    return c->failovers;
+}
+
+void intake_set_failover_ms(struct intake *c, uint32_t ms)
+{
+    c->failover_ms = ms;
+}
+
+int intake_failover(struct intake *c)
+{
+    if (c->n_endpoints < 2)
+        return 0;
+    size_t was = c->current;
+    void *old = c->sock;
+    c->current = (c->current + 1) % c->n_endpoints;
+    int rc = connect_current(c);
+    if (rc < 0) {
+        c->current = was; /* keep the old socket: the caller may try again */
+        return rc;
+    }
+    zmq_close(old);
+    c->failovers++;
+    return 1;
+}
+
+int intake_failover_due(struct intake *c, int64_t waiting_since_ms)
+{
+    if (c->n_endpoints < 2 || c->failover_ms == 0 || waiting_since_ms <= 0)
+        return 0;
+    int64_t since = waiting_since_ms > c->last_heard ? waiting_since_ms : c->last_heard;
+    if (now_ms() - since < (int64_t)c->failover_ms)
+        return 0;
+    return intake_failover(c);
 }
 
 void *intake_socket(struct intake *c)
@@ -196,13 +348,6 @@ enum gd_code intake_encode_error(const struct intake *c)
     return c->encode_error;
 }
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* Waits until the socket is readable: 1, 0 on timeout, or -errno. */
 static int wait_readable(struct intake *c, int timeout_ms)
 {
@@ -265,6 +410,8 @@ int intake_recv_raw(struct intake *c, int timeout_ms, uint8_t *ret_type, struct 
         uint8_t hdr[GD_HEADER_LEN];
         size_t hdr_len = 0;
         int rc = read_frames(c, hdr, &hdr_len, body);
+        if (rc == 1 || rc == -EPROTO)
+            c->last_heard = now_ms(); /* the broker is there, even when it says nonsense */
         if (rc == 1) {
             *ret_type = hdr[4];
             return 1;
@@ -299,27 +446,43 @@ int intake_recv(struct intake *c, int timeout_ms, struct gd_msg *ret)
     return 1;
 }
 
-int intake_call(struct intake *c, struct gd_msg *m, int timeout_ms, struct gd_msg *ret)
+/* Milliseconds from now until `until` (-1: no limit), at least 0. */
+static int ms_until(int64_t until)
+{
+    if (until < 0)
+        return -1;
+    int64_t l = until - now_ms();
+    return l > 0 ? (l > INT32_MAX ? INT32_MAX : (int)l) : 0;
+}
+
+/* The earlier of two limits, -1 being none. */
+static int64_t earlier(int64_t a, int64_t b)
+{
+    if (a < 0)
+        return b;
+    if (b < 0)
+        return a;
+    return a < b ? a : b;
+}
+
+/* One attempt of intake_call() on the current endpoint, until `until`
+ * (-1: for ever). Returns 1 with *ret, 0 when `until` passed, or -errno. */
+static int call_once(struct intake *c, struct gd_msg *m, int64_t until, struct gd_msg *ret)
 {
     uint64_t ref = intake_next_ref(c);
     intake_msg_set_ref(m, ref);
     int rc = intake_send(c, m);
     if (rc == -EAGAIN) {
-        /* the pipe is full (no broker yet): wait for room within the timeout */
+        /* the pipe is full (no broker yet): wait for room within the attempt */
         zmq_pollitem_t it = {.socket = c->sock, .events = ZMQ_POLLOUT};
-        if (zmq_poll(&it, 1, timeout_ms) <= 0)
+        if (zmq_poll(&it, 1, ms_until(until)) <= 0)
             return 0;
         rc = intake_send(c, m);
     }
     if (rc < 0)
         return rc;
-    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
     for (;;) {
-        int left = -1;
-        if (deadline >= 0) {
-            int64_t l = deadline - now_ms();
-            left = l > 0 ? (int)l : 0;
-        }
+        int left = ms_until(until);
         rc = intake_recv(c, left, ret);
         if (rc == -EPROTO)
             continue;
@@ -330,5 +493,26 @@ int intake_call(struct intake *c, struct gd_msg *m, int timeout_ms, struct gd_ms
             return 1;
         if (left == 0)
             return 0;
+    }
+}
+
+int intake_call(struct intake *c, struct gd_msg *m, int timeout_ms, struct gd_msg *ret)
+{
+    int64_t deadline = timeout_ms < 0 ? -1 : now_ms() + timeout_ms;
+    bool can_move = c->n_endpoints > 1 && c->failover_ms > 0;
+    for (;;) {
+        int64_t until = deadline;
+        if (can_move)
+            until = earlier(deadline, now_ms() + c->failover_ms);
+        int rc = call_once(c, m, until, ret);
+        if (rc != 0)
+            return rc;
+        if (deadline >= 0 && now_ms() >= deadline)
+            return 0;
+        /* the broker said nothing for failover_ms: the next of the list gets
+         * the same request (again with a fresh ref) */
+        rc = intake_failover(c);
+        if (rc < 0)
+            return rc;
     }
 }

@@ -4,21 +4,47 @@
  * One `struct intake` is one DEALER socket: use it from one thread only.
  * Requests carry a `ref` the caller picks (intake_next_ref()); replies are
  * matched by it. Several requests may be in flight (PROTOCOL.md §9).
+ *
+ * Fail-over: the endpoint given may be a list (an active/standby pair:
+ * "tcp://10.0.0.1:7701, tcp://10.0.0.2:7701"). The client talks to one
+ * endpoint at a time; when that broker says nothing for failover_ms while a
+ * request waits for its answer, it closes the socket and connects to the
+ * next endpoint of the list (after the last, the first again). A standby
+ * binds nothing, so it is silent too: the client moves on until it finds the
+ * active one. Requests in flight are dropped with the old socket: the caller
+ * sends again what still waits (a SUBMIT again is safe: the broker answers a
+ * repeated source + external_id with the first incident, `duplicate`).
  */
 #ifndef GD_INTAKE_INTAKE_H
 #define GD_INTAKE_INTAKE_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "gdp.h"
 
 struct intake;
 
-/* Connects a DEALER in ZeroMQ context `zctx` to `endpoint` (tcp:// or
- * ipc://). Connecting never waits for the broker: a request sent before it
- * is up waits in the socket. Returns 0 and *ret, or -errno (-EINVAL for a
- * bad key setting below).
+/* Most endpoints in a list, and the longest one in bytes. */
+#define INTAKE_MAX_ENDPOINTS    16
+#define INTAKE_MAX_ENDPOINT_LEN 1024
+
+/* Default silence after which the client moves to the next endpoint. */
+#define INTAKE_FAILOVER_MS 1000
+
+/* Checks an endpoint list: endpoints separated by commas, blanks around
+ * each ignored (the syntax of gd-worker's `endpoints` and gd-sla's --work),
+ * 1..INTAKE_MAX_ENDPOINTS entries of 1..INTAKE_MAX_ENDPOINT_LEN bytes.
+ * Returns the number of entries, or -EINVAL with a message in `err` (an
+ * empty entry, as in "a,,b" or "a,"; an entry too long; too many). */
+int intake_check_endpoints(const char *list, char *err, size_t errlen);
+
+/* Connects a DEALER in ZeroMQ context `zctx` to the first endpoint of the
+ * list `endpoints` (tcp:// or ipc://; see intake_check_endpoints()).
+ * Connecting never waits for the broker: a request sent before it is up
+ * waits in the socket. Returns 0 and *ret, or -errno (-EINVAL for a bad
+ * list or a bad key setting below).
  *
  * CurveZMQ: when the environment has GD_CURVE_SERVER_KEY (the broker's
  * public key, 40 Z85 characters) and GD_CURVE_KEY (a key pair file from
@@ -35,8 +61,38 @@ int intake_curve_from_env(void *sock);
 /* Closes the socket (pending sends are dropped) and frees; accepts NULL. */
 void intake_close(struct intake *c);
 
-/* The DEALER, for zmq_poll() beside other sockets. */
+/* The DEALER, for zmq_poll() beside other sockets. It changes when the
+ * client fails over: ask for it again before every poll. */
 void *intake_socket(struct intake *c);
+
+/* The number of endpoints of the list, and the one in use now. */
+size_t intake_n_endpoints(const struct intake *c);
+const char *intake_endpoint(const struct intake *c);
+
+/* How many times the client moved to another endpoint. */
+uint64_t intake_failovers(const struct intake *c);
+
+/* Sets the silence after which the client moves on [INTAKE_FAILOVER_MS];
+ * 0 never moves. */
+void intake_set_failover_ms(struct intake *c, uint32_t ms);
+
+/* CLOCK_MONOTONIC in milliseconds: the clock of intake_failover_due(). */
+int64_t intake_now_ms(void);
+
+/* For callers that keep requests in flight themselves: `waiting_since_ms`
+ * is when the oldest request still waiting for its answer was sent (0 or
+ * less: none waits). When the broker has sent nothing since then, nor since
+ * its last reply or the connection was opened, for failover_ms, moves to the
+ * next endpoint (intake_failover()). Returns 1 when it moved (the caller
+ * sends again everything that waits: the new socket has none of it), 0 when
+ * not (one endpoint, failover_ms 0, or not silent long enough), or -errno
+ * (no new socket: the old one stays; try again later). */
+int intake_failover_due(struct intake *c, int64_t waiting_since_ms);
+
+/* Moves to the next endpoint of the list now: closes the socket (requests in
+ * flight and unread replies are dropped) and connects to the next one.
+ * Returns 1, 0 with a one-endpoint list (nothing changes), or -errno. */
+int intake_failover(struct intake *c);
 
 /* A fresh request ref (1, 2, 3, ...; never 0). */
 uint64_t intake_next_ref(struct intake *c);
@@ -72,7 +128,11 @@ int intake_recv_raw(struct intake *c, int timeout_ms, uint8_t *ret_type, struct 
 
 /* Sends request `m` with a fresh ref and waits up to `timeout_ms` for its
  * reply, dropping replies to other refs. A REJECTED with ref 0 (the broker
- * could not read the request) also ends the wait. Returns 1 with *ret
+ * could not read the request) also ends the wait. With a list of endpoints,
+ * a broker silent for failover_ms makes it move to the next endpoint and
+ * send `m` again there (with a fresh ref), within the same `timeout_ms`: use
+ * it for requests that are safe to repeat (SUBMIT, QUERY, SNAPSHOT, and the
+ * commands that carry the incident's version). Returns 1 with *ret
  * (valid until the next receive), 0 on timeout, or a negative code as
  * intake_send()/intake_recv(). */
 int intake_call(struct intake *c, struct gd_msg *m, int timeout_ms, struct gd_msg *ret);

@@ -274,6 +274,28 @@ void city_free(struct city *c)
     free(c);
 }
 
+int city_intake_endpoints(const char *path, struct city **ret,
+                          const char *ret_endpoints[CITY_MAX_SHARDS], size_t *ret_n, char *err,
+                          size_t errlen)
+{
+    struct city *c = NULL;
+    int rc = city_load(path, &c, err, errlen);
+    if (rc < 0)
+        return rc;
+    if (c->default_shard < 0) {
+        snprintf(err, errlen,
+                 "%s: set [city] default: a report whose town no shard owns goes to its triage",
+                 path);
+        city_free(c);
+        return -EINVAL;
+    }
+    for (size_t i = 0; i < c->n_shards; i++)
+        ret_endpoints[i] = c->shards[i].intake;
+    *ret_n = c->n_shards;
+    *ret = c;
+    return 0;
+}
+
 size_t city_n_shards(const struct city *c)
 {
     return c->n_shards;

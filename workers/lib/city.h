@@ -14,10 +14,10 @@
  *     db     = host=pg-east dbname=griddispatch
  *     towns  = 500113001 500113002
  *
- * Endpoints are what the programs' own --intake/--work/--status take (work:
- * a comma list for an HA pair, as gd-worker and gd-sla take it). `towns` lists 9-digit town
- * codes (county + town), separated by spaces or commas; the key may repeat.
- * The library is pure: no sockets, no database, no logging.
+ * Endpoints are what the programs' own --intake/--work/--status take (intake
+ * and work: a comma list for an HA pair, as gd-worker and gd-sla take it). `towns` lists 9-digit
+ * town codes (county + town), separated by spaces or commas; the key may repeat. The library is
+ * pure: no sockets, no database, no logging.
  */
 #ifndef GD_LIB_CITY_H
 #define GD_LIB_CITY_H
@@ -55,6 +55,15 @@ int city_parse(const char *text, const char *name, struct city **ret, char *err,
 
 /* Frees; accepts NULL. */
 void city_free(struct city *c);
+
+/* For an intake adapter (gd-open311, gd-hotline): loads the city at `path`
+ * as city_load() does and requires a default shard (a report whose town no
+ * shard owns goes to its triage queue). Shard i's intake endpoint (list) is
+ * ret_endpoints[i], valid as long as the city, for *ret_n shards. Returns 0
+ * with *ret, ret_endpoints and *ret_n; -EINVAL with err; or -ENOMEM. */
+int city_intake_endpoints(const char *path, struct city **ret,
+                          const char *ret_endpoints[CITY_MAX_SHARDS], size_t *ret_n, char *err,
+                          size_t errlen);
 
 /* The number of shards (>= 1) and shard `i` (0 <= i < city_n_shards()), in
  * the order of the file. */

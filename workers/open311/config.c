@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "intake.h"
+
 void config_init(struct config *cfg)
 {
     *cfg = (struct config){
@@ -23,6 +25,7 @@ void config_init(struct config *cfg)
         .max_ids = 100,
         .submit_timeout_ms = 10000,
         .attempt_timeout_ms = 3000,
+        .failover_ms = INTAKE_FAILOVER_MS,
         .log_level = 2,
     };
 }
@@ -118,6 +121,8 @@ static int on_key(void *user, const char *section, const char *name, const char 
         rc = set_uint(&c->submit_timeout_ms, value, 100, 600000);
     else if (strcmp(name, "attempt_timeout_ms") == 0)
         rc = set_uint(&c->attempt_timeout_ms, value, 50, 600000);
+    else if (strcmp(name, "failover_ms") == 0)
+        rc = set_uint(&c->failover_ms, value, 0, 600000);
     else if (strcmp(name, "log_level") == 0) {
         static const char *const levels[] = {"error", "warn", "info", "debug"};
         rc = -1;
@@ -227,6 +232,11 @@ int config_check(const struct config *cfg, char *err, size_t errlen)
         snprintf(err, errlen, "set intake (one broker) or city (its shards), not both");
         return -1;
     }
+    char why[256];
+    if (cfg->intake && intake_check_endpoints(cfg->intake, why, sizeof(why)) < 0) {
+        snprintf(err, errlen, "intake: %s", why);
+        return -1;
+    }
     if (cfg->n_keys == 0) {
         snprintf(err, errlen, "no api keys: set keys_file to a file of 'key = principal' lines");
         return -1;
@@ -260,7 +270,7 @@ void config_print(const struct config *cfg, FILE *out)
             "utc_offset_min = %d\npublic_sources = %s\nmax_body = %zu\nmax_connections = %u\n"
             "max_concurrent = %u\ndb_pool = %u\npage_size = %u\nmax_page_size = %u\n"
             "max_page = %u\nmax_ids = %u\nsubmit_timeout_ms = %u\nattempt_timeout_ms = %u\n"
-            "log_level = %s\n",
+            "failover_ms = %u\nlog_level = %s\n",
             cfg->bind ? cfg->bind : "127.0.0.1", cfg->port, cfg->city ? "city" : "intake",
             cfg->city     ? cfg->city
             : cfg->intake ? cfg->intake
@@ -269,7 +279,7 @@ void config_print(const struct config *cfg, FILE *out)
             cfg->public_sources ? cfg->public_sources : "open311", cfg->max_body,
             cfg->max_connections, cfg->max_concurrent, cfg->db_pool, cfg->page_size,
             cfg->max_page_size, cfg->max_page, cfg->max_ids, cfg->submit_timeout_ms,
-            cfg->attempt_timeout_ms, levels[cfg->log_level]);
+            cfg->attempt_timeout_ms, cfg->failover_ms, levels[cfg->log_level]);
 }
 
 const char *config_principal(const struct config *cfg, const char *key)

@@ -19,7 +19,7 @@ struct api_key {
 struct config {
     char *bind;                  /* listen address [127.0.0.1] */
     unsigned port;               /* [7780]; 0 = any free port (logged) */
-    char *intake;                /* broker intake endpoint (one broker) */
+    char *intake;                /* broker intake endpoint, or an HA pair's comma list */
     char *city;                  /* city configuration file (shards): instead of intake */
     char *db;                    /* PostgreSQL DSN for the read-only queries */
     char *keys_file;             /* lines "key = principal" */
@@ -35,6 +35,7 @@ struct config {
     unsigned max_ids;            /* service_request_id list length [100] */
     unsigned submit_timeout_ms;  /* a POST waits this long in all, BUSY retries included [10000] */
     unsigned attempt_timeout_ms; /* one SUBMIT attempt [3000] */
+    unsigned failover_ms;        /* a broker silent this long: the next of its list [1000] */
     int log_level;               /* 0 error .. 3 debug [2] */
     size_t n_keys;
     struct api_key keys[CONFIG_MAX_KEYS];

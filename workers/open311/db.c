@@ -283,12 +283,14 @@ int db_requests(struct db *d, const struct db_request_filter *f, int offset_min,
     for (int i = 0; list && i < PQntuples(res); i++) {
         const char *state = PQgetvalue(res, i, 1);
         bool closed = strcmp(state, "RESOLVED") == 0 || strcmp(state, "CLOSED") == 0;
+        char id[96];
+        snprintf(id, sizeof(id), "%s%s", f->id_prefix ? f->id_prefix : "", PQgetvalue(res, i, 0));
         json_t *o = json_pack(
             "{s:s,s:s,s:s,s:o,s:s,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o,s:o}",
-            "service_request_id", PQgetvalue(res, i, 0), "status", closed ? "closed" : "open",
-            "status_notes", state, "service_name", text_or_null(res, i, 3), "service_code",
-            PQgetvalue(res, i, 2), "description", text_or_null(res, i, 4), "agency_responsible",
-            text_or_null(res, i, 5), "service_notice", json_null(), "requested_datetime",
+            "service_request_id", id, "status", closed ? "closed" : "open", "status_notes", state,
+            "service_name", text_or_null(res, i, 3), "service_code", PQgetvalue(res, i, 2),
+            "description", text_or_null(res, i, 4), "agency_responsible", text_or_null(res, i, 5),
+            "service_notice", json_null(), "requested_datetime",
             date_or_null(res, i, 11, offset_min), "updated_datetime",
             date_or_null(res, i, 12, offset_min), "expected_datetime",
             date_or_null(res, i, 13, offset_min), "address", text_or_null(res, i, 6), "address_id",
@@ -300,6 +302,14 @@ int db_requests(struct db *d, const struct db_request_filter *f, int offset_min,
                                           text_or_null(res, i, 14), "location_unit_name",
                                           text_or_null(res, i, 15), "located_by",
                                           text_or_null(res, i, 16))) < 0) {
+            json_decref(o);
+            o = NULL;
+        }
+        if (o && f->sort_keys &&
+            json_object_set_new(
+                o, "_sort",
+                json_pack("[I,I]", (json_int_t)strtoll(PQgetvalue(res, i, 11), NULL, 10),
+                          (json_int_t)strtoll(PQgetvalue(res, i, 0), NULL, 10))) < 0) {
             json_decref(o);
             o = NULL;
         }

@@ -46,7 +46,11 @@ struct db_request_filter {
     int64_t start_ms, end_ms;
     int status; /* 0 any, 1 open, 2 closed */
     unsigned limit, offset;
-    bool extensions; /* add extended_attributes (where the incident was located) */
+    bool extensions;       /* add extended_attributes (where the incident was located) */
+    const char *id_prefix; /* service_request_id is this + the incident id (a city's
+                              "shard-"); NULL: the incident id alone */
+    bool sort_keys;        /* add "_sort": [time ms, incident id], the order of the list,
+                              for merging the lists of several shards */
 };
 
 /* GET requests: GeoReport service request objects (newest first) in *ret,

@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <math.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
@@ -284,8 +285,12 @@ static enum MHD_Result post_request(struct georeport *g, struct MHD_Connection *
             result = send_error(c, MHD_HTTP_BAD_GATEWAY, fmt, 0, "unexpected broker answer");
             break;
         }
-        char id[24];
-        snprintf(id, sizeof(id), "%" PRIu64, a.u.accepted.incident_id);
+        char id[CITY_MAX_NAME + 24];
+        if (g->city) /* ids are per shard: the shard's name makes them unique */
+            snprintf(id, sizeof(id), "%s-%" PRIu64, city_shard(g->city, shard)->name,
+                     a.u.accepted.incident_id);
+        else
+            snprintf(id, sizeof(id), "%" PRIu64, a.u.accepted.incident_id);
         const char *account = sub.account_id;
         json_t *doc = json_pack(
             "[{s:s,s:s,s:o}]", "service_request_id", id, "service_notice",
@@ -314,9 +319,238 @@ static enum MHD_Result db_failure(struct MHD_Connection *c, enum georeq_fmt fmt,
                : send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, fmt, 0, "query failed");
 }
 
+/* ---- GET requests across the shards of a city ---- */
+
+/* With a city a service_request_id is "<shard>-<incident id>" (the shard's
+ * name, [a-z0-9_-], then the digits after its last '-'); a bare incident id
+ * is looked for in every shard. */
+struct city_ids {
+    bool wanted[CITY_MAX_SHARDS];    /* shards to ask */
+    char ids[CITY_MAX_SHARDS][2048]; /* their incident ids, "1,2" ("" with no id filter) */
+};
+
+/* Splits id `t` into its shard and digits. Returns the shard index, -2 for
+ * a bare id (every shard), or -1 (not an id of this city). */
+static int split_city_id(const struct city *city, const char *t, const char **ret_digits)
+{
+    const char *dash = strrchr(t, '-');
+    if (!dash) {
+        *ret_digits = t;
+        return georeq_is_id(t) ? -2 : -1;
+    }
+    char name[CITY_MAX_NAME + 1];
+    size_t n = (size_t)(dash - t);
+    if (n == 0 || n > CITY_MAX_NAME || !georeq_is_id(dash + 1))
+        return -1;
+    memcpy(name, t, n);
+    name[n] = '\0';
+    *ret_digits = dash + 1;
+    return city_find_shard(city, name);
+}
+
+/* Adds `digits` to shard i's list. Returns 0, or -1 when it is full. */
+static int add_city_id(struct city_ids *ids, size_t i, const char *digits)
+{
+    size_t off = strlen(ids->ids[i]);
+    if (off + strlen(digits) + 2 > sizeof(ids->ids[i]))
+        return -1;
+    snprintf(ids->ids[i] + off, sizeof(ids->ids[i]) - off, "%s%s", off ? "," : "", digits);
+    ids->wanted[i] = true;
+    return 0;
+}
+
+/* Fills `ids` from `one_id` or the service_request_id argument. Returns 0,
+ * or the HTTP status (404 for one_id, 400 for the list) with why. */
+static int city_ids_parse(const struct georeport *g, const struct georeq_args *q,
+                          const char *one_id, struct city_ids *ids, char *why, size_t why_len)
+{
+    size_t n = city_n_shards(g->city);
+    memset(ids, 0, sizeof(*ids));
+    const char *list = one_id ? one_id : q->get(q->ctx, "service_request_id");
+    if (!list) {
+        for (size_t i = 0; i < n; i++)
+            ids->wanted[i] = true;
+        return 0;
+    }
+    char copy[4096];
+    if (strlen(list) >= sizeof(copy)) {
+        snprintf(why, why_len, "service_request_id: at most %u ids", g->cfg->max_ids);
+        return 400;
+    }
+    snprintf(copy, sizeof(copy), "%s", list);
+    unsigned count = 0;
+    char *save = NULL;
+    for (char *t = strtok_r(copy, ",", &save); t; t = strtok_r(NULL, ",", &save)) {
+        while (*t == ' ')
+            t++;
+        const char *digits;
+        int shard = split_city_id(g->city, t, &digits);
+        if (++count > g->cfg->max_ids) {
+            snprintf(why, why_len, "service_request_id: at most %u ids", g->cfg->max_ids);
+            return 400;
+        }
+        if (shard == -1 && one_id) {
+            snprintf(why, why_len, "no such service request");
+            return 404;
+        }
+        if (shard == -1) {
+            snprintf(why, why_len,
+                     "service_request_id: '%.40s' is not an id of this jurisdiction "
+                     "(SHARD-NUMBER, or a number)",
+                     t);
+            return 400;
+        }
+        for (size_t i = 0; i < n; i++)
+            if ((shard == -2 || (size_t)shard == i) && add_city_id(ids, i, digits) < 0) {
+                snprintf(why, why_len, "service_request_id: at most %u ids", g->cfg->max_ids);
+                return 400;
+            }
+    }
+    if (count == 0) {
+        snprintf(why, why_len, "service_request_id: a comma-separated list of ids");
+        return 400;
+    }
+    return 0;
+}
+
+/* The query arguments with service_request_id replaced by one shard's ids. */
+struct shard_args {
+    const struct georeq_args *q;
+    const char *ids;
+};
+
+static const char *shard_arg(void *ctx, const char *name)
+{
+    const struct shard_args *a = ctx;
+    if (strcmp(name, "service_request_id") == 0)
+        return a->ids;
+    return a->q->get(a->q->ctx, name);
+}
+
+/* Newest first, then the higher id, then the shard earlier in the file. */
+static int by_sort_key(const void *pa, const void *pb)
+{
+    json_t *a = json_object_get(*(json_t *const *)pa, "_sort");
+    json_t *b = json_object_get(*(json_t *const *)pb, "_sort");
+    for (size_t k = 0; k < 2; k++) {
+        json_int_t x = json_integer_value(json_array_get(a, k));
+        json_int_t y = json_integer_value(json_array_get(b, k));
+        if (x != y)
+            return x > y ? -1 : 1;
+    }
+    json_int_t sa = json_integer_value(json_object_get(*(json_t *const *)pa, "_shard"));
+    json_int_t sb = json_integer_value(json_object_get(*(json_t *const *)pb, "_shard"));
+    return sa < sb ? -1 : sa > sb;
+}
+
+/* GET requests with a city: every shard asked has to answer (a shard whose
+ * database is down makes it 503 naming the shard, not a list with holes);
+ * their lists are merged in the order of one shard's, then paged. */
+static enum MHD_Result get_city_requests(struct georeport *g, struct MHD_Connection *c,
+                                         enum georeq_fmt fmt, const char *one_id)
+{
+    const struct config *cfg = g->cfg;
+    struct georeq_args q = {query_arg, c};
+    struct city_ids *ids = malloc(sizeof(*ids));
+    if (!ids)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, fmt, 0, "out of memory");
+    char why[256];
+    int st = city_ids_parse(g, &q, one_id, ids, why, sizeof(why));
+    if (st != 0) {
+        free(ids);
+        return send_error(c, (unsigned)st, fmt, 0, "%s", why);
+    }
+    json_t *all = json_array();
+    unsigned limit = 0, offset = 0;
+    enum MHD_Result result = MHD_NO;
+    bool answered = false;
+    for (size_t i = 0; all && i < city_n_shards(g->city); i++) {
+        if (!ids->wanted[i])
+            continue;
+        struct shard_args sa = {&q, ids->ids[i][0] ? ids->ids[i] : NULL};
+        struct georeq_args sq = {shard_arg, &sa};
+        const char *one = NULL;
+        if (one_id)
+            one = ids->ids[i]; /* the digits of the one id */
+        struct georeq_filter f;
+        st = georeq_filter(cfg, g->sources, &sq, one, &f, why, sizeof(why));
+        if (st != 0) {
+            result = send_error(c, (unsigned)st, fmt, 0, "%s", why);
+            answered = true;
+            break;
+        }
+        /* the page of the merged list is within the first offset + limit of each */
+        limit = one_id ? UINT_MAX / 2 : f.f.limit; /* a bare id: its match in every shard */
+        offset = f.f.offset;
+        f.f.limit += f.f.offset;
+        f.f.offset = 0;
+        char prefix[CITY_MAX_NAME + 2];
+        snprintf(prefix, sizeof(prefix), "%s-", city_shard(g->city, i)->name);
+        f.f.id_prefix = prefix;
+        f.f.sort_keys = true;
+        json_t *list;
+        int rc = db_requests(g->shard_db[i], &f.f, cfg->utc_offset_min, &list);
+        if (rc != DB_OK) {
+            olog(cfg->log_level, OLOG_WARN, "GET requests: shard %s: %s",
+                 city_shard(g->city, i)->name,
+                 rc == DB_UNAVAILABLE ? "database unavailable" : "query failed");
+            result = rc == DB_UNAVAILABLE
+                         ? send_error(c, MHD_HTTP_SERVICE_UNAVAILABLE, fmt, 5,
+                                      "shard %s: database unavailable; the list would be "
+                                      "incomplete",
+                                      city_shard(g->city, i)->name)
+                         : send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, fmt, 0,
+                                      "shard %s: query failed", city_shard(g->city, i)->name);
+            answered = true;
+            break;
+        }
+        size_t k;
+        json_t *o;
+        json_array_foreach(list, k, o)
+        {
+            json_object_set_new(o, "_shard", json_integer((json_int_t)i));
+            json_array_append(all, o);
+        }
+        json_decref(list);
+    }
+    free(ids);
+    if (answered) {
+        json_decref(all);
+        return result;
+    }
+    if (!all)
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, fmt, 0, "out of memory");
+    size_t n = json_array_size(all);
+    json_t **items = calloc(n ? n : 1, sizeof(*items));
+    json_t *page = json_array();
+    if (!items || !page) {
+        free(items);
+        json_decref(page);
+        json_decref(all);
+        return send_error(c, MHD_HTTP_INTERNAL_SERVER_ERROR, fmt, 0, "out of memory");
+    }
+    for (size_t k = 0; k < n; k++)
+        items[k] = json_array_get(all, k);
+    qsort(items, n, sizeof(*items), by_sort_key);
+    for (size_t k = offset; k < n && k < (size_t)offset + limit; k++) {
+        json_object_del(items[k], "_sort");
+        json_object_del(items[k], "_shard");
+        json_array_append(page, items[k]);
+    }
+    free(items);
+    json_decref(all);
+    if (one_id && json_array_size(page) == 0) {
+        json_decref(page);
+        return send_error(c, MHD_HTTP_NOT_FOUND, fmt, 0, "no such service request");
+    }
+    return send_doc(c, MHD_HTTP_OK, fmt, page, "service_requests", "request", 0);
+}
+
 static enum MHD_Result get_requests(struct georeport *g, struct MHD_Connection *c,
                                     enum georeq_fmt fmt, const char *one_id)
 {
+    if (g->city)
+        return get_city_requests(g, c, fmt, one_id);
     const struct config *cfg = g->cfg;
     struct georeq_args q = {query_arg, c};
     struct georeq_filter f;

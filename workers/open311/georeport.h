@@ -14,9 +14,10 @@ struct georeport {
     const struct config *cfg;
     const struct city *city; /* the shards, or NULL: one broker (relay shard 0) */
     struct relay *relay;
-    struct db *db;
-    char sources[256];  /* public_sources as a PostgreSQL array literal */
-    atomic_uint active; /* requests being processed */
+    struct db *db;                        /* the `db` of the configuration */
+    struct db *shard_db[CITY_MAX_SHARDS]; /* with a city: shard i's own database */
+    char sources[256];                    /* public_sources as a PostgreSQL array literal */
+    atomic_uint active;                   /* requests being processed */
 };
 
 /* Starts the HTTP daemon (its own threads: one per connection, at most

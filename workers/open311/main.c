@@ -15,6 +15,7 @@
 #include "config.h"
 #include "db.h"
 #include "georeport.h"
+#include "intake.h"
 #include "olog.h"
 #include "relay.h"
 #include "svcnotify.h"
@@ -34,7 +35,8 @@ static void usage(FILE *out)
             "\n"
             "Keys of the INI file (at the top or in [gd-open311]; [open311] is read too):\n"
             "  bind, port          listen address [127.0.0.1], port [7780] (0: any, logged)\n"
-            "  intake              broker intake endpoint (this or city is required)\n"
+            "  intake              broker intake endpoint, or an HA pair's comma list (this or\n"
+            "                      city is required)\n"
             "  city                city configuration file (deploy/README.md): one connection\n"
             "                      per shard; a POST goes to the shard owning its town (by\n"
             "                      address_id, else by the town boundary in db covering\n"
@@ -51,6 +53,8 @@ static void usage(FILE *out)
             "  max_ids             ids in one service_request_id list [100]\n"
             "  submit_timeout_ms   a POST waits for the broker (BUSY retries included) [10000]\n"
             "  attempt_timeout_ms  one SUBMIT attempt before resending [3000]\n"
+            "  failover_ms         a broker silent this long while SUBMITs wait: the next\n"
+            "                      endpoint of its list gets them (0: never) [1000]\n"
             "  log_level           error|warn|info|debug [info]\n");
 }
 
@@ -119,30 +123,31 @@ int main(int argc, char **argv)
     const char *endpoints[RELAY_MAX_SHARDS] = {cfg.intake};
     size_t n_endpoints = 1;
     if (cfg.city) {
-        int crc = city_load(cfg.city, &city, err, sizeof(err));
+        int crc = city_intake_endpoints(cfg.city, &city, endpoints, &n_endpoints, err, sizeof(err));
         if (crc < 0) {
             olog(cfg.log_level, OLOG_ERROR, "city: %s", crc == -ENOMEM ? "out of memory" : err);
             goto term_zmq;
         }
         g.city = city;
-        if (city_default_shard(city) < 0) {
-            olog(cfg.log_level, OLOG_ERROR,
-                 "city %s: set [city] default: a report whose town no shard owns goes to its "
-                 "triage",
-                 cfg.city);
-            goto free_city;
+        for (size_t i = 0; i < n_endpoints; i++) {
+            char why[256];
+            if (intake_check_endpoints(endpoints[i], why, sizeof(why)) < 0) {
+                olog(cfg.log_level, OLOG_ERROR, "city %s: shard %s: intake: %s", cfg.city,
+                     city_shard(city, i)->name, why);
+                goto free_city;
+            }
         }
-        n_endpoints = city_n_shards(city);
-        for (size_t i = 0; i < n_endpoints; i++)
-            endpoints[i] = city_shard(city, i)->intake;
     }
-    if (relay_new(zctx, endpoints, n_endpoints, &g.relay) < 0) {
+    if (relay_new(zctx, endpoints, n_endpoints, cfg.failover_ms, cfg.log_level, &g.relay) < 0) {
         olog(cfg.log_level, OLOG_ERROR, "cannot connect to the broker%s",
              n_endpoints > 1 ? "s" : "");
         goto free_city;
     }
     if (db_new(cfg.db, cfg.db_pool, &g.db) < 0)
         goto free_relay;
+    for (size_t i = 0; g.city && i < n_endpoints; i++)
+        if (db_new(city_shard(city, i)->db, cfg.db_pool, &g.shard_db[i]) < 0)
+            goto free_db;
     unsigned port;
     struct MHD_Daemon *d = georeport_start(&g, &port, err, sizeof(err));
     if (!d) {
@@ -165,6 +170,8 @@ int main(int argc, char **argv)
      * submit_timeout_ms) while MHD_stop_daemon() joins them */
     MHD_stop_daemon(d);
 free_db:
+    for (size_t i = 0; i < CITY_MAX_SHARDS; i++)
+        db_free(g.shard_db[i]);
     db_free(g.db);
 free_relay:
     relay_free(g.relay);

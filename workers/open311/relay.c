@@ -14,6 +14,7 @@
 #include <zmq.h>
 
 #include "intake.h"
+#include "olog.h"
 
 /* One request, on the stack of the HTTP thread that waits for it. */
 struct job {
@@ -37,9 +38,16 @@ struct relay {
     struct job *jobs; /* queued and sent, not yet answered or abandoned */
     struct gd_decoder *dec;
     struct gd_buf in_body;
+    int log_level;
+    atomic_uint_fast64_t failovers;
+    /* since when requests have waited on shard i without a break (0: none
+     * waits): an HTTP thread that gives up and asks again with a new job
+     * does not restart the count */
+    int64_t waiting_since[RELAY_MAX_SHARDS];
 };
 
-int relay_new(void *zctx, const char *const *endpoints, size_t n, struct relay **ret)
+int relay_new(void *zctx, const char *const *endpoints, size_t n, unsigned failover_ms,
+              int log_level, struct relay **ret)
 {
     if (n < 1 || n > RELAY_MAX_SHARDS)
         return -EINVAL;
@@ -59,7 +67,10 @@ int relay_new(void *zctx, const char *const *endpoints, size_t n, struct relay *
         rc = intake_open(zctx, endpoints[r->n_in], &r->in[r->n_in]);
         if (rc < 0)
             goto close_intakes;
+        intake_set_failover_ms(r->in[r->n_in], failover_ms);
     }
+    r->log_level = log_level;
+    atomic_init(&r->failovers, 0);
     pthread_mutex_init(&r->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -93,6 +104,11 @@ void relay_free(struct relay *r)
     pthread_mutex_destroy(&r->lock);
     pthread_cond_destroy(&r->answered);
     free(r);
+}
+
+uint64_t relay_failovers(struct relay *r)
+{
+    return atomic_load(&r->failovers);
 }
 
 uint64_t relay_next_ref(struct relay *r)
@@ -159,9 +175,11 @@ static void send_queued(struct relay *r)
         if (j->sent || blocked[j->shard])
             continue;
         int rc = intake_send_raw(r->in[j->shard], j->type, j->body->data, j->body->len);
-        if (rc == 0)
+        if (rc == 0) {
             j->sent = true;
-        else
+            if (r->waiting_since[j->shard] == 0)
+                r->waiting_since[j->shard] = intake_now_ms();
+        } else
             blocked[j->shard] = true; /* -EAGAIN: no broker yet; the caller's timeout decides */
     }
     pthread_mutex_unlock(&r->lock);
@@ -199,6 +217,45 @@ static void deliver_reply(struct relay *r, size_t shard, uint8_t type)
     pthread_mutex_unlock(&r->lock);
 }
 
+/* Moves the client of a shard whose broker went silent while requests wait
+ * on it to the next endpoint of its list; those requests go out again on the
+ * next send_queued(). */
+static void check_failover(struct relay *r)
+{
+    for (size_t i = 0; i < r->n_in; i++) {
+        if (intake_n_endpoints(r->in[i]) < 2)
+            continue;
+        char was[INTAKE_MAX_ENDPOINT_LEN + 1];
+        snprintf(was, sizeof(was), "%s", intake_endpoint(r->in[i]));
+        pthread_mutex_lock(&r->lock);
+        bool waiting = false;
+        for (struct job *j = r->jobs; j && !waiting; j = j->next)
+            waiting = j->shard == i && j->sent;
+        if (!waiting)
+            r->waiting_since[i] = 0;
+        int rc = intake_failover_due(r->in[i], r->waiting_since[i]);
+        size_t moved = 0;
+        if (rc == 1)
+            for (struct job *j = r->jobs; j; j = j->next)
+                if (j->shard == i && j->sent) {
+                    j->sent = false;
+                    moved++;
+                }
+        if (rc == 1)
+            r->waiting_since[i] = 0;
+        pthread_mutex_unlock(&r->lock);
+        if (rc < 0)
+            olog(r->log_level, OLOG_WARN, "cannot connect to the next endpoint after %s: %s", was,
+                 strerror(-rc));
+        if (rc == 1) {
+            atomic_fetch_add(&r->failovers, 1);
+            olog(r->log_level, OLOG_WARN,
+                 "broker %s silent while %zu requests waited: now %s, sending them again", was,
+                 moved, intake_endpoint(r->in[i]));
+        }
+    }
+}
+
 int relay_run(struct relay *r, int stop_fd, struct svcnotify *notify)
 {
     size_t n = r->n_in;
@@ -222,6 +279,7 @@ int relay_run(struct relay *r, int stop_fd, struct svcnotify *notify)
             if (read(r->wake_fd, &v, sizeof(v)) < 0 && errno != EAGAIN)
                 return -errno;
         }
+        check_failover(r);
         send_queued(r);
         for (size_t i = 0; i < n; i++) {
             uint8_t type;

@@ -17,11 +17,19 @@ struct relay;
 
 #define RELAY_MAX_SHARDS 32
 
-/* Connects one DEALER to each of the `n` endpoints (1..RELAY_MAX_SHARDS; a
- * shard's index is its place in the list) in `zctx`, used only by
- * relay_run()'s thread afterwards. Returns 0 and *ret, -EINVAL for a bad n,
- * or -errno. */
-int relay_new(void *zctx, const char *const *endpoints, size_t n, struct relay **ret);
+/* Connects one intake client to each of the `n` endpoints (1..RELAY_MAX_SHARDS;
+ * a shard's index is its place in the list; each an endpoint or an HA
+ * pair's comma list, intake.h) in `zctx`, used only by relay_run()'s thread
+ * afterwards. A shard's broker silent for `failover_ms` (0: never) while
+ * requests wait on it makes its client move to the next endpoint of its
+ * list, where those requests are sent again at once; that is logged at
+ * `log_level` (olog.h). Returns 0 and *ret, -EINVAL for a bad n or list, or
+ * -errno. */
+int relay_new(void *zctx, const char *const *endpoints, size_t n, unsigned failover_ms,
+              int log_level, struct relay **ret);
+
+/* How many times the shards' clients moved to another endpoint in all. */
+uint64_t relay_failovers(struct relay *r);
 
 /* Frees; call after relay_run() returned and no relay_call() is running. */
 void relay_free(struct relay *r);
