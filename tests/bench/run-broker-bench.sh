@@ -4,6 +4,8 @@
 # usage: tests/bench/run-broker-bench.sh [BUILD_DIR] [bench-broker args after the endpoints]
 #   GD_BENCH_CURVE=1: the same with CurveZMQ on every endpoint
 #   GD_BENCH_BROKER_ARGS="...": extra gd-broker options
+#   GD_BENCH_LOADED=1: GD_DB_DSN already holds the demo district (deploy/demo/load.sh
+#     is not run again; psql's PG* variables must name the same database)
 #   GD_BENCH_GEO=1: intake with positions (placed by the broker) beside intake with grid
 #     codes (bench-broker's GD_BENCH_GEO), and bench-locate; boundaries from
 #     GD_BENCH_BOUNDARIES: `demo` (what deploy/demo/load.sh imported), an .sql file
@@ -20,7 +22,7 @@ if [ -z "${GD_DB_DSN:-}" ]; then
     exec "$top/tests/pg/with-pg.sh" "$0" "$build" "$@"
 fi
 [ -x "$build/broker/gd-broker" ] || { echo "no $build/broker/gd-broker: build it first" >&2; exit 2; }
-"$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
+[ "${GD_BENCH_LOADED:-0}" = 1 ] || "$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
 if [ "${GD_BENCH_GEO:-0}" = 1 ]; then
     boundaries=${GD_BENCH_BOUNDARIES:-$top/tests/bench/grid-lattice.sql}
     case "$boundaries" in

@@ -16,6 +16,8 @@
 #   GD_SUB_TOPICS=towns           each subscriber follows one town (its inc. and queue.
 #                                 topics, sla., alarm., broker), the towns in turn
 #   GD_SUB_NICE=19                run the subscribers at this nice level (default 0)
+#   GD_BENCH_LOADED=1             GD_DB_DSN already holds the demo district: load.sh is
+#                                 not run again (psql's PG* variables name the same database)
 #   GD_BROKER_ARGS="--status-batch-ms 200"   more gd-broker options
 #   GD_BENCH_SPREAD=0             send every SUBMIT to one grid (default 1: spread over
 #                                 every grid and category, so that transitions differ
@@ -33,7 +35,7 @@ fi
 for b in broker/gd-broker tests/bench/bench-broker tests/bench/bench-subscribers; do
     [ -x "$build/$b" ] || { echo "no $build/$b: build it first" >&2; exit 2; }
 done
-"$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
+[ "${GD_BENCH_LOADED:-0}" = 1 ] || "$top/deploy/demo/load.sh" "$GD_DB_DSN" >/dev/null
 if [ "${GD_SUB_TOPICS:-}" = towns ]; then
     GD_SUB_TOPICS="towns:$(psql -XAtq -c "SELECT string_agg(code, ',' ORDER BY code) FROM org_unit WHERE level = 'town'")"
 fi

@@ -3,26 +3,46 @@
 Not a measurement: tiny sizes, so that a change to the broker, the protocol
 or the harness that breaks tests/bench/run-broker-bench.sh or
 run-subscriber-bench.sh fails here rather than on the day someone needs the
-figures. Each script starts its own throw-away PostgreSQL cluster.
+figures. One run starts its own throw-away PostgreSQL cluster and loads the
+demo district into it, as the scripts do when run by hand; the others run on
+a fresh copy of the test template, which already holds the district
+(GD_BENCH_LOADED=1), so that the suite does not build a cluster and import
+the district once per run.
 """
 
 import os
 import re
 import subprocess
 
+import psycopg2.extensions
 import pytest
+
+import conftest
 
 SRC = os.environ.get("GD_SOURCE_DIR", os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD = os.environ.get("GD_BUILD_DIR", os.path.join(SRC, "build"))
 
 
-def run_script(name, *args, **env):
-    e = {k: v for k, v in os.environ.items() if k != "GD_DB_DSN" and not k.startswith("PG")}
+def run_script(name, *args, db=None, **env):
+    """Runs tests/bench/NAME on the build; on database `db` (a DSN holding the
+    demo district) when given, else beside a cluster of its own. Returns stdout."""
+    if db is None:
+        e = {k: v for k, v in os.environ.items() if k != "GD_DB_DSN" and not k.startswith("PG")}
+    else:
+        e = dict(os.environ, GD_DB_DSN=db, GD_BENCH_LOADED="1",
+                 PGDATABASE=psycopg2.extensions.parse_dsn(db)["dbname"])
     e.update(env)
     p = subprocess.run([os.path.join(SRC, "tests", "bench", name), BUILD, *args], env=e,
                        capture_output=True, text=True, timeout=300)
     assert p.returncode == 0, f"{name} failed ({p.returncode}):\n{p.stdout}\n{p.stderr}"
     return p.stdout
+
+
+@pytest.fixture
+def demo_db(gd_template):
+    """DSN of a fresh copy of the test template (migrated, demo district loaded)."""
+    with conftest.fresh_database(gd_template, "gd_bench_") as dsn:
+        yield dsn
 
 
 ROUND = re.compile(r"^round 1: 0 subscribers (\d+) accepted/s \(CPU ([\d.]+) / - / ([\d.]+)\), "
@@ -41,9 +61,10 @@ def subscriber_round(out):
     return msgs, nbytes
 
 
-def test_subscriber_bench_counts_what_each_subscriber_received():
-    everything = subscriber_round(run_script("run-subscriber-bench.sh", "3", "1", "2000"))
-    towns = subscriber_round(run_script("run-subscriber-bench.sh", "3", "1", "2000",
+def test_subscriber_bench_counts_what_each_subscriber_received(demo_db):
+    everything = subscriber_round(run_script("run-subscriber-bench.sh", "3", "1", "2000",
+                                             db=demo_db))
+    towns = subscriber_round(run_script("run-subscriber-bench.sh", "3", "1", "2000", db=demo_db,
                                         GD_SUB_TOPICS="towns"))
     # 2000 transitions in batches, gauges and heartbeats: something for everyone
     assert everything[0] > 0 and everything[1] > 2000
@@ -53,8 +74,9 @@ def test_subscriber_bench_counts_what_each_subscriber_received():
 
 
 @pytest.mark.parametrize("curve", ["0", "1"])
-def test_broker_bench_reports_intake_and_latency(curve):
-    out = run_script("run-broker-bench.sh", "2000", "2", "100", "200", "1", GD_BENCH_CURVE=curve)
+def test_broker_bench_reports_intake_and_latency(curve, demo_db):
+    out = run_script("run-broker-bench.sh", "2000", "2", "100", "200", "1", db=demo_db,
+                     GD_BENCH_CURVE=curve)
     raw = re.search(r"^raw +2000 rows .*: (\d+) rows/s", out, re.M)
     intake = re.search(r"^intake +2000 SUBMITs, 2 clients, 100 in flight each: (\d+) accepted/s",
                        out, re.M)
@@ -73,6 +95,7 @@ def test_broker_bench_reports_intake_and_latency(curve):
 
 
 def test_broker_bench_sizes_submits_as_asked():
+    # the scripts' own path: a cluster of their own, the district loaded into it
     out = run_script("run-broker-bench.sh", "200", "1", "50", "100", "1", GD_BENCH_SIZE="512")
     assert re.search(r"^submit +512 bytes encoded \(GD_BENCH_SIZE 512\)$", out, re.M), out
 
@@ -104,8 +127,8 @@ def test_peer_bench_measures_both_sides_and_leaves_no_node_behind():
     assert nodes == "", nodes
 
 
-def test_broker_bench_geo_places_positions_beside_grid_codes():
-    out = run_script("run-broker-bench.sh", "2000", "2", "100", GD_BENCH_GEO="1")
+def test_broker_bench_geo_places_positions_beside_grid_codes(demo_db):
+    out = run_script("run-broker-bench.sh", "2000", "2", "100", db=demo_db, GD_BENCH_GEO="1")
     lookups = re.search(r"^position +\d+ locate_point over (\d+) points: (\d+) lookups/s", out,
                         re.M)
     stored = re.findall(r"^stored +(\d+) of (\d+) located (by position in a grid|with the grid "
