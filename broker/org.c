@@ -92,17 +92,8 @@ static int load_units(struct org *org, PGconn *conn, char *err, size_t errlen)
     }
     PQclear(res);
     org->n_units = HASH_COUNT(org->units);
-    for (struct unit *u = org->units; u; u = u->hh.next) {
-        u->town = u->community = u->grid = NULL;
-        for (struct unit *a = u; a; a = a->parent) {
-            if (a->level == GD_LEVEL_TOWN)
-                u->town = a;
-            else if (a->level == GD_LEVEL_COMMUNITY)
-                u->community = a;
-            else if (a->level == GD_LEVEL_GRID)
-                u->grid = a;
-        }
-    }
+    for (struct unit *u = org->units; u; u = u->hh.next)
+        org_link_ancestors(u);
     return 0;
 
 fail_oom:
@@ -171,6 +162,19 @@ static int load_categories(struct org *org, PGconn *conn, char *err, size_t errl
     }
     PQclear(res);
     return 0;
+}
+
+void org_link_ancestors(struct unit *u)
+{
+    u->town = u->community = u->grid = NULL;
+    for (struct unit *a = u; a; a = a->parent) {
+        if (a->level == GD_LEVEL_TOWN)
+            u->town = a;
+        else if (a->level == GD_LEVEL_COMMUNITY)
+            u->community = a;
+        else if (a->level == GD_LEVEL_GRID)
+            u->grid = a;
+    }
 }
 
 int org_load(struct org *org, PGconn *conn, const char *district_code, char *err, size_t errlen)

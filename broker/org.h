@@ -69,6 +69,10 @@ struct org {
 const char *sector_name(enum sector s);
 int sector_parse(const char *s);
 
+/* Sets u->town, u->community and u->grid from u and its parents (which
+ * must be linked already). */
+void org_link_ancestors(struct unit *u);
+
 /* Loads units, categories and SLA rows from the database over a blocking
  * connection. `district_code` names the unit at the top of the ladder; it
  * must exist and be a district. Returns 0, or -1 with a message in

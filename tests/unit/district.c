@@ -22,14 +22,7 @@ static struct unit *add_unit(struct org *org, const char *code, enum gd_level le
     }
     u->level = level;
     u->parent = parent;
-    for (struct unit *a = u; a; a = a->parent) {
-        if (a->level == GD_LEVEL_TOWN)
-            u->town = a;
-        else if (a->level == GD_LEVEL_COMMUNITY)
-            u->community = a;
-        else if (a->level == GD_LEVEL_GRID)
-            u->grid = a;
-    }
+    org_link_ancestors(u);
     HASH_ADD_KEYPTR(hh, org->units, u->code, strlen(u->code), u);
     org->n_units++;
     return u;
@@ -79,4 +72,20 @@ void district_free(struct broker *b)
 {
     queue_free_all(b);
     org_clear(&b->org);
+}
+
+int district_setup(void **state)
+{
+    static struct broker b;
+    b = (struct broker){0};
+    if (district_build(&b) < 0)
+        return -1;
+    *state = &b;
+    return 0;
+}
+
+int district_teardown(void **state)
+{
+    district_free(*state);
+    return 0;
 }

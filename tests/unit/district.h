@@ -26,4 +26,10 @@ int district_build(struct broker *b);
 /* Frees the org and every queue of `b` (incidents must be gone). */
 void district_free(struct broker *b);
 
+/* cmocka group-or-test fixtures: *state becomes a struct broker holding
+ * the district above (one static broker: tests run one at a time), and is
+ * freed again. */
+int district_setup(void **state);
+int district_teardown(void **state);
+
 #endif

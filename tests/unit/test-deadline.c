@@ -12,22 +12,6 @@
 
 #define T0 1700000000000LL
 
-static int setup(void **state)
-{
-    static struct broker b;
-    b = (struct broker){0};
-    if (district_build(&b) < 0)
-        return -1;
-    *state = &b;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    district_free(*state);
-    return 0;
-}
-
 static struct incident road(struct broker *b, enum gd_state state)
 {
     return (struct incident){.category = org_category(&b->org, "road", 4),
@@ -121,13 +105,13 @@ static void test_after_recovery_passed_warnings_count_as_given(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_clocks_start_from_the_instant_given_with_the_warning_at_its_percentage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_new_sign_clock_leaves_the_resolve_clock_and_forgets_the_sign_warning, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_an_unknown_category_has_no_deadlines, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_an_extension_moves_the_resolve_deadline_and_its_warning, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_sign_for_applies_until_signed_resolve_while_open, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_overdue_from_the_earliest_deadline_that_applies, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_after_recovery_passed_warnings_count_as_given, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_clocks_start_from_the_instant_given_with_the_warning_at_its_percentage, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_a_new_sign_clock_leaves_the_resolve_clock_and_forgets_the_sign_warning, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_an_unknown_category_has_no_deadlines, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_an_extension_moves_the_resolve_deadline_and_its_warning, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_sign_for_applies_until_signed_resolve_while_open, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_overdue_from_the_earliest_deadline_that_applies, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_after_recovery_passed_warnings_count_as_given, district_setup, district_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

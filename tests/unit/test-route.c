@@ -10,22 +10,6 @@
 #include "district.h"
 #include "route.h"
 
-static int setup(void **state)
-{
-    static struct broker b;
-    b = (struct broker){0};
-    if (district_build(&b) < 0)
-        return -1;
-    *state = &b;
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    district_free(*state);
-    return 0;
-}
-
 static struct unit *unit(struct broker *b, const char *code)
 {
     struct unit *u = org_unit(&b->org, code, strlen(code));
@@ -179,17 +163,17 @@ static void test_a_dispatcher_cannot_name_a_micro_grid_an_unknown_code_or_a_bare
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup_teardown(test_a_grid_item_located_at_its_grid_goes_to_the_grid_queue, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_micro_grid_location_is_owned_by_its_grid, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_category_admitted_higher_goes_up_to_that_level, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_town_item_goes_to_the_sector_queue_of_its_category, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_no_location_unknown_category_or_the_district_go_to_triage, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_escalation_climbs_grid_community_town_sector_district_then_stops, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_triage_has_no_parent, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_return_from_a_grid_goes_to_the_community, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_return_from_a_town_goes_to_the_dispatcher_and_triage_stays, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_dispatcher_names_a_unit_or_a_town_sector, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_a_dispatcher_cannot_name_a_micro_grid_an_unknown_code_or_a_bare_town_without_category, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_a_grid_item_located_at_its_grid_goes_to_the_grid_queue, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_a_micro_grid_location_is_owned_by_its_grid, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_a_category_admitted_higher_goes_up_to_that_level, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_a_town_item_goes_to_the_sector_queue_of_its_category, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_no_location_unknown_category_or_the_district_go_to_triage, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_escalation_climbs_grid_community_town_sector_district_then_stops, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_triage_has_no_parent, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_return_from_a_grid_goes_to_the_community, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_return_from_a_town_goes_to_the_dispatcher_and_triage_stays, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_a_dispatcher_names_a_unit_or_a_town_sector, district_setup, district_teardown),
+        cmocka_unit_test_setup_teardown(test_a_dispatcher_cannot_name_a_micro_grid_an_unknown_code_or_a_bare_town_without_category, district_setup, district_teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
