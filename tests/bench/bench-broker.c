@@ -51,6 +51,7 @@
 #include <stdbool.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -761,8 +762,12 @@ static double bench_latency(void *zctx, const char *intake_ep, const char *work_
             sent_at[n_sent++] = now_s();
             send_msg(c, &m, &buf);
         }
+        /* wait for the next SUBMIT's time rounded up to a whole ms (what
+         * zmq_poll takes): rounded down, every wait under 1 ms would be a
+         * poll that returns at once, and the loop would spin a core that
+         * the broker and PostgreSQL need */
         double next = t0 + (double)(n_sent) / rate;
-        long wait_ms = n_sent < total ? (long)((next - now_s()) * 1000) : 100;
+        long wait_ms = n_sent < total ? (long)ceil((next - now_s()) * 1000) : 100;
         zmq_poll(items, 2, wait_ms < 0 ? 0 : wait_ms);
         while (zmq_msg_recv(&h, c, ZMQ_DONTWAIT) >= 0) {
             zmq_msg_recv(&b, c, 0);
