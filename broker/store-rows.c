@@ -227,7 +227,13 @@ static char *sql_make(enum statement st, bool type)
     return sql;
 }
 
-/* The CREATE TYPEs of every statement's rows, in one text; NULL when out of memory. */
+/* The CREATE TYPEs of every statement's rows, in one text; NULL when out
+ * of memory. They are run over a blocking connection on the loop, and
+ * creating a type writes the catalogs: with synchronous replication that
+ * commit would wait for a synchronous standby, and right after a failover
+ * (Patroni's strict synchronous mode) there is none for a second or more,
+ * the loop standing still all that time. Types of one session need not
+ * outlive its server, so that commit does not wait for the standby. */
 static char *types_make(void)
 {
     char *sql = NULL;
@@ -235,6 +241,7 @@ static char *types_make(void)
     FILE *f = open_memstream(&sql, &len);
     if (!f)
         return NULL;
+    fputs("BEGIN; SET LOCAL synchronous_commit TO local; ", f);
     bool ok = true;
     for (int i = 0; ok && i < ST_COUNT; i++) {
         char *one = sql_make((enum statement)i, true);
@@ -243,6 +250,7 @@ static char *types_make(void)
             fprintf(f, "%s; ", one);
         free(one);
     }
+    fputs("COMMIT", f);
     if (fclose(f) != 0 || !ok) {
         free(sql);
         return NULL;
