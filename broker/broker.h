@@ -229,6 +229,7 @@ struct broker {
     struct queue *dirty;          /* queues to dispatch on the next pass */
     uv_idle_t dispatch_idle;
     uv_timer_t heartbeat_timer;
+    int64_t heartbeat_tick;       /* broker_now() at its last run, 0 before */
     uv_timer_t gauge_timer;
     struct status_batches *batches; /* transitions waiting to be published */
     uv_signal_t sigterm, sigint, sighup;

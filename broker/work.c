@@ -679,14 +679,29 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
     }
 }
 
+/* How often sessions are checked and heartbeats sent: twice a heartbeat. */
+static uint32_t heartbeat_period(const struct broker *b)
+{
+    return b->cfg.heartbeat_ms / 2 ? b->cfg.heartbeat_ms / 2 : 1;
+}
+
 static void on_heartbeat(uv_timer_t *t)
 {
     struct broker *b = t->data;
     int64_t now = broker_now(b);
     int64_t dead_after = (int64_t)b->cfg.heartbeat_ms * b->cfg.liveness;
+    /* The broker's own absence (its loop held up, the process stopped or
+     * starved) is not its workers' silence: their heartbeats wait unread
+     * in the socket, and this timer runs before the loop reads them. What
+     * the loop was away beyond this timer's period counts against nobody
+     * now; whoever is really gone is found at the next run. */
+    int64_t away = b->heartbeat_tick ? now - b->heartbeat_tick - heartbeat_period(b) : 0;
+    b->heartbeat_tick = now;
+    if (away < 0)
+        away = 0;
     struct session *s, *tmp;
     HASH_ITER(hh, b->sessions, s, tmp) {
-        if (now - s->last_recv > dead_after) {
+        if (now - s->last_recv > dead_after + away) {
             char why[96];
             snprintf(why, sizeof(why), "silent for %lld ms", (long long)(now - s->last_recv));
             session_lost(b, s, why);
@@ -721,8 +736,7 @@ int work_open(struct broker *b, char *err, size_t errlen)
         return rc;
     uv_timer_init(b->loop, &b->heartbeat_timer);
     b->heartbeat_timer.data = b;
-    uint32_t period = b->cfg.heartbeat_ms / 2 ? b->cfg.heartbeat_ms / 2 : 1;
-    uv_timer_start(&b->heartbeat_timer, on_heartbeat, period, period);
+    uv_timer_start(&b->heartbeat_timer, on_heartbeat, heartbeat_period(b), heartbeat_period(b));
     return 0;
 }
 

@@ -1,5 +1,8 @@
 """Worker sessions on the work endpoint: sharing, credit, liveness, poison items, BYE, HELLO refusals."""
 
+import signal
+import time
+
 import pytest
 
 from demo import COMMUNITY, GRID, MICRO_GRID, TOWN, submission
@@ -164,6 +167,30 @@ def test_bye_requeues_without_counting_an_attempt(broker, pg):
     # after BYE the old session is gone
     r = leaving.resolve(iid, 4, "too late")
     assert r.type == "ERR" and r["code"] == "no_session", r
+
+
+def test_a_broker_stopped_for_a_while_does_not_take_its_workers_for_dead(broker, pg):
+    """The broker's process stopped for four times the liveness window (a
+    paused VM, a starved CPU): the worker heartbeats all along, its
+    HEARTBEATs wait unread in the socket, and the broker's liveness check,
+    which runs before the loop reads them, must not count the broker's own
+    absence as the worker's silence."""
+    w = broker.worker(queues=[GRID], credit=1, name="patient")
+    broker.proc.send_signal(signal.SIGSTOP)
+    try:
+        until = time.monotonic() + 2.0
+        wait_until(lambda: time.monotonic() >= until, 5, "2 s with the broker stopped",
+                   hub=broker.hub)
+    finally:
+        broker.proc.send_signal(signal.SIGCONT)
+    (iid,) = submit_many(broker, 1, "ST")
+    d = w.deliver()
+    assert d["incident"]["id"] == iid
+    assert "(patient) lost" not in broker.log_text()
+    # a worker that really goes silent is still found out
+    w.silence()
+    wait_until(lambda: "(patient) lost: silent" in broker.log_text(), 5,
+               "the silent worker's session lost")
 
 
 def test_unsigned_delivery_goes_back_to_its_queue_when_the_broker_restarts(broker, pg):
