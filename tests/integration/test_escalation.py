@@ -7,6 +7,8 @@ broker's checks (version, clock, shard, repeats) are exercised exactly.
 
 import time
 
+import psycopg2
+
 import gdclient
 
 GRID = "500113001001001"            # 融门社区第1网格 in town 500113001
@@ -350,8 +352,6 @@ def test_the_initial_set_carries_only_committed_versions(make_broker, pg):
     memory is not durable yet, an ESCALATE on it would be refused as stale,
     and gd-sla would then drop the commit's DEADLINE of the same version as
     a repeat. The DEADLINE comes once the SIGN commits, and escalates."""
-    import psycopg2
-
     make_fast_category(pg, sign_s=30, resolve_s=3)
     broker = make_broker()
     inc = broker.intake().submit(source="t", external_id="held", category=CATEGORY,
