@@ -291,6 +291,8 @@ static int decode_value(struct gd_decoder *d, const struct gd__field *f, void *b
     case GD__F_EVENTS:
     case GD__F_GAUGES:
     case GD__F_TRANSITIONS:
+    case GD__F_SUBMITS:
+    case GD__F_RESULTS:
         if (o->type != MSGPACK_OBJECT_ARRAY)
             return fail(d, GD_E_WRONG_TYPE, f);
         return decode_records(d, f, base, o, gd__record_size(f->type));

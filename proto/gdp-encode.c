@@ -97,6 +97,8 @@ static bool must_emit(const struct gd__field *f, const void *base)
     case GD__F_EVENTS:
     case GD__F_GAUGES:
     case GD__F_TRANSITIONS:
+    case GD__F_SUBMITS:
+    case GD__F_RESULTS:
     case GD__F_COUNTERS:
         return *(const uint32_t *)cat(base, f->aux_off) != 0;
     }
@@ -218,7 +220,9 @@ static int encode_value(packer *pk, const struct gd__field *f, const void *base)
     }
     case GD__F_EVENTS:
     case GD__F_GAUGES:
-    case GD__F_TRANSITIONS: {
+    case GD__F_TRANSITIONS:
+    case GD__F_SUBMITS:
+    case GD__F_RESULTS: {
         uint32_t n = *(const uint32_t *)cat(base, f->aux_off);
         const char *elems;
         size_t size = gd__record_size((enum gd__ftype)f->type);

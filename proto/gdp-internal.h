@@ -53,6 +53,8 @@ enum gd__ftype {
     GD__F_EVENTS,   /* const struct gd_event *, count at aux_off */
     GD__F_GAUGES,   /* const struct gd_gauge *, count at aux_off */
     GD__F_TRANSITIONS, /* const struct gd_status_transition *, count at aux_off */
+    GD__F_SUBMITS,  /* const struct gd_submit *, count at aux_off */
+    GD__F_RESULTS,  /* const struct gd_submit_result *, count at aux_off */
     GD__F_COUNTERS, /* struct gd_counter[], count at aux_off, as a map */
 };
 
@@ -99,12 +101,15 @@ const struct gd__table *gd__msg_table(enum gd_type type);
 const struct gd__table *gd__status_table(enum gd_status_kind kind);
 extern const struct gd__table gd__transition_table; /* one item of a batch */
 extern const struct gd__table gd__gauge_table;
+extern const struct gd__table gd__submit_result_table;
 
 /* The element size of a record-array field type. */
 static inline size_t gd__record_size(enum gd__ftype t)
 {
     return t == GD__F_EVENTS ? sizeof(struct gd_event)
          : t == GD__F_GAUGES ? sizeof(struct gd_gauge)
+         : t == GD__F_SUBMITS ? sizeof(struct gd_submit)
+         : t == GD__F_RESULTS ? sizeof(struct gd_submit_result)
                              : sizeof(struct gd_status_transition);
 }
 

@@ -162,6 +162,8 @@ const char *gd_type_name(enum gd_type type)
         return "DISPATCH";
     case GD_T_APPROVE:
         return "APPROVE";
+    case GD_T_SUBMITS:
+        return "SUBMITS";
     case GD_T_ACCEPTED:
         return "ACCEPTED";
     case GD_T_REJECTED:
@@ -174,6 +176,8 @@ const char *gd_type_name(enum gd_type type)
         return "GAUGES";
     case GD_T_DONE:
         return "DONE";
+    case GD_T_SUBMITTED:
+        return "SUBMITTED";
     case GD_T_HELLO:
         return "HELLO";
     case GD_T_CREDIT:

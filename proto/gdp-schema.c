@@ -247,6 +247,86 @@ static const struct gd__field submit_fields[] = {
 };
 #undef S
 
+static const struct gd__table submit_table;
+
+#define S struct gd_submits
+static const struct gd__field submits_fields[] = {
+    F_U64("ref", S, ref, 0),
+    {KEY("items"), .type = GD__F_SUBMITS, .flags = R, .off = offsetof(S, items),
+     .aux_off = offsetof(S, n_items), .max = GD_MAX_SUBMITS, .sub = &submit_table},
+};
+#undef S
+
+static int check_submits(const void *base, const char **field)
+{
+    const struct gd_submits *m = base;
+    if (m->n_items == 0) {
+        *field = "items";
+        return -GD_E_BAD_VALUE; /* nothing to submit */
+    }
+    return 0;
+}
+
+#define S struct gd_submit_result
+static const struct gd__field submit_result_fields[] = {
+    F_U64("ref", S, ref, 0),
+    F_ENUM_R("code", S, code, R, gd__code_names, 0, 0),
+    F_U64("incident_id", S, incident_id, 0),
+    F_U32("version", S, version, 0, 0, UINT32_MAX),
+    F_BOOL("duplicate", S, duplicate, 0, 0),
+    F_ENUM("state", S, state, 0, gd__state_names, 0),
+    F_STR("queue", S, queue, 0, GD_MAX_QUEUE),
+    F_STR("message", S, message, 0, GD_MAX_TEXT),
+    F_STR("field", S, field, 0, GD_MAX_NAME),
+    F_U32("retry_ms", S, retry_ms, 0, 0, UINT32_MAX),
+    F_STR("reason", S, reason, 0, GD_MAX_CODE),
+};
+#undef S
+
+/* Each outcome carries what its single answer would: ok as ACCEPTED,
+ * busy as BUSY, any other code as REJECTED. */
+static int check_submit_result(const void *base, const char **field)
+{
+    const struct gd_submit_result *r = base;
+    if (r->code == GD_OK) {
+        if (r->incident_id == 0) {
+            *field = "incident_id";
+            return -GD_E_MISSING_FIELD;
+        }
+        if (r->message.len || r->field.len || r->retry_ms || r->reason.len) {
+            *field = r->message.len ? "message" : r->field.len ? "field"
+                   : r->retry_ms    ? "retry_ms"
+                                    : "reason";
+            return -GD_E_BAD_VALUE; /* an accepted item has no refusal */
+        }
+        return 0;
+    }
+    if (r->incident_id || r->version || r->duplicate || r->queue.len) {
+        *field = r->incident_id ? "incident_id" : r->version ? "version"
+               : r->duplicate   ? "duplicate"
+                                : "queue";
+        return -GD_E_BAD_VALUE; /* only an accepted item names an incident */
+    }
+    if (r->code == GD_E_BUSY)
+        return 0;
+    if (r->message.len == 0) {
+        *field = "message";
+        return -GD_E_MISSING_FIELD;
+    }
+    return 0;
+}
+
+const struct gd__table gd__submit_result_table = TABLE(
+    "SUBMITTED result", struct gd_submit_result, submit_result_fields, check_submit_result);
+
+#define S struct gd_submitted
+static const struct gd__field submitted_fields[] = {
+    F_U64("ref", S, ref, 0),
+    {KEY("results"), .type = GD__F_RESULTS, .flags = R, .off = offsetof(S, results),
+     .aux_off = offsetof(S, n_results), .max = GD_MAX_SUBMITS, .sub = &gd__submit_result_table},
+};
+#undef S
+
 #define S struct gd_query
 static const struct gd__field query_fields[] = {
     F_U64("ref", S, ref, 0),
@@ -460,6 +540,10 @@ static const struct gd__field bye_fields[] = {
 #undef S
 
 static const struct gd__table submit_table = TABLE("SUBMIT", struct gd_submit, submit_fields, NULL);
+static const struct gd__table submits_table =
+    TABLE("SUBMITS", struct gd_submits, submits_fields, check_submits);
+static const struct gd__table submitted_table =
+    TABLE("SUBMITTED", struct gd_submitted, submitted_fields, NULL);
 static const struct gd__table query_table =
     TABLE("QUERY", struct gd_query, query_fields, check_query);
 static const struct gd__table feedback_table =
@@ -511,6 +595,10 @@ const struct gd__table *gd__msg_table(enum gd_type type)
     switch (type) {
     case GD_T_SUBMIT:
         return &submit_table;
+    case GD_T_SUBMITS:
+        return &submits_table;
+    case GD_T_SUBMITTED:
+        return &submitted_table;
     case GD_T_QUERY:
         return &query_table;
     case GD_T_FEEDBACK:

@@ -48,6 +48,7 @@
 #define GD_MAX_GAUGES 4096          /* gauges in one GAUGES reply */
 #define GD_MAX_COUNTERS 64          /* counters in a broker status message */
 #define GD_MAX_BATCH 256            /* transitions in one status batch */
+#define GD_MAX_SUBMITS 256          /* incidents in one SUBMITS */
 #define GD_TOWN_CODE_LEN 9          /* county (6) + town (3): inc.<town>, queue.<town> */
 #define GD_MAX_CREDIT 1024          /* worker credit */
 
@@ -97,6 +98,7 @@ enum gd_type {
     GD_T_SNAPSHOT = 4,
     GD_T_DISPATCH = 5,   /* admin: route a triage item by hand */
     GD_T_APPROVE = 6,    /* admin: approve or deny a requested extension */
+    GD_T_SUBMITS = 7,    /* many SUBMITs in one message */
     /* intake endpoint, broker -> client */
     GD_T_ACCEPTED = 16,
     GD_T_REJECTED = 17,
@@ -104,6 +106,7 @@ enum gd_type {
     GD_T_INCIDENT = 19,
     GD_T_GAUGES = 20,
     GD_T_DONE = 21,      /* success answer to FEEDBACK, DISPATCH and APPROVE */
+    GD_T_SUBMITTED = 22, /* the answer to SUBMITS: one result per item */
     /* work endpoint, worker/SLA -> broker */
     GD_T_HELLO = 32,
     GD_T_CREDIT = 33,
@@ -278,6 +281,37 @@ struct gd_accepted {
     struct gd_str queue;
 };
 
+/* SUBMITS: up to GD_MAX_SUBMITS SUBMIT bodies, each with its own ref. */
+struct gd_submits {
+    uint64_t ref;
+    uint32_t n_items;
+    const struct gd_submit *items;
+};
+
+/* One item's outcome in SUBMITTED, in item order. `code` says which:
+ * GD_OK accepted (incident_id, version, duplicate, state, queue),
+ * GD_E_BUSY not now (retry_ms, reason), any other refused (message,
+ * field), as ACCEPTED, BUSY and REJECTED would have said it. */
+struct gd_submit_result {
+    uint64_t ref;
+    enum gd_code code;
+    uint64_t incident_id;
+    uint32_t version;
+    bool duplicate;
+    enum gd_state state;
+    struct gd_str queue;
+    struct gd_str message;
+    struct gd_str field;
+    uint32_t retry_ms;
+    struct gd_str reason;
+};
+
+struct gd_submitted {
+    uint64_t ref;              /* the SUBMITS' ref */
+    uint32_t n_results;
+    const struct gd_submit_result *results;
+};
+
 /* REJECTED (intake), ERR (work) and DENIED (work) share this body. */
 struct gd_error_reply {
     uint64_t ref;
@@ -435,6 +469,8 @@ struct gd_msg {
     enum gd_type type;
     union {
         struct gd_submit submit;
+        struct gd_submits submits;
+        struct gd_submitted submitted;
         struct gd_accepted accepted;
         struct gd_error_reply error;   /* REJECTED, ERR, DENIED */
         struct gd_busy busy;

@@ -136,7 +136,32 @@ const enum gd_type gd_sample_types[GD_SAMPLE_N_TYPES] = {
     GD_T_CREDIT,   GD_T_SIGN,     GD_T_PROGRESS, GD_T_EXTEND,   GD_T_RETURN,    GD_T_RESOLVE,
     GD_T_WARN,     GD_T_ESCALATE, GD_T_WELCOME,  GD_T_DENIED,   GD_T_DELIVER,   GD_T_OK,
     GD_T_ERR,      GD_T_DEADLINE, GD_T_CLEAR,    GD_T_SYNCED,   GD_T_HEARTBEAT, GD_T_BYE,
-    GD_T_APPROVE,
+    GD_T_APPROVE,  GD_T_SUBMITS,  GD_T_SUBMITTED,
+};
+
+const struct gd_submit gd_sample_submits[2] = {
+    {.ref = 1,
+     .source = GD_STR("hotline"),
+     .external_id = GD_STR("12345-20240601-000124"),
+     .category = GD_STR("road.manhole"),
+     .priority = GD_PRIO_URGENT,
+     .location = {.unit = GD_STR("500113002001001")},
+     .description = GD_STR(GD_SAMPLE_DESC_ZH)},
+    {.ref = 2, .source = GD_STR("app"), .external_id = GD_STR("a2")},
+};
+
+const struct gd_submit_result gd_sample_results[3] = {
+    {.ref = 1,
+     .code = GD_OK,
+     .incident_id = 78,
+     .version = 1,
+     .state = GD_ST_QUEUED,
+     .queue = GD_STR("500113002001")},
+    {.ref = 2, .code = GD_E_BUSY, .retry_ms = 200, .reason = GD_STR("backlog")},
+    {.ref = 3,
+     .code = GD_E_BAD_VALUE,
+     .message = GD_STR("reported_at is in the future"),
+     .field = GD_STR("reported_at")},
 };
 
 unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
@@ -209,6 +234,13 @@ unsigned gd_sample_full(enum gd_type type, struct gd_msg *m)
         m->u.incident.events = gd_sample_events;
         m->u.incident.truncated = true;
         return 4;
+    case GD_T_SUBMITS:
+        m->u.submits = (struct gd_submits){.ref = 6, .n_items = 2, .items = gd_sample_submits};
+        return 2;
+    case GD_T_SUBMITTED:
+        m->u.submitted =
+            (struct gd_submitted){.ref = 6, .n_results = 3, .results = gd_sample_results};
+        return 2;
     case GD_T_GAUGES:
         m->u.gauges = (struct gd_gauges){.ref = 5,
                                          .at = 1717200000000,
@@ -341,6 +373,12 @@ unsigned gd_sample_min(enum gd_type type, struct gd_msg *m)
         return 1; /* retry_ms 0 is sent */
     case GD_T_INCIDENT:
         m->u.incident.incident = min_incident();
+        return 1;
+    case GD_T_SUBMITS:
+        m->u.submits = (struct gd_submits){.n_items = 1, .items = gd_sample_submits + 1};
+        return 1;
+    case GD_T_SUBMITTED:
+        m->u.submitted = (struct gd_submitted){.n_results = 1, .results = gd_sample_results + 1};
         return 1;
     case GD_T_GAUGES:
         m->u.gauges.at = 1;

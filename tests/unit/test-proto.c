@@ -272,6 +272,106 @@ static void test_deliver_and_incident_reply_round_trip_the_whole_incident(void *
     }
 }
 
+static void test_submits_and_submitted_round_trip_item_by_item(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_msg m, out;
+    round_trip(fx, &m, gd_sample_full(GD_T_SUBMITS, &m), &out);
+    assert_int_equal(out.u.submits.ref, 6);
+    assert_int_equal(out.u.submits.n_items, 2);
+    for (int i = 0; i < 2; i++) {
+        const struct gd_submit *a = &gd_sample_submits[i], *b = &out.u.submits.items[i];
+        assert_int_equal(b->ref, a->ref);
+        assert_str(b->source, a->source);
+        assert_str(b->external_id, a->external_id);
+        assert_str(b->description, a->description);
+        assert_int_equal(b->priority, a->priority);
+    }
+    assert_str(out.u.submits.items[0].location.unit, gd_sample_submits[0].location.unit);
+
+    round_trip(fx, &m, gd_sample_full(GD_T_SUBMITTED, &m), &out);
+    assert_int_equal(out.u.submitted.n_results, 3);
+    const struct gd_submit_result *r = out.u.submitted.results;
+    assert_int_equal(r[0].code, GD_OK);
+    assert_int_equal(r[0].incident_id, 78);
+    assert_int_equal(r[0].state, GD_ST_QUEUED);
+    assert_str(r[0].queue, gd_sample_results[0].queue);
+    assert_int_equal(r[1].code, GD_E_BUSY);
+    assert_int_equal(r[1].retry_ms, 200);
+    assert_str(r[1].reason, gd_sample_results[1].reason);
+    assert_int_equal(r[2].code, GD_E_BAD_VALUE);
+    assert_str(r[2].field, gd_sample_results[2].field);
+}
+
+/* One bad item refuses the whole SUBMITS, and the refusal names it. */
+static void test_submits_refusal_names_the_item(void **state)
+{
+    struct fx *fx = *state;
+    msgpack_packer *pk = raw(fx);
+    msgpack_pack_map(pk, 2);
+    kuint(pk, "ref", 5);
+    key(pk, "items");
+    msgpack_pack_array(pk, 2);
+    msgpack_pack_map(pk, 2);
+    kstr(pk, "source", "app");
+    kstr(pk, "external_id", "x1");
+    msgpack_pack_map(pk, 2);
+    kstr(pk, "source", "App!");
+    kstr(pk, "external_id", "x2");
+    expect_error(fx, GD_T_SUBMITS, GD_E_BAD_VALUE, "items[1].source");
+    struct gd_msg m;
+    struct gd_decode_error err = {0};
+    decode_raw(fx, GD_T_SUBMITS, fx->sb.data, fx->sb.size, &m, &err);
+    assert_int_equal(err.ref, 5);
+
+    pk = raw(fx);
+    msgpack_pack_map(pk, 1);
+    key(pk, "items");
+    msgpack_pack_array(pk, 0);
+    expect_error(fx, GD_T_SUBMITS, GD_E_BAD_VALUE, "items");
+
+    pk = raw(fx);
+    msgpack_pack_map(pk, 1);
+    kuint(pk, "ref", 5);
+    expect_error(fx, GD_T_SUBMITS, GD_E_MISSING_FIELD, "items");
+
+    pk = raw(fx);
+    msgpack_pack_map(pk, 1);
+    key(pk, "items");
+    msgpack_pack_array(pk, GD_MAX_SUBMITS + 1);
+    for (int i = 0; i < GD_MAX_SUBMITS + 1; i++)
+        msgpack_pack_map(pk, 0);
+    expect_error(fx, GD_T_SUBMITS, GD_E_TOO_MANY, "items");
+}
+
+/* A result says one outcome: accepted names an incident, refused says why. */
+static void test_submitted_results_are_one_outcome_each(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_msg m = {.type = GD_T_SUBMITTED};
+    struct gd_submit_result r[1] = {{.code = GD_OK}};
+    m.u.submitted = (struct gd_submitted){.n_results = 1, .results = r};
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_MISSING_FIELD); /* no incident_id */
+    r[0] = (struct gd_submit_result){.code = GD_OK, .incident_id = 1, .retry_ms = 5};
+    assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
+    r[0] = (struct gd_submit_result){.code = GD_E_DENIED};
+    assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_MISSING_FIELD); /* no message */
+    r[0] = (struct gd_submit_result){.code = GD_E_DENIED, .message = GD_STR("no"),
+                                     .incident_id = 3};
+    assert_int_equal(gd_encode(&m, &fx->buf), -GD_E_BAD_VALUE);
+    assert_int_equal(fx->buf.len, 0);
+
+    msgpack_packer *pk = raw(fx);
+    msgpack_pack_map(pk, 1);
+    key(pk, "results");
+    msgpack_pack_array(pk, 1);
+    msgpack_pack_map(pk, 2);
+    kstr(pk, "code", "busy");
+    kuint(pk, "incident_id", 9);
+    expect_error(fx, GD_T_SUBMITTED, GD_E_BAD_VALUE, "results[0].incident_id");
+}
+
 static void test_gauges_round_trip_with_rates(void **state)
 {
     struct fx *fx = *state;
@@ -1735,7 +1835,7 @@ static void test_every_enum_value_has_a_wire_name_that_parses_back(void **state)
     assert_string_equal(gd_status_kind_name(GD_STATUS_TRANSITIONS), "transitions");
     assert_null(gd_code_name(GD_CODE_COUNT));
     assert_null(gd_state_name(GD_ST_COUNT));
-    assert_null(gd_type_name((enum gd_type)7));
+    assert_null(gd_type_name((enum gd_type)8));
     assert_int_equal(gd_priority_parse(GD_STR("normal\0")), -1);
     assert_int_equal(gd_level_parse(GD_STR("")), -1);
     assert_int_equal(gd_state_parse(GD_STR_NULL), -1);
@@ -1877,6 +1977,7 @@ int main(void)
         cmocka_unit_test(test_every_message_type_round_trips_with_only_required_fields),
         cmocka_unit_test(test_submit_round_trips_every_field),
         cmocka_unit_test(test_deliver_and_incident_reply_round_trip_the_whole_incident),
+        cmocka_unit_test(test_submits_and_submitted_round_trip_item_by_item),
         cmocka_unit_test(test_gauges_round_trip_with_rates),
         cmocka_unit_test(test_sla_hello_carries_shard_and_no_queues),
         cmocka_unit_test(test_query_by_source_and_external_id_round_trips),
@@ -1908,6 +2009,8 @@ int main(void)
         cmocka_unit_test(test_unknown_field_is_refused_and_named),
         cmocka_unit_test(test_duplicate_field_is_refused),
         cmocka_unit_test(test_missing_required_field_is_named),
+        cmocka_unit_test(test_submits_refusal_names_the_item),
+        cmocka_unit_test(test_submitted_results_are_one_outcome_each),
         cmocka_unit_test(test_lat_without_lon_is_missing_lon),
         cmocka_unit_test(test_refusal_carries_the_ref_of_a_readable_body),
         cmocka_unit_test(test_query_names_an_incident_one_way),
