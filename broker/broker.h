@@ -27,6 +27,7 @@
 
 struct session;
 struct client;
+struct submits;
 struct calendar;
 
 /* Someone waiting for a reply that is sent once a change is durable. */
@@ -38,6 +39,8 @@ struct waiter {
     uint64_t ref;
     struct client *client;    /* intake endpoint, or */
     uint64_t session_id;      /* work endpoint */
+    struct submits *batch;    /* intake: an item of this SUBMITS, */
+    uint32_t slot;            /* this one */
 };
 
 /* An open incident (closed ones leave memory once their last change is
@@ -215,6 +218,7 @@ struct broker {
     uint32_t n_sessions;
     uint64_t next_session;
     struct client *clients;
+    struct submits *submits;  /* SUBMITS waiting for some item's outcome (intake.c) */
     struct snapshot_client *snapshot_clients;
     struct ratelimit snapshot_rate; /* SNAPSHOTs of all clients together */
     struct peers peers;           /* connections per endpoint */

@@ -1,9 +1,10 @@
-/* intake.c - the intake endpoint: SUBMIT, QUERY, FEEDBACK, SNAPSHOT, DISPATCH. */
+/* intake.c - the intake endpoint: SUBMIT(S), QUERY, FEEDBACK, SNAPSHOT, DISPATCH, APPROVE. */
 #include "intake.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <utlist.h>
 
 #include "auth.h"
 #include "deadline.h"
@@ -23,13 +24,31 @@
  * period (a newer one would show the same figures). */
 #define SNAPSHOT_BURST 3
 
+static void count_answer(struct broker *b, const struct gd_msg *m)
+{
+    if (m->type == GD_T_ACCEPTED)
+        m->u.accepted.duplicate ? b->counters.duplicates++ : b->counters.accepted++;
+    else if (m->type == GD_T_REJECTED)
+        b->counters.rejected++;
+    else if (m->type == GD_T_BUSY)
+        b->counters.busy++;
+}
+
+/* Sends the body encoded in b->out as a message of `type` to client `rid`. */
+static int send_out(struct broker *b, const uint8_t *rid, size_t rid_len, enum gd_type type)
+{
+    uint8_t header[GD_HEADER_LEN];
+    gd_encode_header(type, header);
+    const void *parts[3] = {rid, header, b->out.data};
+    size_t lens[3] = {rid_len, sizeof(header), b->out.len};
+    return zsock_send(&b->intake, parts, lens, 3);
+}
+
 /* Sends `m` to client `rid`. Returns 0, or a negative errno when it was
  * not sent: the client is gone (it just misses the answer) or its queue
  * is full (it does not read; see intake_open). */
 static int send_to(struct broker *b, const uint8_t *rid, size_t rid_len, const struct gd_msg *m)
 {
-    uint8_t header[GD_HEADER_LEN];
-    gd_encode_header(m->type, header);
     gd_buf_reset(&b->out);
     int rc = gd_encode(m, &b->out);
     if (rc < 0) {
@@ -37,15 +56,8 @@ static int send_to(struct broker *b, const uint8_t *rid, size_t rid_len, const s
                   gd_code_name((enum gd_code)-rc));
         return rc;
     }
-    const void *parts[3] = {rid, header, b->out.data};
-    size_t lens[3] = {rid_len, sizeof(header), b->out.len};
-    rc = zsock_send(&b->intake, parts, lens, 3);
-    if (m->type == GD_T_ACCEPTED)
-        m->u.accepted.duplicate ? b->counters.duplicates++ : b->counters.accepted++;
-    else if (m->type == GD_T_REJECTED)
-        b->counters.rejected++;
-    else if (m->type == GD_T_BUSY)
-        b->counters.busy++;
+    rc = send_out(b, rid, rid_len, m->type);
+    count_answer(b, m);
     return rc;
 }
 
@@ -118,10 +130,13 @@ static void client_release(struct broker *b, struct client *c)
     }
 }
 
-void intake_answer(struct broker *b, struct waiter *w, const struct gd_msg *m)
+/* What a client at its --max-pending limit is told. */
+static void limit_message(struct broker *b, char *buf, size_t size)
 {
-    send_to(b, w->client->rid, w->client->rid_len, m);
-    client_release(b, w->client);
+    snprintf(buf, size,
+             "more than %u requests of this client are waiting for the database; "
+             "wait for answers before sending more",
+             b->cfg.max_pending);
 }
 
 /* A waiter for this request, counted against the client's limit; NULL
@@ -135,10 +150,7 @@ static struct waiter *hold(struct broker *b, const uint8_t *rid, size_t rid_len,
         if (c)
             client_release(b, c);
         char msg[128];
-        snprintf(msg, sizeof(msg),
-                 "more than %u requests of this client are waiting for the database; "
-                 "wait for answers before sending more",
-                 b->cfg.max_pending);
+        limit_message(b, msg, sizeof(msg));
         reject(b, rid, rid_len, ref, GD_E_LIMIT, NULL, msg);
     }
     return w;
@@ -154,11 +166,192 @@ static void give_up(struct broker *b, struct waiter *w, const uint8_t *rid, size
     reject(b, rid, rid_len, ref, GD_E_INTERNAL, NULL, "out of memory");
 }
 
+/* ---- SUBMITS: each item answered into its slot ---- */
+
+/* What a result's strings point to. */
+struct submit_text {
+    char text[GD_MAX_QUEUE + 1]; /* the queue, BUSY's reason or REJECTED's field */
+    char *message;               /* REJECTED's message */
+};
+
+/* A SUBMITS whose items are being decided and stored. It holds one of
+ * the client's --max-pending places per item read, from the moment the
+ * item is read until SUBMITTED is sent. */
+struct submits {
+    struct submits *prev, *next; /* b->submits */
+    struct client *client;
+    uint64_t ref;
+    uint32_t n;                  /* items */
+    uint32_t left;               /* outcomes still to come (+1 while reading the items) */
+    uint32_t held;               /* places held */
+    struct gd_submit_result *res; /* n, in item order */
+    struct submit_text *text;     /* n */
+};
+
+static size_t copy_text(char *dst, struct gd_str v)
+{
+    size_t n = v.len < GD_MAX_QUEUE ? v.len : GD_MAX_QUEUE;
+    if (n)
+        memcpy(dst, v.ptr, n);
+    dst[n] = '\0';
+    return n;
+}
+
+static void submits_free(struct submits *s)
+{
+    for (uint32_t i = 0; i < s->n; i++)
+        free(s->text[i].message);
+    free(s);
+}
+
+/* Sends SUBMITTED and forgets `s`. */
+static void submits_finish(struct broker *b, struct submits *s)
+{
+    struct gd_msg m = {.type = GD_T_SUBMITTED};
+    m.u.submitted = (struct gd_submitted){.ref = s->ref, .n_results = s->n, .results = s->res};
+    gd_buf_reset(&b->out);
+    int rc = gd_encode(&m, &b->out);
+    if (rc == -GD_E_TOO_LARGE) {
+        /* many long refusals: each said in its code's few words */
+        for (uint32_t i = 0; i < s->n; i++)
+            if (s->res[i].code != GD_OK && s->res[i].code != GD_E_BUSY)
+                s->res[i].message = gd_str_c(gd_code_message(s->res[i].code));
+        gd_buf_reset(&b->out);
+        rc = gd_encode(&m, &b->out);
+    }
+    struct client *c = s->client;
+    if (rc < 0)
+        log_error("intake", "cannot encode SUBMITTED of %u results: %s", s->n,
+                  gd_code_name((enum gd_code)-rc));
+    else
+        send_out(b, c->rid, c->rid_len, GD_T_SUBMITTED);
+    c->pending -= s->held - 1;
+    client_release(b, c);
+    DL_DELETE(b->submits, s);
+    submits_free(s);
+}
+
+/* Records answer `m` (ACCEPTED, REJECTED or BUSY) as the outcome of item
+ * `slot` of `s`; sends SUBMITTED when it was the last one to come. */
+static void submits_record(struct broker *b, struct submits *s, uint32_t slot,
+                           const struct gd_msg *m)
+{
+    struct gd_submit_result *r = &s->res[slot];
+    struct submit_text *t = &s->text[slot];
+    count_answer(b, m);
+    if (m->type == GD_T_ACCEPTED) {
+        const struct gd_accepted *a = &m->u.accepted;
+        size_t qn = copy_text(t->text, a->queue);
+        *r = (struct gd_submit_result){.ref = a->ref,
+                                       .code = GD_OK,
+                                       .incident_id = a->incident_id,
+                                       .version = a->version,
+                                       .duplicate = a->duplicate,
+                                       .state = a->state,
+                                       .queue = {t->text, qn}};
+    } else if (m->type == GD_T_BUSY) {
+        const struct gd_busy *y = &m->u.busy;
+        size_t n = copy_text(t->text, y->reason);
+        *r = (struct gd_submit_result){.ref = y->ref,
+                                       .code = GD_E_BUSY,
+                                       .retry_ms = y->retry_ms,
+                                       .reason = {t->text, n}};
+    } else {
+        const struct gd_error_reply *e = &m->u.error;
+        size_t n = copy_text(t->text, e->field);
+        t->message = strndup(e->message.ptr ? e->message.ptr : "", e->message.len);
+        *r = (struct gd_submit_result){
+            .ref = e->ref,
+            .code = e->code,
+            .field = {t->text, n},
+            .message = t->message ? gd_str_c(t->message) : gd_str_c(gd_code_message(e->code)),
+        };
+    }
+    if (--s->left == 0)
+        submits_finish(b, s);
+}
+
+/* Where the answer to one SUBMIT goes: to the client, or into slot
+ * `slot` of `batch`. */
+struct reply_to {
+    const uint8_t *rid;
+    size_t rid_len;
+    struct submits *batch;
+    uint32_t slot;
+};
+
+static void reply(struct broker *b, const struct reply_to *to, const struct gd_msg *m)
+{
+    if (to->batch)
+        submits_record(b, to->batch, to->slot, m);
+    else
+        send_to(b, to->rid, to->rid_len, m);
+}
+
+static void reply_reject(struct broker *b, const struct reply_to *to, uint64_t ref,
+                         enum gd_code code, const char *field, const char *message)
+{
+    struct gd_msg m = {.type = GD_T_REJECTED};
+    m.u.error = (struct gd_error_reply){
+        .ref = ref,
+        .code = code,
+        .message = gd_str_c(message ? message : gd_code_message(code)),
+        .field = gd_str_c(field),
+    };
+    reply(b, to, &m);
+}
+
+static void reply_busy(struct broker *b, const struct reply_to *to, uint64_t ref,
+                       const char *reason)
+{
+    struct gd_msg m = {.type = GD_T_BUSY};
+    m.u.busy = (struct gd_busy){
+        .ref = ref, .retry_ms = b->cfg.busy_retry_ms, .reason = gd_str_c(reason)};
+    reply(b, to, &m);
+}
+
+/* A waiter for a SUBMIT: counted against the client's limit when alone
+ * (an item's place is held by its SUBMITS). NULL after answering. */
+static struct waiter *hold_submit(struct broker *b, const struct reply_to *to, uint64_t ref)
+{
+    if (!to->batch)
+        return hold(b, to->rid, to->rid_len, GD_T_ACCEPTED, ref);
+    struct waiter *w = waiter_for_client(to->batch->client, GD_T_ACCEPTED, ref);
+    if (!w) {
+        reply_reject(b, to, ref, GD_E_INTERNAL, NULL, "out of memory");
+        return NULL;
+    }
+    w->batch = to->batch;
+    w->slot = to->slot;
+    return w;
+}
+
+static void give_up_submit(struct broker *b, struct waiter *w, const struct reply_to *to)
+{
+    if (!to->batch) {
+        give_up(b, w, to->rid, to->rid_len);
+        return;
+    }
+    uint64_t ref = w->ref;
+    free(w);
+    reply_reject(b, to, ref, GD_E_INTERNAL, NULL, "out of memory");
+}
+
+void intake_answer(struct broker *b, struct waiter *w, const struct gd_msg *m)
+{
+    if (w->batch) {
+        submits_record(b, w->batch, w->slot, m);
+        return;
+    }
+    send_to(b, w->client->rid, w->client->rid_len, m);
+    client_release(b, w->client);
+}
+
 /* ---- SUBMIT ---- */
 
 /* `where` is where the SUBMIT's location points (locate_submit). */
-static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
-                          const struct gd_submit *m, const struct locate_result *where)
+static void handle_submit(struct broker *b, const struct reply_to *to, const struct gd_submit *m,
+                          const struct locate_result *where)
 {
     b->counters.submitted++;
     struct incident *inc = incident_by_key(b, m->source, m->external_id);
@@ -173,15 +366,15 @@ static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
                 .state = inc->state,
                 .queue = gd_str_c(inc->queue->name),
             };
-            send_to(b, rid, rid_len, &r);
+            reply(b, to, &r);
             return;
         }
         if (!store_is_up(b->store)) {
-            busy(b, rid, rid_len, m->ref, "database_down");
+            reply_busy(b, to, m->ref, "database_down");
             return;
         }
         /* the first copy is still being stored: answer both together */
-        struct waiter *w = hold(b, rid, rid_len, GD_T_ACCEPTED, m->ref);
+        struct waiter *w = hold_submit(b, to, m->ref);
         if (w) {
             w->duplicate = true;
             w->next = inc->waiters;
@@ -193,22 +386,22 @@ static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
     if (!why && b->n_open >= b->cfg.max_open)
         why = "capacity";
     if (why) {
-        busy(b, rid, rid_len, m->ref, why);
+        reply_busy(b, to, m->ref, why);
         return;
     }
     int64_t now = broker_now(b);
     if (m->reported_at > now + MAX_CLOCK_SKEW_MS) {
-        reject(b, rid, rid_len, m->ref, GD_E_BAD_VALUE, "reported_at",
-               "reported_at is in the future; send milliseconds since the Unix epoch, UTC");
+        reply_reject(b, to, m->ref, GD_E_BAD_VALUE, "reported_at",
+                     "reported_at is in the future; send milliseconds since the Unix epoch, UTC");
         return;
     }
     struct category *cat = org_category(&b->org, m->category.ptr, m->category.len);
     struct route r;
     if (route_resolve(b, cat, where->unit, &r) < 0) {
-        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        reply_reject(b, to, m->ref, GD_E_INTERNAL, NULL, "out of memory");
         return;
     }
-    struct waiter *w = hold(b, rid, rid_len, GD_T_ACCEPTED, m->ref);
+    struct waiter *w = hold_submit(b, to, m->ref);
     if (!w)
         return;
     /* the incident's location unit is the one found (as submitted when
@@ -218,12 +411,69 @@ static void handle_submit(struct broker *b, const uint8_t *rid, size_t rid_len,
         located.location.unit = gd_str_c(where->unit->code);
     inc = incident_from_submit(&located, cat, where->unit, b->next_id, now);
     if (!inc) {
-        give_up(b, w, rid, rid_len);
+        give_up_submit(b, w, to);
         return;
     }
     inc->located_by = (uint8_t)where->by;
     b->next_id++;
     lifecycle_receive(b, inc, &r, where->reason, w);
+}
+
+/* Every item as if it had come alone, each answered into its slot; `p`
+ * is the sender's principal (NULL when security is off), its role
+ * already allowed to SUBMIT: the scope is checked item by item. */
+static void handle_submits(struct broker *b, const uint8_t *rid, size_t rid_len,
+                           const struct gd_submits *m, const struct principal *p)
+{
+    char msg[192];
+    struct client *c = client_hold(b, rid, rid_len);
+    if (!c) {
+        limit_message(b, msg, sizeof(msg));
+        reject(b, rid, rid_len, m->ref, GD_E_LIMIT, NULL, msg);
+        return;
+    }
+    uint32_t n = m->n_items;
+    struct submits *s =
+        calloc(1, sizeof(*s) + n * (sizeof(struct gd_submit_result) + sizeof(struct submit_text)));
+    if (!s) {
+        client_release(b, c);
+        reject(b, rid, rid_len, m->ref, GD_E_INTERNAL, NULL, "out of memory");
+        return;
+    }
+    s->client = c;
+    s->ref = m->ref;
+    s->n = n;
+    s->left = n + 1; /* +1: not sent before every item is read */
+    s->held = 1;
+    s->res = (struct gd_submit_result *)(s + 1);
+    s->text = (struct submit_text *)(s->res + n);
+    DL_APPEND(b->submits, s);
+    for (uint32_t i = 0; i < n; i++) {
+        const struct gd_submit *it = &m->items[i];
+        const struct reply_to to = {rid, rid_len, s, i};
+        if (i > 0) {
+            if (c->pending >= b->cfg.max_pending) {
+                limit_message(b, msg, sizeof(msg));
+                reply_reject(b, &to, it->ref, GD_E_LIMIT, NULL, msg);
+                continue;
+            }
+            c->pending++;
+            s->held++;
+        }
+        struct locate_result where = {.by = LOCATE_NONE};
+        locate_submit(b->locate, &b->org, &it->location, &where);
+        if (b->auth.enabled && !auth_in_scope(p, where.unit)) {
+            snprintf(msg, sizeof(msg), "SUBMIT outside your scope (%s)",
+                     where.unit ? where.unit->code
+                                : "no known location: district-wide principals only");
+            reply_reject(b, &to, it->ref, GD_E_DENIED, "location", msg);
+            auth_refused(b, p->name, msg);
+            continue;
+        }
+        handle_submit(b, &to, it, &where);
+    }
+    if (--s->left == 0)
+        submits_finish(b, s);
 }
 
 /* ---- QUERY ---- */
@@ -625,14 +875,16 @@ static int intake_hwm(struct broker *b, uint32_t *ret_parts)
 /* ---- authorisation (when CurveZMQ is on) ---- */
 
 static const char *const intake_action[] = {
-    [GD_T_SUBMIT] = "SUBMIT",   [GD_T_QUERY] = "QUERY",       [GD_T_FEEDBACK] = "FEEDBACK",
+    [GD_T_SUBMIT] = "SUBMIT",     [GD_T_QUERY] = "QUERY",       [GD_T_FEEDBACK] = "FEEDBACK",
     [GD_T_SNAPSHOT] = "SNAPSHOT", [GD_T_DISPATCH] = "DISPATCH", [GD_T_APPROVE] = "APPROVE",
+    [GD_T_SUBMITS] = "SUBMITS",
 };
 
 static bool role_may(enum auth_role r, enum gd_type t)
 {
     switch (t) {
     case GD_T_SUBMIT:
+    case GD_T_SUBMITS:
     case GD_T_QUERY:
     case GD_T_FEEDBACK: return r == AUTH_INTAKE || r == AUTH_ADMIN;
     case GD_T_SNAPSHOT: return r == AUTH_INTAKE || r == AUTH_DASHBOARD || r == AUTH_ADMIN;
@@ -657,6 +909,7 @@ static uint64_t ref_of(const struct gd_msg *m)
 {
     switch (m->type) {
     case GD_T_SUBMIT: return m->u.submit.ref;
+    case GD_T_SUBMITS: return m->u.submits.ref;
     case GD_T_QUERY: return m->u.query.ref;
     case GD_T_FEEDBACK: return m->u.feedback.ref;
     case GD_T_SNAPSHOT: return m->u.snapshot.ref;
@@ -750,7 +1003,12 @@ static void on_message(struct zsock *zs, zmq_msg_t *frames, size_t n, bool overf
     if (!authorise(b, rid, rid_len, &frames[1], &m, where.unit, &p))
         return;
     switch (m.type) {
-    case GD_T_SUBMIT: handle_submit(b, rid, rid_len, &m.u.submit, &where); break;
+    case GD_T_SUBMIT: {
+        const struct reply_to to = {rid, rid_len, NULL, 0};
+        handle_submit(b, &to, &m.u.submit, &where);
+        break;
+    }
+    case GD_T_SUBMITS: handle_submits(b, rid, rid_len, &m.u.submits, p); break;
     case GD_T_QUERY: handle_query(b, rid, rid_len, &m.u.query, p); break;
     case GD_T_FEEDBACK: handle_feedback(b, rid, rid_len, &m.u.feedback); break;
     case GD_T_DISPATCH: handle_dispatch(b, rid, rid_len, &m.u.dispatch); break;
@@ -786,6 +1044,15 @@ int intake_open(struct broker *b, char *err, size_t errlen)
                            "SNAPSHOTs of %u parts)",
                  hwm, b->cfg.max_pending, SNAPSHOT_BURST, parts);
     return rc;
+}
+
+void intake_free(struct broker *b)
+{
+    struct submits *s, *tmp;
+    DL_FOREACH_SAFE(b->submits, s, tmp) {
+        DL_DELETE(b->submits, s);
+        submits_free(s);
+    }
 }
 
 void intake_close(struct broker *b)

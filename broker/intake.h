@@ -13,5 +13,8 @@ int intake_open(struct broker *b, char *err, size_t errlen);
 void intake_answer(struct broker *b, struct waiter *w, const struct gd_msg *m);
 
 void intake_close(struct broker *b);
+/* Frees the SUBMITS still waiting for outcomes: after the incidents,
+ * when nothing can answer them any more. */
+void intake_free(struct broker *b);
 
 #endif

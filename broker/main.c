@@ -508,6 +508,7 @@ int main(int argc, char **argv)
     uv_run(b->loop, UV_RUN_DEFAULT);
 
     free_incidents(b);
+    intake_free(b);
     tally_free(b);
     queue_free_all(b);
     locate_free(b->locate);

@@ -21,7 +21,9 @@ SIGNATURE = b"GDP1"
 
 TYPES = {
     "SUBMIT": 1, "QUERY": 2, "FEEDBACK": 3, "SNAPSHOT": 4, "DISPATCH": 5, "APPROVE": 6,
+    "SUBMITS": 7,
     "ACCEPTED": 16, "REJECTED": 17, "BUSY": 18, "INCIDENT": 19, "GAUGES": 20, "DONE": 21,
+    "SUBMITTED": 22,
     "HELLO": 32, "CREDIT": 33, "SIGN": 34, "PROGRESS": 35, "EXTEND": 36, "RETURN": 37,
     "RESOLVE": 38, "WARN": 39, "ESCALATE": 40,
     "WELCOME": 48, "DENIED": 49, "DELIVER": 50, "OK": 51, "ERR": 52,
@@ -88,6 +90,7 @@ INCIDENT_DEFAULTS = {"priority": "normal", "level": "micro_grid", "category": ""
                      "flagged": False, "sign_due": 0, "resolve_due": 0, "reported_at": 0,
                      "attachments": []}
 EVENT_DEFAULTS = {"queue": "", "actor": "", "note": ""}
+RESULT_DEFAULTS = {"duplicate": False, "field": ""}
 
 
 def _with_defaults(d, defaults):
@@ -102,6 +105,8 @@ def normalise(t, body):
         body["incident"] = _with_defaults(body["incident"], INCIDENT_DEFAULTS)
     if "events" in body:
         body["events"] = [_with_defaults(e, EVENT_DEFAULTS) for e in body["events"]]
+    if t == "SUBMITTED" and isinstance(body.get("results"), list):
+        body["results"] = [_with_defaults(r, RESULT_DEFAULTS) for r in body["results"]]
     return body
 
 
@@ -278,7 +283,7 @@ class Requester(Endpoint):
                            what=f"{'/'.join(replies)} ref={ref}")
 
 
-INTAKE_REPLIES = ("ACCEPTED", "REJECTED", "BUSY", "INCIDENT", "GAUGES", "DONE")
+INTAKE_REPLIES = ("ACCEPTED", "REJECTED", "BUSY", "INCIDENT", "GAUGES", "DONE", "SUBMITTED")
 
 
 class Intake(Requester):
@@ -286,6 +291,11 @@ class Intake(Requester):
 
     def submit(self, **fields):
         return self.request("SUBMIT", fields, INTAKE_REPLIES)
+
+    def submit_many(self, items, timeout=DEFAULT_TIMEOUT, **fields):
+        """SUBMITS: every item gets a fresh ref unless it has one."""
+        items = [{"ref": self.next_ref(), **item} for item in items]
+        return self.request("SUBMITS", {"items": items, **fields}, INTAKE_REPLIES, timeout)
 
     def query(self, incident_id=None, source=None, external_id=None, timeout=DEFAULT_TIMEOUT,
               **extra):

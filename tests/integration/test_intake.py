@@ -282,3 +282,92 @@ def test_a_refused_change_fails_only_itself_while_commits_are_pipelined(make_bro
         assert "retrying them one by one" in broker.log_text()
     finally:
         pg.scalar("ALTER TABLE incident DROP CONSTRAINT test_poison; SELECT 1")
+
+
+# ---- SUBMITS: many SUBMITs in one message ----
+
+def submitted(reply):
+    assert reply.type == "SUBMITTED", reply
+    return reply["results"]
+
+
+def test_submits_answers_every_item_in_order_once_committed(make_broker, pg):
+    broker = make_broker(flush_ms=300)
+    intake = broker.intake()
+    future = int(time.time() * 1000) + 3600 * 1000
+    items = [submission("M-1"), submission("M-2", priority="urgent"), submission("M-1"),
+             submission("M-3", reported_at=future), submission("M-4", unit=None)]
+    reply = intake.submit_many(items, ref=77)
+    assert reply["ref"] == 77
+    res = submitted(reply)
+    assert [r["code"] for r in res] == ["ok", "ok", "ok", "bad_value", "ok"]
+    assert [r["duplicate"] for r in res] == [False, False, True, False, False]
+    assert res[2]["incident_id"] == res[0]["incident_id"]
+    assert res[3]["field"] == "reported_at" and "future" in res[3]["message"]
+    assert "incident_id" not in res[3]
+    assert res[0]["queue"] == GRID and res[0]["state"] == "QUEUED" and res[0]["version"] == 1
+    assert res[4]["queue"] == "triage"
+    # every accepted item was committed before the answer
+    for r in (res[0], res[1], res[4]):
+        row = pg.incident(r["incident_id"])
+        assert row is not None and row["state"] == "QUEUED", r
+        assert pg.kinds(r["incident_id"]) == ["receive"]
+    assert pg.incident(res[1]["incident_id"])["priority"] == "urgent"
+    assert pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'M-%%'") == 3
+
+    again = submitted(intake.submit_many([submission("M-2"), submission("M-5")]))
+    assert again[0]["duplicate"] is True and again[0]["incident_id"] == res[1]["incident_id"]
+    assert again[1]["code"] == "ok" and again[1]["duplicate"] is False
+
+
+def test_submits_item_refs_are_echoed_per_item(broker):
+    intake = broker.intake()
+    items = [{"ref": 1000 + i, **submission(f"R-{i}")} for i in range(40)]
+    res = submitted(intake.submit_many(items))
+    assert [r["ref"] for r in res] == [1000 + i for i in range(40)]
+    assert all(r["code"] == "ok" for r in res)
+    assert len({r["incident_id"] for r in res}) == 40
+
+
+def test_submits_with_one_unreadable_item_is_refused_whole(broker, pg):
+    intake = broker.intake()
+    items = [submission("W-1"), submission("W-2", source="Not A Source"), submission("W-3")]
+    r = intake.submit_many(items, ref=5)
+    assert r.type == "REJECTED" and r["ref"] == 5, r
+    assert r["code"] == "bad_value" and r["field"] == "items[1].source"
+    assert pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'W-%%'") == 0
+    for body, code, field in (({"items": []}, "bad_value", "items"),
+                              ({"ref": 6}, "missing_field", "items"),
+                              ({"items": [submission(f"W-{i}") for i in range(257)]},
+                               "too_many", "items")):
+        r = intake.request("SUBMITS", body, ("REJECTED", "SUBMITTED"))
+        assert r.type == "REJECTED" and (r["code"], r["field"]) == (code, field), r
+    # and the broker goes on serving
+    assert submitted(intake.submit_many([submission("W-9")]))[0]["code"] == "ok"
+
+
+def test_submits_items_beyond_the_clients_room_are_refused_with_limit(make_broker, pg):
+    broker = make_broker(max_pending=3, flush_ms=200)
+    intake = broker.intake()
+    res = submitted(intake.submit_many([submission(f"L-{i}") for i in range(5)]))
+    assert [r["code"] for r in res] == ["ok", "ok", "ok", "limit", "limit"]
+    assert "more than 3 requests" in res[3]["message"]
+    assert pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'L-%%'") == 3
+    # the places are given back with the answer
+    res = submitted(intake.submit_many([submission(f"L-{i}") for i in range(3, 6)]))
+    assert [r["code"] for r in res] == ["ok", "ok", "ok"]
+    # a single SUBMIT while a SUBMITS holds every place is refused
+    intake.send("SUBMITS", {"ref": 900, "items": [submission(f"L-{i}") for i in range(6, 9)]})
+    single = intake.submit(**submission("L-9"))
+    assert single.type == "REJECTED" and single["code"] == "limit", single
+    assert [r["code"] for r in submitted(intake.reply(900, ("SUBMITTED",)))] == ["ok"] * 3
+
+
+def test_submits_items_beyond_max_open_are_busy(make_broker, pg):
+    broker = make_broker(max_open=2)
+    intake = broker.intake()
+    res = submitted(intake.submit_many([submission(f"C-{i}") for i in range(4)]))
+    assert [r["code"] for r in res] == ["ok", "ok", "busy", "busy"]
+    assert res[2]["reason"] == "capacity" and res[2]["retry_ms"] > 0
+    assert "incident_id" not in res[2]
+    assert pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'C-%%'") == 2
