@@ -71,6 +71,8 @@
 
 /* the description of every SUBMIT and raw row: DESC, or what GD_BENCH_SIZE makes of it */
 static const char *bench_desc = DESC;
+/* GD_BENCH_BATCH: SUBMITs per SUBMITS message in the intake phase (0: one SUBMIT each) */
+static int bench_batch;
 
 static double now_s(void)
 {
@@ -535,6 +537,19 @@ struct intake_job {
     int busy;
 };
 
+/* Sends the SUBMITs numbered nums[0..n) as one SUBMITS. */
+static void send_submits(void *s, struct gd_submit *items, char (*ext)[64], const char *prefix,
+                         const uint64_t *nums, int n, struct gd_buf *buf)
+{
+    struct gd_msg one, m = {.type = GD_T_SUBMITS};
+    for (int i = 0; i < n; i++) {
+        make_submit(&one, ext[i], sizeof(ext[i]), prefix, nums[i], GRID);
+        items[i] = one.u.submit;
+    }
+    m.u.submits = (struct gd_submits){.n_items = (uint32_t)n, .items = items};
+    send_msg(s, &m, buf);
+}
+
 static void *intake_worker(void *arg)
 {
     struct intake_job *j = arg;
@@ -549,19 +564,49 @@ static void *intake_worker(void *arg)
     struct gd_msg m;
     char ext[64], prefix[32];
     snprintf(prefix, sizeof(prefix), "c%d", j->id);
+    int batch = bench_batch > GD_MAX_SUBMITS ? GD_MAX_SUBMITS : bench_batch;
+    struct gd_submit *items = batch ? calloc((size_t)batch, sizeof(*items)) : NULL;
+    char(*exts)[64] = batch ? calloc((size_t)batch, sizeof(*exts)) : NULL;
+    uint64_t *nums = batch ? calloc((size_t)batch, sizeof(*nums)) : NULL;
+    if (batch && (!items || !exts || !nums))
+        die("out of memory");
     int sent = 0, accepted = 0;
     zmq_msg_t h, b;
     zmq_msg_init(&h);
     zmq_msg_init(&b);
     while (accepted < j->count) {
         while (sent < j->count && sent - accepted < j->window) {
-            make_submit(&m, ext, sizeof(ext), prefix, (uint64_t)sent++, GRID);
-            send_msg(s, &m, &buf);
+            if (batch) {
+                int n = 0;
+                while (n < batch && sent < j->count && sent - accepted < j->window)
+                    nums[n++] = (uint64_t)sent++;
+                send_submits(s, items, exts, prefix, nums, n, &buf);
+            } else {
+                make_submit(&m, ext, sizeof(ext), prefix, (uint64_t)sent++, GRID);
+                send_msg(s, &m, &buf);
+            }
         }
         if (!recv_msg(s, d, &h, &b, &m))
             die("intake: no answer within 30 s");
         if (m.type == GD_T_ACCEPTED) {
             accepted++;
+        } else if (m.type == GD_T_SUBMITTED) {
+            int again = 0;
+            for (uint32_t i = 0; i < m.u.submitted.n_results; i++) {
+                const struct gd_submit_result *r = &m.u.submitted.results[i];
+                if (r->code == GD_OK)
+                    accepted++;
+                else if (r->code == GD_E_BUSY)
+                    nums[again++] = r->ref; /* resent below: idempotent */
+                else
+                    die("intake: an item was refused");
+            }
+            if (again) {
+                j->busy += again;
+                struct timespec ts = {0, 1000000};
+                nanosleep(&ts, NULL);
+                send_submits(s, items, exts, prefix, nums, again, &buf);
+            }
         } else if (m.type == GD_T_BUSY) {
             /* resend the same one later: idempotent */
             j->busy++;
@@ -575,6 +620,9 @@ static void *intake_worker(void *arg)
     }
     zmq_msg_close(&h);
     zmq_msg_close(&b);
+    free(items);
+    free(exts);
+    free(nums);
     gd_buf_fini(&buf);
     gd_decoder_free(d);
     zmq_close(s);
@@ -907,6 +955,11 @@ int main(int argc, char **argv)
     const char *spread = getenv("GD_BENCH_SPREAD");
     if (spread && strcmp(spread, "0") != 0)
         load_spread(dsn);
+    const char *batch = getenv("GD_BENCH_BATCH");
+    if (batch && atoi(batch) > 0) {
+        bench_batch = atoi(batch);
+        printf("batch     %d SUBMITs per SUBMITS message\n", bench_batch);
+    }
     const char *size = getenv("GD_BENCH_SIZE");
     if (size && atoi(size) > 0)
         size_submits(atoi(size));

@@ -95,9 +95,15 @@ def test_broker_bench_reports_intake_and_latency(curve, demo_db):
 
 
 def test_broker_bench_sizes_submits_as_asked():
-    # the scripts' own path: a cluster of their own, the district loaded into it
-    out = run_script("run-broker-bench.sh", "200", "1", "50", "100", "1", GD_BENCH_SIZE="512")
+    # the scripts' own path: a cluster of their own, the district loaded into
+    # it; the SUBMITs go 30 to a SUBMITS message
+    out = run_script("run-broker-bench.sh", "200", "1", "50", "100", "1", GD_BENCH_SIZE="512",
+                     GD_BENCH_BATCH="30")
     assert re.search(r"^submit +512 bytes encoded \(GD_BENCH_SIZE 512\)$", out, re.M), out
+    assert re.search(r"^batch +30 SUBMITs per SUBMITS message$", out, re.M), out
+    intake = re.search(r"^intake +200 SUBMITs, 1 clients, 50 in flight each: (\d+) accepted/s",
+                       out, re.M)
+    assert intake and int(intake.group(1)) > 0, out
 
 
 RABBITMQ = "/usr/lib/rabbitmq/bin/rabbitmq-server"

@@ -203,6 +203,26 @@ def test_intake_principal_submits_and_queries_only_within_its_scope(secure):
     assert m[0] == "INCIDENT" and m[1]["incident"]["reporter"]["phone"] == PII["phone"]
 
 
+def test_submits_are_scoped_item_by_item_and_refused_to_a_dashboard(secure, pg):
+    broker, _, _, connect = secure
+    app = connect(broker.intake_ep, "town-a-app")
+    items = [{**submit_body("many-in-a"), "ref": 11}, {**submit_body("many-in-b", GRID_B), "ref": 12},
+             {"ref": 13, "source": "test", "external_id": "many-nowhere"}]
+    send(app, "SUBMITS", {"ref": 10, "items": items})
+    m = recv(app)
+    assert m[0] == "SUBMITTED" and m[1]["ref"] == 10, m
+    res = m[1]["results"]
+    assert [r["ref"] for r in res] == [11, 12, 13]
+    assert [r["code"] for r in res] == ["ok", "denied", "denied"]
+    assert res[1]["field"] == "location" and GRID_B in res[1]["message"]
+    assert pg.scalar("SELECT count(*) FROM incident WHERE external_id LIKE 'many-%%'") == 1
+    wall = connect(broker.intake_ep, "wall")
+    send(wall, "SUBMITS", {"ref": 20, "items": [submit_body("many-from-wall")]})
+    m = recv(wall)
+    assert m[0] == "REJECTED" and m[1]["code"] == "denied" and m[1]["ref"] == 20, m
+    assert "SUBMITS" in m[1]["message"]
+
+
 def test_admin_commands_are_for_admins_only(secure):
     broker, _, _, connect = secure
     hotline = connect(broker.intake_ep, "hotline")
