@@ -61,8 +61,9 @@ static int send_to(struct broker *b, const uint8_t *rid, size_t rid_len, const s
     return rc;
 }
 
-static void reject(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref,
-                   enum gd_code code, const char *field, const char *message)
+/* REJECTED `code`; `message` NULL says the code's own words. */
+static struct gd_msg rejected(uint64_t ref, enum gd_code code, const char *field,
+                              const char *message)
 {
     struct gd_msg m = {.type = GD_T_REJECTED};
     m.u.error = (struct gd_error_reply){
@@ -71,6 +72,13 @@ static void reject(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_
         .message = gd_str_c(message ? message : gd_code_message(code)),
         .field = gd_str_c(field),
     };
+    return m;
+}
+
+static void reject(struct broker *b, const uint8_t *rid, size_t rid_len, uint64_t ref,
+                   enum gd_code code, const char *field, const char *message)
+{
+    struct gd_msg m = rejected(ref, code, field, message);
     send_to(b, rid, rid_len, &m);
 }
 
@@ -291,13 +299,7 @@ static void reply(struct broker *b, const struct reply_to *to, const struct gd_m
 static void reply_reject(struct broker *b, const struct reply_to *to, uint64_t ref,
                          enum gd_code code, const char *field, const char *message)
 {
-    struct gd_msg m = {.type = GD_T_REJECTED};
-    m.u.error = (struct gd_error_reply){
-        .ref = ref,
-        .code = code,
-        .message = gd_str_c(message ? message : gd_code_message(code)),
-        .field = gd_str_c(field),
-    };
+    struct gd_msg m = rejected(ref, code, field, message);
     reply(b, to, &m);
 }
 
