@@ -17,6 +17,7 @@
 #include "config.h"
 #include "effects.h"
 #include "gdp.h"
+#include "index.h"
 #include "locate.h"
 #include "org.h"
 #include "peers.h"
@@ -52,7 +53,8 @@ struct incident {
     enum gd_priority priority;
     char *source;
     char *external_id;
-    char *key;                 /* source "\x1f" external_id: dedup hash key */
+    char *key;                 /* source "\x1f" external_id: the dedup key */
+    uint16_t key_len;
     char *category_code;       /* as submitted; "" if none */
     struct category *category; /* NULL when unknown */
     char *location_code;       /* the unit located (as submitted, when not located); "" if none */
@@ -99,8 +101,7 @@ struct incident {
     bool doomed;               /* closed or dropped: free when pending == 0 */
     struct waiter *waiters;    /* SUBMITs waiting for the first commit */
 
-    UT_hash_handle hh;         /* by id */
-    UT_hash_handle hk;         /* by key */
+    struct incident *oprev, *onext; /* b->open, while indexed */
 };
 
 /* A queue: a unit's inbox (grid, community, district), a town sector's
@@ -202,8 +203,9 @@ struct broker {
     struct locate *locate;        /* boundaries and addresses: where a SUBMIT is */
     struct calendar *calendar;    /* working time, for working-time limits */
 
-    struct incident *incidents;   /* by id */
-    struct incident *by_key;      /* by (source, external_id) */
+    struct index incidents;       /* open incidents by id (incident.c) */
+    struct index by_key;          /* by (source, external_id) */
+    struct incident *open;        /* the same, oldest indexed first (utlist DL) */
     uint32_t n_open;
     struct svcnotify notify;         /* the service manager (systemd), svcnotify.h */
     struct overdue_heap overdue;     /* tally.c */

@@ -1,6 +1,7 @@
 /* incident.c - an incident in memory: building it, freeing it, finding it, viewing it; no I/O. */
 #include "incident.h"
 
+#include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 #include <utlist.h>
@@ -54,7 +55,8 @@ struct incident *incident_from_submit(const struct gd_submit *m, struct category
     memcpy(cursor, m->source.ptr, m->source.len);
     cursor[m->source.len] = '\x1f';
     memcpy(cursor + m->source.len + 1, m->external_id.ptr, m->external_id.len);
-    cursor[m->source.len + 1 + m->external_id.len] = '\0';
+    inc->key_len = (uint16_t)(m->source.len + 1 + m->external_id.len);
+    cursor[inc->key_len] = '\0';
     inc->id = id;
     inc->priority = m->priority;
     inc->has_coords = m->location.has_coords;
@@ -80,18 +82,50 @@ void incident_free(struct incident *inc)
     free(inc); /* its strings live in the same block */
 }
 
-void incident_index(struct broker *b, struct incident *inc)
+/* A key to look up in b->by_key: source "\x1f" external_id. */
+struct key_view {
+    const char *ptr;
+    size_t len;
+};
+
+static bool has_id(const void *entry, const void *id)
 {
-    HASH_ADD(hh, b->incidents, id, sizeof(inc->id), inc);
-    HASH_ADD_KEYPTR(hk, b->by_key, inc->key, strlen(inc->key), inc);
+    return ((const struct incident *)entry)->id == *(const uint64_t *)id;
+}
+
+static bool has_key(const void *entry, const void *key)
+{
+    const struct incident *inc = entry;
+    const struct key_view *k = key;
+    return inc->key_len == k->len && memcmp(inc->key, k->ptr, k->len) == 0;
+}
+
+int incident_index(struct broker *b, struct incident *inc)
+{
+    uint64_t by_id = index_hash_u64(inc->id);
+    if (index_add(&b->incidents, by_id, inc) < 0)
+        return -ENOMEM;
+    if (index_add(&b->by_key, index_hash_bytes(inc->key, inc->key_len), inc) < 0) {
+        index_remove(&b->incidents, by_id, inc);
+        return -ENOMEM;
+    }
+    DL_APPEND2(b->open, inc, oprev, onext);
     b->n_open++;
+    return 0;
+}
+
+void incident_unindex(struct broker *b, struct incident *inc)
+{
+    index_remove(&b->incidents, index_hash_u64(inc->id), inc);
+    index_remove(&b->by_key, index_hash_bytes(inc->key, inc->key_len), inc);
+    DL_DELETE2(b->open, inc, oprev, onext);
+    inc->oprev = inc->onext = NULL;
+    b->n_open--;
 }
 
 struct incident *incident_by_id(struct broker *b, uint64_t id)
 {
-    struct incident *inc = NULL;
-    HASH_FIND(hh, b->incidents, &id, sizeof(id), inc);
-    return inc;
+    return index_find(&b->incidents, index_hash_u64(id), has_id, &id);
 }
 
 struct incident *incident_by_key(struct broker *b, struct gd_str source, struct gd_str external_id)
@@ -102,9 +136,20 @@ struct incident *incident_by_key(struct broker *b, struct gd_str source, struct 
     memcpy(key, source.ptr, source.len);
     key[source.len] = '\x1f';
     memcpy(key + source.len + 1, external_id.ptr, external_id.len);
-    struct incident *inc = NULL;
-    HASH_FIND(hk, b->by_key, key, (size_t)source.len + 1 + external_id.len, inc);
-    return inc;
+    struct key_view k = {key, (size_t)source.len + 1 + external_id.len};
+    return index_find(&b->by_key, index_hash_bytes(k.ptr, k.len), has_key, &k);
+}
+
+void incident_free_all(struct broker *b)
+{
+    while (b->open) {
+        struct incident *inc = b->open;
+        DL_DELETE2(b->open, inc, oprev, onext);
+        incident_free(inc);
+    }
+    index_free(&b->incidents);
+    index_free(&b->by_key);
+    b->n_open = 0;
 }
 
 struct waiter *waiter_for_client(struct client *c, enum gd_type type, uint64_t ref)

@@ -16,11 +16,22 @@ struct incident *incident_from_submit(const struct gd_submit *m, struct category
 /* Frees an incident and its strings and waiters; accepts NULL. */
 void incident_free(struct incident *inc);
 
-/* Adds to / looks up in the broker's indexes by id and by
- * (source, external_id). */
-void incident_index(struct broker *b, struct incident *inc);
+/* Makes `inc` open: adds it to the broker's indexes by id and by
+ * (source, external_id) and to the end of b->open, and counts it in
+ * b->n_open. Returns 0, or -ENOMEM with `inc` in none of them. */
+int incident_index(struct broker *b, struct incident *inc);
+
+/* Undoes incident_index(): takes an indexed `inc` out of the indexes and
+ * b->open and uncounts it. Never fails; does not free it. */
+void incident_unindex(struct broker *b, struct incident *inc);
+
+/* The indexed incident with `id` / with (source, external_id), or NULL. */
 struct incident *incident_by_id(struct broker *b, uint64_t id);
 struct incident *incident_by_key(struct broker *b, struct gd_str source, struct gd_str external_id);
+
+/* Frees every indexed incident and the indexes themselves (at exit);
+ * incidents already taken out of them are their owners' to free. */
+void incident_free_all(struct broker *b);
 
 /* True for DELIVERED, SIGNED and IN_PROGRESS: in a worker's hands. */
 bool incident_in_hand(enum gd_state s);

@@ -50,9 +50,7 @@ void incident_drop(struct broker *b, struct incident *inc)
     if (inc->queue && incident_in_hand(inc->state))
         inc->queue->in_flight--;
     queue_unlink(inc);
-    HASH_DELETE(hh, b->incidents, inc);
-    HASH_DELETE(hk, b->by_key, inc);
-    b->n_open--;
+    incident_unindex(b, inc);
     inc->doomed = true;
     release(inc);
 }
@@ -288,7 +286,15 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
     inc->version = 1;
     inc->last_event = GD_EV_RECEIVE;
     deadline_start(b, inc, true, true, inc->received_at);
-    incident_index(b, inc);
+    if (incident_index(b, inc) < 0) {
+        /* cannot even find it again: refuse, as if the database had */
+        if (w) {
+            struct store_change c = {0};
+            answer(b, w, inc, &c, GD_E_INTERNAL);
+        }
+        incident_free(inc);
+        return;
+    }
     struct lc_change *lc = change_new(b, inc, STORE_NEW, GD_EV_RECEIVE, GD_ST_RECEIVED, inc->source,
                                       note, note ? strlen(note) : 0);
     if (!lc) {
@@ -312,7 +318,7 @@ void lifecycle_receive(struct broker *b, struct incident *inc, const struct rout
 void lifecycle_db_down(struct broker *b)
 {
     struct store_change none = {0};
-    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next)
+    for (struct incident *inc = b->open; inc; inc = inc->onext)
         if (!inc->durable && inc->waiters)
             answer_all(b, &inc->waiters, inc, &none, GD_E_BUSY);
 }

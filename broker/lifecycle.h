@@ -20,7 +20,8 @@ void incident_drop(struct broker *b, struct incident *inc);
 /* Stores a new incident (first event RECEIVE, state QUEUED at `r`, with
  * `note`, may be NULL: why it was not located). It is indexed now and
  * enters its queue when the insert has committed; `w` (may be NULL) is
- * answered ACCEPTED then. */
+ * answered ACCEPTED then. Out of memory, `w` is answered REJECTED
+ * (internal) at once and `inc` is freed. */
 void lifecycle_receive(struct broker *b, struct incident *inc, const struct route *r,
                        const char *note, struct waiter *w);
 

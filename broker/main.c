@@ -8,6 +8,7 @@
 
 #include "broker.h"
 #include "calendar.h"
+#include "incident.h"
 #include "intake.h"
 #include "lifecycle.h"
 #include "log.h"
@@ -92,7 +93,7 @@ static void on_store_state(void *ctx, bool up)
             zsock_last_endpoint(&b->status, status, sizeof(status));
             log_info("broker", "ready: intake %s work %s status %s", intake, work, status);
             svcnotify_ready("active: serving intake %s, work %s, status %s; %u open incidents",
-                         intake, work, status, HASH_COUNT(b->incidents));
+                         intake, work, status, b->n_open);
         } else {
             svcnotify_status("active: the database is back");
         }
@@ -232,7 +233,7 @@ static void on_sighup(uv_signal_t *h, int signum)
     }
     svcnotify_ready("active: %s; %u open incidents",
                  ok ? "reloaded" : "reload failed, see the log; what failed stays as it was",
-                 HASH_COUNT(b->incidents));
+                 b->n_open);
 }
 
 /* Start-up work over a blocking connection: migrations, the org tree and
@@ -406,16 +407,6 @@ out:
     return rc;
 }
 
-static void free_incidents(struct broker *b)
-{
-    struct incident *inc, *tmp;
-    HASH_ITER(hh, b->incidents, inc, tmp) {
-        HASH_DELETE(hh, b->incidents, inc);
-        HASH_DELETE(hk, b->by_key, inc);
-        incident_free(inc);
-    }
-}
-
 int main(int argc, char **argv)
 {
     static struct broker broker;
@@ -507,7 +498,7 @@ int main(int argc, char **argv)
     log_info("broker", "endpoints bound; connecting to the database");
     uv_run(b->loop, UV_RUN_DEFAULT);
 
-    free_incidents(b);
+    incident_free_all(b);
     intake_free(b);
     tally_free(b);
     queue_free_all(b);

@@ -197,12 +197,12 @@ static void on_sync_tick(uv_timer_t *t);
 void sla_start_sync(struct broker *b, struct session *s)
 {
     uint32_t n = 0;
-    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next)
+    for (struct incident *inc = b->open; inc; inc = inc->onext)
         n += deadline_live(inc) && serves(b, s, inc);
     s->sync_ids = malloc(sizeof(uint64_t) * (n ? n : 1));
     s->sync_len = s->sync_pos = s->sync_sent = 0;
     if (s->sync_ids) {
-        for (struct incident *inc = b->incidents; inc && s->sync_len < n; inc = inc->hh.next)
+        for (struct incident *inc = b->open; inc && s->sync_len < n; inc = inc->onext)
             if (deadline_live(inc) && serves(b, s, inc))
                 s->sync_ids[s->sync_len++] = inc->id;
     }

@@ -136,7 +136,12 @@ int store_recover(struct broker *b, PGconn *conn, void (*delivered)(void *ctx, s
         inc->queue = q;
         inc->owner = org_unit(&b->org, owner, strlen(owner));
         inc->level = inc->owner ? inc->owner->level : GD_LEVEL_DISTRICT;
-        incident_index(b, inc);
+        if (incident_index(b, inc) < 0) {
+            incident_free(inc);
+            PQclear(res);
+            snprintf(err, errlen, "out of memory indexing open incidents");
+            return -1;
+        }
         deadline_recovered(b, inc, now);
         tally_track(b, inc);
         if (inc->state == GD_ST_QUEUED) {

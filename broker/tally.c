@@ -138,7 +138,7 @@ void tally_rebuild(struct broker *b)
     for (struct unit *u = b->org.units; u; u = u->hh.next)
         u->live_deadlines = 0;
     b->live_deadlines_no_town = 0;
-    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next) {
+    for (struct incident *inc = b->open; inc; inc = inc->onext) {
         inc->od_queue = NULL;
         inc->dl_counted = false;
         inc->dl_town = NULL;
@@ -158,7 +158,7 @@ static void verify(struct broker *b, int64_t now)
     for (struct unit *u = b->org.units; u; u = u->hh.next)
         u->live_deadlines_check = 0;
     uint32_t no_town = 0;
-    for (struct incident *inc = b->incidents; inc; inc = inc->hh.next) {
+    for (struct incident *inc = b->open; inc; inc = inc->onext) {
         if (inc->pending_changes) {
             if (inc->od_queue)
                 inc->od_queue->overdue_check++;

@@ -122,12 +122,7 @@ static int setup(void **state)
 static int teardown(void **state)
 {
     struct seen *s = *state;
-    struct incident *inc, *tmp;
-    HASH_ITER(hh, s->b.incidents, inc, tmp) {
-        HASH_DELETE(hh, s->b.incidents, inc);
-        HASH_DELETE(hk, s->b.by_key, inc);
-        incident_free(inc);
-    }
+    incident_free_all(&s->b);
     for (size_t i = 0; i < s->n_pending; i++)
         store_change_free(s->pending[i]);
     tally_free(&s->b);
