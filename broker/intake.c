@@ -138,6 +138,13 @@ static void client_release(struct broker *b, struct client *c)
     }
 }
 
+/* What a principal is told when `action` falls outside its scope. */
+static void scope_message(char *buf, size_t size, const char *action, const struct unit *where)
+{
+    snprintf(buf, size, "%s outside your scope (%s)", action,
+             where ? where->code : "no known location: district-wide principals only");
+}
+
 /* What a client at its --max-pending limit is told. */
 static void limit_message(struct broker *b, char *buf, size_t size)
 {
@@ -465,9 +472,7 @@ static void handle_submits(struct broker *b, const uint8_t *rid, size_t rid_len,
         struct locate_result where = {.by = LOCATE_NONE};
         locate_submit(b->locate, &b->org, &it->location, &where);
         if (b->auth.enabled && !auth_in_scope(p, where.unit)) {
-            snprintf(msg, sizeof(msg), "SUBMIT outside your scope (%s)",
-                     where.unit ? where.unit->code
-                                : "no known location: district-wide principals only");
+            scope_message(msg, sizeof(msg), "SUBMIT", where.unit);
             reply_reject(b, &to, it->ref, GD_E_DENIED, "location", msg);
             auth_refused(b, p->name, msg);
             continue;
@@ -965,8 +970,7 @@ static bool authorise(struct broker *b, const uint8_t *rid, size_t rid_len, zmq_
         }
     }
     if (scoped && !auth_in_scope(p, where)) {
-        snprintf(msg, sizeof(msg), "%s outside your scope (%s)", action,
-                 where ? where->code : "no known location: district-wide principals only");
+        scope_message(msg, sizeof(msg), action, where);
         reject(b, rid, rid_len, ref_of(m), GD_E_DENIED, "location", msg);
         auth_refused(b, p->name, msg);
         return false;

@@ -41,6 +41,9 @@
 #define F_ARR(k, ty, S, m, n, mx, t)                                                               \
     {KEY(k), .type = (ty), .off = offsetof(S, m), .aux_off = offsetof(S, n), .max = (mx),         \
      .sub = &(t)}
+#define F_ARR_R(k, ty, S, m, n, mx, t)                                                             \
+    {KEY(k), .type = (ty), .flags = GD__REQ, .off = offsetof(S, m), .aux_off = offsetof(S, n),    \
+     .max = (mx), .sub = &(t)}
 #define F_COUNTERS(k, S, m, n, mx, imx)                                                            \
     {KEY(k),           .type = GD__F_COUNTERS, .off = offsetof(S, m), .aux_off = offsetof(S, n),  \
      .max = (mx),      .item_max = (imx)}
@@ -252,8 +255,7 @@ static const struct gd__table submit_table;
 #define S struct gd_submits
 static const struct gd__field submits_fields[] = {
     F_U64("ref", S, ref, 0),
-    {KEY("items"), .type = GD__F_SUBMITS, .flags = R, .off = offsetof(S, items),
-     .aux_off = offsetof(S, n_items), .max = GD_MAX_SUBMITS, .sub = &submit_table},
+    F_ARR_R("items", GD__F_SUBMITS, S, items, n_items, GD_MAX_SUBMITS, submit_table),
 };
 #undef S
 
@@ -322,8 +324,8 @@ const struct gd__table gd__submit_result_table = TABLE(
 #define S struct gd_submitted
 static const struct gd__field submitted_fields[] = {
     F_U64("ref", S, ref, 0),
-    {KEY("results"), .type = GD__F_RESULTS, .flags = R, .off = offsetof(S, results),
-     .aux_off = offsetof(S, n_results), .max = GD_MAX_SUBMITS, .sub = &gd__submit_result_table},
+    F_ARR_R("results", GD__F_RESULTS, S, results, n_results, GD_MAX_SUBMITS,
+            gd__submit_result_table),
 };
 #undef S
 
