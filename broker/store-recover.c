@@ -12,8 +12,10 @@
 #include "route.h"
 #include "tally.h"
 
+/* is_open is state <> 'CLOSED', kept by PostgreSQL (0009_hot_updates.sql):
+ * the partial index of open incidents is on it */
 static const char sql_open[] =
-    "SELECT " INCIDENT_COLUMNS " FROM incident i WHERE i.state <> 'CLOSED' "
+    "SELECT " INCIDENT_COLUMNS " FROM incident i WHERE i.is_open "
     "ORDER BY CASE i.priority WHEN 'emergency' THEN 0 WHEN 'urgent' THEN 1 ELSE 2 END, "
     "i.updated_at, i.id";
 
@@ -93,8 +95,9 @@ struct incident *incident_from_row(struct broker *b, const PGresult *res, int i)
     return inc;
 }
 
-int store_recover(struct broker *b, PGconn *conn, void (*delivered)(void *ctx, struct incident *inc),
-                  void *ctx, char *err, size_t errlen)
+int store_recover(struct broker *b, PGconn *conn,
+                  void (*delivered)(void *ctx, struct incident *inc), void *ctx, char *err,
+                  size_t errlen)
 {
     PGresult *res = PQexec(conn, "SELECT coalesce(max(id), 0) FROM incident");
     if (PQresultStatus(res) != PGRES_TUPLES_OK) {

@@ -69,9 +69,16 @@ SELECT m.id AS old_id,
   FROM mv_incident m
  WHERE NOT EXISTS (SELECT 1 FROM incident i
                     WHERE i.source = m.source AND i.external_id = m.external_id);
-INSERT INTO incident
-SELECT (jsonb_populate_record(NULL::incident, to_jsonb(m) || jsonb_build_object('id', p.new_id))).*
-  FROM mv_incident m JOIN mv_map p ON p.old_id = m.id;
+-- every column PostgreSQL does not compute itself (is_open is generated)
+SELECT string_agg(quote_ident(attname), ', ' ORDER BY attnum) AS cols
+  FROM pg_attribute
+ WHERE attrelid = 'incident'::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = ''
+\gset
+INSERT INTO incident (:cols)
+SELECT :cols
+  FROM (SELECT (jsonb_populate_record(NULL::incident,
+                                      to_jsonb(m) || jsonb_build_object('id', p.new_id))).*
+          FROM mv_incident m JOIN mv_map p ON p.old_id = m.id) r;
 INSERT INTO incident_event
 SELECT (jsonb_populate_record(NULL::incident_event,
                               to_jsonb(e) || jsonb_build_object('incident_id', p.new_id))).*

@@ -83,7 +83,8 @@ def copy_into_union(src_dsn, union, offset):
         for table, idcol in (("incident", "id"), ("incident_event", "incident_id")):
             cols = [r["column_name"] for r in union.all(
                 "SELECT column_name FROM information_schema.columns WHERE table_name = %s "
-                "AND table_schema = 'public' ORDER BY ordinal_position", table)]
+                "AND table_schema = 'public' AND is_generated = 'NEVER' "
+                "ORDER BY ordinal_position", table)]
             sel = ", ".join(f"{c} + {offset}" if c == idcol else c for c in cols)
             buf = io.StringIO()
             with src.cursor() as cur:
