@@ -138,9 +138,10 @@ static void on_retry(uv_timer_t *t)
         store__start_connect(l);
 }
 
-/* Creates the statements' row types on the new connection (blocking,
- * once per connection, like the verify check) and notes their OIDs.
- * Returns 0, or -1 with PostgreSQL's message in err. */
+/* Creates the statements' row types on the new connection and sets its
+ * planner (store__rows_session_sql), blocking, once per connection like
+ * the verify check, and notes the types' OIDs. Returns 0, or -1 with
+ * PostgreSQL's message in err. */
 static int make_row_types(struct lane *l, char *err, size_t errlen)
 {
     char sql[256];
@@ -149,7 +150,7 @@ static int make_row_types(struct lane *l, char *err, size_t errlen)
              "'pg_temp.%s'::regtype::oid",
              store__statement_row_type(ST_NEW), store__statement_row_type(ST_UPDATE),
              store__statement_row_type(ST_EVENTS));
-    PGresult *res = PQexec(l->conn, store__rows_create_types(l->s->batch));
+    PGresult *res = PQexec(l->conn, store__rows_session_sql(l->s->batch));
     if (PQresultStatus(res) == PGRES_COMMAND_OK) {
         PQclear(res);
         res = PQexec(l->conn, sql);
@@ -321,8 +322,6 @@ bool store__send_prepares(struct lane *l)
     op->kind = OP_PREPARE;
     bool ok = true;
     for (int i = 0; i < ST_COUNT; i++) {
-        if (!store__statement_prepared((enum statement)i))
-            continue;
         ok = ok && PQsendPrepare(l->conn, store__statement_name((enum statement)i),
                                  store__rows_sql(l->s->batch, (enum statement)i), 1, NULL) == 1;
         op->n_commands++;

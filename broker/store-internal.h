@@ -177,15 +177,13 @@ void store__busy_free(struct busy_set *b);
 int store__rows_new(struct batch **ret);
 /* Frees what store__rows_new built; accepts NULL. */
 void store__rows_free(struct batch *b);
-/* The CREATE TYPEs of every statement's rows, for each new connection. */
-const char *store__rows_create_types(const struct batch *b);
+/* What each new connection runs first: its row types and planner settings. */
+const char *store__rows_session_sql(const struct batch *b);
 /* The text of statement `st`. */
 const char *store__rows_sql(const struct batch *b, enum statement st);
-/* Name of prepared statement `st`, its row type, and whether it is
- * prepared once per connection (else planned for each batch). */
+/* Name of prepared statement `st` (prepared once per connection) and its row type. */
 const char *store__statement_name(enum statement st);
 const char *store__statement_row_type(enum statement st);
-bool store__statement_prepared(enum statement st);
 /* Fills the batch's parameters with the rows of `changes` (row types
  * `row_type`, of the lane that sends them) and says which statements
  * have rows. Returns 0, or -ENOMEM. */

@@ -167,22 +167,27 @@ static const struct column event_columns[EV_COLUMNS] = {
     [EV_LOCATED_BY] = {"located_by", PGARRAY_TEXT, NULL},
 };
 
-/* The inserts are prepared once per connection: parsing and planning
- * them per batch would cost more than a small batch's rows, and their
- * plan does not depend on the tables. The update is planned for each
- * batch: a join's plan does, and a generic plan made while the table was
- * small (a seq scan of incident hashed against the rows) would go on
- * scanning the whole table for every batch as the table grows. */
+/* Every statement is prepared once per connection, and planned once
+ * (generic plans): parsing and planning them for each batch would cost
+ * more than a small batch's rows (for the update, a quarter of a
+ * millisecond: more than it takes to run). The update is a join, whose
+ * generic plan depends on the table: one made while the table was small
+ * (a seq scan of incident hashed against the rows) would go on scanning
+ * the whole table for every batch as the table grows, until PostgreSQL
+ * next analyses it. So the write connections plan with seq scans, hash
+ * and merge joins off (session_make): the only plan left is the one that
+ * is right at every size, a nested loop probing the primary key for each
+ * row. Everything else these connections run is a lookup by key, planned
+ * the same way with or without those settings. */
 static const struct {
     const char *name; /* of the prepared statement */
     const char *row_type; /* of its rows, a temporary type of each connection */
     const struct column *columns;
     int n;
-    bool prepared;
 } statements[ST_COUNT] = {
-    [ST_NEW] = {"gd_new", "gd_new_row", new_columns, NEW_COLUMNS, true},
-    [ST_UPDATE] = {"gd_update", "gd_update_row", update_columns, UPD_COLUMNS, false},
-    [ST_EVENTS] = {"gd_events", "gd_event_row", event_columns, EV_COLUMNS, true},
+    [ST_NEW] = {"gd_new", "gd_new_row", new_columns, NEW_COLUMNS},
+    [ST_UPDATE] = {"gd_update", "gd_update_row", update_columns, UPD_COLUMNS},
+    [ST_EVENTS] = {"gd_events", "gd_event_row", event_columns, EV_COLUMNS},
 };
 
 #define MAX_COLUMNS NEW_COLUMNS /* the most of any statement */
@@ -227,14 +232,16 @@ static char *sql_make(enum statement st, bool type)
     return sql;
 }
 
-/* The CREATE TYPEs of every statement's rows, in one text; NULL when out
- * of memory. They are run over a blocking connection on the loop, and
- * creating a type writes the catalogs: with synchronous replication that
- * commit would wait for a synchronous standby, and right after a failover
- * (Patroni's strict synchronous mode) there is none for a second or more,
- * the loop standing still all that time. Types of one session need not
- * outlive its server, so that commit does not wait for the standby. */
-static char *types_make(void)
+/* What each new write connection runs first, in one text: the CREATE
+ * TYPEs of every statement's rows, and the planner settings the prepared
+ * statements are planned under (above); NULL when out of memory. It runs
+ * over a blocking connection on the loop, and creating a type writes the
+ * catalogs: with synchronous replication that commit would wait for a
+ * synchronous standby, and right after a failover (Patroni's strict
+ * synchronous mode) there is none for a second or more, the loop standing
+ * still all that time. Types of one session need not outlive its server,
+ * so that commit does not wait for the standby. */
+static char *session_make(void)
 {
     char *sql = NULL;
     size_t len = 0;
@@ -250,7 +257,9 @@ static char *types_make(void)
             fprintf(f, "%s; ", one);
         free(one);
     }
-    fputs("COMMIT", f);
+    fputs("COMMIT; SET plan_cache_mode TO force_generic_plan; SET enable_seqscan TO off; "
+          "SET enable_hashjoin TO off; SET enable_mergejoin TO off",
+          f);
     if (fclose(f) != 0 || !ok) {
         free(sql);
         return NULL;
@@ -285,7 +294,7 @@ static int params_end(struct params *p, enum statement st)
  * sent (one at a time, by whichever lane sends). */
 struct batch {
     char *sql[ST_COUNT];
-    char *create_types; /* the row types, for each new connection */
+    char *session_sql; /* what each new connection runs first */
     struct params params[ST_COUNT];
     struct gd_buf scratch; /* a row's attachments as JSON */
 };
@@ -459,7 +468,7 @@ int store__rows_new(struct batch **ret)
     for (int i = 0; ok && i < ST_COUNT; i++)
         ok = (b->sql[i] = sql_make((enum statement)i, false)) != NULL;
     if (ok)
-        ok = (b->create_types = types_make()) != NULL;
+        ok = (b->session_sql = session_make()) != NULL;
     if (!ok) {
         store__rows_free(b);
         return -ENOMEM;
@@ -472,7 +481,7 @@ void store__rows_free(struct batch *b)
 {
     if (!b)
         return;
-    free(b->create_types);
+    free(b->session_sql);
     for (int i = 0; i < ST_COUNT; i++) {
         free(b->sql[i]);
         params_fini(&b->params[i]);
@@ -481,9 +490,9 @@ void store__rows_free(struct batch *b)
     free(b);
 }
 
-const char *store__rows_create_types(const struct batch *b)
+const char *store__rows_session_sql(const struct batch *b)
 {
-    return b->create_types;
+    return b->session_sql;
 }
 
 const char *store__rows_sql(const struct batch *b, enum statement st)
@@ -499,11 +508,6 @@ const char *store__statement_name(enum statement st)
 const char *store__statement_row_type(enum statement st)
 {
     return statements[st].row_type;
-}
-
-bool store__statement_prepared(enum statement st)
-{
-    return statements[st].prepared;
 }
 
 const struct pgarray *store__rows_param(const struct batch *b, enum statement st)

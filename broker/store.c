@@ -42,16 +42,12 @@ uint32_t store_backlog(const struct store *s)
 
 /* ---- sending ---- */
 
-/* Sends statement `st` with the batch's parameters: prepared ones by
- * name, the others with their text, to be planned for these rows. */
+/* Sends prepared statement `st` with the batch's parameters. */
 static bool send_statement(struct lane *l, enum statement st)
 {
     const struct pgarray *rows = store__rows_param(l->s->batch, st);
     const char *value = pgarray_data(rows);
     int length = pgarray_length(rows), format = 1; /* binary */
-    if (!store__statement_prepared(st))
-        return PQsendQueryParams(l->conn, store__rows_sql(l->s->batch, st), 1, NULL, &value,
-                                 &length, &format, 0) == 1;
     return PQsendQueryPrepared(l->conn, store__statement_name(st), 1, &value, &length, &format,
                                0) == 1;
 }
