@@ -384,6 +384,10 @@ static int load(struct broker *b)
         log_error("broker", "migration failed: %s", err);
         goto out;
     }
+    if (store_check_schema(conn, err, sizeof(err)) < 0) {
+        log_error("broker", "%s", err);
+        goto out;
+    }
     if (org_load(&b->org, conn, b->cfg.district, err, sizeof(err)) < 0) {
         log_error("broker", "cannot load the org tree: %s", err);
         goto out;

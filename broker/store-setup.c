@@ -66,6 +66,27 @@ int store_migrate(PGconn *conn, const char *dir, char *err, size_t errlen)
     return rc;
 }
 
+int store_check_schema(PGconn *conn, char *err, size_t errlen)
+{
+    /* to_regclass: a database never migrated has no schema_version */
+    PGresult *res = PQexec(conn, "SELECT CASE WHEN to_regclass('schema_version') IS NULL THEN 0 "
+                                 "ELSE (SELECT coalesce(max(version), 0) FROM schema_version) END");
+    if (PQresultStatus(res) != PGRES_TUPLES_OK) {
+        snprintf(err, errlen, "cannot read the schema version: %s", PQerrorMessage(conn));
+        PQclear(res);
+        return -1;
+    }
+    long found = strtol(PQgetvalue(res, 0, 0), NULL, 10);
+    PQclear(res);
+    if (found >= STORE_SCHEMA_VERSION)
+        return 0;
+    snprintf(err, errlen,
+             "the database has schema version %ld, this broker needs %d: apply broker/sql/ "
+             "(gdctl migrate, or start the broker with --migrations DIR)",
+             found, STORE_SCHEMA_VERSION);
+    return -1;
+}
+
 /* Takes the active-broker lock on `conn`: at once when it is free;
  * otherwise tells w->standby, then waits for it, calling w->tick at least
  * every w->tick_ms. Returns the lock query's result, or NULL when the

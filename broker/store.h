@@ -206,4 +206,12 @@ int store_fence(PGconn *conn, const struct store_wait *w, char *err, size_t errl
  * or -1 with the file name and PostgreSQL's message in err. */
 int store_migrate(PGconn *conn, const char *dir, char *err, size_t errlen);
 
+/* The schema version (broker/sql/NNNN_*.sql) this broker's statements need. */
+#define STORE_SCHEMA_VERSION 9
+
+/* Checks that the database behind `conn` has every migration up to
+ * STORE_SCHEMA_VERSION applied. Returns 0, or -1 with a message in err
+ * that says which version it found and how to migrate. */
+int store_check_schema(PGconn *conn, char *err, size_t errlen);
+
 #endif

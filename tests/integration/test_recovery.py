@@ -10,6 +10,8 @@ import random
 import subprocess
 import time
 
+import pytest
+
 import chaos
 import gdclient
 
@@ -162,3 +164,17 @@ def test_new_incident_whose_commit_landed_unheard_is_kept_and_delivered(make_bro
     pg.wait_incident(next_id, lambda row: row["state"] == "DELIVERED")
     assert pg.kinds(next_id) == ["receive", "deliver"]
     assert pg.scalar("SELECT count(*) FROM incident WHERE external_id = 'unheard'") == 1
+
+
+def test_a_database_behind_the_brokers_schema_is_refused_with_how_to_migrate(make_broker, pg):
+    # a database one migration behind (here: 0009 recorded as not applied)
+    pg.scalar("WITH d AS (DELETE FROM schema_version WHERE version = 9 RETURNING 1) "
+              "SELECT count(*) FROM d")
+    with pytest.raises(AssertionError) as failed:
+        make_broker()
+    assert "the database has schema version 8, this broker needs 9" in str(failed.value)
+    assert "gdctl migrate" in str(failed.value)
+    # applying the migrations at start brings it up to date, and it starts
+    b = make_broker(migrations=f"{os.environ['GD_SOURCE_DIR']}/broker/sql")
+    assert pg.scalar("SELECT max(version) FROM schema_version") == 9
+    assert b.alive()
