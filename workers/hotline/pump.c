@@ -286,6 +286,11 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *co
     int64_t stop_by = 0;
     for (;;) {
         svcnotify_watchdog(notify);
+        /* free the slots answered since the last turn before refilling: filling first left them
+         * taken until the next wake-up, up to poll_ms later */
+        rc = commit_head(&p);
+        if (rc < 0)
+            goto done;
         /* fill the window */
         while (!stopping && !draining_for_rotation && p.tail - p.head < cfg->window) {
             rc = take_line(&p);
