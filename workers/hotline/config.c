@@ -361,7 +361,7 @@ void hotline_config_print(const struct hotline_config *cfg, FILE *out)
     fprintf(out,
             "window = %u\nbatch = %u\ntimeout_ms = %d\nfailover_ms = %u\nsave_ms = %d\n"
             "poll_ms = %d\nmax_line = %ld\n",
-            cfg->pump.window, cfg->pump.batch, cfg->pump.timeout_ms, cfg->pump.failover_ms, cfg->pump.save_ms,
-            cfg->pump.poll_ms, cfg->max_line);
+            cfg->pump.window, cfg->pump.batch, cfg->pump.timeout_ms, cfg->pump.failover_ms,
+            cfg->pump.save_ms, cfg->pump.poll_ms, cfg->max_line);
     fprintf(out, "log_level = %s\n", level_names[cfg->pump.log_level]);
 }

@@ -174,10 +174,10 @@ static int take_line(struct pump *p)
 }
 
 /* Settles one order of shard `shard` by the outcome `r` of its SUBMIT or of its item in a
- * SUBMITS (`in_batch`): accepted, refused (to the reject file), or not now (sent again later; an
- * item refused for the client's `limit` too, as PROTOCOL.md says of SUBMITTED results). */
-static void on_result(struct pump *p, size_t shard, const struct gd_submit_result *r,
-                      bool in_batch)
+ * SUBMITS: accepted, refused (to the reject file), or not now (sent again later): BUSY, and
+ * `limit`, the client's own requests in flight beyond the broker's --max-pending, which
+ * PROTOCOL.md §9 says to retry once earlier answers came. */
+static void on_result(struct pump *p, size_t shard, const struct gd_submit_result *r)
 {
     uint64_t ref = r->ref;
     if (ref == 0 || (ref & SUBMITS_REF) || ref - 1 < p->head || ref - 1 >= p->tail)
@@ -193,7 +193,7 @@ static void on_result(struct pump *p, size_t shard, const struct gd_submit_resul
             p->st.accepted++;
         hlog(p->cfg->log_level, HLOG_DEBUG, "line %" PRIu64 ": incident %" PRIu64 "%s", s->line,
              r->incident_id, r->duplicate ? " (duplicate)" : "");
-    } else if (r->code == GD_E_BUSY || (in_batch && r->code == GD_E_LIMIT)) {
+    } else if (r->code == GD_E_BUSY || r->code == GD_E_LIMIT) {
         p->st.busy++;
         s->state = SLOT_WAIT;
         s->due = now_ms() + (r->retry_ms ? r->retry_ms : 100);
@@ -208,13 +208,14 @@ static void on_result(struct pump *p, size_t shard, const struct gd_submit_resul
 }
 
 /* Handles a REJECTED or BUSY for a whole SUBMITS of shard `shard` (ref 0: the broker could not
- * read a message; it may have been one of our SUBMITS). BUSY: its orders wait as told and go again
- * in a batch. REJECTED: its orders are sent again one by one, each then answered on its own, so
- * none is lost nor stuck in a message the broker refuses. */
+ * read a message; it may have been one of our SUBMITS). BUSY, or REJECTED `limit`: its orders wait
+ * and go again in a batch. Any other REJECTED: its orders are sent again one by one, each then
+ * answered on its own, so none is lost nor stuck in a message the broker refuses. */
 static void on_whole(struct pump *p, size_t shard, const struct gd_msg *m)
 {
     uint64_t ref = intake_msg_ref(m);
-    bool busy = m->type == GD_T_BUSY;
+    bool busy = m->type == GD_T_BUSY || m->u.error.code == GD_E_LIMIT;
+    uint32_t retry_ms = m->type == GD_T_BUSY ? m->u.busy.retry_ms : 0;
     int64_t now = now_ms();
     uint64_t n = 0;
     for (uint64_t q = p->head; q < p->tail; q++) {
@@ -225,7 +226,7 @@ static void on_whole(struct pump *p, size_t shard, const struct gd_msg *m)
         s->state = SLOT_WAIT;
         s->msg = 0;
         if (busy) {
-            s->due = now + (m->u.busy.retry_ms ? m->u.busy.retry_ms : 100);
+            s->due = now + (retry_ms ? retry_ms : 100);
         } else {
             s->alone = true;
             s->due = now;
@@ -244,7 +245,8 @@ static void on_whole(struct pump *p, size_t shard, const struct gd_msg *m)
          "the broker refused a SUBMITS of %" PRIu64 " orders as a whole (%s%s%.*s: %.*s): "
          "sending them one by one",
          n, gd_code_name(e->code), e->field.len ? " at " : "", (int)e->field.len,
-         e->field.ptr ? e->field.ptr : "", (int)e->message.len, e->message.ptr ? e->message.ptr : "");
+         e->field.ptr ? e->field.ptr : "", (int)e->message.len,
+         e->message.ptr ? e->message.ptr : "");
 }
 
 /* Handles one reply from the intake of shard `shard`. */
@@ -255,7 +257,7 @@ static void on_reply(struct pump *p, size_t shard, const struct gd_msg *m)
     switch (m->type) {
     case GD_T_SUBMITTED:
         for (uint32_t i = 0; i < m->u.submitted.n_results; i++)
-            on_result(p, shard, &m->u.submitted.results[i], true);
+            on_result(p, shard, &m->u.submitted.results[i]);
         return;
     case GD_T_ACCEPTED:
         r.code = GD_OK;
@@ -282,7 +284,7 @@ static void on_reply(struct pump *p, size_t shard, const struct gd_msg *m)
     default:
         return;
     }
-    on_result(p, shard, &r, false);
+    on_result(p, shard, &r);
 }
 
 /* Pops the final slots at the head, writing rejects in line order. */
