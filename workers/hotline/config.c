@@ -72,7 +72,7 @@ static const char usage[] =
     "  --reject FILE      bad lines: one JSON object per line {line, offset, inode,\n"
     "                     ticket_no, reason} (the line itself is not copied: it may\n"
     "                     hold personal data)\n"
-    "  --window N         orders in flight at once, 1..1000 [64]\n"
+    "  --window N         orders in flight at once, 1..1000 [256]\n"
     "  --batch N          orders due at once for one shard go in one SUBMITS message\n"
     "                     of up to N, 1..256 (1: each its own SUBMIT) [64]\n"
     "  --timeout-ms N     resend an unanswered order after N ms, 10..600000 [5000]\n"
@@ -274,7 +274,7 @@ int hotline_config_parse(struct hotline_config *cfg, int argc, char **argv, FILE
 {
     *cfg = (struct hotline_config){
         .max_line = 65536,
-        .pump = {.window = 64,
+        .pump = {.window = 256,
                  .batch = 64,
                  .timeout_ms = 5000,
                  .failover_ms = INTAKE_FAILOVER_MS,
