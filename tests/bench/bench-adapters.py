@@ -6,8 +6,9 @@ Run beside a private PostgreSQL, with a build directory:
 Not a test: it prints figures. It builds a database (migrations + demo
 district), starts gd-broker, then
   1. gd-hotline: N orders from a file (default 20000), once per BATCH:WINDOW pair in RUNS
-     (default "1:64,64:64,64:256": plain SUBMITs, then SUBMITS of up to 64), each run
-     new tickets, with the broker's CPU time per order over the run;
+     (default "1:64,64:64,1:256,64:256": plain SUBMITs and SUBMITS of up to 64, at the old
+     and the new default window), each run new tickets, with the CPU time per order of the
+     broker (over the run) and of gd-hotline;
   2. gd-open311: C client threads POSTing form requests (keep-alive) for S seconds.
 ONLY=hotline or ONLY=open311 runs one of them.
 """
@@ -16,6 +17,7 @@ import http.client
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -33,7 +35,7 @@ import gdclient  # noqa: E402
 
 BUILD = Path(os.environ.get("GD_BUILD_DIR", REPO / "build" / "release")).resolve()
 N = int(os.environ.get("N", "20000"))
-RUNS = [tuple(r.split(":")) for r in os.environ.get("RUNS", "1:64,64:64,64:256").split(",")]
+RUNS = [tuple(r.split(":")) for r in os.environ.get("RUNS", "1:64,64:64,1:256,64:256").split(",")]
 ONLY = os.environ.get("ONLY", "")
 CLIENTS = int(os.environ.get("CLIENTS", "8"))
 SECONDS = float(os.environ.get("SECONDS", "10"))
@@ -71,6 +73,7 @@ def bench_hotline(broker, tmp, run, batch, window):
                                 "caller_phone": "13900000000", "urgency": "normal"},
                                ensure_ascii=False) + "\n")
     cpu0 = cpu_seconds(broker.proc.pid)
+    own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     r = subprocess.run([str(BUILD / "workers/hotline/gd-hotline"), "--intake", broker.intake_ep,
                         "--input", str(feed), "--state", f"{tmp}/state-{run}", "--reject",
@@ -79,12 +82,15 @@ def bench_hotline(broker, tmp, run, batch, window):
                        capture_output=True, text=True)
     dt = time.monotonic() - t0
     cpu = cpu_seconds(broker.proc.pid) - cpu0
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
     assert r.returncode == 0, r.stderr
     assert f"{N} accepted, 0 duplicates, 0 rejected" in r.stderr, r.stderr
     msgs = re.search(r"(\d+) SUBMIT messages, (\d+) SUBMITS messages carrying (\d+) orders",
                      r.stderr)
     print(f"gd-hotline: {N} orders, batch {batch}, window {window}: {dt:.2f} s = "
-          f"{N / dt:.0f} orders/s; broker CPU {cpu * 1e6 / N:.0f} us/order; "
+          f"{N / dt:.0f} orders/s; CPU per order: broker {cpu * 1e6 / N:.1f} us, gd-hotline "
+          f"{own * 1e6 / N:.1f} us; "
           f"{msgs.group(0) if msgs else '?'}")
 
 
