@@ -37,7 +37,8 @@ struct pump_stats {
  * orders due at once for one shard go in SUBMITS messages of up to
  * cfg->batch orders (one alone as a SUBMIT); an item's outcome counts as
  * its SUBMIT's would, and the orders of a SUBMITS the broker refuses as a
- * whole are sent again one by one.
+ * whole are sent again one by one. BUSY and `limit` answers (of an order or
+ * of a whole SUBMITS) are waited out and the orders sent again.
  * The resume position only ever covers lines whose outcome is final and
  * all lines before them, so a crash at any point neither skips an order
  * nor lists a bad line twice; resubmits after a crash are answered
