@@ -363,3 +363,30 @@ int gd_encode_gauges(uint32_t n, const struct gd_buf *items, struct gd_buf *body
 {
     return encode_batch("gauges", n, GD_MAX_GAUGES, items, body);
 }
+
+int gd_encode_submits(uint64_t ref, uint32_t n, const struct gd_buf *const *items,
+                      struct gd_buf *body)
+{
+    size_t start = body->len;
+    struct sink s = {.b = body, .limit = start + GD_MAX_BODY, .err = 0};
+
+    if (n == 0 || n > GD_MAX_SUBMITS)
+        return -GD_E_TOO_MANY;
+    if (start > SIZE_MAX - GD_MAX_BODY)
+        return -GD_E_TOO_LARGE;
+    /* the key order of submits_fields: "ref" (optional), then "items" */
+    gd__mp_map(&s, ref ? 2 : 1);
+    if (ref) {
+        gd__mp_str(&s, 3);
+        gd__mp_str_body(&s, "ref", 3);
+        gd__mp_uint64(&s, ref);
+    }
+    gd__mp_str(&s, 5);
+    gd__mp_str_body(&s, "items", 5);
+    gd__mp_array(&s, n);
+    for (uint32_t i = 0; i < n; i++)
+        sink_append(&s, items[i]->data, items[i]->len);
+    if (s.err < 0)
+        body->len = start;
+    return s.err;
+}

@@ -685,6 +685,23 @@ int gd_encode_transitions(uint32_t n, const struct gd_buf *items, struct gd_buf 
 int gd_encode_gauge(const struct gd_gauge *g, struct gd_buf *items);
 int gd_encode_gauges(uint32_t n, const struct gd_buf *items, struct gd_buf *body);
 
+/* A SUBMITS body from SUBMIT bodies already encoded, for a client that
+ * keeps each order's encoded SUBMIT to send it alone or in a batch:
+ * appends to `body` {"ref": ref, "items": [items[0] .. items[n-1]]} (ref
+ * left out when 0), the same bytes gd_encode writes for a gd_submits of
+ * those items. Each items[i] must hold exactly one body gd_encode wrote for
+ * a GD_T_SUBMIT (not checked again). Returns 0, -GD_E_TOO_MANY unless
+ * 0 < n <= GD_MAX_SUBMITS, -GD_E_TOO_LARGE when the body would exceed
+ * GD_MAX_BODY, or -GD_E_INTERNAL when out of memory; on failure `body` is
+ * restored to its length before the call. */
+int gd_encode_submits(uint64_t ref, uint32_t n, const struct gd_buf *const *items,
+                      struct gd_buf *body);
+
+/* The most bytes a SUBMITS body adds to its items (map header, "ref" and
+ * its uint64, "items" and an array header for up to GD_MAX_SUBMITS):
+ * items adding up to GD_MAX_BODY - GD_SUBMITS_OVERHEAD bytes always fit. */
+#define GD_SUBMITS_OVERHEAD (1 + 4 + 9 + 6 + 3)
+
 /* The first bytes of a zstd frame: a status body starting with them is
  * compressed (§12.1); a MessagePack map never starts with 0x28. */
 #define GD_ZSTD_MAGIC "\x28\xb5\x2f\xfd"

@@ -5,14 +5,19 @@ Run beside a private PostgreSQL, with a build directory:
     GD_BUILD_DIR=build/release tests/pg/with-pg.sh /usr/bin/python3 tests/bench/bench-adapters.py
 Not a test: it prints figures. It builds a database (migrations + demo
 district), starts gd-broker, then
-  1. gd-hotline: N orders from a file, window W (default 20000, 64);
+  1. gd-hotline: N orders from a file (default 20000), once per BATCH:WINDOW pair in RUNS
+     (default "1:64,64:64,1:256,64:256": plain SUBMITs and SUBMITS of up to 64, at the old
+     and the new default window), each run new tickets, with the CPU time per order of the
+     broker (over the run) and of gd-hotline;
   2. gd-open311: C client threads POSTing form requests (keep-alive) for S seconds.
+ONLY=hotline or ONLY=open311 runs one of them.
 """
 
 import http.client
 import json
 import os
 import re
+import resource
 import subprocess
 import sys
 import threading
@@ -30,7 +35,8 @@ import gdclient  # noqa: E402
 
 BUILD = Path(os.environ.get("GD_BUILD_DIR", REPO / "build" / "release")).resolve()
 N = int(os.environ.get("N", "20000"))
-WINDOW = os.environ.get("WINDOW", "64")
+RUNS = [tuple(r.split(":")) for r in os.environ.get("RUNS", "1:64,64:64,1:256,64:256").split(",")]
+ONLY = os.environ.get("ONLY", "")
 CLIENTS = int(os.environ.get("CLIENTS", "8"))
 SECONDS = float(os.environ.get("SECONDS", "10"))
 
@@ -49,22 +55,43 @@ def make_db():
     return dsn
 
 
-def bench_hotline(broker, tmp):
-    feed = Path(tmp) / "feed.jsonl"
+def cpu_seconds(pid):
+    """CPU time a process has used: /proc/PID/schedstat (ns), else /proc/PID/stat (ticks)."""
+    try:
+        return int(Path(f"/proc/{pid}/schedstat").read_text().split()[0]) / 1e9
+    except (OSError, ValueError, IndexError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_hotline(broker, tmp, run, batch, window):
+    feed = Path(tmp) / f"feed-{run}.jsonl"
     with feed.open("w") as f:
         for i in range(N):
-            f.write(json.dumps({"ticket_no": f"b-{i}", "category": "LH-0101",
+            f.write(json.dumps({"ticket_no": f"b{run}-{i}", "category": "LH-0101",
                                 "grid": "500113001001001", "content": "垃圾未清运",
                                 "caller_phone": "13900000000", "urgency": "normal"},
                                ensure_ascii=False) + "\n")
+    cpu0 = cpu_seconds(broker.proc.pid)
+    own0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.monotonic()
     r = subprocess.run([str(BUILD / "workers/hotline/gd-hotline"), "--intake", broker.intake_ep,
-                        "--input", str(feed), "--state", f"{tmp}/state", "--reject",
-                        f"{tmp}/reject", "--window", WINDOW, "--log-level", "warn"],
+                        "--input", str(feed), "--state", f"{tmp}/state-{run}", "--reject",
+                        f"{tmp}/reject-{run}", "--window", window, "--batch", batch,
+                        "--log-level", "info"],
                        capture_output=True, text=True)
     dt = time.monotonic() - t0
+    cpu = cpu_seconds(broker.proc.pid) - cpu0
+    own1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = own1.ru_utime + own1.ru_stime - own0.ru_utime - own0.ru_stime
     assert r.returncode == 0, r.stderr
-    print(f"gd-hotline: {N} orders, window {WINDOW}: {dt:.2f} s = {N / dt:.0f} orders/s")
+    assert f"{N} accepted, 0 duplicates, 0 rejected" in r.stderr, r.stderr
+    msgs = re.search(r"(\d+) SUBMIT messages, (\d+) SUBMITS messages carrying (\d+) orders",
+                     r.stderr)
+    print(f"gd-hotline: {N} orders, batch {batch}, window {window}: {dt:.2f} s = "
+          f"{N / dt:.0f} orders/s; CPU per order: broker {cpu * 1e6 / N:.1f} us, gd-hotline "
+          f"{own * 1e6 / N:.1f} us; "
+          f"{msgs.group(0) if msgs else '?'}")
 
 
 def bench_open311(broker, dsn, tmp):
@@ -126,8 +153,11 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         broker.start()
         try:
-            bench_hotline(broker, tmp)
-            bench_open311(broker, dsn, tmp)
+            if ONLY in ("", "hotline"):
+                for run, (batch, window) in enumerate(RUNS):
+                    bench_hotline(broker, tmp, run, batch, window)
+            if ONLY in ("", "open311"):
+                bench_open311(broker, dsn, tmp)
         finally:
             broker.stop()
             hub.close()

@@ -138,6 +138,8 @@ def test_broker_warns_about_a_password_in_a_world_readable_file(tmp_path):
 
 @pytest.mark.parametrize("prog, body, line, message", [
     ("gd-hotline", "[gd-hotline]\nintake = tcp://x:1\nwindow = 0\n", 3, "window needs"),
+    ("gd-hotline", "[gd-hotline]\nintake = tcp://x:1\nbatch = 257\n", 3,
+     "batch needs a whole number from 1 to 256"),
     ("gd-hotline", "[gd-hotline]\nfollow = maybe\n", 2, "follow is true or false"),
     ("gd-dashboard", "[gd-dashboard]\nstatus = tcp://x:1\npush_ms = 5\n", 3, "push_ms needs"),
     ("gd-dashboard", "[dashboard]\nstatus = tcp://x:1\n", 2, "unknown section [dashboard]"),
@@ -157,9 +159,11 @@ def test_other_programs_name_file_and_line_of_a_bad_setting(tmp_path, prog, body
 def test_hotline_and_dashboard_take_the_command_line_over_the_file(tmp_path):
     f = tmp_path / "h.ini"
     f.write_text("[gd-hotline]\nintake = tcp://a:1\ninput = -\nstate = s\nreject = r\n"
-                 "window = 10\n")
+                 "window = 10\nbatch = 8\n")
     r = check("gd-hotline", "--config", str(f), "--window", "20")
     assert r.returncode == 0 and effective(r.stdout)["window"] == "20", r.stderr
+    assert effective(r.stdout)["batch"] == "8"
+    assert effective(check("gd-hotline", "--config", str(f), "--batch", "1").stdout)["batch"] == "1"
     r = check("gd-hotline", "--config", str(f), env=dict(CLEAN_ENV, GD_INTAKE="tcp://env:2"))
     assert effective(r.stdout)["intake"] == "tcp://env:2"
     f.write_text("[gd-dashboard]\nstatus = tcp://a:1\ndb = dbname=x\nhttp = 0.0.0.0:9000\n")

@@ -344,6 +344,92 @@ static void test_submits_refusal_names_the_item(void **state)
     expect_error(fx, GD_T_SUBMITS, GD_E_TOO_MANY, "items");
 }
 
+/* SUBMITS from SUBMIT bodies encoded one by one: the bytes gd_encode
+ * writes for the same items, for any ref. */
+static void test_submits_from_encoded_items_are_the_bytes_gd_encode_writes(void **state)
+{
+    struct fx *fx = *state;
+    struct gd_buf one[2] = {{0}};
+    const struct gd_buf *items[2] = {&one[0], &one[1]};
+    for (int i = 0; i < 2; i++) {
+        struct gd_msg m = {.type = GD_T_SUBMIT, .u.submit = gd_sample_submits[i]};
+        assert_int_equal(gd_encode(&m, &one[i]), 0);
+    }
+    const uint64_t refs[] = {0, 6, UINT64_C(1) << 63 | 5, UINT64_MAX};
+    for (size_t k = 0; k < sizeof(refs) / sizeof(refs[0]); k++) {
+        struct gd_msg m = {.type = GD_T_SUBMITS};
+        m.u.submits = (struct gd_submits){.ref = refs[k], .n_items = 2, .items = gd_sample_submits};
+        gd_buf_reset(&fx->buf);
+        gd_buf_reset(&fx->buf2);
+        assert_int_equal(gd_encode(&m, &fx->buf), 0);
+        assert_int_equal(gd_encode_submits(refs[k], 2, items, &fx->buf2), 0);
+        assert_int_equal(fx->buf2.len, fx->buf.len);
+        assert_memory_equal(fx->buf2.data, fx->buf.data, fx->buf.len);
+        assert_true(fx->buf2.len <= one[0].len + one[1].len + GD_SUBMITS_OVERHEAD);
+    }
+
+    /* no items, or too many: refused, and the buffer keeps what it held */
+    size_t held = fx->buf2.len;
+    assert_int_equal(gd_encode_submits(1, 0, items, &fx->buf2), -GD_E_TOO_MANY);
+    assert_int_equal(gd_encode_submits(1, GD_MAX_SUBMITS + 1, items, &fx->buf2), -GD_E_TOO_MANY);
+    assert_int_equal(fx->buf2.len, held);
+    gd_buf_fini(&one[0]);
+    gd_buf_fini(&one[1]);
+}
+
+/* GD_SUBMITS_OVERHEAD is the worst case: the most items and the largest
+ * ref make items of GD_MAX_BODY - GD_SUBMITS_OVERHEAD bytes a body of
+ * exactly GD_MAX_BODY, which decodes; one byte more is too large. */
+static void test_submits_overhead_is_exactly_the_worst_case(void **state)
+{
+    struct fx *fx = *state;
+    enum { N = GD_MAX_SUBMITS };
+    static char text[GD_MAX_DESCRIPTION];
+    memset(text, 'x', sizeof(text));
+    struct gd_buf *bufs = calloc(N, sizeof(*bufs));
+    const struct gd_buf **items = calloc(N, sizeof(*items));
+    assert_non_null(bufs);
+    assert_non_null(items);
+    const size_t target = GD_MAX_BODY - GD_SUBMITS_OVERHEAD;
+    size_t total = 0;
+    for (int i = 0; i < N; i++) {
+        struct gd_msg m;
+        gd_sample_min(GD_T_SUBMIT, &m);
+        m.u.submit.ref = UINT64_MAX;
+        /* every item but the last a fixed size; the last one makes up the rest */
+        size_t len = i < N - 1 ? 200 : 300;
+        for (int pass = 0; pass < 2; pass++) {
+            m.u.submit.description = gd_str_make(text, len);
+            gd_buf_reset(&bufs[i]);
+            assert_int_equal(gd_encode(&m, &bufs[i]), 0);
+            if (i < N - 1)
+                break;
+            len += target - (total + bufs[i].len); /* str16 header either way: one step */
+        }
+        total += bufs[i].len;
+        items[i] = &bufs[i];
+    }
+    assert_int_equal(total, target);
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode_submits(UINT64_MAX, N, items, &fx->buf), 0);
+    assert_int_equal(fx->buf.len, GD_MAX_BODY);
+    struct gd_msg out;
+    uint8_t h[GD_HEADER_LEN];
+    gd_encode_header(GD_T_SUBMITS, h);
+    assert_int_equal(gd_decode(fx->d, h, sizeof(h), fx->buf.data, fx->buf.len, &out, NULL), 0);
+    assert_int_equal(out.u.submits.n_items, N);
+    assert_int_equal(out.u.submits.ref, UINT64_MAX);
+
+    assert_int_equal(gd_buf_append(&bufs[N - 1], " ", 1), 0); /* not a valid item: never read */
+    gd_buf_reset(&fx->buf);
+    assert_int_equal(gd_encode_submits(UINT64_MAX, N, items, &fx->buf), -GD_E_TOO_LARGE);
+    assert_int_equal(fx->buf.len, 0);
+    for (int i = 0; i < N; i++)
+        gd_buf_fini(&bufs[i]);
+    free(bufs);
+    free(items);
+}
+
 /* A result says one outcome: accepted names an incident, refused says why. */
 static void test_submitted_results_are_one_outcome_each(void **state)
 {
@@ -2011,6 +2097,8 @@ int main(void)
         cmocka_unit_test(test_missing_required_field_is_named),
         cmocka_unit_test(test_submits_refusal_names_the_item),
         cmocka_unit_test(test_submitted_results_are_one_outcome_each),
+        cmocka_unit_test(test_submits_from_encoded_items_are_the_bytes_gd_encode_writes),
+        cmocka_unit_test(test_submits_overhead_is_exactly_the_worst_case),
         cmocka_unit_test(test_lat_without_lon_is_missing_lon),
         cmocka_unit_test(test_refusal_carries_the_ref_of_a_readable_body),
         cmocka_unit_test(test_query_names_an_incident_one_way),

@@ -21,6 +21,7 @@ enum {
     OPT_STATE,
     OPT_REJECT,
     OPT_WINDOW,
+    OPT_BATCH,
     OPT_TIMEOUT_MS,
     OPT_FAILOVER_MS,
     OPT_SAVE_MS,
@@ -39,6 +40,7 @@ static const struct option options[] = {
     {"state", required_argument, NULL, OPT_STATE},
     {"reject", required_argument, NULL, OPT_REJECT},
     {"window", required_argument, NULL, OPT_WINDOW},
+    {"batch", required_argument, NULL, OPT_BATCH},
     {"timeout-ms", required_argument, NULL, OPT_TIMEOUT_MS},
     {"failover-ms", required_argument, NULL, OPT_FAILOVER_MS},
     {"save-ms", required_argument, NULL, OPT_SAVE_MS},
@@ -70,7 +72,9 @@ static const char usage[] =
     "  --reject FILE      bad lines: one JSON object per line {line, offset, inode,\n"
     "                     ticket_no, reason} (the line itself is not copied: it may\n"
     "                     hold personal data)\n"
-    "  --window N         orders in flight at once, 1..1000 [64]\n"
+    "  --window N         orders in flight at once, 1..1000 [256]\n"
+    "  --batch N          orders due at once for one shard go in one SUBMITS message\n"
+    "                     of up to N, 1..256 (1: each its own SUBMIT) [64]\n"
     "  --timeout-ms N     resend an unanswered order after N ms, 10..600000 [5000]\n"
     "  --failover-ms N    a broker silent N ms while orders wait: the next endpoint of\n"
     "                     the list gets them, 0..600000 (0: never) [1000]\n"
@@ -131,6 +135,9 @@ static int apply(struct hotline_config *cfg, int opt, const char *name, const ch
     case OPT_WINDOW:
         max = 1000;
         break;
+    case OPT_BATCH:
+        max = GD_MAX_SUBMITS;
+        break;
     case OPT_TIMEOUT_MS:
         min = 10;
         max = 600000;
@@ -175,6 +182,9 @@ static int apply(struct hotline_config *cfg, int opt, const char *name, const ch
     switch (opt) {
     case OPT_WINDOW:
         cfg->pump.window = (unsigned)v;
+        break;
+    case OPT_BATCH:
+        cfg->pump.batch = (unsigned)v;
         break;
     case OPT_TIMEOUT_MS:
         cfg->pump.timeout_ms = (int)v;
@@ -264,7 +274,8 @@ int hotline_config_parse(struct hotline_config *cfg, int argc, char **argv, FILE
 {
     *cfg = (struct hotline_config){
         .max_line = 65536,
-        .pump = {.window = 64,
+        .pump = {.window = 256,
+                 .batch = 64,
                  .timeout_ms = 5000,
                  .failover_ms = INTAKE_FAILOVER_MS,
                  .save_ms = 200,
@@ -348,9 +359,9 @@ void hotline_config_print(const struct hotline_config *cfg, FILE *out)
             cfg->city ? "city" : "intake", cfg->city ? cfg->city : cfg->intake, cfg->input,
             cfg->follow ? "true" : "false", cfg->state, cfg->reject);
     fprintf(out,
-            "window = %u\ntimeout_ms = %d\nfailover_ms = %u\nsave_ms = %d\npoll_ms = %d\n"
-            "max_line = %ld\n",
-            cfg->pump.window, cfg->pump.timeout_ms, cfg->pump.failover_ms, cfg->pump.save_ms,
-            cfg->pump.poll_ms, cfg->max_line);
+            "window = %u\nbatch = %u\ntimeout_ms = %d\nfailover_ms = %u\nsave_ms = %d\n"
+            "poll_ms = %d\nmax_line = %ld\n",
+            cfg->pump.window, cfg->pump.batch, cfg->pump.timeout_ms, cfg->pump.failover_ms,
+            cfg->pump.save_ms, cfg->pump.poll_ms, cfg->max_line);
     fprintf(out, "log_level = %s\n", level_names[cfg->pump.log_level]);
 }

@@ -120,8 +120,10 @@ int main(int argc, char **argv)
     hlog(cfg.log_level, HLOG_INFO,
          "%" PRIu64 " lines: %" PRIu64 " accepted, %" PRIu64 " duplicates, %" PRIu64
          " rejected; %" PRIu64 " BUSY answers, %" PRIu64 " resends, %" PRIu64
-         " fail-overs; %.1f orders/s",
+         " fail-overs; %" PRIu64 " SUBMIT messages, %" PRIu64 " SUBMITS messages carrying %" PRIu64
+         " orders (%" PRIu64 " refused whole); %.1f orders/s",
          st.lines, st.accepted, st.duplicates, st.rejected, st.busy, st.resent, st.failovers,
+         st.submit_msgs, st.submits_msgs, st.submits_orders, st.batches_refused,
          secs > 0 ? (double)(st.accepted + st.duplicates) / secs : 0.0);
     if (err < 0)
         hlog(cfg.log_level, HLOG_ERROR, "stopped: %s", strerror(-err));

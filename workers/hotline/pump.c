@@ -1,5 +1,5 @@
-/* pump.c - gd-hotline's submit window: orders in flight to the broker, in line order, committed as
- * a prefix. */
+/* pump.c - gd-hotline's submit window: orders in flight to the broker, alone or in SUBMITS
+ * batches per shard, in line order, committed as a prefix. */
 #include "pump.h"
 
 #include <errno.h>
@@ -16,6 +16,11 @@
 
 enum slot_state { SLOT_FREE, SLOT_SENT, SLOT_WAIT, SLOT_DONE };
 
+/* The refs of SUBMITS messages have this bit; an order's own ref (its SUBMIT's, and its item's in
+ * a SUBMITS) is its seq + 1, without it. So a REJECTED or BUSY says by its ref alone whether it
+ * is about one order or a whole SUBMITS. */
+#define SUBMITS_REF (UINT64_C(1) << 63)
+
 struct slot {
     enum slot_state state;
     uint64_t seq; /* also the request ref */
@@ -24,9 +29,11 @@ struct slot {
     bool rejected;
     char reason[GD_MAX_TEXT + 160];
     char ticket[GD_MAX_EXTERNAL_ID + 1];
-    struct gd_buf body; /* the encoded SUBMIT, kept for resends */
+    struct gd_buf body; /* the encoded SUBMIT, kept for resends (alone or as a SUBMITS item) */
     int64_t due;        /* SENT: resend at; WAIT: send at */
     int64_t sent_at;    /* SENT: first sent since its last answer or fail-over */
+    uint64_t msg;       /* SENT: the ref of the message it went in last */
+    bool alone;         /* a SUBMITS holding it was refused whole: from now on sent as SUBMIT */
 };
 
 struct pump {
@@ -37,7 +44,10 @@ struct pump {
     const struct city *city;
     struct resume *res;
     struct slot *slots;
-    uint64_t head, tail; /* seqs: [head, tail) occupy slots */
+    struct slot **groups; /* n_in lists of cfg->batch: the due orders of each shard */
+    struct gd_buf out;    /* a SUBMITS body being built */
+    uint64_t n_batches;   /* SUBMITS refs given out */
+    uint64_t head, tail;  /* seqs: [head, tail) occupy slots */
     struct resume_pos pos;
     bool pos_dirty;
     int64_t last_save;
@@ -56,21 +66,51 @@ static struct slot *slot_of(struct pump *p, uint64_t seq)
     return &p->slots[seq % p->cfg->window];
 }
 
-static int send_slot(struct pump *p, struct slot *s)
+/* Sends the `n` due orders `group` of shard `shard` in one message: one as a SUBMIT, more as a
+ * SUBMITS (the caller keeps them within cfg->batch and GD_MAX_BODY). Returns 0, also when the
+ * socket cannot take it now (they wait 100 ms), or -errno. */
+static int send_group(struct pump *p, size_t shard, struct slot *const *group, uint32_t n,
+                      int64_t now)
 {
-    int rc = intake_send_raw(p->in[s->shard], GD_T_SUBMIT, s->body.data, s->body.len);
-    if (rc == -EAGAIN) { /* no broker connection yet: try again shortly */
-        s->state = SLOT_WAIT;
-        s->due = now_ms() + 100;
+    uint64_t ref;
+    int rc;
+    if (n == 1) {
+        ref = group[0]->seq + 1;
+        rc = intake_send_raw(p->in[shard], GD_T_SUBMIT, group[0]->body.data, group[0]->body.len);
+    } else {
+        const struct gd_buf *items[GD_MAX_SUBMITS];
+        for (uint32_t i = 0; i < n; i++)
+            items[i] = &group[i]->body;
+        ref = SUBMITS_REF | ++p->n_batches;
+        gd_buf_reset(&p->out);
+        rc = gd_encode_submits(ref, n, items, &p->out);
+        if (rc < 0)
+            return rc == -GD_E_INTERNAL ? -ENOMEM : -EINVAL;
+        rc = intake_send_raw(p->in[shard], GD_T_SUBMITS, p->out.data, p->out.len);
+    }
+    if (rc == -EAGAIN || rc == -EINTR) { /* no broker connection yet: try again shortly */
+        for (uint32_t i = 0; i < n; i++) {
+            group[i]->state = SLOT_WAIT;
+            group[i]->due = now + 100;
+        }
         return 0;
     }
     if (rc < 0)
         return rc;
-    int64_t now = now_ms();
-    if (s->state != SLOT_SENT)
-        s->sent_at = now;
-    s->state = SLOT_SENT;
-    s->due = now + p->cfg->timeout_ms;
+    for (uint32_t i = 0; i < n; i++) {
+        struct slot *s = group[i];
+        if (s->state != SLOT_SENT)
+            s->sent_at = now;
+        s->state = SLOT_SENT;
+        s->msg = ref;
+        s->due = now + p->cfg->timeout_ms;
+    }
+    if (n == 1) {
+        p->st.submit_msgs++;
+    } else {
+        p->st.submits_msgs++;
+        p->st.submits_orders += n;
+    }
     return 0;
 }
 
@@ -89,6 +129,8 @@ static int take_line(struct pump *p)
     s->start = l.start;
     s->end = l.end;
     s->rejected = false;
+    s->alone = false;
+    s->msg = 0;
     s->ticket[0] = '\0';
     p->st.lines++;
     if (l.too_long) {
@@ -126,45 +168,123 @@ static int take_line(struct pump *p)
                  gd_code_message((enum gd_code) - rc));
         return 1;
     }
-    rc = send_slot(p, s);
-    return rc < 0 ? rc : 1;
+    s->state = SLOT_WAIT; /* sent by send_due(), with the other due orders of its shard */
+    s->due = 0;
+    return 1;
+}
+
+/* Settles one order of shard `shard` by the outcome `r` of its SUBMIT or of its item in a
+ * SUBMITS: accepted, refused (to the reject file), or not now (sent again later): BUSY, and
+ * `limit`, the client's own requests in flight beyond the broker's --max-pending, which
+ * PROTOCOL.md §9 says to retry once earlier answers came. */
+static void on_result(struct pump *p, size_t shard, const struct gd_submit_result *r)
+{
+    uint64_t ref = r->ref;
+    if (ref == 0 || (ref & SUBMITS_REF) || ref - 1 < p->head || ref - 1 >= p->tail)
+        return; /* late answer to something already final, or not ours */
+    struct slot *s = slot_of(p, ref - 1);
+    if ((s->state != SLOT_SENT && s->state != SLOT_WAIT) || s->shard != shard)
+        return;
+    if (r->code == GD_OK) {
+        s->state = SLOT_DONE;
+        if (r->duplicate)
+            p->st.duplicates++;
+        else
+            p->st.accepted++;
+        hlog(p->cfg->log_level, HLOG_DEBUG, "line %" PRIu64 ": incident %" PRIu64 "%s", s->line,
+             r->incident_id, r->duplicate ? " (duplicate)" : "");
+    } else if (r->code == GD_E_BUSY || r->code == GD_E_LIMIT) {
+        p->st.busy++;
+        s->state = SLOT_WAIT;
+        s->due = now_ms() + (r->retry_ms ? r->retry_ms : 100);
+    } else {
+        s->state = SLOT_DONE;
+        s->rejected = true;
+        snprintf(s->reason, sizeof(s->reason), "refused by the broker: %s%s%.*s: %.*s",
+                 gd_code_name(r->code), r->field.len ? " at " : "", (int)r->field.len,
+                 r->field.ptr ? r->field.ptr : "", (int)r->message.len,
+                 r->message.ptr ? r->message.ptr : "");
+    }
+}
+
+/* Handles a REJECTED or BUSY for a whole SUBMITS of shard `shard` (ref 0: the broker could not
+ * read a message; it may have been one of our SUBMITS). BUSY, or REJECTED `limit`: its orders wait
+ * and go again in a batch. Any other REJECTED: its orders are sent again one by one, each then
+ * answered on its own, so none is lost nor stuck in a message the broker refuses. */
+static void on_whole(struct pump *p, size_t shard, const struct gd_msg *m)
+{
+    uint64_t ref = intake_msg_ref(m);
+    bool busy = m->type == GD_T_BUSY || m->u.error.code == GD_E_LIMIT;
+    uint32_t retry_ms = m->type == GD_T_BUSY ? m->u.busy.retry_ms : 0;
+    int64_t now = now_ms();
+    uint64_t n = 0;
+    for (uint64_t q = p->head; q < p->tail; q++) {
+        struct slot *s = slot_of(p, q);
+        if ((s->state != SLOT_SENT && s->state != SLOT_WAIT) || s->shard != shard || s->alone ||
+            !(ref ? s->msg == ref : (s->msg & SUBMITS_REF) != 0))
+            continue;
+        s->state = SLOT_WAIT;
+        s->msg = 0;
+        if (busy) {
+            s->due = now + (retry_ms ? retry_ms : 100);
+        } else {
+            s->alone = true;
+            s->due = now;
+        }
+        n++;
+    }
+    if (n == 0)
+        return;
+    if (busy) {
+        p->st.busy++;
+        return;
+    }
+    p->st.batches_refused++;
+    const struct gd_error_reply *e = &m->u.error;
+    hlog(p->cfg->log_level, HLOG_WARN,
+         "the broker refused a SUBMITS of %" PRIu64 " orders as a whole (%s%s%.*s: %.*s): "
+         "sending them one by one",
+         n, gd_code_name(e->code), e->field.len ? " at " : "", (int)e->field.len,
+         e->field.ptr ? e->field.ptr : "", (int)e->message.len,
+         e->message.ptr ? e->message.ptr : "");
 }
 
 /* Handles one reply from the intake of shard `shard`. */
 static void on_reply(struct pump *p, size_t shard, const struct gd_msg *m)
 {
     uint64_t ref = intake_msg_ref(m);
-    if (ref == 0 || ref - 1 < p->head || ref - 1 >= p->tail)
-        return; /* late answer to something already final, or not ours */
-    struct slot *s = slot_of(p, ref - 1);
-    if ((s->state != SLOT_SENT && s->state != SLOT_WAIT) || s->shard != shard)
-        return;
+    struct gd_submit_result r = {.ref = ref};
     switch (m->type) {
+    case GD_T_SUBMITTED:
+        for (uint32_t i = 0; i < m->u.submitted.n_results; i++)
+            on_result(p, shard, &m->u.submitted.results[i]);
+        return;
     case GD_T_ACCEPTED:
-        s->state = SLOT_DONE;
-        if (m->u.accepted.duplicate)
-            p->st.duplicates++;
-        else
-            p->st.accepted++;
-        hlog(p->cfg->log_level, HLOG_DEBUG, "line %" PRIu64 ": incident %" PRIu64 "%s", s->line,
-             m->u.accepted.incident_id, m->u.accepted.duplicate ? " (duplicate)" : "");
+        r.code = GD_OK;
+        r.incident_id = m->u.accepted.incident_id;
+        r.duplicate = m->u.accepted.duplicate;
         break;
     case GD_T_REJECTED:
-        s->state = SLOT_DONE;
-        s->rejected = true;
-        snprintf(s->reason, sizeof(s->reason), "refused by the broker: %s%s%.*s: %.*s",
-                 gd_code_name(m->u.error.code), m->u.error.field.len ? " at " : "",
-                 (int)m->u.error.field.len, m->u.error.field.ptr ? m->u.error.field.ptr : "",
-                 (int)m->u.error.message.len, m->u.error.message.ptr ? m->u.error.message.ptr : "");
+        if (ref == 0 || (ref & SUBMITS_REF)) {
+            on_whole(p, shard, m);
+            return;
+        }
+        r.code = m->u.error.code;
+        r.field = m->u.error.field;
+        r.message = m->u.error.message;
         break;
     case GD_T_BUSY:
-        p->st.busy++;
-        s->state = SLOT_WAIT;
-        s->due = now_ms() + (m->u.busy.retry_ms ? m->u.busy.retry_ms : 100);
+        if (ref & SUBMITS_REF) {
+            on_whole(p, shard, m);
+            return;
+        }
+        r.code = GD_E_BUSY;
+        r.retry_ms = m->u.busy.retry_ms;
         break;
     default:
-        break;
+        return;
     }
+    on_result(p, shard, &r);
 }
 
 /* Pops the final slots at the head, writing rejects in line order. */
@@ -202,25 +322,56 @@ static int save(struct pump *p)
     return 0;
 }
 
-/* Resends what timed out and what waited out a BUSY; returns the time of
- * the next such event (or INT64_MAX). */
-static int64_t resend_due(struct pump *p, int64_t now)
+/* Sends every order that is due: new ones, those that timed out and those that waited out a BUSY,
+ * in line order, gathered per shard into messages of up to cfg->batch orders that fit
+ * GD_MAX_BODY (an order that fits no SUBMITS, or one refused in a SUBMITS before, goes alone).
+ * Returns 0 with *ret_next the time of the next such event (or INT64_MAX), or -errno. */
+static int send_due(struct pump *p, int64_t now, int64_t *ret_next)
 {
-    int64_t next = INT64_MAX;
+    const size_t room = GD_MAX_BODY - GD_SUBMITS_OVERHEAD;
+    const uint32_t batch = p->cfg->batch;
+    uint32_t n[CITY_MAX_SHARDS] = {0};
+    size_t bytes[CITY_MAX_SHARDS] = {0};
+    int rc;
     for (uint64_t q = p->head; q < p->tail; q++) {
         struct slot *s = slot_of(p, q);
-        if (s->state != SLOT_SENT && s->state != SLOT_WAIT)
+        if ((s->state != SLOT_SENT && s->state != SLOT_WAIT) || s->due > now)
             continue;
-        if (s->due <= now) {
-            if (s->state == SLOT_SENT)
-                p->st.resent++;
-            if (send_slot(p, s) < 0)
-                s->due = now + 100;
+        if (s->state == SLOT_SENT)
+            p->st.resent++;
+        size_t i = s->shard;
+        if (batch == 1 || s->alone || s->body.len > room) {
+            if ((rc = send_group(p, i, &s, 1, now)) < 0)
+                return rc;
+            continue;
         }
-        if (s->due < next)
+        struct slot **g = p->groups + i * batch;
+        if (n[i] && bytes[i] + s->body.len > room) {
+            if ((rc = send_group(p, i, g, n[i], now)) < 0)
+                return rc;
+            n[i] = 0;
+            bytes[i] = 0;
+        }
+        g[n[i]++] = s;
+        bytes[i] += s->body.len;
+        if (n[i] == batch) {
+            if ((rc = send_group(p, i, g, n[i], now)) < 0)
+                return rc;
+            n[i] = 0;
+            bytes[i] = 0;
+        }
+    }
+    for (size_t i = 0; i < p->n_in; i++)
+        if (n[i] && (rc = send_group(p, i, p->groups + i * batch, n[i], now)) < 0)
+            return rc;
+    int64_t next = INT64_MAX;
+    for (uint64_t q = p->head; q < p->tail; q++) {
+        const struct slot *s = slot_of(p, q);
+        if ((s->state == SLOT_SENT || s->state == SLOT_WAIT) && s->due < next)
             next = s->due;
     }
-    return next;
+    *ret_next = next;
+    return 0;
 }
 
 /* Moves an intake whose broker went silent while orders wait on it to the
@@ -277,15 +428,26 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *co
         (city && (city_n_shards(city) != n_in || city_default_shard(city) < 0)))
         return -EINVAL;
     struct pump p = {.cfg = cfg, .feed = feed, .in = in, .n_in = n_in, .city = city, .res = res};
+    if (cfg->batch < 1 || cfg->batch > GD_MAX_SUBMITS)
+        return -EINVAL;
     p.slots = calloc(cfg->window, sizeof(*p.slots));
-    if (!p.slots)
+    p.groups = calloc(n_in * cfg->batch, sizeof(*p.groups));
+    if (!p.slots || !p.groups) {
+        free(p.slots);
+        free(p.groups);
         return -ENOMEM;
+    }
     p.last_save = now_ms();
     int rc = 0;
     bool stopping = false, draining_for_rotation = false;
     int64_t stop_by = 0;
     for (;;) {
         svcnotify_watchdog(notify);
+        /* free the slots answered since the last turn before refilling: filling first left them
+         * taken until the next wake-up, up to poll_ms later */
+        rc = commit_head(&p);
+        if (rc < 0)
+            goto done;
         /* fill the window */
         while (!stopping && !draining_for_rotation && p.tail - p.head < cfg->window) {
             rc = take_line(&p);
@@ -328,7 +490,10 @@ int pump_run(const struct pump_config *cfg, struct feed *feed, struct intake *co
             }
         }
         bool watching = cfg->failover_ms > 0 && check_failover(&p, now);
-        int64_t next = resend_due(&p, now);
+        int64_t next;
+        rc = send_due(&p, now, &next);
+        if (rc < 0)
+            goto done;
         int timeout = next == INT64_MAX ? -1 : (int)(next - now < 0 ? 0 : next - now);
         /* notice a silent broker within a tenth of failover_ms */
         int watch_ms = (int)(cfg->failover_ms / 10 ? cfg->failover_ms / 10 : 1);
@@ -404,6 +569,8 @@ done:
     for (unsigned i = 0; i < cfg->window; i++)
         gd_buf_fini(&p.slots[i].body);
     free(p.slots);
+    free(p.groups);
+    gd_buf_fini(&p.out);
     *ret_stats = p.st;
     return rc;
 }

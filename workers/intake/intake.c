@@ -277,6 +277,8 @@ uint64_t intake_msg_ref(const struct gd_msg *m)
         return m->u.dispatch.ref;
     case GD_T_APPROVE:
         return m->u.approve.ref;
+    case GD_T_SUBMITS:
+        return m->u.submits.ref;
     case GD_T_ACCEPTED:
         return m->u.accepted.ref;
     case GD_T_REJECTED:
@@ -289,6 +291,8 @@ uint64_t intake_msg_ref(const struct gd_msg *m)
         return m->u.gauges.ref;
     case GD_T_DONE:
         return m->u.done.ref;
+    case GD_T_SUBMITTED:
+        return m->u.submitted.ref;
     default:
         return 0;
     }
@@ -314,6 +318,9 @@ void intake_msg_set_ref(struct gd_msg *m, uint64_t ref)
         break;
     case GD_T_APPROVE:
         m->u.approve.ref = ref;
+        break;
+    case GD_T_SUBMITS:
+        m->u.submits.ref = ref;
         break;
     default:
         break;

@@ -100,7 +100,7 @@ uint64_t intake_next_ref(struct intake *c);
 /* The ref of a request or reply message; 0 for types without one. */
 uint64_t intake_msg_ref(const struct gd_msg *m);
 
-/* Sets the ref of a request message (SUBMIT ... APPROVE); others unchanged. */
+/* Sets the ref of a request message (SUBMIT ... SUBMITS); others unchanged. */
 void intake_msg_set_ref(struct gd_msg *m, uint64_t ref);
 
 /* Encodes `m` and sends it without blocking. Returns 0; -EAGAIN when the
