@@ -97,7 +97,7 @@ else
         rm -f build/asan/meson-logs/asan-broker.json
         ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
             tests/pg/with-pg.sh meson test -C build/asan --logbase asan-broker \
-            --print-errorlogs --num-processes 1 \
+            --print-errorlogs --num-processes 2 \
             test_intake test_lifecycle test_routing test_workers test_escalation test_recovery
         rc=$?
         logs+=("build/asan/meson-logs/asan-broker.json:$rc")
