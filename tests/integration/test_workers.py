@@ -202,7 +202,9 @@ def test_unsigned_delivery_goes_back_to_its_queue_when_the_broker_restarts(broke
     again = broker.worker(queues=[GRID], credit=1)
     d = again.deliver()
     assert d["incident"]["id"] == iid
-    ev = pg.events(iid)
+    # the new delivery goes out before the requeue and it are committed
+    ev = wait_until(lambda: (lambda ev: ev if len(ev) >= 3 else None)(pg.events(iid)),
+                    what="the requeue in the event log", hub=broker.hub)
     assert [e["kind"] for e in ev][:3] == ["receive", "deliver", "requeue"]
     assert ev[2]["to_state"] == "QUEUED"
 
