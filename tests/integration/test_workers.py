@@ -203,8 +203,9 @@ def test_unsigned_delivery_goes_back_to_its_queue_when_the_broker_restarts(broke
     d = again.deliver()
     assert d["incident"]["id"] == iid
     # the new delivery goes out before the requeue and it are committed
-    ev = wait_until(lambda: (lambda ev: ev if len(ev) >= 3 else None)(pg.events(iid)),
-                    what="the requeue in the event log", hub=broker.hub)
+    wait_until(lambda: len(pg.events(iid)) >= 3, what="the requeue in the event log",
+               hub=broker.hub)
+    ev = pg.events(iid)
     assert [e["kind"] for e in ev][:3] == ["receive", "deliver", "requeue"]
     assert ev[2]["to_state"] == "QUEUED"
 
